@@ -1,0 +1,357 @@
+"""`python -m bot <command>`: argument parsing and the commands behind it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TextIO
+
+from bot import logs
+from bot.config import Settings, load_settings
+from bot.console import Console, PrintNotifier, read_source
+from bot.core.models import Actor, Job, JobStatus
+from bot.core.replies import Detail, Listing, Problem
+from bot.errors import ConfigError, InfraError, TemporarilyUnavailable, UsageError, UserError
+from bot.textview import job_detail, job_json, render
+from bot.wiring import Runtime, local_identity, local_route
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TIMEOUT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+STATUS_EXIT = {
+    JobStatus.DONE: EXIT_OK,
+    JobStatus.ERROR: EXIT_ERROR,
+    JobStatus.CANCELLED: EXIT_ERROR,
+    JobStatus.TIMEOUT: EXIT_TIMEOUT,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="jobbot: run Python files with a JSON input as jobs.",
+        epilog="With no command: the Slack app when Slack is configured, else the console.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--user", help="act as this local user (default: your OS user)")
+        return p
+
+    p = add("run", "submit a .py file, wait for it and print the outcome")
+    p.add_argument("file", help="the .py file to run")
+    p.add_argument("--input", default="{}", help="JSON object input, e.g. '{\"a\": 5}'")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run jobs in this process; wait for a separate worker",
+    )
+    p = add("status", "show one job")
+    p.add_argument("job_id")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p = add("mine", "your latest jobs")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p = add("list", "everyone's jobs, newest first, 20 per page")
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p = add("cancel", "cancel a waiting job")
+    p.add_argument("job_id")
+    p = add("rerun", "run a job's code and input again as a new job, and wait for it")
+    p.add_argument("job_id")
+    p.add_argument("--json", action="store_true")
+    add("console", "interactive shell speaking the Slack app's /job commands")
+    add("migrate", "create or update the database schema (idempotent)")
+    add("worker", "run jobs (and deliver notifications) until SIGTERM")
+    add("serve", "run the Slack app and the workers until SIGTERM")
+    add("doctor", "check the database, the executor, the isolation and Slack")
+    p = sub.add_parser("lambda", help="AWS Lambda runner: deploy | policy")
+    p.add_argument("action", choices=["deploy", "policy"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
+    """Run one command; returns the process exit code."""
+    out = stdout or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"jobbot: {exc.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    command = args.command or ("serve" if settings.slack_enabled else "console")
+    interactive = command in {"console", "run", "status", "mine", "list", "cancel", "rerun"}
+    logs.configure(
+        "WARNING" if interactive else settings.log_level,
+        "text" if interactive else settings.log_format,
+        settings.secrets(),
+    )
+    try:
+        return COMMANDS[command](settings, args, out)
+    except TemporarilyUnavailable as exc:
+        print(f"jobbot: {exc.message}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except UserError as exc:
+        print(render(Problem(exc.message)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except InfraError as exc:
+        print(f"jobbot: {exc.message}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+def _actor(runtime: Runtime, args: argparse.Namespace) -> Actor:
+    return runtime.service.actor(local_identity(getattr(args, "user", None)))
+
+
+def _runtime(settings: Settings, migrate: bool = True) -> Runtime:
+    runtime = Runtime(settings)
+    if migrate:
+        runtime.migrate()
+    return runtime
+
+
+def _wait_for(
+    runtime: Runtime,
+    submit: Callable[[Actor, str], tuple[Job, bool]],
+    args: argparse.Namespace,
+    out: TextIO,
+) -> int:
+    """Submit through `submit`, run workers here (unless --no-worker) and print the outcome."""
+    done = threading.Event()
+    finished: list[Job] = []
+    route = local_route()
+
+    def on_finished(job: Job) -> None:
+        finished.append(job)
+        done.set()
+
+    runtime.start_dispatcher({route: PrintNotifier(lambda line: None, on_finished)})
+    if not args.no_worker:
+        runtime.start_workers()
+    try:
+        job, _ = submit(_actor(runtime, args), route)
+        if not args.json:
+            print(f"Job #{job.id} queued: {job.file_name}", file=sys.stderr, flush=True)
+        done.wait()
+    except KeyboardInterrupt:
+        print("interrupted; the job stays queued", file=sys.stderr)
+        return 130
+    finally:
+        runtime.stop()
+    final = runtime.service.get(finished[0].id) or finished[0]
+    print(job_json(final) if args.json else job_detail(final, full=True), file=out)
+    return STATUS_EXIT.get(final.status, EXIT_ERROR)
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Submit a file and wait."""
+    name, data = read_source(args.file)
+    runtime = _runtime(settings)
+    args.no_worker = getattr(args, "no_worker", False)
+    return _wait_for(
+        runtime,
+        lambda actor, route: runtime.service.submit(
+            actor, name, data, args.input, origin={"kind": "cli"}, route=route
+        ),
+        args,
+        out,
+    )
+
+
+def cmd_rerun(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Re-run a job and wait."""
+    from bot.core.commands import parse_job_id
+
+    job_id = parse_job_id(args.job_id, "rerun")
+    runtime = _runtime(settings)
+    args.no_worker = False
+    return _wait_for(
+        runtime,
+        lambda actor, route: runtime.service.rerun(
+            actor, job_id, origin={"kind": "cli"}, route=route
+        ),
+        args,
+        out,
+    )
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Show one job."""
+    from bot.core.commands import parse_job_id
+
+    job_id = parse_job_id(args.job_id, "status")
+    runtime = _runtime(settings)
+    view = runtime.service.view(_actor(runtime, args), job_id)
+    if args.json:
+        text = (
+            job_json(view.job)
+            if view.full
+            else json.dumps(
+                {"id": view.job.id, "status": view.job.status.value, "owner_id": view.job.owner_id}
+            )
+        )
+        print(text, file=out)
+    else:
+        print(render(Detail(view.job, view.full)), file=out)
+    return EXIT_OK
+
+
+def _listing(jobs: list[Job], listing: Listing, as_json: bool, out: TextIO) -> int:
+    if as_json:
+        rows = [
+            json.loads(job_json(j))
+            if listing.shows_output(j)
+            else {
+                "id": j.id,
+                "status": j.status.value,
+                "owner_id": j.owner_id,
+                "file_name": j.file_name,
+            }
+            for j in jobs
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
+    else:
+        print(render(listing), file=out)
+    return EXIT_OK
+
+
+def cmd_mine(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """List your jobs."""
+    if not 1 <= args.limit <= 1000:
+        raise UsageError("--limit must be from 1 to 1000")
+    runtime = _runtime(settings)
+    actor = _actor(runtime, args)
+    jobs = runtime.service.mine(actor, args.limit)
+    listing = Listing("Your jobs", tuple(jobs), actor, "You have no jobs yet.")
+    return _listing(jobs, listing, args.json, out)
+
+
+def cmd_list(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """List everyone's jobs."""
+    if args.page < 1:
+        raise UsageError("--page must be 1 or more")
+    runtime = _runtime(settings)
+    actor = _actor(runtime, args)
+    jobs = runtime.service.list_page(args.page)
+    more = f"Older jobs: python -m bot list --page {args.page + 1}" if len(jobs) == 20 else ""
+    listing = Listing(f"All jobs, page {args.page}", tuple(jobs), actor, "No jobs.", more)
+    return _listing(jobs, listing, args.json, out)
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Cancel a waiting job."""
+    from bot.core.commands import parse_job_id
+
+    job_id = parse_job_id(args.job_id, "cancel")
+    runtime = _runtime(settings)
+    job = runtime.service.cancel(_actor(runtime, args), job_id)
+    print(f"Job #{job.id} cancelled.", file=out)
+    return EXIT_OK
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Apply the schema."""
+    runtime = _runtime(settings)
+    print(
+        f"schema version {runtime.store.schema_version()} at {settings.redacted_database_url()}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    stop.wait()
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Run workers until SIGTERM."""
+    from bot.server import notifiers_for
+
+    runtime = _runtime(settings)
+    runtime.start_dispatcher(notifiers_for(settings, runtime))
+    runtime.start_workers()
+    wait_for_signal()
+    return EXIT_OK if runtime.stop() else EXIT_ERROR
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Run the Slack app and workers."""
+    from bot.server import serve
+
+    return serve(settings)
+
+
+def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """The interactive console."""
+    runtime = _runtime(settings)
+    route = local_route()
+
+    def write(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    runtime.start_dispatcher({route: PrintNotifier(write)})
+    runtime.start_workers()
+    actor = _actor(runtime, args)
+    console = Console(runtime.console_handler(), actor, route)
+    write(
+        f"jobbot console: {settings.redacted_database_url()}, executor {settings.executor}, "
+        f"you are {actor.user.identity.external_id} (user #{actor.user.id})."
+    )
+    write("Type /job help for commands, exit to quit.")
+    try:
+        import readline  # noqa: F401 - line editing and history for input()
+    except ImportError:  # pragma: no cover - not on every platform
+        pass
+    try:
+        console.loop(input, write)
+    finally:
+        runtime.stop()
+    return EXIT_OK
+
+
+def cmd_doctor(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Check everything an operator must know, as a table."""
+    from bot.doctor import run_checks
+
+    rows = run_checks(settings)
+    width = max(len(r[0]) for r in rows)
+    for name, detail, ok in rows:
+        print(f"{'ok  ' if ok else 'FAIL'}  {name.ljust(width)}  {detail}", file=out)
+    return EXIT_OK if all(ok for _, _, ok in rows) else EXIT_ERROR
+
+
+def cmd_lambda(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Deploy the runner function or print its policies."""
+    from bot.executors.lambda_deploy import run_lambda_command
+
+    return run_lambda_command(settings, args.action, out)
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace, TextIO], int]] = {
+    "run": cmd_run,
+    "rerun": cmd_rerun,
+    "status": cmd_status,
+    "mine": cmd_mine,
+    "list": cmd_list,
+    "cancel": cmd_cancel,
+    "migrate": cmd_migrate,
+    "worker": cmd_worker,
+    "serve": cmd_serve,
+    "console": cmd_console,
+    "doctor": cmd_doctor,
+    "lambda": cmd_lambda,
+}

@@ -1,0 +1,153 @@
+"""`/job ...` text -> Command objects, shared by the Slack app and the console."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.errors import UsageError
+
+MAX_LISTED = 50
+DEFAULT_LISTED = 10
+
+USAGE = """\
+/job run [JSON]        run your latest .py upload here (or pick a file) with a JSON input
+/job status ID         show one job
+/job mine [N]          your last N jobs (default 10)
+/job list [PAGE]       everyone's latest jobs, 20 per page
+/job cancel ID         cancel a job that has not started
+/job rerun ID          run a job's code and input again as a new job
+/job help              this help
+Example: /job run {"a": 5, "b": 3}"""
+
+CONSOLE_USAGE = USAGE.replace(
+    "/job run [JSON]        run your latest .py upload here (or pick a file) with a JSON input",
+    "/job run FILE [JSON]   run a .py file with a JSON input (default {})",
+).replace(
+    'Example: /job run {"a": 5, "b": 3}', 'Example: /job run examples/soma.py {"a": 5, "b": 3}'
+)
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """Run a file; `path` is set when the text names one (console), `input_text` is raw JSON."""
+
+    path: str | None
+    input_text: str
+
+
+@dataclass(frozen=True)
+class StatusCommand:
+    """Show one job."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class MineCommand:
+    """List the caller's latest jobs."""
+
+    limit: int = DEFAULT_LISTED
+
+
+@dataclass(frozen=True)
+class ListCommand:
+    """List everyone's latest jobs, one page at a time."""
+
+    page: int = 1
+
+
+@dataclass(frozen=True)
+class CancelCommand:
+    """Cancel a waiting job."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class RerunCommand:
+    """Run a job's code and input again as a new job."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    """Show usage; `unknown` is the subcommand that was not understood, if any."""
+
+    unknown: str | None = None
+
+
+Command = (
+    RunCommand
+    | StatusCommand
+    | MineCommand
+    | ListCommand
+    | CancelCommand
+    | RerunCommand
+    | HelpCommand
+)
+
+_ID = re.compile(r"^#?(\d{1,18})$")
+
+
+def parse_job_id(text: str, verb: str) -> int:
+    """'12' or '#12' -> 12; anything else is a UsageError that shows the right form."""
+    token = text.strip()
+    match = _ID.match(token)
+    if not token:
+        raise UsageError(f"Which job? Give its number, like `/job {verb} 12`.")
+    if not match or int(match.group(1)) == 0 or len(token.split()) != 1:
+        raise UsageError(
+            f"`{token[:40]}` is not a job id. Job ids are positive whole numbers, "
+            f"like `/job {verb} 12`."
+        )
+    return int(match.group(1))
+
+
+def _count(text: str, verb: str, default: int, high: int) -> int:
+    token = text.strip()
+    if not token:
+        return default
+    if not token.isdigit() or not 1 <= int(token) <= high:
+        raise UsageError(f"`{token[:40]}` is not a number from 1 to {high}, like `/job {verb} 5`.")
+    return int(token)
+
+
+def _split_run(rest: str) -> RunCommand:
+    rest = rest.strip()
+    if not rest or rest[0] in "{[`\"'“":
+        return RunCommand(path=None, input_text=rest)
+    head, _, tail = rest.partition(" ")
+    if head.lower().endswith(".py") or "/" in head or "\\" in head:
+        return RunCommand(path=head, input_text=tail.strip())
+    return RunCommand(path=None, input_text=rest)
+
+
+def parse_command(text: str) -> Command:
+    """Parse the text after `/job` (a leading `/job` is accepted too)."""
+    body = text.strip()
+    if body.lower().startswith("/job"):
+        body = body[4:].strip()
+    if not body:
+        return HelpCommand()
+    verb, _, rest = body.partition(" ")
+    if "\n" in verb:
+        verb, _, more = verb.partition("\n")
+        rest = more + " " + rest
+    verb = verb.lower()
+    if verb == "run":
+        return _split_run(rest)
+    if verb == "status":
+        return StatusCommand(parse_job_id(rest, "status"))
+    if verb == "mine":
+        return MineCommand(_count(rest, "mine", DEFAULT_LISTED, MAX_LISTED))
+    if verb == "list":
+        return ListCommand(_count(rest, "list", 1, 100000))
+    if verb == "cancel":
+        return CancelCommand(parse_job_id(rest, "cancel"))
+    if verb == "rerun":
+        return RerunCommand(parse_job_id(rest, "rerun"))
+    if verb in {"help", "-h", "--help", "?"}:
+        return HelpCommand()
+    return HelpCommand(unknown=verb[:40])

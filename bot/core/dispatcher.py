@@ -1,0 +1,156 @@
+"""Delivers the outbox: leases due notifications and hands each to its route's Notifier,
+retrying transient failures with back-off, so every notification arrives once."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Mapping
+
+from bot.core.metrics import Metrics
+from bot.core.models import Notification
+from bot.core.ports import JobStore, Notifier
+from bot.errors import NotifyError, NotifyRetryable, StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 500  # about four hours at the 30 s cap
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> float:
+    """Back-off for the next attempt, honouring a Retry-After."""
+    if retry_after is not None:
+        return retry_after + random.uniform(0, 0.5)  # noqa: S311 - jitter
+    base: float = min(30.0, 0.5 * 2 ** max(0, attempts - 1))
+    return base * random.uniform(0.75, 1.25)  # noqa: S311
+
+
+class Dispatcher:
+    """Background threads that deliver notifications for the routes this process serves."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        notifiers: Mapping[str, Notifier],
+        *,
+        metrics: Metrics | None = None,
+        threads: int = 2,
+        batch: int = 10,
+        lease_s: float = 60.0,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.notifiers = dict(notifiers)
+        self.metrics = metrics or Metrics()
+        self.threads = threads
+        self.batch = batch
+        self.lease_s = lease_s
+        self.poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._workers: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start delivering."""
+        for i in range(self.threads):
+            thread = threading.Thread(target=self._loop, name=f"notify-{i}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
+
+    def wake(self) -> None:
+        """Something was just written to the outbox."""
+        self._wake.set()
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop after the current deliveries."""
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._workers:
+            thread.join(timeout=grace_s)
+
+    def run_once(self) -> int:
+        """Deliver one batch of due notifications; returns how many were handled."""
+        try:
+            batch = self.store.claim_notifications(list(self.notifiers), self.batch, self.lease_s)
+        except StoreError as exc:
+            log.warning("outbox claim failed: %s", exc)
+            return 0
+        for notification in batch:
+            self._deliver(notification)
+        return len(batch)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            if self.run_once() == self.batch:
+                continue
+            self._wake.wait(self.poll_interval * random.uniform(0.8, 1.2))  # noqa: S311
+        # A last pass so completions of a graceful stop still go out.
+        self.run_once()
+
+    def _deliver(self, notification: Notification) -> None:
+        extra = {
+            "job_id": notification.job_id,
+            "event": notification.event.value,
+            "attempt": notification.attempts,
+        }
+        notifier = self.notifiers[notification.route]
+        try:
+            job = self.store.get(notification.job_id)
+            if job is None:
+                self.store.fail_notification(notification, "the job no longer exists")
+                return
+            update = notifier.deliver(notification.event, job)
+            if not self.store.complete_notification(notification, update):
+                log.warning("notification lease lost after delivery", extra=extra)
+            self.metrics.inc(
+                "jobbot_notifications_total",
+                "Notifications delivered.",
+                event=notification.event.value,
+            )
+        except NotifyRetryable as exc:
+            self._retry(notification, exc.retry_after, exc.message, extra)
+        except NotifyError as exc:
+            self.metrics.inc(
+                "jobbot_notify_errors_total", "Notification failures by kind.", kind="failed"
+            )
+            log.error("notification given up: %s", exc.message, extra=extra)
+            self._settle_failure(notification, exc.message)
+        except StoreError as exc:
+            # The lease will expire and another pass delivers it; a duplicate is possible only
+            # if the delivery went out and the database failed before it was marked sent.
+            log.warning("outbox update failed: %s", exc, extra=extra)
+        except Exception as exc:
+            log.exception("notifier raised unexpectedly", extra=extra)
+            self._retry(notification, None, f"internal error ({type(exc).__name__})", extra)
+
+    def _retry(
+        self,
+        notification: Notification,
+        retry_after: float | None,
+        message: str,
+        extra: dict[str, object],
+    ) -> None:
+        self.metrics.inc(
+            "jobbot_notify_errors_total", "Notification failures by kind.", kind="retryable"
+        )
+        if notification.attempts >= MAX_ATTEMPTS:
+            self._settle_failure(
+                notification, f"gave up after {notification.attempts} attempts: {message}"
+            )
+            return
+        delay = retry_delay(notification.attempts, retry_after)
+        log.warning(
+            "notification will be retried: %s", message, extra={**extra, "delay_s": round(delay, 2)}
+        )
+        try:
+            self.store.retry_notification(notification, delay, message)
+        except StoreError as exc:
+            log.warning("outbox update failed: %s", exc, extra=extra)
+
+    def _settle_failure(self, notification: Notification, message: str) -> None:
+        try:
+            self.store.fail_notification(notification, message)
+        except StoreError as exc:
+            log.warning("outbox update failed: %s", exc)

@@ -1,0 +1,225 @@
+"""Value objects of the job engine: jobs, users, run requests and results, notifications."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life; the first four are the original orchestrator's."""
+
+    WAITING = "waiting"  # stored, waiting for a worker
+    RUNNING = "running"  # claimed by a worker (and possibly executing)
+    DONE = "done"  # the code ran to the end; result recorded
+    ERROR = "error"  # the code raised, crashed, ran out of memory, or the run was interrupted
+    TIMEOUT = "timeout"  # killed at the wall-clock limit
+    CANCELLED = "cancelled"  # cancelled while waiting; never ran
+
+    @property
+    def is_final(self) -> bool:
+        """True once the job can no longer change."""
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {JobStatus.DONE, JobStatus.ERROR, JobStatus.TIMEOUT, JobStatus.CANCELLED}
+)
+
+
+class Outcome(StrEnum):
+    """How one run of user code ended, as reported by an executor."""
+
+    OK = "ok"  # ran to the end
+    ERROR = "error"  # uncaught exception, syntax error or unusable result
+    TIMEOUT = "timeout"  # killed at the wall-clock limit
+    MEMORY = "memory"  # ran out of memory
+    CRASHED = "crashed"  # died by a signal or exited without a result
+
+    @property
+    def job_status(self) -> JobStatus:
+        """The final job status this outcome gives."""
+        if self is Outcome.OK:
+            return JobStatus.DONE
+        if self is Outcome.TIMEOUT:
+            return JobStatus.TIMEOUT
+        return JobStatus.ERROR
+
+
+class ResultKind(StrEnum):
+    """Where a job's result came from."""
+
+    RETURN = "return"  # main(**input) returned a non-None value (JSON-encoded)
+    STDOUT = "stdout"  # the captured stdout, trailing whitespace stripped (a JSON string)
+
+
+class NotificationEvent(StrEnum):
+    """Moments of a job's life that its origin is told about, in this order."""
+
+    QUEUED = "queued"  # the job was accepted
+    STARTED = "started"  # a worker started running it
+    FINISHED = "finished"  # it reached a final status
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who someone is outside jobbot: ('slack', team, user) or ('local', host, os user)."""
+
+    provider: str
+    team: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class User:
+    """A person known to jobbot, with the integer id people and jobs refer to."""
+
+    id: int
+    identity: Identity
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The user making a request, and whether they are an admin."""
+
+    user: User
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated submission, ready to be stored as a waiting job."""
+
+    owner_id: int
+    file_name: str
+    code: str
+    code_sha256: str
+    input_json: str
+    origin: Mapping[str, Any] = field(default_factory=dict)
+    notify_route: str | None = None
+    idempotency_key: str | None = None
+    rerun_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A stored job; `owner` is the owner's identity, joined for display."""
+
+    id: int
+    owner_id: int
+    owner: Identity
+    status: JobStatus
+    file_name: str
+    code: str
+    code_sha256: str
+    input_json: str
+    created_at: datetime
+    attempts: int = 0
+    result_json: str | None = None
+    result_kind: ResultKind | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    duration_ms: int | None = None
+    executor: str | None = None
+    claim_token: str | None = None
+    lease_expires_at: datetime | None = None
+    invoked_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    origin: Mapping[str, Any] = field(default_factory=dict)
+    notify_route: str | None = None
+    idempotency_key: str | None = None
+    rerun_of: int | None = None
+    is_summary: bool = False  # a listing row: code and output left out, texts cut short
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """The input as a dict."""
+        value = json.loads(self.input_json)
+        if not isinstance(value, dict):
+            raise ValueError(f"job {self.id} has a non-object input")
+        return value
+
+    @property
+    def result(self) -> Any:
+        """The decoded result, or None."""
+        return None if self.result_json is None else json.loads(self.result_json)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a worker has claimed, with the fencing token its later writes must carry."""
+
+    job: Job
+    token: str
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What an executor needs to run one job."""
+
+    job_id: int
+    file_name: str
+    code: str
+    input_json: str
+    timeout_s: float
+    memory_mb: int
+    max_output_bytes: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended. User code failing is data here, not an exception."""
+
+    outcome: Outcome
+    duration_ms: int
+    result_json: str | None = None
+    result_kind: ResultKind | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    executor: str = ""
+
+    @property
+    def status(self) -> JobStatus:
+        """The final job status of this run."""
+        return self.outcome.job_status
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One pending outbox entry: tell `route` that `job_id` reached `event`."""
+
+    id: int
+    job_id: int
+    event: NotificationEvent
+    route: str
+    attempts: int
+    token: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file a user shared in a conversation, remembered for `/job run`."""
+
+    user_id: int
+    channel: str
+    file_id: str
+    file_name: str
+    size: int
+    meta: Mapping[str, Any]
+    created_at: datetime

@@ -1,0 +1,164 @@
+"""The small interfaces the core talks through: JobStore, Executor, Notifier, Clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.core.models import (
+    Claim,
+    Identity,
+    Job,
+    JobStatus,
+    NewJob,
+    Notification,
+    NotificationEvent,
+    RunRequest,
+    RunResult,
+    Upload,
+    User,
+)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What one lease-expiry sweep did."""
+
+    requeued: tuple[int, ...] = ()  # never invoked: back to waiting
+    interrupted: tuple[int, ...] = ()  # invoked, outcome unknown: now `error`, not re-run
+
+
+class JobStore(Protocol):
+    """Durable jobs, users, the notification outbox and small adapter memories.
+
+    Every method is one short transaction. Writes after a claim are fenced by the claim
+    token: they return False/None when this process no longer owns the job. Transient
+    database failures raise StoreUnavailable; others StoreError.
+    """
+
+    def migrate(self) -> None:
+        """Create or update the schema; idempotent."""
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    def schema_version(self) -> int | None:
+        """The applied schema version, or None before the first migration."""
+
+    def ensure_user(self, identity: Identity, display_name: str | None = None) -> User:
+        """The user for an identity, created race-free on first contact."""
+
+    def get_user(self, user_id: int) -> User | None:
+        """A user by id."""
+
+    def submit(self, new: NewJob) -> tuple[Job, bool]:
+        """Store a waiting job (and its `queued` notification); (job, created).
+
+        With an idempotency key that already exists, returns the existing job and False.
+        """
+
+    def get(self, job_id: int) -> Job | None:
+        """A job by id."""
+
+    def list_by_owner(self, owner_id: int, limit: int, before_id: int | None = None) -> list[Job]:
+        """A user's jobs, newest first, with ids below `before_id` when given."""
+
+    def list_all(self, limit: int, before_id: int | None = None) -> list[Job]:
+        """Everyone's jobs, newest first, with ids below `before_id` when given."""
+
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel a waiting job (writing its `finished` notification); None if not waiting."""
+
+    def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
+        """Claim up to `slots` due waiting jobs, oldest first, at most `max_per_user` running
+        per owner; each gets status running, a fresh token and a lease."""
+
+    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
+        """Record that the run is about to start (and write `started`); False if not owned."""
+
+    def extend_lease(self, job_id: int, token: str, lease_s: float) -> bool:
+        """Push the lease out; False if not owned."""
+
+    def release(self, job_id: int, token: str, delay_s: float) -> bool:
+        """Put a claimed job that did not run back to waiting, due after `delay_s`."""
+
+    def finish(self, job_id: int, token: str, result: RunResult) -> Job | None:
+        """Record the final result (and write `finished`) exactly once; None if not owned."""
+
+    def recover_expired(self, limit: int = 100) -> Recovery:
+        """Settle running jobs whose lease expired: requeue the never-invoked, and mark the
+        invoked ones `error` ("interrupted") with their `finished` notification."""
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status."""
+
+    def claim_notifications(
+        self, routes: Sequence[str], limit: int, lease_s: float
+    ) -> list[Notification]:
+        """Lease due notifications for these routes; never one whose job has an earlier
+        undelivered notification."""
+
+    def complete_notification(
+        self, notification: Notification, origin_update: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Mark delivered and merge `origin_update` into the job's origin; False if not owned."""
+
+    def retry_notification(self, notification: Notification, delay_s: float, error: str) -> bool:
+        """Give a lease back, to be tried again after `delay_s`."""
+
+    def fail_notification(self, notification: Notification, error: str) -> bool:
+        """Give up on a notification for good."""
+
+    def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
+        """(event, state) of a job's notifications, oldest first."""
+
+    def first_time(self, key: str) -> bool:
+        """Record a dedupe key; True only for the first caller ever."""
+
+    def remember_upload(self, upload: Upload) -> None:
+        """Remember a file a user shared in a conversation."""
+
+    def latest_upload(self, user_id: int, channel: str, since: datetime) -> Upload | None:
+        """The user's newest upload in that conversation at or after `since`."""
+
+
+class Executor(Protocol):
+    """Runs one job's code somewhere contained and reports how it ended.
+
+    User code failing is a RunResult with an explicit outcome. `run` raises only when the
+    infrastructure fails: ExecutorUnavailable (nothing ran; safe to try again), Throttled
+    (likewise, after `retry_after`), or ExecutorError (it may have run).
+    """
+
+    name: str
+
+    def run(self, request: RunRequest) -> RunResult:
+        """Run the request to completion within its time limit."""
+
+    def describe(self) -> list[tuple[str, str, bool]]:
+        """Facts for `doctor`: (check, detail, ok)."""
+
+    def close(self) -> None:
+        """Release processes and connections."""
+
+
+class Notifier(Protocol):
+    """Delivers a job's notifications to where it came from (a chat, a terminal)."""
+
+    def deliver(self, event: NotificationEvent, job: Job) -> Mapping[str, Any] | None:
+        """Deliver one event about `job` (its current state); return origin fields to persist.
+
+        Raise NotifyRetryable for a transient failure and NotifyError to give up.
+        """
+
+
+class Clock(Protocol):
+    """Time, injectable for tests."""
+
+    def now(self) -> datetime:
+        """The current UTC time (timezone-aware)."""
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary fixed point; never goes back."""

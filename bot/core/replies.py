@@ -1,0 +1,65 @@
+"""The reply model: what a command answers, before any adapter renders it as text or blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.core.models import Actor, Job
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A job was queued (or an identical earlier submission was found)."""
+
+    job: Job
+    created: bool = True
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One job; `full` means the viewer may see its output and errors."""
+
+    job: Job
+    full: bool
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Several jobs; results are shown only where `viewer` may see them."""
+
+    title: str
+    jobs: tuple[Job, ...]
+    viewer: Actor
+    empty_hint: str = ""
+    more_hint: str = ""
+
+    def shows_output(self, job: Job) -> bool:
+        """Whether this listing may show the job's result."""
+        return self.viewer.is_admin or job.owner_id == self.viewer.user.id
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A waiting job was cancelled."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class Help:
+    """Usage text; `unknown` names a subcommand that was not understood."""
+
+    usage: str
+    unknown: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A request that could not be done, with what to do about it."""
+
+    message: str
+    usage: str | None = None
+    details: tuple[str, ...] = field(default_factory=tuple)
+
+
+Reply = Accepted | Detail | Listing | Cancelled | Help | Problem

@@ -1,0 +1,212 @@
+"""JobService: submit, look up, list, cancel and re-run jobs, with the ownership rules."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from bot.core.inputs import check_file, check_input
+from bot.core.models import Actor, Identity, Job, JobStatus, NewJob, Upload, User
+from bot.core.ports import Clock, JobStore
+from bot.errors import (
+    Forbidden,
+    JobNotFound,
+    NotCancellable,
+    StoreError,
+    TemporarilyUnavailable,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the service accepts."""
+
+    max_code_bytes: int = 262144
+    max_input_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as one viewer may see it: `full` means output and errors are shown."""
+
+    job: Job
+    full: bool
+
+
+class JobService:
+    """The use cases behind every `/job` command; adapters call this and render the result."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        clock: Clock,
+        limits: Limits | None = None,
+        admins: frozenset[str] = frozenset(),
+        on_submit: Callable[[Job], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.limits = limits or Limits()
+        self.admins = admins
+        self._on_submit = on_submit or (lambda job: None)
+        self._users: dict[Identity, User] = {}
+        self._users_lock = threading.Lock()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run a store call; database trouble becomes a message the user can act on."""
+        try:
+            return fn()
+        except StoreError as exc:
+            log.warning("store unavailable: %s", exc)
+            raise TemporarilyUnavailable() from exc
+
+    # --- who ------------------------------------------------------------------------
+
+    def actor(self, identity: Identity, display_name: str | None = None) -> Actor:
+        """The Actor for an identity, mapping it to an integer user id on first contact."""
+        with self._users_lock:
+            user = self._users.get(identity)
+        if user is None or (display_name is not None and user.display_name != display_name):
+            user = self._call(lambda: self.store.ensure_user(identity, display_name))
+            with self._users_lock:
+                if len(self._users) > 10000:
+                    self._users.clear()
+                self._users[identity] = user
+        return Actor(user=user, is_admin=identity.external_id in self.admins)
+
+    # --- jobs -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        actor: Actor,
+        file_name: str,
+        data: bytes,
+        input_text: str | None,
+        *,
+        origin: Mapping[str, Any] | None = None,
+        route: str | None = None,
+        idempotency_key: str | None = None,
+        rerun_of: int | None = None,
+    ) -> tuple[Job, bool]:
+        """Validate and store a job; returns (job, created). Raises UserError on bad input,
+        before anything is stored."""
+        checked_input = check_input(input_text, self.limits.max_input_bytes)
+        checked_file = check_file(file_name, data, self.limits.max_code_bytes)
+        new = NewJob(
+            owner_id=actor.user.id,
+            file_name=checked_file.name,
+            code=checked_file.code,
+            code_sha256=checked_file.sha256,
+            input_json=checked_input.text,
+            origin=dict(origin or {}),
+            notify_route=route,
+            # Always keyed: a submit retried after a lost connection cannot store twice.
+            idempotency_key=idempotency_key or f"auto:{uuid.uuid4().hex}",
+            rerun_of=rerun_of,
+        )
+        job, created = self._call(lambda: self.store.submit(new))
+        if created:
+            log.info(
+                "job submitted",
+                extra={"job_id": job.id, "user_id": actor.user.id, "file_bytes": len(data)},
+            )
+            self._on_submit(job)
+        return job, created
+
+    def view(self, actor: Actor, job_id: int) -> JobView:
+        """A job as this actor may see it."""
+        job = self._call(lambda: self.store.get(job_id))
+        if job is None:
+            raise JobNotFound(f"There is no job #{job_id}. `/job mine` lists your jobs.")
+        return JobView(job=job, full=self.may_manage(actor, job))
+
+    def may_manage(self, actor: Actor, job: Job) -> bool:
+        """Owners and admins may see output, cancel and re-run."""
+        return actor.is_admin or job.owner_id == actor.user.id
+
+    def mine(self, actor: Actor, limit: int) -> list[Job]:
+        """The actor's latest jobs (summaries)."""
+        return self._call(lambda: self.store.list_by_owner(actor.user.id, limit))
+
+    def list_page(self, page: int) -> list[Job]:
+        """Everyone's jobs, newest first, PAGE_SIZE per page (summaries)."""
+        before: int | None = None
+        if page > 1:
+            # Find the id where the page starts by walking back; pages deep in history are rare.
+            seen = self._call(lambda: self.store.list_all((page - 1) * PAGE_SIZE))
+            if len(seen) < (page - 1) * PAGE_SIZE:
+                return []
+            before = seen[-1].id
+        return self._call(lambda: self.store.list_all(PAGE_SIZE, before))
+
+    def cancel(self, actor: Actor, job_id: int) -> Job:
+        """Cancel a waiting job of the actor's (or any, for an admin)."""
+        view = self.view(actor, job_id)
+        if not view.full:
+            raise Forbidden(
+                f"Job #{job_id} is not yours: only its owner or an admin can cancel it."
+            )
+        if view.job.status is not JobStatus.WAITING:
+            raise NotCancellable(
+                f"Job #{job_id} is {view.job.status.value}; only waiting jobs can be cancelled."
+            )
+        job = self._call(lambda: self.store.cancel(job_id))
+        if job is None:
+            raise NotCancellable(f"Job #{job_id} started before it could be cancelled.")
+        log.info("job cancelled", extra={"job_id": job_id, "user_id": actor.user.id})
+        return job
+
+    def rerun(
+        self,
+        actor: Actor,
+        job_id: int,
+        *,
+        origin: Mapping[str, Any] | None = None,
+        route: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Submit a job's code and input again as a new job owned by the actor."""
+        view = self.view(actor, job_id)
+        if not view.full:
+            raise Forbidden(
+                f"Job #{job_id} is not yours: only its owner or an admin can re-run it."
+            )
+        source = view.job
+        return self.submit(
+            actor,
+            source.file_name,
+            source.code.encode("utf-8"),
+            source.input_json,
+            origin=origin,
+            route=route,
+            idempotency_key=idempotency_key,
+            rerun_of=source.id,
+        )
+
+    def get(self, job_id: int) -> Job | None:
+        """A job by id, for adapters and waiters (no ownership check)."""
+        return self._call(lambda: self.store.get(job_id))
+
+    # --- adapter memories --------------------------------------------------------------
+
+    def first_time(self, key: str) -> bool:
+        """True the first time a request key is seen (re-delivered events are False)."""
+        return self._call(lambda: self.store.first_time(key))
+
+    def remember_upload(self, upload: Upload) -> None:
+        """Remember a file the user shared, for `/job run` without a file."""
+        self._call(lambda: self.store.remember_upload(upload))
+
+    def latest_upload(self, actor: Actor, channel: str, window_s: float) -> Upload | None:
+        """The actor's latest upload in a conversation within the window."""
+        since = self.clock.now() - timedelta(seconds=window_s)
+        return self._call(lambda: self.store.latest_upload(actor.user.id, channel, since))

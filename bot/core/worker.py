@@ -1,0 +1,319 @@
+"""The worker pool: claim -> mark invoked -> execute -> finish, with leases, a recovery sweep
+and a graceful stop. Many pools (threads or processes) may share one database."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bot.core.metrics import Metrics
+from bot.core.models import Claim, Job, Outcome, RunRequest, RunResult
+from bot.core.ports import Executor, JobStore
+from bot.errors import ExecutorError, ExecutorUnavailable, StoreError, Throttled
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per pool."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a pool claims and runs jobs."""
+
+    slots: int = 4
+    job_timeout: float = 10.0
+    memory_mb: int = 256
+    max_output_bytes: int = 1 << 20
+    lease_s: float = 25.0
+    max_per_user: int = 3
+    poll_interval: float = 0.25
+    sweep_interval: float = 5.0
+    max_attempts: int = 12  # claims of a job that never got to run before giving up
+    worker_id: str = field(default_factory=default_worker_id)
+
+
+def infra_failure(message: str, executor: str) -> RunResult:
+    """The result recorded when our side failed while the code may have run."""
+    return RunResult(
+        outcome=Outcome.CRASHED,
+        duration_ms=0,
+        error_type="InfrastructureError",
+        error_message=message,
+        executor=executor,
+    )
+
+
+def backoff(attempt: int, cap: float = 30.0) -> float:
+    """Jittered exponential back-off: ~0.5 s, 1 s, 2 s ... up to `cap`."""
+    base: float = min(cap, 0.5 * 2 ** max(0, attempt - 1))
+    return base * random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not a secret
+
+
+class WorkerPool:
+    """Claims jobs and runs up to `slots` of them at once on an executor."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        executor: Executor,
+        config: WorkerConfig,
+        metrics: Metrics | None = None,
+        on_settled: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self._on_settled = on_settled or (lambda: None)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._cond = threading.Condition()
+        self._in_flight: dict[int, tuple[str, float]] = {}  # job id -> (token, claimed at)
+        self._pool = ThreadPoolExecutor(config.slots, thread_name_prefix="job")
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start claiming and sweeping in background threads."""
+        for name, target in (("claimer", self._claim_loop), ("sweeper", self._sweep_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info(
+            "worker pool started",
+            extra={"worker_id": self.config.worker_id, "slots": self.config.slots},
+        )
+
+    def wake(self) -> None:
+        """Look for work now (a job was just submitted in this process)."""
+        self._wake.set()
+
+    @property
+    def busy(self) -> int:
+        """Jobs running right now in this pool."""
+        with self._cond:
+            return len(self._in_flight)
+
+    def stop(self, grace_s: float) -> bool:
+        """Stop claiming, let running jobs finish for up to `grace_s`; True if all did."""
+        self._stopping.set()
+        self._wake.set()
+        with self._cond:
+            self._cond.notify_all()
+            drained = self._cond.wait_for(lambda: not self._in_flight, timeout=grace_s)
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._pool.shutdown(wait=drained)
+        log.info("worker pool stopped", extra={"drained": drained})
+        return drained
+
+    # --- claiming --------------------------------------------------------------------
+
+    def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            with self._cond:
+                free = self.config.slots - len(self._in_flight)
+                if free <= 0:
+                    self._cond.wait(timeout=self.config.poll_interval)
+                    continue
+            try:
+                claims = self.store.claim(
+                    self.config.worker_id, free, self.config.lease_s, self.config.max_per_user
+                )
+                failures = 0
+            except StoreError as exc:
+                failures += 1
+                log.warning("claim failed: %s", exc, extra={"attempt": failures})
+                self._stopping.wait(min(5.0, backoff(failures)))
+                continue
+            for claim in claims:
+                self._dispatch(claim)
+            if claims and len(claims) == free:
+                continue  # the queue may hold more
+            jitter = random.uniform(0.8, 1.2)  # noqa: S311
+            self._wake.wait(self.config.poll_interval * jitter)
+
+    def _dispatch(self, claim: Claim) -> None:
+        with self._cond:
+            self._in_flight[claim.job.id] = (claim.token, time.monotonic())
+        try:
+            self._pool.submit(self._execute, claim)
+        except RuntimeError:  # shutting down: the lease will hand the job back
+            with self._cond:
+                self._in_flight.pop(claim.job.id, None)
+
+    # --- running ---------------------------------------------------------------------
+
+    def _execute(self, claim: Claim) -> None:
+        job = claim.job
+        extra = {"job_id": job.id, "user_id": job.owner_id}
+        try:
+            if not self._retry_store(
+                lambda: self.store.mark_invoked(job.id, claim.token, self.config.lease_s)
+            ):
+                log.warning("lost the claim before starting", extra=extra)
+                return
+            log.info("job started", extra={**extra, "attempt": job.attempts})
+            result = self._run(claim)
+            if result is None:
+                return
+            finished = self._finish(claim, result)
+            if finished is None:
+                log.warning("lost the claim before finishing; result dropped", extra=extra)
+                return
+            self.metrics.inc(
+                "jobbot_jobs_finished_total",
+                "Jobs finished by this process.",
+                status=finished.status.value,
+            )
+            self.metrics.observe(
+                "jobbot_job_duration_seconds",
+                "Run time of finished jobs.",
+                result.duration_ms / 1000,
+                executor=self.executor.name,
+            )
+            log.info(
+                "job finished",
+                extra={**extra, "status": finished.status.value, "duration_ms": result.duration_ms},
+            )
+            self._on_settled()
+        except Exception:
+            log.exception("unexpected error while handling a job", extra=extra)
+        finally:
+            with self._cond:
+                self._in_flight.pop(job.id, None)
+                self._cond.notify_all()
+            self._wake.set()
+
+    def _run(self, claim: Claim) -> RunResult | None:
+        """Run the code; None when the job was handed back to the queue instead."""
+        job = claim.job
+        request = RunRequest(
+            job_id=job.id,
+            file_name=job.file_name,
+            code=job.code,
+            input_json=job.input_json,
+            timeout_s=self.config.job_timeout,
+            memory_mb=self.config.memory_mb,
+            max_output_bytes=self.config.max_output_bytes,
+        )
+        try:
+            return self.executor.run(request)
+        except Throttled as exc:
+            self.metrics.inc(
+                "jobbot_executor_errors_total", "Executor failures by kind.", kind="throttled"
+            )
+            return self._hand_back(claim, exc.retry_after, f"throttled: {exc.message}")
+        except ExecutorUnavailable as exc:
+            self.metrics.inc(
+                "jobbot_executor_errors_total", "Executor failures by kind.", kind="unavailable"
+            )
+            return self._hand_back(claim, None, f"executor unavailable: {exc.message}")
+        except ExecutorError as exc:
+            self.metrics.inc(
+                "jobbot_executor_errors_total", "Executor failures by kind.", kind="failed"
+            )
+            log.error("executor failed: %s", exc.message, extra={"job_id": job.id})
+            return infra_failure(
+                f"the executor failed while running the job: {exc.message}", self.executor.name
+            )
+        except Exception as exc:
+            log.exception("executor raised unexpectedly", extra={"job_id": job.id})
+            return infra_failure(
+                f"internal error while running the job ({type(exc).__name__})", self.executor.name
+            )
+
+    def _hand_back(self, claim: Claim, retry_after: float | None, reason: str) -> RunResult | None:
+        """Nothing ran: requeue with back-off, or give up after max_attempts claims."""
+        job = claim.job
+        if job.attempts >= self.config.max_attempts:
+            return RunResult(
+                outcome=Outcome.ERROR,
+                duration_ms=0,
+                error_type="NotStarted",
+                error_message=f"the job could not be started after {job.attempts} attempts "
+                f"({reason}); nothing ran. Try again later.",
+                executor=self.executor.name,
+            )
+        delay = retry_after if retry_after is not None else backoff(job.attempts)
+        log.info(
+            "job handed back",
+            extra={"job_id": job.id, "delay_s": round(delay, 2), "reason": reason},
+        )
+        self._retry_store(lambda: self.store.release(job.id, claim.token, delay))
+        return None
+
+    def _finish(self, claim: Claim, result: RunResult) -> Job | None:
+        """Record the result, retrying through database trouble while the lease lasts."""
+        deadline = time.monotonic() + self.config.lease_s
+        attempt = 0
+        while True:
+            try:
+                return self.store.finish(claim.job.id, claim.token, result)
+            except StoreError as exc:
+                attempt += 1
+                if time.monotonic() > deadline:
+                    log.error("could not record result: %s", exc, extra={"job_id": claim.job.id})
+                    return None
+                time.sleep(min(2.0, backoff(attempt)))
+
+    def _retry_store(self, fn: Callable[[], bool]) -> bool:
+        """A fenced write, retried briefly through database trouble; False if it never took."""
+        for attempt in range(1, 6):
+            try:
+                return fn()
+            except StoreError as exc:
+                log.warning("store write failed: %s", exc, extra={"attempt": attempt})
+                if self._stopping.wait(min(2.0, backoff(attempt))):
+                    break
+        return False
+
+    # --- recovery --------------------------------------------------------------------
+
+    def _sweep_loop(self) -> None:
+        while not self._stopping.wait(self.config.sweep_interval):
+            self._heartbeat()
+            try:
+                recovery = self.store.recover_expired()
+            except StoreError as exc:
+                log.warning("lease sweep failed: %s", exc)
+                continue
+            if recovery.requeued:
+                log.warning(
+                    "requeued jobs whose worker vanished before running them",
+                    extra={"job_ids": list(recovery.requeued)},
+                )
+                self._wake.set()
+            if recovery.interrupted:
+                log.warning(
+                    "jobs interrupted by a vanished worker",
+                    extra={"job_ids": list(recovery.interrupted)},
+                )
+                self._on_settled()
+
+    def _heartbeat(self) -> None:
+        """Extend the leases of runs still in progress here (bounded by the job timeout)."""
+        limit = self.config.job_timeout + self.config.lease_s
+        now = time.monotonic()
+        with self._cond:
+            flights = list(self._in_flight.items())
+        for job_id, (token, since) in flights:
+            if now - since < limit:
+                try:
+                    self.store.extend_lease(job_id, token, self.config.lease_s)
+                except StoreError:
+                    return

@@ -1,0 +1,43 @@
+"""`doctor`: what an operator must know, as (check, detail, ok) rows."""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.errors import BotError
+from bot.store.tables import SCHEMA_VERSION
+from bot.wiring import build_executor, build_store, extra_checks
+
+Row = tuple[str, str, bool]
+
+
+def run_checks(settings: Settings) -> list[Row]:
+    """Check the database, the schema, the executor and its isolation, and the adapters."""
+    rows: list[Row] = [("config", "settings valid", True)]
+    store = build_store(settings)
+    try:
+        store.ping()
+        rows.append(("database", f"{settings.redacted_database_url()} answers", True))
+        version = store.schema_version()
+        rows.append(
+            (
+                "schema",
+                f"version {version} (code expects {SCHEMA_VERSION})"
+                if version is not None
+                else "not created: run `python -m bot migrate`",
+                version == SCHEMA_VERSION,
+            )
+        )
+    except BotError as exc:
+        rows.append(("database", f"{settings.redacted_database_url()}: {exc.message}", False))
+    try:
+        executor = build_executor(settings)
+    except BotError as exc:
+        rows.append(("executor", f"{settings.executor}: {exc.message}", False))
+    else:
+        try:
+            rows.append(("executor", settings.executor, True))
+            rows += executor.describe()
+        finally:
+            executor.close()
+    rows += extra_checks(settings)
+    return rows

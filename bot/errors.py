@@ -1,0 +1,123 @@
+"""The one error tree of jobbot; each class's docstring is its default message.
+
+    BotError
+    ├── UserError               safe to show to the person who caused it
+    │   ├── UsageError          a command that does not parse
+    │   ├── InvalidInput        a JSON input that is not a JSON object, or too large
+    │   ├── InvalidFile         a file that is missing, not .py, too big, not UTF-8, ...
+    │   ├── JobNotFound         no job with that id
+    │   ├── Forbidden           the job belongs to someone else
+    │   ├── NotCancellable      the job already started or finished
+    │   └── TemporarilyUnavailable  the database is down: nothing was saved
+    ├── ConfigError             invalid settings (lists every problem at once)
+    └── InfraError              our own infrastructure failed; never the user's fault
+        ├── StoreError          the database failed
+        │   └── StoreUnavailable    ... and looks transient (connection lost, deadlock)
+        ├── ExecutorError       the executor failed before or while running a job
+        │   ├── ExecutorUnavailable the run never started: safe to try again
+        │   └── Throttled       the backend refused to start the run for now
+        └── NotifyError         a notification could not be delivered
+            └── NotifyRetryable ... but may be delivered later
+
+Adapters translate third-party exceptions at their edge (``raise StoreError(...) from exc``),
+so sqlalchemy, botocore and slack_sdk exceptions never reach ``bot.core``.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Something went wrong in jobbot."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (type(self).__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        """The human-readable message."""
+        return str(self.args[0]) if self.args else ""
+
+
+class UserError(BotError):
+    """That request could not be done."""
+
+
+class UsageError(UserError):
+    """That command was not understood."""
+
+    def __init__(self, message: str | None = None, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class InvalidInput(UserError):
+    """The input must be a JSON object, like {"a": 5, "b": 3}."""
+
+
+class InvalidFile(UserError):
+    """That file cannot be run: send a UTF-8 text .py file."""
+
+
+class JobNotFound(UserError):
+    """There is no job with that id."""
+
+
+class Forbidden(UserError):
+    """Only the job's owner or an admin can do that."""
+
+
+class NotCancellable(UserError):
+    """That job can no longer be cancelled: only waiting jobs can."""
+
+
+class TemporarilyUnavailable(UserError):
+    """jobbot is temporarily unavailable (database unreachable). Nothing was saved; try again."""
+
+
+class ConfigError(BotError):
+    """The configuration is invalid."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class InfraError(BotError):
+    """jobbot's infrastructure failed."""
+
+
+class StoreError(InfraError):
+    """The database failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is unreachable or busy; the operation may succeed if retried."""
+
+
+class ExecutorError(InfraError):
+    """The executor failed."""
+
+
+class ExecutorUnavailable(ExecutorError):
+    """The executor could not start the run; nothing ran, so it is safe to try again."""
+
+
+class Throttled(ExecutorUnavailable):
+    """The executor is throttling; nothing ran, try again after a pause."""
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotifyError(InfraError):
+    """A notification could not be delivered and will not be retried."""
+
+
+class NotifyRetryable(NotifyError):
+    """A notification could not be delivered now; it will be retried."""
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,144 @@
+"""Engines for MySQL/MariaDB and SQLite, and short transactions retried on transient errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from bot.errors import StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# MySQL/MariaDB errors after which the whole transaction may simply be run again:
+# deadlock, lock wait timeout, MariaDB's ER_CHECKREAD, and lost or refused connections.
+RETRYABLE_MYSQL = {1213, 1205, 1020, 2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
+DISCONNECT_MYSQL = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """An engine tuned for the queue: READ COMMITTED, UTC, short lock waits on MySQL;
+    WAL, a busy timeout and IMMEDIATE write transactions on SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    connect_args: dict[str, Any] = {
+        "charset": "utf8mb4",
+        "connect_timeout": 3,
+        "read_timeout": 15,
+        "write_timeout": 15,
+        "init_command": "SET time_zone='+00:00', innodb_lock_wait_timeout=5",
+    }
+    return create_engine(
+        url,
+        isolation_level="READ COMMITTED",
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_timeout=5,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        path = Path(database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the database holds everyone's code and output. SQLite gives its
+        # -wal and -shm files the same permissions.
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        path.chmod(0o600)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=15000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading.
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def mysql_error_code(exc: DBAPIError) -> int | None:
+    """The MySQL error number behind a DBAPIError, if any."""
+    orig = exc.orig
+    if orig is not None and orig.args and isinstance(orig.args[0], int):
+        return orig.args[0]
+    return None
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """Whether running the whole transaction again may succeed."""
+    if exc.connection_invalidated:
+        return True
+    code = mysql_error_code(exc)
+    if code is not None:
+        return code in RETRYABLE_MYSQL
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class Database:
+    """Runs functions inside short transactions, retrying transient failures with back-off
+    and translating driver errors into StoreError / StoreUnavailable."""
+
+    def __init__(self, engine: Engine, attempts: int = 5) -> None:
+        self.engine = engine
+        self.attempts = attempts
+        self.dialect = engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in a write transaction (IMMEDIATE on SQLite)."""
+        return self._run(fn, immediate=True)
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in a read transaction."""
+        return self._run(fn, immediate=False)
+
+    def _run(self, fn: Callable[[Connection], T], immediate: bool) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with self.engine.connect() as raw:
+                    conn = raw
+                    if self.is_sqlite and immediate:
+                        conn = raw.execution_options(sqlite_immediate=True)
+                    with conn.begin():
+                        return fn(conn)
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise StoreError(f"database error: {type(exc.orig).__name__}") from exc
+                if attempt == self.attempts:
+                    raise StoreUnavailable(
+                        f"database unavailable: {type(exc.orig).__name__} "
+                        f"({mysql_error_code(exc) or 'n/a'})"
+                    ) from exc
+                log.debug("transient database error, retrying", extra={"attempt": attempt})
+                # Jittered exponential back-off, about 0.8 s in all over five attempts.
+                time.sleep(random.uniform(0, min(0.5, 0.05 * 2**attempt)))  # noqa: S311
+            except SQLAlchemyError as exc:
+                raise StoreError(f"database error: {type(exc).__name__}") from exc
+        raise StoreUnavailable()  # pragma: no cover - the loop always returns or raises

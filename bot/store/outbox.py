@@ -1,0 +1,150 @@
+"""The notification outbox in SQL: lease due entries in per-job order, then settle them."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from bot.core.models import Notification, NotificationEvent
+from bot.store.rows import dump_json
+from bot.store.tables import NotificationState, jobs, notifications
+from bot.store.types import utcnow
+
+PENDING = NotificationState.PENDING
+
+
+def claim(
+    conn: Connection, routes: Sequence[str], limit: int, lease_s: float
+) -> list[Notification]:
+    """Lease due entries; an entry waits while an earlier one of its job is undelivered."""
+    if not routes:
+        return []
+    n = notifications.alias("n")
+    earlier = aliased(notifications, name="p")
+    blocked = exists().where(
+        earlier.c.job_id == n.c.job_id, earlier.c.id < n.c.id, earlier.c.state == PENDING
+    )
+    q = (
+        select(n.c.id)
+        .where(
+            n.c.state == PENDING,
+            n.c.route.in_(list(routes)),
+            n.c.next_attempt_at <= utcnow(),
+            (n.c.lease_expires_at.is_(None)) | (n.c.lease_expires_at < utcnow()),
+            ~blocked,
+        )
+        .order_by(n.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name != "sqlite":
+        q = q.with_for_update(skip_locked=True, of=n)
+    ids = list(conn.execute(q).scalars())
+    if not ids:
+        return []
+    token = secrets.token_hex(16)
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.id.in_(ids), notifications.c.state == PENDING)
+        .values(
+            claim_token=token,
+            lease_expires_at=utcnow(lease_s),
+            attempts=notifications.c.attempts + 1,
+        )
+    )
+    rows = conn.execute(
+        select(notifications).where(notifications.c.id.in_(ids)).order_by(notifications.c.id)
+    ).mappings()
+    return [
+        Notification(
+            id=row["id"],
+            job_id=row["job_id"],
+            event=row["event"],
+            route=row["route"],
+            attempts=row["attempts"],
+            token=token,
+        )
+        for row in rows
+    ]
+
+
+def _owned(notification: Notification) -> Any:
+    return and_(
+        notifications.c.id == notification.id,
+        notifications.c.state == PENDING,
+        notifications.c.claim_token == notification.token,
+    )
+
+
+def complete(
+    conn: Connection, notification: Notification, origin_update: Mapping[str, Any] | None
+) -> bool:
+    """Mark delivered and merge the adapter's new origin fields into the job."""
+    result = conn.execute(
+        update(notifications)
+        .where(_owned(notification))
+        .values(
+            state=NotificationState.SENT,
+            sent_at=utcnow(),
+            claim_token=None,
+            lease_expires_at=None,
+            last_error=None,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    if origin_update:
+        q = select(jobs.c.origin).where(jobs.c.id == notification.job_id)
+        if conn.dialect.name != "sqlite":
+            q = q.with_for_update()
+        text = conn.execute(q).scalar()
+        origin = json.loads(text) if text else {}
+        origin.update(origin_update)
+        conn.execute(
+            update(jobs).where(jobs.c.id == notification.job_id).values(origin=dump_json(origin))
+        )
+    return True
+
+
+def retry(conn: Connection, notification: Notification, delay_s: float, error: str) -> bool:
+    """Give the lease back; try again after `delay_s`."""
+    result = conn.execute(
+        update(notifications)
+        .where(_owned(notification))
+        .values(
+            claim_token=None,
+            lease_expires_at=None,
+            next_attempt_at=utcnow(delay_s),
+            last_error=error[:500],
+        )
+    )
+    return result.rowcount == 1
+
+
+def fail(conn: Connection, notification: Notification, error: str) -> bool:
+    """Give up for good."""
+    result = conn.execute(
+        update(notifications)
+        .where(_owned(notification))
+        .values(
+            state=NotificationState.FAILED,
+            claim_token=None,
+            lease_expires_at=None,
+            last_error=error[:500],
+        )
+    )
+    return result.rowcount == 1
+
+
+def events(conn: Connection, job_id: int) -> list[tuple[NotificationEvent, str]]:
+    """(event, state) of a job's entries, oldest first."""
+    rows = conn.execute(
+        select(notifications.c.event, notifications.c.state)
+        .where(notifications.c.job_id == job_id)
+        .order_by(notifications.c.id)
+    ).all()
+    return [(row[0], row[1].value) for row in rows]

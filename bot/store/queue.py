@@ -1,0 +1,337 @@
+"""The crash-safe queue in SQL: submit, claim, mark invoked, finish, release, recover.
+
+Every write after a claim is fenced by `status='running' AND claim_token=:token`, so a worker
+that lost its lease can never overwrite a job another process settled.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.models import Claim, Job, JobStatus, NewJob, NotificationEvent, RunResult
+from bot.core.ports import Recovery
+from bot.errors import StoreError
+from bot.store.rows import dump_json, job_select, to_job
+from bot.store.tables import NotificationState, jobs, notifications, users
+from bot.store.types import utcnow
+
+INTERRUPTED_MESSAGE = "interrupted: the worker stopped while the job was running"
+
+
+def insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> int:
+    """INSERT that silently skips a duplicate key; returns rows inserted (0 or 1)."""
+    prefix = "OR IGNORE" if conn.dialect.name == "sqlite" else "IGNORE"
+    result = conn.execute(insert(table).prefix_with(prefix).values(**values))
+    return result.rowcount
+
+
+def add_notification(
+    conn: Connection, job_id: int, route: str | None, ev: NotificationEvent
+) -> None:
+    """Write an outbox entry in the caller's transaction (once per job and event)."""
+    if route is None:
+        return
+    insert_ignore(
+        conn,
+        notifications,
+        {
+            "job_id": job_id,
+            "event": ev,
+            "route": route,
+            "state": NotificationState.PENDING,
+            "attempts": 0,
+            "next_attempt_at": utcnow(),
+            "created_at": utcnow(),
+        },
+    )
+
+
+def load_job(conn: Connection, job_id: int) -> Job | None:
+    """A full job row."""
+    row = conn.execute(job_select().where(jobs.c.id == job_id)).mappings().first()
+    return None if row is None else to_job(row)
+
+
+def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
+    """Insert a waiting job, or return the one with the same idempotency key."""
+    values = {
+        "owner_id": new.owner_id,
+        "status": JobStatus.WAITING,
+        "file_name": new.file_name,
+        "code": new.code,
+        "code_sha256": new.code_sha256,
+        "input_json": new.input_json,
+        "stdout_truncated": False,
+        "stderr_truncated": False,
+        "attempts": 0,
+        "not_before": utcnow(),
+        "created_at": utcnow(),
+        "origin": dump_json(new.origin) if new.origin else None,
+        "notify_route": new.notify_route,
+        "idempotency_key": new.idempotency_key,
+        "rerun_of": new.rerun_of,
+    }
+    try:
+        # A duplicate key aborts only this statement (MySQL and SQLite), not the transaction.
+        inserted = conn.execute(insert(jobs).values(**values)).inserted_primary_key
+        job_id = int(inserted[0]) if inserted else 0
+    except IntegrityError:
+        if new.idempotency_key is None:
+            raise
+        existing = (
+            conn.execute(job_select().where(jobs.c.idempotency_key == new.idempotency_key))
+            .mappings()
+            .first()
+        )
+        if existing is None:
+            raise
+        return to_job(existing), False
+    add_notification(conn, job_id, new.notify_route, NotificationEvent.QUEUED)
+    job = load_job(conn, job_id)
+    if job is None:
+        raise StoreError(f"job {job_id} vanished inside its own transaction")
+    return job, True
+
+
+def claim(
+    conn: Connection, worker_id: str, slots: int, lease_s: float, max_per_user: int
+) -> list[Claim]:
+    """Claim due waiting jobs, oldest first, honouring the per-user running limit."""
+    busy_owners = (
+        select(jobs.c.owner_id)
+        .where(jobs.c.status == JobStatus.RUNNING)
+        .group_by(jobs.c.owner_id)
+        .having(func.count() >= max_per_user)
+    )
+    candidates_q = (
+        select(jobs.c.id, jobs.c.owner_id)
+        .where(
+            jobs.c.status == JobStatus.WAITING,
+            jobs.c.not_before <= utcnow(),
+            jobs.c.owner_id.not_in(busy_owners),
+        )
+        .order_by(jobs.c.not_before, jobs.c.id)
+        .limit(min(slots * 4, 400))
+    )
+    if conn.dialect.name != "sqlite":
+        candidates_q = candidates_q.with_for_update(skip_locked=True)
+    candidates = conn.execute(candidates_q).all()
+    if not candidates:
+        return []
+    owners = sorted({row.owner_id for row in candidates})
+    if conn.dialect.name != "sqlite":
+        # Lock the owners (in id order, so claimers never deadlock) and count their running
+        # jobs afresh: two claimers can then never push one user past the limit together.
+        conn.execute(
+            select(users.c.id).where(users.c.id.in_(owners)).order_by(users.c.id).with_for_update()
+        ).all()
+    running: dict[int, int] = dict(
+        conn.execute(
+            select(jobs.c.owner_id, func.count())
+            .where(jobs.c.status == JobStatus.RUNNING, jobs.c.owner_id.in_(owners))
+            .group_by(jobs.c.owner_id)
+        ).all()
+    )
+    picked: list[int] = []
+    for row in candidates:
+        if len(picked) == slots:
+            break
+        if running.get(row.owner_id, 0) < max_per_user:
+            picked.append(row.id)
+            running[row.owner_id] = running.get(row.owner_id, 0) + 1
+    if not picked:
+        return []
+    token = secrets.token_hex(16)
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(picked), jobs.c.status == JobStatus.WAITING)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=jobs.c.attempts + 1,
+            claim_token=token,
+            claimed_by=worker_id,
+            lease_expires_at=utcnow(lease_s),
+            invoked_at=None,
+            started_at=utcnow(),
+        )
+    )
+    rows = conn.execute(
+        job_select().where(jobs.c.id.in_(picked)).order_by(jobs.c.not_before, jobs.c.id)
+    ).mappings()
+    return [Claim(job=to_job(row), token=token) for row in rows]
+
+
+def _owned(job_id: int, token: str) -> Any:
+    return and_(
+        jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING, jobs.c.claim_token == token
+    )
+
+
+def mark_invoked(conn: Connection, job_id: int, token: str, lease_s: float) -> bool:
+    """Commit invoked_at before the run; the `started` notification goes with it."""
+    result = conn.execute(
+        update(jobs)
+        .where(_owned(job_id, token))
+        .values(invoked_at=utcnow(), lease_expires_at=utcnow(lease_s))
+    )
+    if result.rowcount != 1:
+        return False
+    route = conn.execute(select(jobs.c.notify_route).where(jobs.c.id == job_id)).scalar()
+    add_notification(conn, job_id, route, NotificationEvent.STARTED)
+    return True
+
+
+def extend_lease(conn: Connection, job_id: int, token: str, lease_s: float) -> bool:
+    """Push the lease out while a run is legitimately long."""
+    result = conn.execute(
+        update(jobs).where(_owned(job_id, token)).values(lease_expires_at=utcnow(lease_s))
+    )
+    return result.rowcount == 1
+
+
+def release(conn: Connection, job_id: int, token: str, delay_s: float) -> bool:
+    """Back to waiting after a run that never started (throttled, executor unreachable)."""
+    result = conn.execute(
+        update(jobs)
+        .where(_owned(job_id, token))
+        .values(
+            status=JobStatus.WAITING,
+            claim_token=None,
+            claimed_by=None,
+            lease_expires_at=None,
+            invoked_at=None,
+            started_at=None,
+            not_before=utcnow(delay_s),
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    # Nothing ran: an undelivered "started" would be misleading; it is written again later.
+    conn.execute(
+        notifications.delete().where(
+            notifications.c.job_id == job_id,
+            notifications.c.event == NotificationEvent.STARTED,
+            notifications.c.state == NotificationState.PENDING,
+            notifications.c.claim_token.is_(None),
+        )
+    )
+    return True
+
+
+def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> Job | None:
+    """Record the outcome exactly once; a repeat by the same claim returns the stored job."""
+    outcome = conn.execute(
+        update(jobs)
+        .where(_owned(job_id, token))
+        .values(
+            status=result.status,
+            result_json=result.result_json,
+            result_kind=result.result_kind,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            stdout_truncated=result.stdout_truncated,
+            stderr_truncated=result.stderr_truncated,
+            error_type=result.error_type,
+            error_message=result.error_message,
+            traceback=result.traceback,
+            duration_ms=result.duration_ms,
+            executor=result.executor or None,
+            lease_expires_at=None,
+            finished_at=utcnow(),
+        )
+    )
+    job = load_job(conn, job_id)
+    if job is None:
+        return None
+    if outcome.rowcount != 1:
+        # Either someone else settled it, or this is our own retried commit.
+        return job if job.claim_token == token and job.status.is_final else None
+    add_notification(conn, job_id, job.notify_route, NotificationEvent.FINISHED)
+    return job
+
+
+def cancel(conn: Connection, job_id: int) -> Job | None:
+    """Cancel a waiting job."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == JobStatus.WAITING)
+        .values(status=JobStatus.CANCELLED, finished_at=utcnow(), not_before=utcnow())
+    )
+    if result.rowcount != 1:
+        return None
+    job = load_job(conn, job_id)
+    if job is not None:
+        add_notification(conn, job_id, job.notify_route, NotificationEvent.FINISHED)
+    return job
+
+
+def recover_expired(conn: Connection, limit: int) -> Recovery:
+    """Settle running jobs whose lease expired; never re-run one that may have started."""
+    expired_q = (
+        select(jobs.c.id, jobs.c.invoked_at, jobs.c.notify_route)
+        .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < utcnow())
+        .order_by(jobs.c.lease_expires_at)
+        .limit(limit)
+    )
+    if conn.dialect.name != "sqlite":
+        expired_q = expired_q.with_for_update(skip_locked=True)
+    expired = conn.execute(expired_q).all()
+    fresh = [row.id for row in expired if row.invoked_at is None]
+    started = [row for row in expired if row.invoked_at is not None]
+    still_expired = and_(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < utcnow())
+    if fresh:
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id.in_(fresh), jobs.c.invoked_at.is_(None), still_expired)
+            .values(
+                status=JobStatus.WAITING,
+                claim_token=None,
+                claimed_by=None,
+                lease_expires_at=None,
+                started_at=None,
+                not_before=utcnow(),
+            )
+        )
+    interrupted: list[int] = []
+    for row in started:
+        done = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == row.id, jobs.c.invoked_at.is_not(None), still_expired)
+            .values(
+                status=JobStatus.ERROR,
+                error_type="Interrupted",
+                error_message=INTERRUPTED_MESSAGE,
+                lease_expires_at=None,
+                finished_at=utcnow(),
+            )
+        )
+        if done.rowcount == 1:
+            interrupted.append(row.id)
+            add_notification(conn, row.id, row.notify_route, NotificationEvent.FINISHED)
+    return Recovery(requeued=tuple(fresh), interrupted=tuple(interrupted))
+
+
+def count_by_status(conn: Connection) -> dict[JobStatus, int]:
+    """Jobs per status."""
+    rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
+    counts = dict.fromkeys(JobStatus, 0)
+    counts.update({row[0]: row[1] for row in rows})
+    return counts
+
+
+def list_jobs(
+    conn: Connection, owner_id: int | None, limit: int, before_id: int | None
+) -> Sequence[Job]:
+    """Newest first, summaries only."""
+    q = job_select(summary=True)
+    if owner_id is not None:
+        q = q.where(jobs.c.owner_id == owner_id)
+    if before_id is not None:
+        q = q.where(jobs.c.id < before_id)
+    rows = conn.execute(q.order_by(jobs.c.id.desc()).limit(limit)).mappings()
+    return [to_job(row, summary=True) for row in rows]

@@ -1,0 +1,259 @@
+"""SqlStore: the JobStore port on MySQL/MariaDB (production) or SQLite (embedded default)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, text, update
+
+from bot.core.models import (
+    Claim,
+    Identity,
+    Job,
+    JobStatus,
+    NewJob,
+    Notification,
+    NotificationEvent,
+    RunResult,
+    Upload,
+    User,
+)
+from bot.core.ports import Recovery
+from bot.store import outbox, queue
+from bot.store.db import Database
+from bot.store.rows import to_upload, to_user
+from bot.store.tables import SCHEMA_VERSION, dedupe_keys, metadata, schema_info, uploads, users
+from bot.store.types import utcnow
+
+
+class SqlStore:
+    """Jobs, users, the outbox and adapter memories in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.db = Database(engine)
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        """'mysql' or 'sqlite'."""
+        return self.db.dialect
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+    # --- schema -----------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create missing tables and record the schema version; safe to run repeatedly."""
+
+        def apply(conn: Connection) -> None:
+            if conn.dialect.name != "sqlite":
+                # Several processes may start at once; DDL is not transactional in MySQL.
+                conn.execute(text("SELECT GET_LOCK('jobbot.migrate', 60)"))
+            metadata.create_all(conn, checkfirst=True)
+            queue.insert_ignore(
+                conn, schema_info, {"id": 1, "version": SCHEMA_VERSION, "applied_at": utcnow()}
+            )
+            conn.execute(
+                update(schema_info)
+                .where(schema_info.c.id == 1, schema_info.c.version < SCHEMA_VERSION)
+                .values(version=SCHEMA_VERSION, applied_at=utcnow())
+            )
+            if conn.dialect.name != "sqlite":
+                conn.execute(text("SELECT RELEASE_LOCK('jobbot.migrate')"))
+
+        self.db.write(apply)
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        self.db.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+
+    def schema_version(self) -> int | None:
+        """The applied schema version, or None before the first migration."""
+
+        def read(conn: Connection) -> int | None:
+            if not conn.dialect.has_table(conn, "jobbot_schema"):
+                return None
+            value = conn.execute(select(schema_info.c.version)).scalar()
+            return None if value is None else int(value)
+
+        return self.db.read(read)
+
+    # --- users ------------------------------------------------------------------------
+
+    def ensure_user(self, identity: Identity, display_name: str | None = None) -> User:
+        """Find or create the user of an identity; concurrent first contacts get one id."""
+        key = (
+            (users.c.provider == identity.provider)
+            & (users.c.team == identity.team)
+            & (users.c.external_id == identity.external_id)
+        )
+
+        def find(conn: Connection) -> User | None:
+            row = conn.execute(select(users).where(key)).mappings().first()
+            return None if row is None else to_user(row)
+
+        found = self.db.read(find)
+        if found is not None and (display_name is None or found.display_name == display_name):
+            return found
+
+        def upsert(conn: Connection) -> User:
+            queue.insert_ignore(
+                conn,
+                users,
+                {
+                    "provider": identity.provider,
+                    "team": identity.team,
+                    "external_id": identity.external_id,
+                    "display_name": display_name,
+                    "created_at": utcnow(),
+                    "last_seen_at": utcnow(),
+                },
+            )
+            if display_name is not None:
+                conn.execute(
+                    update(users)
+                    .where(key)
+                    .values(display_name=display_name, last_seen_at=utcnow())
+                )
+            user = find(conn)
+            if user is None:  # pragma: no cover - the unique key guarantees a row
+                raise LookupError(f"user {identity} missing after insert")
+            return user
+
+        return self.db.write(upsert)
+
+    def get_user(self, user_id: int) -> User | None:
+        """A user by id."""
+
+        def read(conn: Connection) -> User | None:
+            row = conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
+            return None if row is None else to_user(row)
+
+        return self.db.read(read)
+
+    # --- jobs -------------------------------------------------------------------------
+
+    def submit(self, new: NewJob) -> tuple[Job, bool]:
+        """Store a waiting job; an existing idempotency key returns the existing job."""
+        return self.db.write(lambda conn: queue.submit(conn, new))
+
+    def get(self, job_id: int) -> Job | None:
+        """A job by id."""
+        return self.db.read(lambda conn: queue.load_job(conn, job_id))
+
+    def list_by_owner(self, owner_id: int, limit: int, before_id: int | None = None) -> list[Job]:
+        """A user's jobs, newest first."""
+        return list(self.db.read(lambda conn: queue.list_jobs(conn, owner_id, limit, before_id)))
+
+    def list_all(self, limit: int, before_id: int | None = None) -> list[Job]:
+        """Everyone's jobs, newest first."""
+        return list(self.db.read(lambda conn: queue.list_jobs(conn, None, limit, before_id)))
+
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel a waiting job."""
+        return self.db.write(lambda conn: queue.cancel(conn, job_id))
+
+    def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
+        """Claim due waiting jobs."""
+        if slots <= 0:
+            return []
+        return self.db.write(
+            lambda conn: queue.claim(conn, worker_id, slots, lease_s, max_per_user)
+        )
+
+    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
+        """Record that the run is starting."""
+        return self.db.write(lambda conn: queue.mark_invoked(conn, job_id, token, lease_s))
+
+    def extend_lease(self, job_id: int, token: str, lease_s: float) -> bool:
+        """Push the lease out."""
+        return self.db.write(lambda conn: queue.extend_lease(conn, job_id, token, lease_s))
+
+    def release(self, job_id: int, token: str, delay_s: float) -> bool:
+        """Back to waiting after a run that never started."""
+        return self.db.write(lambda conn: queue.release(conn, job_id, token, delay_s))
+
+    def finish(self, job_id: int, token: str, result: RunResult) -> Job | None:
+        """Record the outcome exactly once."""
+        return self.db.write(lambda conn: queue.finish(conn, job_id, token, result))
+
+    def recover_expired(self, limit: int = 100) -> Recovery:
+        """Settle jobs whose lease expired."""
+        return self.db.write(lambda conn: queue.recover_expired(conn, limit))
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """Jobs per status."""
+        return self.db.read(queue.count_by_status)
+
+    # --- outbox -----------------------------------------------------------------------
+
+    def claim_notifications(
+        self, routes: Sequence[str], limit: int, lease_s: float
+    ) -> list[Notification]:
+        """Lease due notifications for these routes."""
+        return self.db.write(lambda conn: outbox.claim(conn, routes, limit, lease_s))
+
+    def complete_notification(
+        self, notification: Notification, origin_update: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Mark delivered."""
+        return self.db.write(lambda conn: outbox.complete(conn, notification, origin_update))
+
+    def retry_notification(self, notification: Notification, delay_s: float, error: str) -> bool:
+        """Try again later."""
+        return self.db.write(lambda conn: outbox.retry(conn, notification, delay_s, error))
+
+    def fail_notification(self, notification: Notification, error: str) -> bool:
+        """Give up."""
+        return self.db.write(lambda conn: outbox.fail(conn, notification, error))
+
+    def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
+        """(event, state) of a job's notifications."""
+        return self.db.read(lambda conn: outbox.events(conn, job_id))
+
+    # --- adapter memories ---------------------------------------------------------------
+
+    def first_time(self, key: str) -> bool:
+        """Record a dedupe key; True only the first time."""
+        values = {"dedupe_key": key[:191], "created_at": utcnow()}
+        return self.db.write(lambda conn: queue.insert_ignore(conn, dedupe_keys, values) == 1)
+
+    def remember_upload(self, upload: Upload) -> None:
+        """Remember a shared file."""
+        values = {
+            "user_id": upload.user_id,
+            "channel": upload.channel,
+            "file_id": upload.file_id,
+            "file_name": upload.file_name,
+            "size": upload.size,
+            "meta": json.dumps(dict(upload.meta), sort_keys=True),
+            "created_at": utcnow(),
+        }
+        self.db.write(lambda conn: conn.execute(insert(uploads).values(**values)))
+
+    def latest_upload(self, user_id: int, channel: str, since: datetime) -> Upload | None:
+        """The newest upload of a user in a conversation since a time."""
+
+        def read(conn: Connection) -> Upload | None:
+            row = (
+                conn.execute(
+                    select(uploads)
+                    .where(
+                        uploads.c.user_id == user_id,
+                        uploads.c.channel == channel,
+                        uploads.c.created_at >= since,
+                    )
+                    .order_by(uploads.c.created_at.desc(), uploads.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            return None if row is None else to_upload(row)
+
+        return self.db.read(read)

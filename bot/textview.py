@@ -1,0 +1,174 @@
+"""Replies and jobs rendered as terminal text, for the console and the CLI; pure functions."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bot.core.models import Identity, Job, JobStatus, ResultKind
+from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
+
+ICONS = {
+    JobStatus.WAITING: "…",
+    JobStatus.RUNNING: "▶",
+    JobStatus.DONE: "✓",
+    JobStatus.ERROR: "✗",
+    JobStatus.TIMEOUT: "⏱",
+    JobStatus.CANCELLED: "⊘",
+}
+# Control characters (except newline and tab) could drive the terminal: show them inert.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+MAX_OUTPUT_LINES = 200
+
+
+def safe(text: str) -> str:
+    """Text with terminal control sequences made visible instead of interpreted."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def owner_name(identity: Identity) -> str:
+    """How an owner is shown in a terminal."""
+    if identity.provider == "local":
+        return identity.external_id
+    return f"{identity.provider}:{identity.external_id}"
+
+
+def duration(job: Job) -> str:
+    """'31 ms' or '2.4 s'."""
+    if job.duration_ms is None:
+        return ""
+    if job.duration_ms < 1000:
+        return f"{job.duration_ms} ms"
+    return f"{job.duration_ms / 1000:.1f} s"
+
+
+def result_text(job: Job) -> str:
+    """The result as people read it: stdout text as is, returned values as JSON."""
+    if job.result_json is None:
+        return ""
+    if job.is_summary:
+        return safe(job.result_json)
+    value: Any = json.loads(job.result_json)
+    if job.result_kind is ResultKind.STDOUT and isinstance(value, str):
+        return safe(value)
+    return safe(json.dumps(value, ensure_ascii=False))
+
+
+def one_line(job: Job, with_result: bool) -> str:
+    """`✓ #12 soma.py  done 31 ms  8`"""
+    parts = [f"{ICONS[job.status]} #{job.id}", job.file_name, job.status.value]
+    if job.duration_ms is not None:
+        parts.append(duration(job))
+    if with_result:
+        text = result_text(job) if job.status is JobStatus.DONE else safe(job.error_message or "")
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if first:
+            parts.append("→ " + (first[:80] + "…" if len(first) > 80 else first))
+    return "  ".join(p for p in parts if p)
+
+
+def _block(title: str, text: str, truncated: bool) -> list[str]:
+    lines = safe(text).rstrip("\n").splitlines()
+    shown = lines[:MAX_OUTPUT_LINES]
+    out = [f"--- {title} ---", *shown]
+    if len(lines) > MAX_OUTPUT_LINES:
+        out.append(f"... ({len(lines) - MAX_OUTPUT_LINES} more lines; use --json for all)")
+    if truncated:
+        out.append("... (output was cut at the size limit)")
+    return out
+
+
+def job_detail(job: Job, full: bool) -> str:
+    """A job in full for its owner, or its existence, status and owner for anyone else."""
+    head = f"{ICONS[job.status]} Job #{job.id}  {job.file_name}  {job.status.value}"
+    if job.duration_ms is not None:
+        head += f" in {duration(job)}"
+    head += f"  (owner: {owner_name(job.owner)}, user #{job.owner_id})"
+    if not full:
+        return head + "\nOnly its owner or an admin can see its input and output."
+    lines = [head, f"Input: {safe(job.input_json)}"]
+    if job.rerun_of:
+        lines.append(f"Re-run of job #{job.rerun_of}")
+    if job.status is JobStatus.DONE:
+        lines.append(f"Result: {result_text(job)}")
+    if job.error_message or job.error_type:
+        lines.append(f"Error: {safe(job.error_type or 'Error')}: {safe(job.error_message or '')}")
+    if job.traceback:
+        lines += _block("traceback", job.traceback, False)
+    if job.stdout and not (
+        job.result_kind is ResultKind.STDOUT
+        and job.status is JobStatus.DONE
+        and job.stdout.strip() == result_text(job).strip()
+    ):
+        lines += _block("stdout", job.stdout, job.stdout_truncated)
+    if job.stderr:
+        lines += _block("stderr", job.stderr, job.stderr_truncated)
+    return "\n".join(lines)
+
+
+def render(reply: Reply) -> str:
+    """Any reply as terminal text."""
+    if isinstance(reply, Accepted):
+        verb = "queued" if reply.created else "already submitted"
+        return f"Job #{reply.job.id} {verb}: {reply.job.file_name}"
+    if isinstance(reply, Detail):
+        return job_detail(reply.job, reply.full)
+    if isinstance(reply, Listing):
+        if not reply.jobs:
+            return reply.empty_hint or "No jobs."
+        lines = [reply.title + ":"]
+        for job in reply.jobs:
+            line = one_line(job, reply.shows_output(job))
+            if job.owner_id != reply.viewer.user.id:
+                line += f"  ({owner_name(job.owner)})"
+            lines.append("  " + line)
+        if reply.more_hint:
+            lines.append(reply.more_hint.replace("`", ""))
+        return "\n".join(lines)
+    if isinstance(reply, Cancelled):
+        return f"Job #{reply.job.id} cancelled."
+    if isinstance(reply, Help):
+        prefix = f"Unknown command `{reply.unknown}`.\n" if reply.unknown else ""
+        return prefix + reply.usage
+    if isinstance(reply, Problem):
+        text = reply.message.replace("`", "")
+        if reply.usage:
+            text += "\n\n" + reply.usage
+        return text
+    raise TypeError(f"cannot render {type(reply).__name__}")  # pragma: no cover
+
+
+def finished_line(job: Job) -> str:
+    """The one-line completion notice printed when a job ends."""
+    return f"[job #{job.id}] " + one_line(job, with_result=True)
+
+
+def job_json(job: Job) -> str:
+    """The job as JSON (for --json), without the claim internals."""
+    data: dict[str, Any] = {
+        "id": job.id,
+        "owner_id": job.owner_id,
+        "owner": owner_name(job.owner),
+        "status": job.status.value,
+        "file_name": job.file_name,
+        "code_sha256": job.code_sha256,
+        "input": json.loads(job.input_json) if not job.is_summary else None,
+        "result": job.result if not job.is_summary else None,
+        "result_kind": job.result_kind.value if job.result_kind else None,
+        "stdout": job.stdout,
+        "stderr": job.stderr,
+        "stdout_truncated": job.stdout_truncated,
+        "stderr_truncated": job.stderr_truncated,
+        "error_type": job.error_type,
+        "error_message": job.error_message,
+        "traceback": job.traceback,
+        "duration_ms": job.duration_ms,
+        "executor": job.executor,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "rerun_of": job.rerun_of,
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2)

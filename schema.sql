@@ -1,0 +1,115 @@
+-- jobbot schema, version 1, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
+--
+-- Run it once as an operator:   mysql jobbot < schema.sql
+-- or let jobbot do it:           python -m bot migrate   (also done by serve, worker, console)
+-- It is idempotent. bot/store/tables.py defines the same tables (a test on MariaDB proves the
+-- two agree); the embedded SQLite default is created from those definitions.
+
+CREATE TABLE IF NOT EXISTS jobbot_schema (
+  id          SMALLINT    NOT NULL,
+  version     INTEGER     NOT NULL,
+  applied_at  DATETIME(6) NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- One row per identity: ('slack', team_id, user_id) or ('local', hostname, os user).
+-- The integer id is the user id jobs refer to.
+CREATE TABLE IF NOT EXISTS users (
+  id            INTEGER      NOT NULL AUTO_INCREMENT,
+  provider      VARCHAR(16)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  team          VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  external_id   VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  display_name  VARCHAR(255) NULL,
+  created_at    DATETIME(6)  NOT NULL,
+  last_seen_at  DATETIME(6)  NOT NULL,
+  PRIMARY KEY (id),
+  CONSTRAINT uq_users_identity UNIQUE (provider, team, external_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The jobs, and the queue: waiting -> running -> done | error | timeout; waiting -> cancelled.
+CREATE TABLE IF NOT EXISTS jobs (
+  id                BIGINT       NOT NULL AUTO_INCREMENT,  -- the number people type
+  owner_id          INTEGER      NOT NULL,
+  status            ENUM('waiting','running','done','error','timeout','cancelled') NOT NULL,
+  file_name         VARCHAR(255) NOT NULL,
+  code              MEDIUMTEXT   NOT NULL,
+  code_sha256       VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  input_json        MEDIUMTEXT   NOT NULL,
+  result_json       MEDIUMTEXT   NULL,      -- JSON: main()'s return value, or stdout as a string
+  result_kind       ENUM('return','stdout') NULL,
+  stdout            MEDIUMTEXT   NULL,
+  stderr            MEDIUMTEXT   NULL,
+  stdout_truncated  BOOL         NOT NULL,
+  stderr_truncated  BOOL         NOT NULL,
+  error_type        VARCHAR(255) NULL,
+  error_message     MEDIUMTEXT   NULL,
+  traceback         MEDIUMTEXT   NULL,
+  duration_ms       INTEGER      NULL,
+  executor          VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+  attempts          INTEGER      NOT NULL,  -- claims so far
+  claim_token       VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_bin NULL,  -- fencing token
+  claimed_by        VARCHAR(255) NULL,      -- host:pid:worker of the current claim
+  lease_expires_at  DATETIME(6)  NULL,
+  invoked_at        DATETIME(6)  NULL,      -- committed before the code starts
+  not_before        DATETIME(6)  NOT NULL,  -- not claimed before this (throttle back-off)
+  created_at        DATETIME(6)  NOT NULL,
+  started_at        DATETIME(6)  NULL,
+  finished_at       DATETIME(6)  NULL,
+  origin            TEXT         NULL,      -- opaque JSON for the adapter that notifies
+  notify_route      VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  idempotency_key   VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  rerun_of          BIGINT       NULL,
+  PRIMARY KEY (id),
+  CONSTRAINT uq_jobs_idempotency UNIQUE (idempotency_key),
+  CONSTRAINT fk_jobs_owner FOREIGN KEY (owner_id) REFERENCES users (id),
+  CONSTRAINT fk_jobs_rerun_of FOREIGN KEY (rerun_of) REFERENCES jobs (id) ON DELETE SET NULL,
+  INDEX ix_jobs_claim (status, not_before, id),      -- the claim query
+  INDEX ix_jobs_status_owner (status, owner_id),     -- running jobs per owner
+  INDEX ix_jobs_lease (status, lease_expires_at),    -- lease recovery
+  INDEX ix_jobs_owner (owner_id, id)                 -- a user's jobs, newest first
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The outbox: every notification is written in the same transaction as the state change it
+-- reports, then delivered (and marked sent) by a dispatcher, so none is lost.
+CREATE TABLE IF NOT EXISTS notifications (
+  id                BIGINT       NOT NULL AUTO_INCREMENT,
+  job_id            BIGINT       NOT NULL,
+  event             ENUM('queued','started','finished') NOT NULL,
+  route             VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  state             ENUM('pending','sent','failed') NOT NULL,
+  attempts          INTEGER      NOT NULL,
+  next_attempt_at   DATETIME(6)  NOT NULL,
+  claim_token       VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+  lease_expires_at  DATETIME(6)  NULL,
+  last_error        VARCHAR(500) NULL,
+  created_at        DATETIME(6)  NOT NULL,
+  sent_at           DATETIME(6)  NULL,
+  PRIMARY KEY (id),
+  CONSTRAINT uq_notifications_job_event UNIQUE (job_id, event),
+  CONSTRAINT fk_notifications_job FOREIGN KEY (job_id) REFERENCES jobs (id) ON DELETE CASCADE,
+  INDEX ix_notifications_due (state, route, next_attempt_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- .py files users shared in a conversation, for "/job run" with the latest upload.
+CREATE TABLE IF NOT EXISTS uploads (
+  id          BIGINT       NOT NULL AUTO_INCREMENT,
+  user_id     INTEGER      NOT NULL,
+  channel     VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  file_id     VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  file_name   VARCHAR(255) NOT NULL,
+  size        INTEGER      NOT NULL,
+  meta        TEXT         NOT NULL,
+  created_at  DATETIME(6)  NOT NULL,
+  PRIMARY KEY (id),
+  CONSTRAINT fk_uploads_user FOREIGN KEY (user_id) REFERENCES users (id),
+  INDEX ix_uploads_recent (user_id, channel, created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Keys of requests already handled (Slack event re-deliveries).
+CREATE TABLE IF NOT EXISTS dedupe_keys (
+  dedupe_key  VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at  DATETIME(6)  NOT NULL,
+  PRIMARY KEY (dedupe_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+INSERT IGNORE INTO jobbot_schema (id, version, applied_at) VALUES (1, 1, UTC_TIMESTAMP(6));
