@@ -3,7 +3,7 @@
 -- Run it once as an operator:   mysql jobbot < schema.sql
 -- or let jobbot do it:           python -m bot migrate   (also done by serve, worker, console)
 -- It is idempotent. bot/store/tables.py defines the same tables (a test on MariaDB proves the
--- two agree); the embedded SQLite default is created from those definitions.
+-- two agree), and the embedded SQLite default is created from those definitions.
 
 CREATE TABLE IF NOT EXISTS jobbot_schema (
   id          SMALLINT    NOT NULL,

@@ -116,8 +116,18 @@ class NotifyError(InfraError):
 
 
 class NotifyRetryable(NotifyError):
-    """A notification could not be delivered now; it will be retried."""
+    """A notification could not be delivered now; it will be retried.
 
-    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+    `progress` holds origin fields to persist before the retry (the steps that did go out),
+    so a multi-step delivery resumes where it stopped instead of repeating messages.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        retry_after: float | None = None,
+        progress: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.progress = progress or {}

@@ -90,7 +90,7 @@ class Dispatcher:
         self.run_once()
 
     def _deliver(self, notification: Notification) -> None:
-        extra = {
+        extra: dict[str, object] = {
             "job_id": notification.job_id,
             "event": notification.event.value,
             "attempt": notification.attempts,
@@ -110,7 +110,7 @@ class Dispatcher:
                 event=notification.event.value,
             )
         except NotifyRetryable as exc:
-            self._retry(notification, exc.retry_after, exc.message, extra)
+            self._retry(notification, exc.retry_after, exc.message, extra, exc.progress)
         except NotifyError as exc:
             self.metrics.inc(
                 "jobbot_notify_errors_total", "Notification failures by kind.", kind="failed"
@@ -131,6 +131,7 @@ class Dispatcher:
         retry_after: float | None,
         message: str,
         extra: dict[str, object],
+        progress: Mapping[str, object] | None = None,
     ) -> None:
         self.metrics.inc(
             "jobbot_notify_errors_total", "Notification failures by kind.", kind="retryable"
@@ -145,7 +146,7 @@ class Dispatcher:
             "notification will be retried: %s", message, extra={**extra, "delay_s": round(delay, 2)}
         )
         try:
-            self.store.retry_notification(notification, delay, message)
+            self.store.retry_notification(notification, delay, message, progress)
         except StoreError as exc:
             log.warning("outbox update failed: %s", exc, extra=extra)
 

@@ -105,8 +105,15 @@ class JobStore(Protocol):
     ) -> bool:
         """Mark delivered and merge `origin_update` into the job's origin; False if not owned."""
 
-    def retry_notification(self, notification: Notification, delay_s: float, error: str) -> bool:
-        """Give a lease back, to be tried again after `delay_s`."""
+    def retry_notification(
+        self,
+        notification: Notification,
+        delay_s: float,
+        error: str,
+        origin_update: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Give a lease back, to be tried again after `delay_s`, keeping delivery progress
+        (merged into the job's origin)."""
 
     def fail_notification(self, notification: Notification, error: str) -> bool:
         """Give up on a notification for good."""

@@ -98,20 +98,29 @@ def complete(
     if result.rowcount != 1:
         return False
     if origin_update:
-        q = select(jobs.c.origin).where(jobs.c.id == notification.job_id)
-        if conn.dialect.name != "sqlite":
-            q = q.with_for_update()
-        text = conn.execute(q).scalar()
-        origin = json.loads(text) if text else {}
-        origin.update(origin_update)
-        conn.execute(
-            update(jobs).where(jobs.c.id == notification.job_id).values(origin=dump_json(origin))
-        )
+        merge_origin(conn, notification.job_id, origin_update)
     return True
 
 
-def retry(conn: Connection, notification: Notification, delay_s: float, error: str) -> bool:
-    """Give the lease back; try again after `delay_s`."""
+def merge_origin(conn: Connection, job_id: int, origin_update: Mapping[str, Any]) -> None:
+    """Merge fields into a job's opaque origin JSON (under a row lock)."""
+    q = select(jobs.c.origin).where(jobs.c.id == job_id)
+    if conn.dialect.name != "sqlite":
+        q = q.with_for_update()
+    text = conn.execute(q).scalar()
+    origin = json.loads(text) if text else {}
+    origin.update(origin_update)
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(origin=dump_json(origin)))
+
+
+def retry(
+    conn: Connection,
+    notification: Notification,
+    delay_s: float,
+    error: str,
+    origin_update: Mapping[str, Any] | None = None,
+) -> bool:
+    """Give the lease back; try again after `delay_s`; keep the progress made so far."""
     result = conn.execute(
         update(notifications)
         .where(_owned(notification))
@@ -122,7 +131,11 @@ def retry(conn: Connection, notification: Notification, delay_s: float, error: s
             last_error=error[:500],
         )
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    if origin_update:
+        merge_origin(conn, notification.job_id, origin_update)
+    return True
 
 
 def fail(conn: Connection, notification: Notification, error: str) -> bool:

@@ -306,6 +306,7 @@ def recover_expired(conn: Connection, limit: int) -> Recovery:
                 status=JobStatus.ERROR,
                 error_type="Interrupted",
                 error_message=INTERRUPTED_MESSAGE,
+                claim_token=None,  # a late finish by the vanished worker must not match
                 lease_expires_at=None,
                 finished_at=utcnow(),
             )

@@ -204,9 +204,17 @@ class SqlStore:
         """Mark delivered."""
         return self.db.write(lambda conn: outbox.complete(conn, notification, origin_update))
 
-    def retry_notification(self, notification: Notification, delay_s: float, error: str) -> bool:
-        """Try again later."""
-        return self.db.write(lambda conn: outbox.retry(conn, notification, delay_s, error))
+    def retry_notification(
+        self,
+        notification: Notification,
+        delay_s: float,
+        error: str,
+        origin_update: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Try again later, keeping delivery progress."""
+        return self.db.write(
+            lambda conn: outbox.retry(conn, notification, delay_s, error, origin_update)
+        )
 
     def fail_notification(self, notification: Notification, error: str) -> bool:
         """Give up."""

@@ -1,0 +1,540 @@
+"""In-memory fakes of the ports (store, executor, notifier, clock) for fast tests; the store
+passes the same contract tests as the SQL store."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.core.models import (
+    Claim,
+    Identity,
+    Job,
+    JobStatus,
+    NewJob,
+    Notification,
+    NotificationEvent,
+    Outcome,
+    ResultKind,
+    RunRequest,
+    RunResult,
+    Upload,
+    User,
+)
+from bot.core.ports import Clock, Recovery
+from bot.errors import NotifyRetryable, StoreUnavailable
+
+INTERRUPTED = "interrupted: the worker stopped while the job was running"
+
+
+class FakeClock:
+    """A clock that moves only when told to (or follows real time when `real` is set)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._mono = 1000.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """The fake current time."""
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        """Fake monotonic seconds."""
+        with self._lock:
+            return self._mono
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            self._mono += seconds
+
+
+@dataclasses.dataclass
+class _Note:
+    id: int
+    job_id: int
+    event: NotificationEvent
+    route: str
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = dataclasses.field(
+        default_factory=lambda: datetime.min.replace(tzinfo=UTC)
+    )
+    token: str | None = None
+    lease_expires_at: datetime | None = None
+    last_error: str | None = None
+
+
+class InMemoryStore:
+    """The JobStore port in memory, one lock for everything; `down` simulates an outage."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.down = False
+        self._lock = threading.RLock()
+        self._users: dict[Identity, User] = {}
+        self._jobs: dict[int, Job] = {}
+        self._keys: dict[str, int] = {}
+        self._notes: list[_Note] = []
+        self._uploads: list[Upload] = []
+        self._dedupe: set[str] = set()
+        self._not_before: dict[int, datetime] = {}
+        self.migrated = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("database unavailable (simulated)")
+
+    def _now(self, plus: float = 0.0) -> datetime:
+        return self.clock.now() + timedelta(seconds=plus)
+
+    def _note(self, job_id: int, route: str | None, event: NotificationEvent) -> None:
+        if route is None or any(n.job_id == job_id and n.event is event for n in self._notes):
+            return
+        self._notes.append(_Note(len(self._notes) + 1, job_id, event, route))
+
+    def _set(self, job: Job, **changes: Any) -> Job:
+        updated = dataclasses.replace(job, **changes)
+        self._jobs[job.id] = updated
+        return updated
+
+    def migrate(self) -> None:
+        """Nothing to create."""
+        self._check()
+        self.migrated = True
+
+    def ping(self) -> None:
+        """Answer unless down."""
+        self._check()
+
+    def schema_version(self) -> int | None:
+        """1 once migrated."""
+        self._check()
+        return 1 if self.migrated else None
+
+    def ensure_user(self, identity: Identity, display_name: str | None = None) -> User:
+        """Find or create."""
+        with self._lock:
+            self._check()
+            user = self._users.get(identity)
+            if user is None:
+                user = User(len(self._users) + 1, identity, display_name)
+            elif display_name is not None:
+                user = dataclasses.replace(user, display_name=display_name)
+            self._users[identity] = user
+            return user
+
+    def get_user(self, user_id: int) -> User | None:
+        """By id."""
+        with self._lock:
+            self._check()
+            return next((u for u in self._users.values() if u.id == user_id), None)
+
+    def submit(self, new: NewJob) -> tuple[Job, bool]:
+        """Store a waiting job."""
+        with self._lock:
+            self._check()
+            if new.idempotency_key and new.idempotency_key in self._keys:
+                return self._jobs[self._keys[new.idempotency_key]], False
+            owner = next(u for u in self._users.values() if u.id == new.owner_id)
+            job = Job(
+                id=len(self._jobs) + 1,
+                owner_id=new.owner_id,
+                owner=owner.identity,
+                status=JobStatus.WAITING,
+                file_name=new.file_name,
+                code=new.code,
+                code_sha256=new.code_sha256,
+                input_json=new.input_json,
+                created_at=self._now(),
+                origin=dict(new.origin),
+                notify_route=new.notify_route,
+                idempotency_key=new.idempotency_key,
+                rerun_of=new.rerun_of,
+            )
+            self._jobs[job.id] = job
+            self._not_before[job.id] = job.created_at
+            if new.idempotency_key:
+                self._keys[new.idempotency_key] = job.id
+            self._note(job.id, new.notify_route, NotificationEvent.QUEUED)
+            return job, True
+
+    def get(self, job_id: int) -> Job | None:
+        """By id."""
+        with self._lock:
+            self._check()
+            return self._jobs.get(job_id)
+
+    def _summary(self, job: Job) -> Job:
+        return dataclasses.replace(
+            job, code="", stdout=None, stderr=None, traceback=None, is_summary=True
+        )
+
+    def list_by_owner(self, owner_id: int, limit: int, before_id: int | None = None) -> list[Job]:
+        """Newest first."""
+        return [j for j in self.list_all(10**9, before_id) if j.owner_id == owner_id][:limit]
+
+    def list_all(self, limit: int, before_id: int | None = None) -> list[Job]:
+        """Newest first."""
+        with self._lock:
+            self._check()
+            ids = sorted(
+                (i for i in self._jobs if before_id is None or i < before_id), reverse=True
+            )
+            return [self._summary(self._jobs[i]) for i in ids[:limit]]
+
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel a waiting job."""
+        with self._lock:
+            self._check()
+            job = self._jobs.get(job_id)
+            if job is None or job.status is not JobStatus.WAITING:
+                return None
+            job = self._set(job, status=JobStatus.CANCELLED, finished_at=self._now())
+            self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
+            return job
+
+    def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
+        """Oldest due first, per-user limit honoured."""
+        with self._lock:
+            self._check()
+            running: dict[int, int] = {}
+            for job in self._jobs.values():
+                if job.status is JobStatus.RUNNING:
+                    running[job.owner_id] = running.get(job.owner_id, 0) + 1
+            due = sorted(
+                (
+                    j
+                    for j in self._jobs.values()
+                    if j.status is JobStatus.WAITING and self._not_before[j.id] <= self._now()
+                ),
+                key=lambda j: (self._not_before[j.id], j.id),
+            )
+            token = secrets.token_hex(16)
+            claims: list[Claim] = []
+            for job in due:
+                if len(claims) == slots:
+                    break
+                if running.get(job.owner_id, 0) >= max_per_user:
+                    continue
+                running[job.owner_id] = running.get(job.owner_id, 0) + 1
+                claimed = self._set(
+                    job,
+                    status=JobStatus.RUNNING,
+                    attempts=job.attempts + 1,
+                    claim_token=token,
+                    lease_expires_at=self._now(lease_s),
+                    invoked_at=None,
+                    started_at=self._now(),
+                )
+                claims.append(Claim(claimed, token))
+            return claims
+
+    def _owned(self, job_id: int, token: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.status is not JobStatus.RUNNING or job.claim_token != token:
+            return None
+        return job
+
+    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
+        """Fenced."""
+        with self._lock:
+            self._check()
+            job = self._owned(job_id, token)
+            if job is None:
+                return False
+            self._set(job, invoked_at=self._now(), lease_expires_at=self._now(lease_s))
+            self._note(job_id, job.notify_route, NotificationEvent.STARTED)
+            return True
+
+    def extend_lease(self, job_id: int, token: str, lease_s: float) -> bool:
+        """Fenced."""
+        with self._lock:
+            self._check()
+            job = self._owned(job_id, token)
+            if job is None:
+                return False
+            self._set(job, lease_expires_at=self._now(lease_s))
+            return True
+
+    def release(self, job_id: int, token: str, delay_s: float) -> bool:
+        """Fenced; back to waiting."""
+        with self._lock:
+            self._check()
+            job = self._owned(job_id, token)
+            if job is None:
+                return False
+            self._set(
+                job,
+                status=JobStatus.WAITING,
+                claim_token=None,
+                lease_expires_at=None,
+                invoked_at=None,
+                started_at=None,
+            )
+            self._not_before[job_id] = self._now(delay_s)
+            self._notes = [
+                n
+                for n in self._notes
+                if not (
+                    n.job_id == job_id
+                    and n.event is NotificationEvent.STARTED
+                    and n.state == "pending"
+                    and n.token is None
+                )
+            ]
+            return True
+
+    def finish(self, job_id: int, token: str, result: RunResult) -> Job | None:
+        """Fenced, exactly once."""
+        with self._lock:
+            self._check()
+            job = self._owned(job_id, token)
+            if job is None:
+                current = self._jobs.get(job_id)
+                if current and current.claim_token == token and current.status.is_final:
+                    return current
+                return None
+            job = self._set(
+                job,
+                status=result.status,
+                result_json=result.result_json,
+                result_kind=result.result_kind,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                stdout_truncated=result.stdout_truncated,
+                stderr_truncated=result.stderr_truncated,
+                error_type=result.error_type,
+                error_message=result.error_message,
+                traceback=result.traceback,
+                duration_ms=result.duration_ms,
+                executor=result.executor or None,
+                lease_expires_at=None,
+                finished_at=self._now(),
+            )
+            self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
+            return job
+
+    def recover_expired(self, limit: int = 100) -> Recovery:
+        """Requeue the never-invoked, interrupt the invoked."""
+        with self._lock:
+            self._check()
+            requeued: list[int] = []
+            interrupted: list[int] = []
+            for job in list(self._jobs.values()):
+                if (
+                    job.status is not JobStatus.RUNNING
+                    or job.lease_expires_at is None
+                    or job.lease_expires_at >= self._now()
+                ):
+                    continue
+                if len(requeued) + len(interrupted) >= limit:
+                    break
+                if job.invoked_at is None:
+                    self._set(
+                        job,
+                        status=JobStatus.WAITING,
+                        claim_token=None,
+                        lease_expires_at=None,
+                        started_at=None,
+                    )
+                    self._not_before[job.id] = self._now()
+                    requeued.append(job.id)
+                else:
+                    self._set(
+                        job,
+                        status=JobStatus.ERROR,
+                        error_type="Interrupted",
+                        error_message=INTERRUPTED,
+                        lease_expires_at=None,
+                        claim_token=None,
+                        finished_at=self._now(),
+                    )
+                    self._note(job.id, job.notify_route, NotificationEvent.FINISHED)
+                    interrupted.append(job.id)
+            return Recovery(tuple(requeued), tuple(interrupted))
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """Jobs per status."""
+        with self._lock:
+            self._check()
+            counts = dict.fromkeys(JobStatus, 0)
+            for job in self._jobs.values():
+                counts[job.status] += 1
+            return counts
+
+    def claim_notifications(
+        self, routes: Sequence[str], limit: int, lease_s: float
+    ) -> list[Notification]:
+        """Due, in per-job order."""
+        with self._lock:
+            self._check()
+            token = secrets.token_hex(16)
+            out: list[Notification] = []
+            for note in self._notes:
+                if len(out) == limit:
+                    break
+                if note.state != "pending" or note.route not in routes:
+                    continue
+                if note.next_attempt_at > self._now():
+                    continue
+                if note.lease_expires_at is not None and note.lease_expires_at >= self._now():
+                    continue
+                if any(
+                    p.job_id == note.job_id and p.id < note.id and p.state == "pending"
+                    for p in self._notes
+                ):
+                    continue
+                note.token = token
+                note.lease_expires_at = self._now(lease_s)
+                note.attempts += 1
+                out.append(
+                    Notification(note.id, note.job_id, note.event, note.route, note.attempts, token)
+                )
+            return out
+
+    def _find_owned(self, n: Notification) -> _Note | None:
+        for note in self._notes:
+            if note.id == n.id and note.state == "pending" and note.token == n.token:
+                return note
+        return None
+
+    def complete_notification(
+        self, notification: Notification, origin_update: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Mark sent, merge origin."""
+        with self._lock:
+            self._check()
+            note = self._find_owned(notification)
+            if note is None:
+                return False
+            note.state, note.token, note.lease_expires_at = "sent", None, None
+            if origin_update:
+                job = self._jobs[notification.job_id]
+                self._set(job, origin={**job.origin, **origin_update})
+            return True
+
+    def retry_notification(
+        self,
+        notification: Notification,
+        delay_s: float,
+        error: str,
+        origin_update: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Later, keeping progress."""
+        with self._lock:
+            self._check()
+            note = self._find_owned(notification)
+            if note is None:
+                return False
+            if origin_update:
+                job = self._jobs[notification.job_id]
+                self._set(job, origin={**job.origin, **origin_update})
+            note.token, note.lease_expires_at = None, None
+            note.next_attempt_at, note.last_error = self._now(delay_s), error
+            return True
+
+    def fail_notification(self, notification: Notification, error: str) -> bool:
+        """Never."""
+        with self._lock:
+            self._check()
+            note = self._find_owned(notification)
+            if note is None:
+                return False
+            note.state, note.token, note.last_error = "failed", None, error
+            return True
+
+    def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
+        """(event, state), oldest first."""
+        with self._lock:
+            return [(n.event, n.state) for n in self._notes if n.job_id == job_id]
+
+    def first_time(self, key: str) -> bool:
+        """Dedupe."""
+        with self._lock:
+            self._check()
+            if key in self._dedupe:
+                return False
+            self._dedupe.add(key)
+            return True
+
+    def remember_upload(self, upload: Upload) -> None:
+        """Remember."""
+        with self._lock:
+            self._check()
+            self._uploads.append(dataclasses.replace(upload, created_at=self._now()))
+
+    def latest_upload(self, user_id: int, channel: str, since: datetime) -> Upload | None:
+        """Newest match."""
+        with self._lock:
+            self._check()
+            matches = [
+                u
+                for u in self._uploads
+                if u.user_id == user_id and u.channel == channel and u.created_at >= since
+            ]
+            return matches[-1] if matches else None
+
+
+def ok_result(request: RunRequest) -> RunResult:
+    """What a trivial successful run looks like."""
+    return RunResult(
+        outcome=Outcome.OK,
+        duration_ms=1,
+        result_json='"ok"',
+        result_kind=ResultKind.STDOUT,
+        stdout="ok\n",
+        executor="fake",
+    )
+
+
+class FakeExecutor:
+    """Runs nothing; answers with `behaviour(request)` and counts calls per job id."""
+
+    name = "fake"
+
+    def __init__(self, behaviour: Callable[[RunRequest], RunResult] = ok_result) -> None:
+        self.behaviour = behaviour
+        self.calls: list[int] = []
+        self._lock = threading.Lock()
+
+    def run(self, request: RunRequest) -> RunResult:
+        """Record the call and answer."""
+        with self._lock:
+            self.calls.append(request.job_id)
+        return self.behaviour(request)
+
+    def describe(self) -> list[tuple[str, str, bool]]:
+        """Nothing to isolate."""
+        return [("isolation", "fake executor: runs nothing", True)]
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class RecordingNotifier:
+    """Records deliveries; the first `fail_times` attempts raise NotifyRetryable."""
+
+    def __init__(self, fail_times: int = 0) -> None:
+        self.fail_times = fail_times
+        self.delivered: list[tuple[NotificationEvent, int, JobStatus]] = []
+        self.attempts = 0
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+
+    def deliver(self, event: NotificationEvent, job: Job) -> Mapping[str, Any] | None:
+        """Record or fail."""
+        with self._lock:
+            self.attempts += 1
+            if self.attempts <= self.fail_times:
+                raise NotifyRetryable("simulated outage", retry_after=0.0)
+            self.delivered.append((event, job.id, job.status))
+        self.event.set()
+        return {f"{event.value}_seen": True}

@@ -1,0 +1,100 @@
+"""Shared fixtures: a fresh MariaDB database per test session (never skipped: a missing server
+fails loudly), SQLite stores, and the in-memory fakes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.core.fakes import FakeClock, InMemoryStore
+from bot.store import SqlStore, make_engine
+
+MYSQL_BASE = os.environ.get("JOBBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+TABLES_CHILD_FIRST = ("notifications", "uploads", "dedupe_keys", "jobs", "users")
+
+
+def _worker_id(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    return workerinput["workerid"] if workerinput else "main"
+
+
+@pytest.fixture(scope="session")
+def mariadb_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a database created for this session (and dropped after it)."""
+    name = f"jobbot_test_{_worker_id(request.config)}_{uuid.uuid4().hex[:8]}"
+    server = create_engine(MYSQL_BASE)
+    try:
+        with server.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    except Exception as exc:
+        pytest.fail(
+            f"MariaDB is required at {make_url(MYSQL_BASE).render_as_string(hide_password=True)} "
+            f"(set JOBBOT_TEST_MYSQL_URL, or run ./scripts/test which starts it): {exc}",
+            pytrace=False,
+        )
+    url = make_url(MYSQL_BASE).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with server.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    server.dispose()
+
+
+@pytest.fixture(scope="session")
+def _mariadb_schema(mariadb_url: str) -> str:
+    store = SqlStore(make_engine(mariadb_url))
+    store.migrate()
+    store.close()
+    return mariadb_url
+
+
+def clean_mariadb(url: str) -> None:
+    """Delete every row (child tables first); multi-connection tests need real commits."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in TABLES_CHILD_FIRST:
+            conn.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
+
+
+@pytest.fixture
+def mariadb_store(_mariadb_schema: str) -> Iterator[SqlStore]:
+    """A migrated, empty SqlStore on MariaDB."""
+    clean_mariadb(_mariadb_schema)
+    store = SqlStore(make_engine(_mariadb_schema))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a fresh SQLite file."""
+    return f"sqlite:///{tmp_path / 'jobbot.db'}"
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[SqlStore]:
+    """A migrated, empty SqlStore on SQLite."""
+    store = SqlStore(make_engine(sqlite_url))
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock that only moves when told."""
+    return FakeClock()
+
+
+@pytest.fixture
+def memory_store(fake_clock: FakeClock) -> InMemoryStore:
+    """The in-memory fake store."""
+    store = InMemoryStore(fake_clock)
+    store.migrate()
+    return store

@@ -1,0 +1,88 @@
+"""The outbox dispatcher delivers every notification once, in order, through outages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.core.dispatcher import Dispatcher
+from bot.core.fakes import FakeClock, InMemoryStore, RecordingNotifier, ok_result
+from bot.core.models import Identity, Job, NewJob, NotificationEvent
+from bot.errors import NotifyError
+from tests.support.waiting import wait_until
+
+
+def finished_job(store: InMemoryStore, route: str = "r") -> int:
+    owner = store.ensure_user(Identity("local", "h", "alice"))
+    job, _ = store.submit(NewJob(owner.id, "a.py", "x=1", "0" * 64, "{}", notify_route=route))
+    claim = store.claim("w", 1, 30, 3)[0]
+    store.mark_invoked(job.id, claim.token, 30)
+    store.finish(job.id, claim.token, ok_result(None))  # type: ignore[arg-type]
+    return job.id
+
+
+def test_events_are_delivered_in_order_and_marked_sent(memory_store: InMemoryStore) -> None:
+    job_id = finished_job(memory_store)
+    notifier = RecordingNotifier()
+    dispatcher = Dispatcher(memory_store, {"r": notifier})
+    while dispatcher.run_once():
+        pass
+    assert [e for e, _, _ in notifier.delivered] == [
+        NotificationEvent.QUEUED,
+        NotificationEvent.STARTED,
+        NotificationEvent.FINISHED,
+    ]
+    assert all(state == "sent" for _, state in memory_store.notification_events(job_id))
+    job = memory_store.get(job_id)
+    assert job is not None and job.origin["finished_seen"] is True
+
+
+def test_other_routes_are_left_for_their_process(memory_store: InMemoryStore) -> None:
+    job_id = finished_job(memory_store, route="slack")
+    dispatcher = Dispatcher(memory_store, {"local:me": RecordingNotifier()})
+    assert dispatcher.run_once() == 0
+    assert all(state == "pending" for _, state in memory_store.notification_events(job_id))
+
+
+def test_a_transient_failure_is_retried_and_delivered_once(
+    memory_store: InMemoryStore, fake_clock: FakeClock
+) -> None:
+    job_id = finished_job(memory_store)
+    notifier = RecordingNotifier(fail_times=2)
+    dispatcher = Dispatcher(memory_store, {"r": notifier}, poll_interval=0.01)
+    dispatcher.start()
+    try:
+        # Each retry is due a moment later on the fake clock: move it along while waiting.
+        wait_until(
+            lambda: fake_clock.advance(1) or len(notifier.delivered) == 3,
+            message="three deliveries",
+        )
+    finally:
+        dispatcher.stop()
+    assert notifier.attempts == 5
+    assert [j for _, j, _ in notifier.delivered] == [job_id] * 3
+    assert len({e for e, _, _ in notifier.delivered}) == 3
+
+
+def test_a_later_event_waits_for_an_undelivered_earlier_one(memory_store: InMemoryStore) -> None:
+    finished_job(memory_store)
+    first = memory_store.claim_notifications(["r"], 10, 60)
+    assert [n.event for n in first] == [NotificationEvent.QUEUED]
+    assert memory_store.claim_notifications(["r"], 10, 60) == []
+
+
+class Refusing:
+    """A notifier whose target is gone for good."""
+
+    def deliver(self, event: NotificationEvent, job: Job) -> Mapping[str, Any] | None:
+        raise NotifyError("channel_not_found and the user cannot be reached")
+
+
+def test_a_permanent_failure_is_recorded_and_does_not_block_the_next(
+    memory_store: InMemoryStore,
+) -> None:
+    job_id = finished_job(memory_store)
+    dispatcher = Dispatcher(memory_store, {"r": Refusing()})
+    while dispatcher.run_once():
+        pass
+    assert [s for _, s in memory_store.notification_events(job_id)] == ["failed"] * 3

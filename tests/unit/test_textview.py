@@ -1,0 +1,81 @@
+"""Terminal rendering: results, limited views, control characters made inert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.core.models import Actor, Identity, Job, JobStatus, ResultKind, User
+from bot.core.replies import Listing
+from bot.textview import job_detail, one_line, render, safe
+
+ALICE = Identity("local", "h", "alice")
+
+
+def job(**changes: object) -> Job:
+    base = {
+        "id": 3,
+        "owner_id": 1,
+        "owner": ALICE,
+        "status": JobStatus.DONE,
+        "file_name": "soma.py",
+        "code": "print(8)",
+        "code_sha256": "0" * 64,
+        "input_json": '{"a":5}',
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "result_json": '"8"',
+        "result_kind": ResultKind.STDOUT,
+        "stdout": "8\n",
+        "duration_ms": 31,
+    }
+    base.update(changes)
+    return Job(**base)  # type: ignore[arg-type]
+
+
+def test_owner_view_shows_input_and_result() -> None:
+    text = job_detail(job(), full=True)
+    assert "Job #3" in text and "done in 31 ms" in text
+    assert 'Input: {"a":5}' in text
+    assert "Result: 8" in text
+
+
+def test_limited_view_hides_input_and_output() -> None:
+    text = job_detail(job(), full=False)
+    assert "Result" not in text and "Input" not in text
+    assert "Only its owner or an admin" in text
+    assert "alice" in text
+
+
+def test_error_view_shows_type_message_and_traceback() -> None:
+    text = job_detail(
+        job(
+            status=JobStatus.ERROR,
+            result_json=None,
+            result_kind=None,
+            error_type="ZeroDivisionError",
+            error_message="division by zero",
+            traceback='File "soma.py", line 1',
+        ),
+        full=True,
+    )
+    assert "Error: ZeroDivisionError: division by zero" in text
+    assert 'File "soma.py", line 1' in text
+
+
+def test_escape_sequences_cannot_drive_the_terminal() -> None:
+    assert safe("\x1b[2J\x07ok") == "\\x1b[2J\\x07ok"
+    assert "\x1b" not in job_detail(
+        job(stdout="\x1b[31mred\n", result_json='"\\u001b[31mred"'), full=True
+    )
+
+
+def test_returned_values_render_as_json() -> None:
+    assert one_line(job(result_json='{"sum": 8}', result_kind=ResultKind.RETURN), True).endswith(
+        '→ {"sum": 8}'
+    )
+
+
+def test_listing_shows_results_only_to_those_allowed() -> None:
+    viewer = Actor(User(2, Identity("local", "h", "bob")))
+    text = render(Listing("Latest jobs", (job(),), viewer))
+    assert "→" not in text
+    assert "(alice)" in text

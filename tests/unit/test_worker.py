@@ -1,0 +1,195 @@
+"""WorkerPool against the in-memory store and a fake executor: lifecycle, limits, failures."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from bot.core.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
+from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunRequest, RunResult
+from bot.core.worker import WorkerConfig, WorkerPool
+from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
+from tests.support.waiting import wait_until
+
+
+def add_job(store: InMemoryStore, user: str = "alice", route: str | None = "r") -> int:
+    owner = store.ensure_user(Identity("local", "h", user))
+    job, _ = store.submit(NewJob(owner.id, "a.py", "print(1)", "0" * 64, "{}", notify_route=route))
+    return job.id
+
+
+@pytest.fixture
+def pools() -> Iterator[list[WorkerPool]]:
+    started: list[WorkerPool] = []
+    yield started
+    for pool in started:
+        pool.stop(5)
+
+
+def start(
+    pools: list[WorkerPool], store: InMemoryStore, executor: FakeExecutor, **config: object
+) -> WorkerPool:
+    settings = {"slots": 2, "poll_interval": 0.01, "sweep_interval": 0.05, **config}
+    pool = WorkerPool(store, executor, WorkerConfig(**settings))  # type: ignore[arg-type]
+    pool.start()
+    pools.append(pool)
+    return pool
+
+
+def test_a_waiting_job_runs_once_and_is_finished_with_notifications(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    job_id = add_job(memory_store)
+    executor = FakeExecutor()
+    start(pools, memory_store, executor)
+    job = wait_until(lambda: (j := memory_store.get(job_id)) and j.status.is_final and j)
+    assert job.status is JobStatus.DONE
+    assert job.result == "ok"
+    assert executor.calls == [job_id]
+    events = [e for e, _ in memory_store.notification_events(job_id)]
+    assert events == [
+        NotificationEvent.QUEUED,
+        NotificationEvent.STARTED,
+        NotificationEvent.FINISHED,
+    ]
+
+
+def test_per_user_limit_holds_while_other_users_proceed(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    release = threading.Event()
+    running: set[int] = set()
+    peak = {"alice": 0}
+    lock = threading.Lock()
+    alice_ids = {add_job(memory_store, "alice") for _ in range(3)}
+    bob_id = add_job(memory_store, "bob")
+
+    def behaviour(request: RunRequest) -> RunResult:
+        with lock:
+            running.add(request.job_id)
+            peak["alice"] = max(peak["alice"], len(running & alice_ids))
+        release.wait(5)
+        with lock:
+            running.discard(request.job_id)
+        return ok_result(request)
+
+    start(pools, memory_store, FakeExecutor(behaviour), slots=4, max_per_user=1)
+    wait_until(lambda: bob_id in running and len(running) == 2, message="bob and one alice job")
+    assert len(running & alice_ids) == 1
+    release.set()
+    wait_until(
+        lambda: all(
+            memory_store.get(i).status is JobStatus.DONE  # type: ignore[union-attr]
+            for i in alice_ids | {bob_id}
+        )
+    )
+    assert peak["alice"] == 1
+
+
+def test_throttled_job_goes_back_to_waiting_then_completes(
+    memory_store: InMemoryStore, fake_clock: FakeClock, pools: list[WorkerPool]
+) -> None:
+    job_id = add_job(memory_store)
+    attempts: list[int] = []
+
+    def behaviour(request: RunRequest) -> RunResult:
+        attempts.append(request.job_id)
+        if len(attempts) == 1:
+            raise Throttled("busy", retry_after=5)
+        return ok_result(request)
+
+    start(pools, memory_store, FakeExecutor(behaviour))
+    wait_until(lambda: attempts and memory_store.get(job_id).status is JobStatus.WAITING)  # type: ignore[union-attr]
+    assert memory_store.notification_events(job_id) == [(NotificationEvent.QUEUED, "pending")]
+    fake_clock.advance(6)
+    job = wait_until(lambda: (j := memory_store.get(job_id)) and j.status.is_final and j)
+    assert job.status is JobStatus.DONE
+    assert job.attempts == 2
+
+
+def test_never_startable_job_gives_up_after_max_attempts(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    job_id = add_job(memory_store)
+
+    def behaviour(request: RunRequest) -> RunResult:
+        raise ExecutorUnavailable("connection refused")
+
+    start(pools, memory_store, FakeExecutor(behaviour), max_attempts=1)
+    job = wait_until(lambda: (j := memory_store.get(job_id)) and j.status.is_final and j)
+    assert job.status is JobStatus.ERROR
+    assert job.error_type == "NotStarted"
+    assert "nothing ran" in (job.error_message or "")
+
+
+def test_executor_failure_after_start_is_an_error_not_a_rerun(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    job_id = add_job(memory_store)
+
+    def behaviour(request: RunRequest) -> RunResult:
+        raise ExecutorError("sandbox vanished")
+
+    executor = FakeExecutor(behaviour)
+    start(pools, memory_store, executor)
+    job = wait_until(lambda: (j := memory_store.get(job_id)) and j.status.is_final and j)
+    assert job.status is JobStatus.ERROR
+    assert "sandbox vanished" in (job.error_message or "")
+    assert executor.calls == [job_id]
+
+
+def test_result_is_kept_through_a_database_outage_at_finish(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    job_id = add_job(memory_store)
+    ran = threading.Event()
+
+    def behaviour(request: RunRequest) -> RunResult:
+        memory_store.down = True
+        ran.set()
+        return ok_result(request)
+
+    start(pools, memory_store, FakeExecutor(behaviour))
+    ran.wait(5)
+    memory_store.down = False
+    job = wait_until(lambda: (j := memory_store.get(job_id)) and j.status.is_final and j)
+    assert job.status is JobStatus.DONE
+
+
+def test_stop_lets_running_jobs_finish(memory_store: InMemoryStore) -> None:
+    job_id = add_job(memory_store)
+    started = threading.Event()
+    go = threading.Event()
+
+    def behaviour(request: RunRequest) -> RunResult:
+        started.set()
+        go.wait(5)
+        return ok_result(request)
+
+    pool = WorkerPool(
+        memory_store, FakeExecutor(behaviour), WorkerConfig(slots=1, poll_interval=0.01)
+    )
+    pool.start()
+    started.wait(5)
+    threading.Timer(0.2, go.set).start()
+    assert pool.stop(grace_s=5)
+    assert memory_store.get(job_id).status is JobStatus.DONE  # type: ignore[union-attr]
+
+
+def test_sweeper_requeues_unstarted_and_interrupts_started_jobs(
+    memory_store: InMemoryStore, fake_clock: FakeClock, pools: list[WorkerPool]
+) -> None:
+    fresh, started = add_job(memory_store), add_job(memory_store)
+    claims = {c.job.id: c for c in memory_store.claim("dead-worker", 2, 30, 5)}
+    memory_store.mark_invoked(started, claims[started].token, 30)
+    fake_clock.advance(31)
+    executor = FakeExecutor()
+    start(pools, memory_store, executor)
+    job = wait_until(lambda: (j := memory_store.get(started)) and j.status.is_final and j)
+    assert job.status is JobStatus.ERROR
+    assert job.error_message == "interrupted: the worker stopped while the job was running"
+    wait_until(lambda: memory_store.get(fresh).status is JobStatus.DONE)  # type: ignore[union-attr]
+    assert started not in executor.calls
+    assert executor.calls.count(fresh) == 1
