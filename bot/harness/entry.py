@@ -1,0 +1,37 @@
+"""Entry point of a fresh child (fresh mode): read the request, set limits, run the job."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import limits, protocol, runner
+
+# fds the parent sets up: 0 stdin (the input JSON), 1 stdout, 2 stderr, then these
+REQUEST_FD = 3
+RECORD_FD = 4
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def main(argv: list[str]) -> None:
+    """argv: [job directory]. Never returns: runner.execute exits the process."""
+    for name in os.listdir("/proc/self/fd"):  # nothing else of the caller's may reach the job
+        if int(name) > RECORD_FD:
+            try:
+                os.close(int(name))
+            except OSError:  # the directory fd of the listing itself
+                pass
+    raw = json.loads(_read_all(REQUEST_FD))
+    request = protocol.parse_request(raw["request"])
+    lim = limits.Limits(**raw["limits"])
+    os.chdir(argv[0])
+    nproc = limits.threads_of(os.getuid()) + lim.max_procs
+    limits.apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=raw["timeout_s"], nproc=nproc)
+    runner.execute(request, RECORD_FD)

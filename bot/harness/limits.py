@@ -1,0 +1,117 @@
+"""Per-process limits: rlimits, privilege drop and the prctl switches, via ctypes."""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
+
+MIB = 1024 * 1024
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits that do not come with each request (time and memory do)."""
+
+    max_procs: int = 64  # processes and threads of one job, the first included
+    max_file_bytes: int = 64 * MIB  # largest file a job may write
+    max_open_files: int = 256
+
+
+@cache
+def libc() -> ctypes.CDLL:
+    """The C library, with errno kept for error messages (ctypes loads lazily: it is slow)."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def check(result: int, what: str) -> None:
+    """Raise OSError with errno when a libc call returned -1."""
+    if result == -1:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def prctl(option: int, value: int) -> None:
+    """prctl(option, value, 0, 0, 0), raising OSError on failure."""
+    import ctypes
+
+    fn = libc().prctl
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    check(fn(option, value, 0, 0, 0), f"prctl({option})")
+
+
+def set_dumpable(flag: bool) -> None:
+    """Non-dumpable processes keep /proc/<pid>/environ, mem, fd and ptrace from same-uid peers."""
+    prctl(PR_SET_DUMPABLE, int(flag))
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants (setsid + double fork) get re-parented to us instead of init."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _set(kind: int, value: int) -> None:
+    _, hard = resource.getrlimit(kind)
+    # an unprivileged process can only lower its hard limit
+    if hard != resource.RLIM_INFINITY and os.geteuid() != 0:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def cpu_seconds(timeout_s: float) -> int:
+    """The RLIMIT_CPU soft limit: a backstop just past the wall-clock limit."""
+    return math.ceil(timeout_s) + 1
+
+
+def apply_rlimits(limits: Limits, *, memory_mb: int, timeout_s: float, nproc: int) -> None:
+    """Set this process's rlimits for a job; children inherit them."""
+    _set(resource.RLIMIT_AS, memory_mb * MIB)
+    soft = cpu_seconds(timeout_s)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+    _set(resource.RLIMIT_FSIZE, limits.max_file_bytes)
+    _set(resource.RLIMIT_NOFILE, limits.max_open_files)
+    _set(resource.RLIMIT_NPROC, nproc)
+    _set(resource.RLIMIT_CORE, 0)
+
+
+def threads_of(uid: int) -> int:
+    """How many threads `uid` runs now: RLIMIT_NPROC counts threads of the real uid."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{name}/task"))
+            except OSError:  # gone meanwhile, or not ours to look at
+                continue
+    return count
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become uid/gid for good, with no supplementary groups and no way back up."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    # changing uid made us non-dumpable, which would hide /proc/self/fd from the job itself
+    set_dumpable(True)
+
+
+def die_with_parent(signum: int) -> None:
+    """Get `signum` when the parent dies (must come after any uid change, which resets it)."""
+    prctl(PR_SET_PDEATHSIG, signum)

@@ -1,0 +1,198 @@
+"""Harness protocol v1: validates requests and shapes responses (the same for every executor)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION = 1
+OUTCOMES = ("ok", "error", "timeout", "memory", "crashed")
+RESULT_KINDS = ("return", "stdout")
+MAX_TIMEOUT_S = 3600.0
+MIN_MEMORY_MB = 32  # below this the interpreter itself cannot start under RLIMIT_AS
+MAX_MEMORY_MB = 65536
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+class ProtocolError(ValueError):
+    """A harness request or response that does not follow protocol v1."""
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox could not start the run; nothing ran, so it is safe to try again."""
+
+
+class SandboxFailed(RuntimeError):
+    """The sandbox failed while running a job; the job may have run."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated v1 request; `input` is the decoded JSON object."""
+
+    job_id: int
+    file_name: str
+    code: str
+    input_json: str
+    timeout_s: float
+    memory_mb: int
+    max_output_bytes: int
+    input: dict[str, Any] = field(compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as protocol JSON."""
+        return {
+            "v": VERSION,
+            "job_id": self.job_id,
+            "file_name": self.file_name,
+            "code": self.code,
+            "input_json": self.input_json,
+            "timeout_s": self.timeout_s,
+            "memory_mb": self.memory_mb,
+            "max_output_bytes": self.max_output_bytes,
+        }
+
+
+def _int(raw: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = raw.get(key)
+    # bool is an int subclass; `true` is never a meaningful size
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProtocolError(f"{key} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ProtocolError(f"{key} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _str(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f"{key} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _file_name(raw: dict[str, Any]) -> str:
+    name = _str(raw, "file_name")
+    # the name becomes a file in the job directory, so it must be one plain path component
+    if name in ("", ".", "..") or "/" in name or "\0" in name or len(name.encode()) > 255:
+        raise ProtocolError(f"file_name must be a plain file name, not {name!r}")
+    return name
+
+
+def _timeout(raw: dict[str, Any]) -> float:
+    value = raw.get("timeout_s")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ProtocolError(f"timeout_s must be a number, not {type(value).__name__}")
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+        raise ProtocolError(f"timeout_s must be above 0 and at most {MAX_TIMEOUT_S:g}, not {value}")
+    return float(value)
+
+
+def parse_request(raw: object) -> Request:
+    """Validate a decoded request; raise ProtocolError with a clear message when it is not v1."""
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"a request must be a JSON object, not {type(raw).__name__}")
+    version = raw.get("v")
+    if version != VERSION or isinstance(version, bool):
+        raise ProtocolError(
+            f"unsupported harness protocol version {version!r} (this harness speaks {VERSION})"
+        )
+    input_json = _str(raw, "input_json")
+    try:
+        value = json.loads(input_json)
+    except ValueError as exc:
+        raise ProtocolError(f"input_json is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"input_json must encode a JSON object, not {type(value).__name__}")
+    return Request(
+        job_id=_int(raw, "job_id", -(2**63), 2**63 - 1),
+        file_name=_file_name(raw),
+        code=_str(raw, "code"),
+        input_json=input_json,
+        timeout_s=_timeout(raw),
+        memory_mb=_int(raw, "memory_mb", MIN_MEMORY_MB, MAX_MEMORY_MB),
+        max_output_bytes=_int(raw, "max_output_bytes", 1, MAX_OUTPUT_BYTES),
+        input=value,
+    )
+
+
+def response(
+    outcome: str,
+    *,
+    duration_ms: int = 0,
+    result_json: str | None = None,
+    result_kind: str | None = None,
+    stdout: str = "",
+    stderr: str = "",
+    stdout_truncated: bool = False,
+    stderr_truncated: bool = False,
+    error_type: str | None = None,
+    error_message: str | None = None,
+    traceback: str | None = None,
+    exit_code: int | None = None,
+    signal: int | None = None,
+) -> dict[str, Any]:
+    """A complete v1 response; text fields are made safe to encode as UTF-8."""
+    return {
+        "v": VERSION,
+        "outcome": outcome,
+        "result_json": None if result_json is None else clean_text(result_json),
+        "result_kind": result_kind,
+        "stdout": clean_text(stdout),
+        "stderr": clean_text(stderr),
+        "stdout_truncated": stdout_truncated,
+        "stderr_truncated": stderr_truncated,
+        "error_type": None if error_type is None else clean_text(error_type),
+        "error_message": None if error_message is None else clean_text(error_message),
+        "traceback": None if traceback is None else clean_text(traceback),
+        "duration_ms": duration_ms,
+        "exit_code": exit_code,
+        "signal": signal,
+    }
+
+
+def error_response(message: str, error_type: str = "InvalidRequest") -> dict[str, Any]:
+    """The response to a request that could not be run at all."""
+    return response("error", error_type=error_type, error_message=message)
+
+
+def clean_text(text: str) -> str:
+    """Replace lone surrogates (from user strings) so the text encodes as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "result_json": (str, type(None)),
+    "result_kind": (str, type(None)),
+    "stdout": (str,),
+    "stderr": (str,),
+    "stdout_truncated": (bool,),
+    "stderr_truncated": (bool,),
+    "error_type": (str, type(None)),
+    "error_message": (str, type(None)),
+    "traceback": (str, type(None)),
+    "duration_ms": (int,),
+    "exit_code": (int, type(None)),
+    "signal": (int, type(None)),
+}
+
+
+def check_response(raw: object) -> dict[str, Any]:
+    """Validate a decoded response (the caller's side); raise ProtocolError if malformed."""
+    if not isinstance(raw, dict) or raw.get("v") != VERSION:
+        raise ProtocolError("the harness response is not a v1 object")
+    if raw.get("outcome") not in OUTCOMES:
+        raise ProtocolError(f"unknown outcome {raw.get('outcome')!r}")
+    if raw.get("result_kind") not in (*RESULT_KINDS, None):
+        raise ProtocolError(f"unknown result_kind {raw.get('result_kind')!r}")
+    for key, types in _TYPES.items():
+        if not isinstance(raw.get(key), types) or (
+            isinstance(raw.get(key), bool) and bool not in types
+        ):
+            raise ProtocolError(f"response field {key} has the wrong type")
+    return raw

@@ -1,0 +1,151 @@
+"""Fresh mode: one new `python -I -S -u -B` child per job (what the Lambda handler calls)."""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from . import boot, entry, protocol, reaper, runner, supervisor, verdict
+from .environment import job_env
+from .limits import Limits, set_child_subreaper, set_dumpable
+from .protocol import Request, SandboxUnavailable
+
+DIR_PREFIX = "jobbot-job-"
+MIN_TIMEOUT_S = 0.05
+
+# One job at a time per process: the orphan sweep treats every new child of this
+# process as the job's, so concurrent fresh runs (or other spawning) would be mistaken.
+_lock = threading.Lock()
+
+
+@functools.cache
+def _prepare_caller() -> None:
+    """Once per process (both settings are process-wide and permanent)."""
+    # secrets in our own environment stay out of reach of /proc/<ppid>/environ (same uid)
+    set_dumpable(False)
+    # setsid + double-fork escapees become our children, so the sweep can find them
+    set_child_subreaper()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_dirs(root: str | None = None) -> None:
+    """Remove job directories left behind by a cut-off run (ours, or a dead process's)."""
+    root = root or tempfile.gettempdir()
+    for name in os.listdir(root):
+        if not name.startswith(DIR_PREFIX):
+            continue
+        pid_text = name[len(DIR_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit() and (int(pid_text) == os.getpid() or not _pid_alive(int(pid_text))):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def _high(fd: int) -> int:
+    """A close-on-exec copy of fd above the child's fixed slots 0-4, the original closed."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
+def _temp_file(workdir: str, data: bytes) -> int:
+    fd, path = tempfile.mkstemp(dir=workdir)
+    os.unlink(path)  # the job sees only the open fd
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return _high(fd)
+
+
+def _start(
+    python: str, workdir: str, request: Request, payload: bytes
+) -> tuple[int, list[int], set[int]]:
+    """Spawn the child; (pid, [stdout, stderr, record] read ends, our children before it)."""
+    ends: dict[int, int] = {}  # the child's fd number -> our fd that becomes it
+    reads: list[int] = []
+    try:
+        ends[0] = _temp_file(workdir, request.input_json.encode("utf-8"))
+        ends[entry.REQUEST_FD] = _temp_file(workdir, payload)
+        for target in (1, 2, entry.RECORD_FD):
+            read, write = os.pipe()
+            reads.append(_high(read))
+            ends[target] = _high(write)
+        actions = [(os.POSIX_SPAWN_DUP2, src, dst) for dst, src in sorted(ends.items())]
+        before = reaper.children(os.getpid())
+        try:
+            pid = os.posix_spawn(
+                python,
+                boot.command(python, "entry", "main", workdir),
+                job_env(workdir),
+                file_actions=actions,
+                setsid=True,  # its own session and process group, killed as one
+            )
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot start {python}: {exc}") from exc
+    except BaseException:
+        for fd in reads:
+            os.close(fd)
+        raise
+    finally:
+        for fd in ends.values():
+            os.close(fd)
+    return pid, reads, before
+
+
+def _run(request: Request, timeout_s: float, python: str, lim: Limits) -> dict[str, Any]:
+    workdir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
+    try:
+        with open(os.path.join(workdir, request.file_name), "w", encoding="utf-8") as fh:
+            fh.write(request.code)
+        payload = {"request": request.to_dict(), "limits": asdict(lim), "timeout_s": timeout_s}
+        pid, reads, before = _start(python, workdir, request, json.dumps(payload).encode())
+        obs = supervisor.supervise(
+            pid,
+            *reads,
+            timeout_s=timeout_s,
+            max_output_bytes=request.max_output_bytes,
+            max_record_bytes=runner.record_limit(request),
+            kill_rest=lambda: reaper.sweep_orphans(pid, before),
+        )
+        return verdict.build(request, obs, timeout_s=timeout_s)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_fresh(
+    request: dict[str, Any],
+    *,
+    deadline_s: float | None = None,
+    python: str | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """Run one protocol-v1 request in a fresh interpreter and return the v1 response.
+
+    `deadline_s` is the time the caller has left (Lambda: remaining time minus a margin);
+    the job gets min(timeout_s, deadline_s). Malformed requests give an "error" response.
+    Raises SandboxUnavailable only when the interpreter cannot be started.
+    """
+    try:
+        req = protocol.parse_request(request)
+    except protocol.ProtocolError as exc:
+        return protocol.error_response(str(exc))
+    timeout_s = req.timeout_s if deadline_s is None else min(req.timeout_s, deadline_s)
+    timeout_s = max(timeout_s, MIN_TIMEOUT_S)
+    with _lock:
+        _prepare_caller()
+        sweep_stale_dirs()
+        return _run(req, timeout_s, python or sys.executable, limits or Limits())
