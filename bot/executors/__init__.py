@@ -1,0 +1,1 @@
+"""Executors: where a job's code runs (this machine, or AWS Lambda)."""

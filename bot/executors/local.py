@@ -1,0 +1,274 @@
+"""LocalExecutor: runs jobs on this machine, each forked from an isolated, secret-free zygote."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bot.core.models import Outcome, ResultKind, RunRequest, RunResult
+from bot.errors import ExecutorError, ExecutorUnavailable
+from bot.harness import protocol
+from bot.harness.client import ZygoteClient
+from bot.harness.limits import MIB, Limits, set_dumpable
+from bot.harness.protocol import SandboxFailed, SandboxUnavailable
+
+_LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
+_CLOSE_WAIT_S = 60.0
+
+
+def _lock_uids(uids: Sequence[int]) -> list[int]:
+    """Hold an exclusive lock per uid: two executors sharing a uid would kill each other's jobs."""
+    directory = next((d for d in _LOCK_DIRS if os.access(d, os.W_OK)), _LOCK_DIRS[-1])
+    held: list[int] = []
+    for uid in uids:
+        fd = os.open(
+            os.path.join(directory, f"jobbot-uid-{uid}.lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+        held.append(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            for f in held:
+                os.close(f)
+            raise ExecutorError(f"uid {uid} is already used by another jobbot executor") from None
+    return held
+
+
+class LocalExecutor:
+    """Runs jobs here, each in a fresh process forked from a pre-started, isolated zygote.
+
+    The zygote is a separate `python -I -S -u -B` process exec'd with an allow-list
+    environment, so it never holds the bot's secrets. It isolates itself as far as the
+    host allows (network, mount and IPC namespaces; host filesystem read-only; `/run` and
+    `hide_paths` masked) and forks one supervisor per job, which forks the user process.
+    Everything is probed at start; `describe()` says what is in force.
+
+    Args:
+        slots: jobs that may run at once; further `run()` calls wait for a free slot.
+        python: the interpreter (a venv's python is fine: it is resolved to the real binary).
+        uid_base: when the bot runs as root, slot N runs as uid and gid `uid_base + N`.
+            These uids must belong to this executor alone (enforced with lock files).
+        max_procs: processes and threads per job (RLIMIT_NPROC and cgroup pids.max).
+        max_file_bytes: largest file a job may write (RLIMIT_FSIZE).
+        max_open_files: RLIMIT_NOFILE of a job.
+        tmp_bytes: size of each job's private tmpfs, shared by its /tmp, /var/tmp,
+            /dev/shm and /run/lock (also added to its memory cgroup limit).
+        hide_paths: directories jobs must not see: the bot's working directory, the
+            SQLite database directory, the bot's HOME.
+        namespaces, cgroups: False runs without them (to test the degraded modes).
+        start_timeout_s: how long the zygote may take to start.
+
+    Raises ExecutorUnavailable if the zygote cannot be started.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        slots: int = 4,
+        python: str = sys.executable,
+        uid_base: int = 61000,
+        max_procs: int = 64,
+        max_file_bytes: int = 64 * MIB,
+        max_open_files: int = 256,
+        tmp_bytes: int = 128 * MIB,
+        hide_paths: Sequence[str] = (),
+        namespaces: bool = True,
+        cgroups: bool = True,
+        start_timeout_s: float = 30.0,
+    ) -> None:
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self._limits = Limits(max_procs, max_file_bytes, max_open_files)
+        self._hide_paths = tuple(os.path.abspath(p) for p in hide_paths)
+        root = os.geteuid() == 0
+        self._locks = _lock_uids(range(uid_base, uid_base + slots)) if root else []
+        config: dict[str, Any] = {
+            "slots": slots,
+            "uid_base": uid_base if root else None,
+            "limits": {
+                "max_procs": max_procs,
+                "max_file_bytes": max_file_bytes,
+                "max_open_files": max_open_files,
+            },
+            "tmp_bytes": tmp_bytes,
+            "hide_paths": list(self._hide_paths),
+            "namespaces": namespaces,
+            "cgroups": cgroups,
+            "cgroup_tag": f"jobbot-{os.getpid()}-{uid_base}",
+        }
+        real_python = os.path.realpath(python)
+        self._client = ZygoteClient(real_python, config, start_timeout_s=start_timeout_s)
+        try:
+            hello = self._client.start()
+        except SandboxUnavailable as exc:
+            self._release_locks()
+            raise ExecutorUnavailable(f"the local sandbox did not start: {exc}") from exc
+        if not hello["uids"]:
+            # jobs share our uid: keep /proc/<bot>/environ (the secrets) and ptrace from them
+            set_dumpable(False)
+        self._free: queue.Queue[int] = queue.Queue()
+        for slot in range(slots):
+            self._free.put(slot)
+        self._slots = slots
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    def run(self, request: RunRequest) -> RunResult:
+        """Run the request to completion within its time limit."""
+        response = self.run_harness(
+            {
+                "v": protocol.VERSION,
+                "job_id": request.job_id,
+                "file_name": request.file_name,
+                "code": request.code,
+                "input_json": request.input_json,
+                "timeout_s": request.timeout_s,
+                "memory_mb": request.memory_mb,
+                "max_output_bytes": request.max_output_bytes,
+            }
+        )
+        kind = response["result_kind"]
+        return RunResult(
+            outcome=Outcome(response["outcome"]),
+            duration_ms=response["duration_ms"],
+            result_json=response["result_json"],
+            result_kind=ResultKind(kind) if kind is not None else None,
+            stdout=response["stdout"],
+            stderr=response["stderr"],
+            stdout_truncated=response["stdout_truncated"],
+            stderr_truncated=response["stderr_truncated"],
+            error_type=response["error_type"],
+            error_message=response["error_message"],
+            traceback=response["traceback"],
+            executor=self.name,
+        )
+
+    def run_harness(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One raw protocol-v1 round trip (what `run` uses; handy for tests and benchmarks)."""
+        slot = self._free.get()
+        if self._closed:
+            self._free.put(slot)
+            raise ExecutorUnavailable("the local executor is closed")
+        try:
+            timeout_s = request.get("timeout_s")
+            limit = float(timeout_s) if isinstance(timeout_s, int | float) else 0.0
+            response = self._client.run(slot, request, min(max(limit, 0.0), 3600.0))
+        except SandboxUnavailable as exc:
+            raise ExecutorUnavailable(f"the local sandbox could not start the job: {exc}") from exc
+        except SandboxFailed as exc:
+            raise ExecutorError(f"the local sandbox failed: {exc}") from exc
+        finally:
+            self._free.put(slot)
+        try:
+            return protocol.check_response(response)
+        except protocol.ProtocolError as exc:
+            raise ExecutorError(f"the local sandbox answered nonsense: {exc}") from exc
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The zygote's pid while it runs (it is restarted on the next job if it died)."""
+        return self._client.pid
+
+    def describe(self) -> list[tuple[str, str, bool]]:
+        """Facts for `doctor`: (check, detail, ok)."""
+        return _rows(self._client.hello, self._client.pid, self._limits, self._hide_paths)
+
+    def _release_locks(self) -> None:
+        for fd in self._locks:
+            os.close(fd)
+        self._locks = []
+
+    def close(self) -> None:
+        """Wait for running jobs (up to a minute), stop the zygote, remove cgroups and locks."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = time.monotonic() + _CLOSE_WAIT_S
+        taken = []
+        with contextlib.suppress(queue.Empty):
+            for _ in range(self._slots):
+                taken.append(self._free.get(timeout=max(0.0, deadline - time.monotonic())))
+        self._client.close()
+        self._release_locks()
+        for slot in taken:  # callers still waiting for a slot now see "closed"
+            self._free.put(slot)
+
+
+def _span(uids: Sequence[int]) -> str:
+    return f"{uids[0]}-{uids[-1]}" if len(uids) > 1 else str(uids[0])
+
+
+def _rows(
+    hello: dict[str, Any], pid: int | None, limits: Limits, hide_paths: Sequence[str]
+) -> list[tuple[str, str, bool]]:
+    iso, cgroup, uids = hello["isolation"], hello["cgroup"], hello["uids"]
+    notes = "; ".join(iso["notes"])
+    rows = [
+        (
+            "zygote",
+            f"pid {pid}, python {hello['python']} ({hello['executable']})"
+            if pid
+            else "not running (restarted on the next job)",
+            pid is not None,
+        ),
+        (
+            "network isolation",
+            "new network namespace (loopback down)"
+            if iso["network"]
+            else f"NOT isolated: namespaces unavailable ({notes})",
+            iso["network"],
+        ),
+    ]
+    if uids:
+        rows.append(("privileges", f"jobs run as uid {_span(uids)}, no_new_privs", True))
+    else:
+        detail = f"NOT dropped: jobs run as the bot's uid {hello['euid']} (bot is non-dumpable)"
+        rows.append(("privileges", detail, False))
+    if not hello["stdlib_readable"]:
+        detail = "NOT readable by the job uids: only preloaded modules import"
+        rows.append(("standard library", detail, False))
+    has_pids = cgroup["version"] is not None and "no pids" not in cgroup["note"]
+    has_memory = cgroup["version"] is not None and "no memory" not in cgroup["note"]
+    nproc = "RLIMIT_NPROC on its own uid" if uids else "RLIMIT_NPROC shared with the bot's uid"
+    pids = f" + {cgroup['note']} pids.max" if has_pids else f" (no cgroup: {cgroup['note']})"
+    rows.append(
+        ("process limit", f"{limits.max_procs} per job: {nproc}{pids}", bool(uids) or has_pids)
+    )
+    memory = "address space (RLIMIT_AS) = the job's memory_mb"
+    memory += " + a cgroup limit on all its processes" if has_memory else ", per process only"
+    rows.append(("memory limit", memory, has_memory))
+    rows.append(
+        (
+            "file limits",
+            f"files up to {limits.max_file_bytes // MIB} MiB, {limits.max_open_files} open",
+            True,
+        )
+    )
+    if iso["mounts"]:
+        hidden = [p for p in hide_paths if os.path.realpath(p) in iso["masked"]]
+        missing = [p for p in hide_paths if p not in hidden]
+        detail = (
+            f"private tmpfs /tmp ({hello['tmp_bytes'] // MIB} MiB per job), host read-only"
+            if iso["readonly"]
+            else f"private tmpfs /tmp ({hello['tmp_bytes'] // MIB} MiB per job), host NOT read-only"
+        )
+        detail += f", hidden: {', '.join(iso['masked'])}"
+        if missing:
+            detail += f"; NOT hidden: {', '.join(missing)}"
+        rows.append(("filesystem", detail, iso["readonly"] and not missing))
+    else:
+        detail = "NOT isolated: jobs see the host filesystem (job dir in /tmp, removed after)"
+        rows.append(("filesystem", detail, False))
+    rows.append(("environment", "allow-list only (PATH, LANG, TZ, HOME, *_NUM_THREADS)", True))
+    return rows

@@ -1,0 +1,163 @@
+"""The executor's side of the zygote: start it, hand it jobs, restart it when it dies."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import Any
+
+from . import boot, cgroups, frames
+from .environment import base_env
+from .protocol import SandboxFailed, SandboxUnavailable
+
+ACK_TIMEOUT_S = 30.0  # a healthy zygote forks a supervisor in milliseconds
+GRACE_S = 30.0  # past the job's own limit, before we give up on its supervisor
+RESPONSE_LIMIT = 1 << 30
+
+
+class ZygoteClient:
+    """Starts the zygote and sends it jobs; thread-safe, restarts the zygote when it died."""
+
+    def __init__(self, python: str, config: dict[str, Any], *, start_timeout_s: float = 30.0):
+        self._python = python
+        self._config = config
+        self._start_timeout_s = start_timeout_s
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ctrl: socket.socket | None = None
+        self._hello: dict[str, Any] = {}
+        self._starts = 0
+        self._closed = False
+
+    @property
+    def hello(self) -> dict[str, Any]:
+        """What the current zygote reported about its isolation."""
+        return self._hello
+
+    @property
+    def pid(self) -> int | None:
+        """The zygote's pid while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def start(self) -> dict[str, Any]:
+        """Start the zygote unless it is running; its hello."""
+        with self._lock:
+            self._ensure()
+            return self._hello
+
+    def _ensure(self) -> None:
+        if self._closed:
+            raise SandboxUnavailable("the executor is closed")
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._stop()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        config = {**self._config, "sweep": self._starts == 0}
+        try:
+            with child:
+                self._proc = subprocess.Popen(
+                    boot.command(self._python, "zygote", "main", str(child.fileno())),
+                    env=base_env(),  # exec'd fresh with an allow-list: none of the bot's secrets
+                    cwd="/",
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    pass_fds=[child.fileno()],
+                    start_new_session=True,  # a Ctrl-C meant for the bot must not hit it
+                )
+            parent.settimeout(self._start_timeout_s)
+            parent.send(json.dumps(config).encode())
+            data = parent.recv(1 << 20)
+        except OSError as exc:
+            parent.close()
+            self._stop()
+            raise SandboxUnavailable(f"the zygote did not start: {exc}") from exc
+        if not data:
+            parent.close()
+            code = self._stop()
+            raise SandboxUnavailable(f"the zygote exited during setup (status {code})")
+        parent.settimeout(None)
+        self._ctrl = parent
+        self._hello = json.loads(data)
+        self._starts += 1
+
+    def _stop(self) -> int | None:
+        """Forget the current zygote, killing it if it still runs; its exit status."""
+        if self._ctrl is not None:
+            self._ctrl.close()
+            self._ctrl = None
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    def _hand_over(self, theirs: socket.socket) -> None:
+        with self._lock:
+            self._ensure()
+            ctrl = self._ctrl
+            if ctrl is None:
+                raise SandboxUnavailable("the zygote is not running")
+            try:
+                socket.send_fds(ctrl, [b"J"], [theirs.fileno()])
+            except OSError as exc:  # it died since we looked; the next call restarts it
+                self._stop()
+                raise SandboxUnavailable(f"the zygote is gone: {exc}") from exc
+
+    def _attempt(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with ours:
+            with theirs:
+                self._hand_over(theirs)
+            try:
+                frames.send(ours, job, time.monotonic() + ACK_TIMEOUT_S)
+                ack = frames.recv(ours, 4096, time.monotonic() + ACK_TIMEOUT_S)
+            except OSError as exc:
+                raise SandboxUnavailable(f"the zygote did not take the job: {exc}") from exc
+            if ack is None:
+                raise SandboxUnavailable("the zygote closed the job connection")
+            try:
+                reply = frames.recv(ours, RESPONSE_LIMIT, time.monotonic() + timeout_s + GRACE_S)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.kill(int(ack["ack"]), signal.SIGKILL)
+                raise SandboxFailed(f"no answer from the job supervisor: {exc}") from exc
+        if reply is None:
+            raise SandboxFailed("the job supervisor died without an answer")
+        if "unavailable" in reply:
+            raise SandboxUnavailable(str(reply["unavailable"]))
+        response: dict[str, Any] = reply["response"]
+        return response
+
+    def run(self, slot: int, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Run a v1 request in `slot`; the v1 response.
+
+        Raises SandboxUnavailable if the job never started (retried once here first),
+        SandboxFailed if the supervisor failed after taking the job.
+        """
+        job = {"slot": slot, "request": request}
+        try:
+            return self._attempt(job, timeout_s)
+        except SandboxUnavailable:
+            if self._closed:
+                raise
+        return self._attempt(job, timeout_s)
+
+    def close(self) -> None:
+        """Stop the zygote and remove its cgroups (running jobs must have finished)."""
+        with self._lock:
+            self._closed = True
+            if self._ctrl is not None:
+                with contextlib.suppress(OSError):
+                    self._ctrl.send(b"Q")
+            self._stop()
+            cgroups.remove(self._hello.get("cgroup", {}).get("created", ()))

@@ -1,0 +1,201 @@
+"""One job in the zygote's per-job supervisor: job dir, the user process, supervision, cleanup."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from . import cgroups, frames, mounts, protocol, reaper, runner, supervisor, verdict
+from .environment import job_env
+from .limits import (
+    MIB,
+    Limits,
+    apply_rlimits,
+    die_with_parent,
+    drop_privileges,
+    set_child_subreaper,
+    threads_of,
+)
+from .protocol import Request, SandboxUnavailable
+
+REQUEST_LIMIT = 256 * MIB
+READ_TIMEOUT_S = 30.0
+RECORD_FD = 3  # in the user process: 0 stdin, 1 stdout, 2 stderr, 3 the record
+_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # noqa: S108 - cleaned, not used
+
+
+@dataclass(frozen=True)
+class SlotConfig:
+    """How jobs of one slot run: as whom, in which cgroup, with what private /tmp."""
+
+    uid: int | None  # a uid of its own, or None to stay the zygote's uid
+    cgroup: cgroups.Slot | None
+    tmp_bytes: int | None  # size of the private tmpfs; None without mount namespaces
+    limits: Limits
+
+
+def serve(sock: socket.socket, slots: list[SlotConfig]) -> None:
+    """Run in a freshly forked supervisor: read one job, run it, send back the result."""
+    frame = frames.recv(sock, REQUEST_LIMIT, time.monotonic() + READ_TIMEOUT_S)
+    if frame is None:
+        return
+    # from here on the executor knows the job was received, so a silence means "may have run"
+    frames.send(sock, {"ack": os.getpid()}, time.monotonic() + READ_TIMEOUT_S)
+    try:
+        request = protocol.parse_request(frame.get("request"))
+    except protocol.ProtocolError as exc:
+        reply: dict[str, Any] = {"response": protocol.error_response(str(exc))}
+    else:
+        try:
+            reply = {"response": run(request, slots[frame["slot"]])}
+        except SandboxUnavailable as exc:
+            reply = {"unavailable": str(exc)}
+    frames.send(sock, reply, time.monotonic() + READ_TIMEOUT_S)
+
+
+def _high(fd: int) -> int:
+    """A close-on-exec copy of fd above the user process's fixed slots, the original closed."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
+def _make_workdir(request: Request, slot: SlotConfig) -> str:
+    path = tempfile.mkdtemp(prefix=f"jobbot-job-{os.getpid()}-", dir=mounts.TMP)
+    file_path = os.path.join(path, request.file_name)
+    with open(file_path, "w", encoding="utf-8") as fh:
+        fh.write(request.code)
+    if slot.uid is not None:
+        os.chown(path, slot.uid, slot.uid)
+        os.chown(file_path, slot.uid, slot.uid)
+    return path
+
+
+def _stdin(workdir: str, data: bytes) -> int:
+    fd, path = tempfile.mkstemp(dir=workdir)
+    os.unlink(path)  # the job sees only its fd 0
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return _high(fd)
+
+
+def _user_process(
+    request: Request, slot: SlotConfig, workdir: str, fds: dict[int, int], ready: int
+) -> NoReturn:
+    """In the forked child: become the job (fds, cgroup, limits, uid), then run the user code."""
+    try:
+        os.setsid()
+        if slot.cgroup is not None:
+            slot.cgroup.join()
+        for target, fd in fds.items():
+            os.dup2(fd, target)
+        keep = {*fds.keys(), ready}  # the sources are high copies, closed here
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) not in keep:
+                try:
+                    os.close(int(name))
+                except OSError:  # the listing's own fd
+                    pass
+        os.chdir(workdir)
+        os.environ.clear()
+        os.environ.update(job_env(workdir))
+        lim = slot.limits
+        # a uid of our own starts with no processes; otherwise count what the uid runs
+        nproc = lim.max_procs + (0 if slot.uid is not None else threads_of(os.getuid()))
+        apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=request.timeout_s, nproc=nproc)
+        if slot.uid is not None:
+            drop_privileges(slot.uid, slot.uid)
+        die_with_parent(signal.SIGKILL)
+        os.write(ready, b"1")
+        os.close(ready)
+    except BaseException as exc:
+        try:
+            os.write(ready, f"job setup failed: {exc!r}".encode())
+        finally:
+            os._exit(121)
+    runner.execute(request, RECORD_FD)
+
+
+def _wait_ready(pid: int, ready: int) -> None:
+    """Raise SandboxUnavailable (after reaping the child) unless its setup succeeded."""
+    with os.fdopen(ready, "rb") as fh:
+        message = fh.read(4096)
+    if message != b"1":
+        reaper.kill(pid)
+        os.waitpid(pid, 0)
+        raise SandboxUnavailable(message.decode(errors="replace") or "job setup died")
+
+
+def _clean_shared_tmp(uid: int) -> None:
+    """Without a private /tmp: delete what the job's uid left in world-writable places."""
+    for top in _SHARED_TMP:
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+
+
+def run(request: Request, slot: SlotConfig) -> dict[str, Any]:
+    """Run one job in this supervisor process and return its v1 response."""
+    set_child_subreaper()  # escaped descendants come back to us, to be killed
+    points = mounts.private_tmp(slot.tmp_bytes) if slot.tmp_bytes else []
+    workdir = _make_workdir(request, slot)
+    stdin = _stdin(workdir, request.input_json.encode("utf-8"))
+    oom_before = 0
+    if slot.cgroup is not None:
+        slot.cgroup.set_memory(request.memory_mb * MIB + (slot.tmp_bytes or 0))
+        oom_before = slot.cgroup.oom_kills()
+    pipes = [tuple(_high(fd) for fd in os.pipe()) for _ in range(4)]
+    (out_r, out_w), (err_r, err_w), (rec_r, rec_w), (ready_r, ready_w) = pipes
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        fds = {0: stdin, 1: out_w, 2: err_w, RECORD_FD: rec_w}
+        _user_process(request, slot, workdir, fds, ready_w)
+    procs = slot.cgroup.procs if slot.cgroup is not None else None
+    try:
+        for fd in (stdin, out_w, err_w, rec_w, ready_w):
+            os.close(fd)
+        try:
+            _wait_ready(pid, ready_r)
+        except SandboxUnavailable:
+            for fd in (out_r, err_r, rec_r):
+                os.close(fd)
+            raise
+        obs = supervisor.supervise(
+            pid,
+            out_r,
+            err_r,
+            rec_r,
+            timeout_s=request.timeout_s,
+            max_output_bytes=request.max_output_bytes,
+            max_record_bytes=runner.record_limit(request),
+            kill_rest=lambda: reaper.sweep_own(pid, cgroup_procs=procs, uid=slot.uid),
+        )
+        oom = slot.cgroup is not None and slot.cgroup.oom_kills() > oom_before
+        return verdict.build(request, obs, oom=oom)
+    finally:
+        reaper.sweep_own(pid, cgroup_procs=procs, uid=slot.uid)
+        for point in points:
+            mounts.detach(point)
+        if not points:
+            shutil.rmtree(workdir, ignore_errors=True)
+            if slot.uid is not None:
+                _clean_shared_tmp(slot.uid)
