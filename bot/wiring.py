@@ -143,6 +143,8 @@ class Runtime:
             lease_s=self.settings.lease_s,
             max_per_user=self.settings.max_jobs_per_user,
             poll_interval=self.settings.poll_interval,
+            # Sweep often enough that a crashed worker's job settles soon after its lease.
+            sweep_interval=min(5.0, max(0.5, self.settings.lease_s / 4)),
         )
         self.pool = WorkerPool(self.store, self.executor, config, self.metrics, self._on_settled)
         self.pool.start()

@@ -292,16 +292,14 @@ class InMemoryStore:
             ]
             return True
 
-    def finish(self, job_id: int, token: str, result: RunResult) -> Job | None:
+    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
         """Fenced, exactly once."""
         with self._lock:
             self._check()
             job = self._owned(job_id, token)
             if job is None:
                 current = self._jobs.get(job_id)
-                if current and current.claim_token == token and current.status.is_final:
-                    return current
-                return None
+                return bool(current and current.claim_token == token and current.status.is_final)
             job = self._set(
                 job,
                 status=result.status,
@@ -320,7 +318,7 @@ class InMemoryStore:
                 finished_at=self._now(),
             )
             self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
-            return job
+            return True
 
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Requeue the never-invoked, interrupt the invoked."""

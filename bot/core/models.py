@@ -104,6 +104,7 @@ class NewJob:
     notify_route: str | None = None
     idempotency_key: str | None = None
     rerun_of: int | None = None
+    owner: Identity | None = None  # saves the store a lookup when the caller knows it
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,9 @@ class JobStore(Protocol):
     def release(self, job_id: int, token: str, delay_s: float) -> bool:
         """Put a claimed job that did not run back to waiting, due after `delay_s`."""
 
-    def finish(self, job_id: int, token: str, result: RunResult) -> Job | None:
-        """Record the final result (and write `finished`) exactly once; None if not owned."""
+    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
+        """Record the final result (and write `finished`) exactly once. True when this claim
+        recorded it (also on a repeat after a lost commit); False if the job is not owned."""
 
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Settle running jobs whose lease expired: requeue the never-invoked, and mark the

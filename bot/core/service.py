@@ -112,6 +112,7 @@ class JobService:
             # Always keyed: a submit retried after a lost connection cannot store twice.
             idempotency_key=idempotency_key or f"auto:{uuid.uuid4().hex}",
             rerun_of=rerun_of,
+            owner=actor.user.identity,
         )
         job, created = self._call(lambda: self.store.submit(new))
         if created:

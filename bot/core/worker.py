@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bot.core.metrics import Metrics
-from bot.core.models import Claim, Job, Outcome, RunRequest, RunResult
+from bot.core.models import Claim, Outcome, RunRequest, RunResult
 from bot.core.ports import Executor, JobStore
 from bot.errors import ExecutorError, ExecutorUnavailable, StoreError, Throttled
 
@@ -171,14 +171,13 @@ class WorkerPool:
             result = self._run(claim)
             if result is None:
                 return
-            finished = self._finish(claim, result)
-            if finished is None:
+            if not self._finish(claim, result):
                 log.warning("lost the claim before finishing; result dropped", extra=extra)
                 return
             self.metrics.inc(
                 "jobbot_jobs_finished_total",
                 "Jobs finished by this process.",
-                status=finished.status.value,
+                status=result.status.value,
             )
             self.metrics.observe(
                 "jobbot_job_duration_seconds",
@@ -188,7 +187,7 @@ class WorkerPool:
             )
             log.info(
                 "job finished",
-                extra={**extra, "status": finished.status.value, "duration_ms": result.duration_ms},
+                extra={**extra, "status": result.status.value, "duration_ms": result.duration_ms},
             )
             self._on_settled()
         except Exception:
@@ -257,7 +256,7 @@ class WorkerPool:
         self._retry_store(lambda: self.store.release(job.id, claim.token, delay))
         return None
 
-    def _finish(self, claim: Claim, result: RunResult) -> Job | None:
+    def _finish(self, claim: Claim, result: RunResult) -> bool:
         """Record the result, retrying through database trouble while the lease lasts."""
         deadline = time.monotonic() + self.config.lease_s
         attempt = 0
@@ -268,7 +267,7 @@ class WorkerPool:
                 attempt += 1
                 if time.monotonic() > deadline:
                     log.error("could not record result: %s", exc, extra={"job_id": claim.job.id})
-                    return None
+                    return False
                 time.sleep(min(2.0, backoff(attempt)))
 
     def _retry_store(self, fn: Callable[[], bool]) -> bool:

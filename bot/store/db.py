@@ -26,9 +26,10 @@ RETRYABLE_MYSQL = {1213, 1205, 1020, 2002, 2003, 2006, 2013, 2014, 2055, 1927, 4
 DISCONNECT_MYSQL = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, autocommit: bool = False) -> Engine:
     """An engine tuned for the queue: READ COMMITTED, UTC, short lock waits on MySQL;
-    WAL, a busy timeout and IMMEDIATE write transactions on SQLite."""
+    WAL, a busy timeout and IMMEDIATE write transactions on SQLite. `autocommit` gives a
+    MySQL engine for single-statement reads (one round trip, no COMMIT)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
@@ -44,7 +45,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     # No reset-on-return: every transaction already ends in COMMIT or ROLLBACK.
     return create_engine(
         url,
-        isolation_level="READ COMMITTED",
+        isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
         pool_reset_on_return=None,
         pool_recycle=3600,
         pool_size=pool_size,
@@ -113,18 +114,38 @@ class Database:
         self.attempts = attempts
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
+        # Reads of one statement need no transaction: on MySQL they go through a second pool
+        # whose connections stay in autocommit, saving the COMMIT round trip.
+        self.reader: Engine | None = None
+        if not self.is_sqlite:
+            self.reader = make_engine(
+                engine.url.render_as_string(hide_password=False),
+                pool_size=engine.pool.size(),  # type: ignore[attr-defined]
+                autocommit=True,
+            )
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+        if self.reader is not None:
+            self.reader.dispose()
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` in a write transaction (IMMEDIATE on SQLite)."""
         return self._run(fn, immediate=True)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn` in a read transaction."""
-        return self._run(fn, immediate=False)
+        """Run `fn`, a single-statement read (autocommit on MySQL, a transaction on SQLite)."""
+        return self._run(fn, immediate=False, engine=self.reader)
 
-    def _run(self, fn: Callable[[Connection], T], immediate: bool) -> T:
+    def _run(
+        self, fn: Callable[[Connection], T], immediate: bool, engine: Engine | None = None
+    ) -> T:
         for attempt in range(1, self.attempts + 1):
             try:
+                if engine is not None:
+                    with engine.connect() as conn:
+                        return fn(conn)
                 with self.engine.connect() as raw:
                     conn = raw
                     if self.is_sqlite and immediate:

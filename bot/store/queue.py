@@ -6,17 +6,19 @@ that lost its lease can never overwrite a job another process settled.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.core.models import Claim, Job, JobStatus, NewJob, NotificationEvent, RunResult
+from bot.core.models import Claim, Identity, Job, JobStatus, NewJob, NotificationEvent, RunResult
 from bot.core.ports import Recovery
 from bot.errors import StoreError
-from bot.store.rows import dump_json, job_select, to_job
+from bot.store.rows import CLAIM_COLUMNS, dump_json, job_select, to_job
 from bot.store.tables import NotificationState, jobs, notifications, users
 from bot.store.types import utcnow
 
@@ -51,6 +53,28 @@ def add_notification(
     )
 
 
+def add_notification_from_job(conn: Connection, job_id: int, ev: NotificationEvent) -> None:
+    """Like add_notification, with the route read from the job in the same statement."""
+    prefix = "OR IGNORE" if conn.dialect.name == "sqlite" else "IGNORE"
+    source = select(
+        jobs.c.id,
+        literal(ev.value),
+        jobs.c.notify_route,
+        literal(NotificationState.PENDING.value),
+        literal(0),
+        utcnow(),
+        utcnow(),
+    ).where(jobs.c.id == job_id, jobs.c.notify_route.is_not(None))
+    conn.execute(
+        insert(notifications)
+        .prefix_with(prefix)
+        .from_select(
+            ["job_id", "event", "route", "state", "attempts", "next_attempt_at", "created_at"],
+            source,
+        )
+    )
+
+
 def load_job(conn: Connection, job_id: int) -> Job | None:
     """A full job row."""
     row = conn.execute(job_select().where(jobs.c.id == job_id)).mappings().first()
@@ -59,6 +83,7 @@ def load_job(conn: Connection, job_id: int) -> Job | None:
 
 def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
     """Insert a waiting job, or return the one with the same idempotency key."""
+    created_at = datetime.now(UTC)
     values = {
         "owner_id": new.owner_id,
         "status": JobStatus.WAITING,
@@ -70,7 +95,7 @@ def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
         "stderr_truncated": False,
         "attempts": 0,
         "not_before": utcnow(),
-        "created_at": utcnow(),
+        "created_at": created_at,
         "origin": dump_json(new.origin) if new.origin else None,
         "notify_route": new.notify_route,
         "idempotency_key": new.idempotency_key,
@@ -92,16 +117,44 @@ def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
             raise
         return to_job(existing), False
     add_notification(conn, job_id, new.notify_route, NotificationEvent.QUEUED)
-    job = load_job(conn, job_id)
-    if job is None:
-        raise StoreError(f"job {job_id} vanished inside its own transaction")
+    owner = new.owner
+    if owner is None:
+        row = conn.execute(
+            select(users.c.provider, users.c.team, users.c.external_id).where(
+                users.c.id == new.owner_id
+            )
+        ).first()
+        if row is None:
+            raise StoreError(f"user {new.owner_id} does not exist")
+        owner = Identity(row[0], row[1], row[2])
+    # Built from what was just written rather than read back: one round trip less.
+    job = Job(
+        id=job_id,
+        owner_id=new.owner_id,
+        owner=owner,
+        status=JobStatus.WAITING,
+        file_name=new.file_name,
+        code=new.code,
+        code_sha256=new.code_sha256,
+        input_json=new.input_json,
+        created_at=created_at,
+        origin=dict(new.origin),
+        notify_route=new.notify_route,
+        idempotency_key=new.idempotency_key,
+        rerun_of=new.rerun_of,
+    )
     return job, True
 
 
 def claim(
     conn: Connection, worker_id: str, slots: int, lease_s: float, max_per_user: int
 ) -> list[Claim]:
-    """Claim due waiting jobs, oldest first, honouring the per-user running limit."""
+    """Claim due waiting jobs, oldest first, honouring the per-user running limit.
+
+    On MySQL the candidate SELECT locks each job row *and its owner's users row* with SKIP
+    LOCKED, so while one claimer decides for a user, the others skip that user's jobs: two
+    claimers can never push one user past the limit together, and nobody waits.
+    """
     busy_owners = (
         select(jobs.c.owner_id)
         .where(jobs.c.status == JobStatus.RUNNING)
@@ -109,7 +162,7 @@ def claim(
         .having(func.count() >= max_per_user)
     )
     candidates_q = (
-        select(jobs.c.id, jobs.c.owner_id)
+        job_select(only=CLAIM_COLUMNS)
         .where(
             jobs.c.status == JobStatus.WAITING,
             jobs.c.not_before <= utcnow(),
@@ -120,16 +173,11 @@ def claim(
     )
     if conn.dialect.name != "sqlite":
         candidates_q = candidates_q.with_for_update(skip_locked=True)
-    candidates = conn.execute(candidates_q).all()
+    candidates = [to_job(row) for row in conn.execute(candidates_q).mappings()]
     if not candidates:
         return []
-    owners = sorted({row.owner_id for row in candidates})
-    if conn.dialect.name != "sqlite":
-        # Lock the owners (in id order, so claimers never deadlock) and count their running
-        # jobs afresh: two claimers can then never push one user past the limit together.
-        conn.execute(
-            select(users.c.id).where(users.c.id.in_(owners)).order_by(users.c.id).with_for_update()
-        ).all()
+    owners = sorted({job.owner_id for job in candidates})
+    # Counted after the owners are locked (READ COMMITTED reads the latest commits).
     running: dict[int, int] = dict(
         conn.execute(
             select(jobs.c.owner_id, func.count())
@@ -137,19 +185,19 @@ def claim(
             .group_by(jobs.c.owner_id)
         ).all()
     )
-    picked: list[int] = []
-    for row in candidates:
+    picked: list[Job] = []
+    for job in candidates:
         if len(picked) == slots:
             break
-        if running.get(row.owner_id, 0) < max_per_user:
-            picked.append(row.id)
-            running[row.owner_id] = running.get(row.owner_id, 0) + 1
+        if running.get(job.owner_id, 0) < max_per_user:
+            picked.append(job)
+            running[job.owner_id] = running.get(job.owner_id, 0) + 1
     if not picked:
         return []
     token = secrets.token_hex(16)
     conn.execute(
         update(jobs)
-        .where(jobs.c.id.in_(picked), jobs.c.status == JobStatus.WAITING)
+        .where(jobs.c.id.in_([job.id for job in picked]), jobs.c.status == JobStatus.WAITING)
         .values(
             status=JobStatus.RUNNING,
             attempts=jobs.c.attempts + 1,
@@ -160,10 +208,17 @@ def claim(
             started_at=utcnow(),
         )
     )
-    rows = conn.execute(
-        job_select().where(jobs.c.id.in_(picked)).order_by(jobs.c.not_before, jobs.c.id)
-    ).mappings()
-    return [Claim(job=to_job(row), token=token) for row in rows]
+    # The rows are locked by this transaction, so the UPDATE changed exactly these values;
+    # the database-clock timestamps are left out rather than read back.
+    return [
+        Claim(
+            job=dataclasses.replace(
+                job, status=JobStatus.RUNNING, attempts=job.attempts + 1, claim_token=token
+            ),
+            token=token,
+        )
+        for job in picked
+    ]
 
 
 def _owned(job_id: int, token: str) -> Any:
@@ -181,8 +236,7 @@ def mark_invoked(conn: Connection, job_id: int, token: str, lease_s: float) -> b
     )
     if result.rowcount != 1:
         return False
-    route = conn.execute(select(jobs.c.notify_route).where(jobs.c.id == job_id)).scalar()
-    add_notification(conn, job_id, route, NotificationEvent.STARTED)
+    add_notification_from_job(conn, job_id, NotificationEvent.STARTED)
     return True
 
 
@@ -223,8 +277,9 @@ def release(conn: Connection, job_id: int, token: str, delay_s: float) -> bool:
     return True
 
 
-def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> Job | None:
-    """Record the outcome exactly once; a repeat by the same claim returns the stored job."""
+def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> bool:
+    """Record the outcome exactly once; True also for a repeat by the same claim (a retried
+    commit), False when the job is no longer this claim's."""
     outcome = conn.execute(
         update(jobs)
         .where(_owned(job_id, token))
@@ -245,14 +300,11 @@ def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> Job 
             finished_at=utcnow(),
         )
     )
-    job = load_job(conn, job_id)
-    if job is None:
-        return None
-    if outcome.rowcount != 1:
-        # Either someone else settled it, or this is our own retried commit.
-        return job if job.claim_token == token and job.status.is_final else None
-    add_notification(conn, job_id, job.notify_route, NotificationEvent.FINISHED)
-    return job
+    if outcome.rowcount == 1:
+        add_notification_from_job(conn, job_id, NotificationEvent.FINISHED)
+        return True
+    row = conn.execute(select(jobs.c.claim_token, jobs.c.status).where(jobs.c.id == job_id)).first()
+    return row is not None and row[0] == token and row[1].is_final
 
 
 def cancel(conn: Connection, job_id: int) -> Job | None:

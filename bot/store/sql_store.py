@@ -43,7 +43,7 @@ class SqlStore:
 
     def close(self) -> None:
         """Close pooled connections."""
-        self.engine.dispose()
+        self.db.dispose()
 
     # --- schema -----------------------------------------------------------------------
 
@@ -178,7 +178,7 @@ class SqlStore:
         """Back to waiting after a run that never started."""
         return self.db.write(lambda conn: queue.release(conn, job_id, token, delay_s))
 
-    def finish(self, job_id: int, token: str, result: RunResult) -> Job | None:
+    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
         """Record the outcome exactly once."""
         return self.db.write(lambda conn: queue.finish(conn, job_id, token, result))
 

@@ -180,7 +180,11 @@ def test_claim_sets_running_lease_token_and_attempt(store: JobStore) -> None:
     assert claim.job.status is JobStatus.RUNNING
     assert claim.job.claim_token == claim.token and len(claim.token) == 32
     assert claim.job.attempts == 1
-    assert claim.job.lease_expires_at is not None and claim.job.invoked_at is None
+    stored = store.get(job_id)
+    assert stored is not None and stored.status is JobStatus.RUNNING
+    assert stored.claim_token == claim.token and stored.attempts == 1
+    assert stored.lease_expires_at is not None and stored.invoked_at is None
+    assert stored.started_at is not None
 
 
 def test_writes_with_a_stale_token_change_nothing(store: JobStore) -> None:
@@ -188,7 +192,7 @@ def test_writes_with_a_stale_token_change_nothing(store: JobStore) -> None:
     claim = store.claim("w1", 1, 30, 3)[0]
     stale = "0" * 32
     assert not store.mark_invoked(job_id, stale, 30)
-    assert store.finish(job_id, stale, done()) is None
+    assert not store.finish(job_id, stale, done())
     assert not store.release(job_id, stale, 0)
     assert store.mark_invoked(job_id, claim.token, 30)
     assert store.get(job_id).status is JobStatus.RUNNING  # type: ignore[union-attr]
@@ -198,11 +202,11 @@ def test_finish_records_once_and_a_repeat_by_the_same_claim_is_harmless(store: J
     job_id = new_job(store)
     claim = store.claim("w1", 1, 30, 3)[0]
     store.mark_invoked(job_id, claim.token, 30)
-    first = store.finish(job_id, claim.token, done("8"))
-    again = store.finish(job_id, claim.token, done("9"))
-    assert first is not None and again is not None
-    assert first.status is JobStatus.DONE and first.result == "8"
-    assert again.result == "8"
+    assert store.finish(job_id, claim.token, done("8"))
+    assert store.finish(job_id, claim.token, done("9"))  # a retried commit is harmless
+    stored = store.get(job_id)
+    assert stored is not None and stored.status is JobStatus.DONE
+    assert stored.result == "8"
     events = store.notification_events(job_id)
     assert [e for e, _ in events].count(NotificationEvent.FINISHED) == 1
 
@@ -221,8 +225,7 @@ def test_large_output_round_trips(store: JobStore) -> None:
         error_message="bad",
         traceback="Traceback...",
     )
-    finished = store.finish(job_id, claim.token, result)
-    assert finished is not None
+    assert store.finish(job_id, claim.token, result)
     fetched = store.get(job_id)
     assert fetched is not None and fetched.stdout == big and fetched.stdout_truncated
     assert fetched.status is JobStatus.ERROR and fetched.error_type == "ValueError"
@@ -259,7 +262,7 @@ def test_expired_leases_requeue_unstarted_and_interrupt_started_jobs(store: JobS
     assert interrupted is not None and interrupted.status is JobStatus.ERROR
     assert interrupted.error_message == "interrupted: the worker stopped while the job was running"
     assert (NotificationEvent.FINISHED, "pending") in store.notification_events(started)
-    assert store.finish(started, claims[started].token, done()) is None
+    assert not store.finish(started, claims[started].token, done())
 
 
 def test_cancel_only_waiting_jobs(store: JobStore) -> None:

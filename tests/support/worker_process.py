@@ -1,0 +1,158 @@
+"""A real worker process for queue tests: the production WorkerPool, Runtime and executor,
+with every execution recorded (one job id per line) so tests count executions, not rows.
+
+    python -m tests.support.worker_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
+
+POINT makes the process SIGKILL itself at that moment of the first job's life (the way a
+crash or `kill -9` would): before-claim, after-claim, after-invoked, after-result.
+KIND is `local` (the real sandbox, default) or `sleep:SECONDS` (an executor that only waits,
+for scale tests that are about the queue rather than the sandbox).
+Settings come from the environment, exactly as for `python -m bot worker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.config import Settings, load_settings
+from bot.core.models import Outcome, ResultKind, RunRequest, RunResult
+from bot.core.ports import Executor, JobStore
+from bot.wiring import Runtime, build_executor, build_store
+
+CRASH_POINTS = ("before-claim", "after-claim", "after-invoked", "after-result")
+
+
+def die() -> None:
+    """SIGKILL this process: no cleanup, no finally blocks, like a crash."""
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CountingExecutor:
+    """Records each run's job id (appended and flushed before the code starts)."""
+
+    def __init__(self, inner: Executor, path: str) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.path = path
+        self.lock = threading.Lock()
+
+    def run(self, request: RunRequest) -> RunResult:
+        with self.lock, open(self.path, "a") as log:
+            log.write(f"{request.job_id} {os.getpid()}\n")
+            log.flush()
+            os.fsync(log.fileno())
+        return self.inner.run(request)
+
+    def describe(self) -> list[tuple[str, str, bool]]:
+        return self.inner.describe()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class SleepExecutor:
+    """Waits, then reports stdout "ok": the queue is what is under test."""
+
+    name = "sleep"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self, request: RunRequest) -> RunResult:
+        time.sleep(self.seconds)
+        return RunResult(
+            outcome=Outcome.OK,
+            duration_ms=int(self.seconds * 1000),
+            result_json='"ok"',
+            result_kind=ResultKind.STDOUT,
+            stdout="ok\n",
+            executor=self.name,
+        )
+
+    def describe(self) -> list[tuple[str, str, bool]]:
+        return [("isolation", "none (test executor)", True)]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class CrashingStore:
+    """Delegates to the real store; SIGKILLs the process at the chosen point."""
+
+    def __init__(self, inner: JobStore, point: str) -> None:
+        self.inner = inner
+        self.point = point
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def claim(self, *args: Any, **kwargs: Any) -> Any:
+        if self.point == "before-claim":
+            die()
+        claims = self.inner.claim(*args, **kwargs)
+        if claims and self.point == "after-claim":
+            die()
+        return claims
+
+    def mark_invoked(self, *args: Any, **kwargs: Any) -> bool:
+        done: bool = self.inner.mark_invoked(*args, **kwargs)
+        if self.point == "after-invoked":
+            die()
+        return done
+
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
+        job = self.inner.finish(*args, **kwargs)
+        if self.point == "after-result":
+            die()
+        return job
+
+
+def executor_factory(kind: str, path: str) -> Callable[[Settings], Executor]:
+    def build(settings: Settings) -> Executor:
+        inner: Executor
+        if kind.startswith("sleep:"):
+            inner = SleepExecutor(float(kind.split(":", 1)[1]))
+        else:
+            inner = build_executor(settings)
+        return CountingExecutor(inner, path)
+
+    return build
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("executions")
+    parser.add_argument("--crash-at", choices=CRASH_POINTS)
+    parser.add_argument("--executor", default="local")
+    args = parser.parse_args()
+    settings = load_settings(env_file=None)
+    store = build_store(settings)
+    if args.crash_at:
+        store = CrashingStore(store, args.crash_at)  # type: ignore[assignment]
+    runtime = Runtime(
+        settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
+    )
+    runtime.migrate()
+    if settings.slack_enabled:
+        from bot.server import notifiers_for
+
+        runtime.start_dispatcher(notifiers_for(settings, runtime))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print("ready", flush=True)  # migrated; a crash point may fire as soon as work starts
+    runtime.start_workers()
+    stop.wait()
+    sys.exit(0 if runtime.stop() else 1)
+
+
+if __name__ == "__main__":
+    main()
