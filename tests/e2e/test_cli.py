@@ -1,0 +1,221 @@
+"""`python -m bot ...` as a real process: run prints and exits by status; every kind of bad
+input gets a clear message and exit code 2, and nothing is stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Runs the CLI against a fresh SQLite database, from an empty working directory."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "JOBBOT_", "DATABASE_URL", "AWS_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'jobbot.db'}",
+            "PYTHONPATH": str(ROOT),
+            "JOBBOT_JOB_TIMEOUT": "3",
+        }
+    )
+
+    def run(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "bot", *args]
+        if user:
+            command += ["--user", user]
+        return subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    return run
+
+
+def write(tmp_path: Path, name: str, data: bytes | str) -> str:
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return str(path)
+
+
+def stored_jobs(cli: Cli) -> list[object]:
+    done = cli("list", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_run_prints_the_result_and_exits_zero(cli: Cli, tmp_path: Path) -> None:
+    done = cli("run", str(ROOT / "examples" / "soma.py"), "--input", '{"a": 5, "b": 3}')
+    assert done.returncode == 0, done.stderr
+    assert "Result: 8" in done.stdout
+    assert "Job #1 queued: soma.py" in done.stderr
+
+
+def test_run_json_prints_the_job(cli: Cli) -> None:
+    done = cli(
+        "run", str(ROOT / "examples" / "stats.py"), "--json", "--input", '{"numbers": [3, 1, 2]}'
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job["status"] == "done"
+    assert job["result"] == {"count": 3, "sum": 6, "min": 1, "max": 3, "median": 2}
+    assert job["result_kind"] == "return"
+
+
+def test_an_exception_exits_one_with_the_traceback(cli: Cli, tmp_path: Path) -> None:
+    done = cli("run", str(ROOT / "examples" / "fails.py"), "--input", '{"items": [1, 0]}')
+    assert done.returncode == 1
+    assert "ZeroDivisionError: division by zero" in done.stdout
+    assert "fails.py" in done.stdout
+
+
+def test_a_timeout_exits_three_and_keeps_earlier_output(cli: Cli) -> None:
+    done = cli("run", str(ROOT / "examples" / "slow.py"), "--json", "--input", '{"seconds": 30}')
+    assert done.returncode == 3
+    job = json.loads(done.stdout)
+    assert job["status"] == "timeout"
+    assert "tick 0" in job["stdout"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("notes.txt", "print(1)", "not a Python file"),
+        ("big.py", "x = 1\n" * 60000, "the limit is 256 KB"),
+        ("latin.py", b"s = '\xe9t\xe9'\n", "not UTF-8"),
+        ("nul.py", b"print(1)\x00\n", "NUL bytes"),
+        ("empty.py", "", "is empty"),
+    ],
+)
+def test_bad_files_exit_two_with_a_message_and_store_nothing(
+    cli: Cli, tmp_path: Path, name: str, data: bytes | str, message: str
+) -> None:
+    done = cli("run", write(tmp_path, name, data))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert stored_jobs(cli) == []
+
+
+def test_missing_and_unreadable_files_exit_two(cli: Cli, tmp_path: Path) -> None:
+    missing = cli("run", str(tmp_path / "nope.py"))
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+    directory = cli("run", str(tmp_path))
+    assert directory.returncode == 2
+    assert "is a directory" in directory.stderr
+    assert stored_jobs(cli) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": 5,, "b": 3}', "line 1, column 9"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"a": "' + "x" * 70000 + '"}', "the limit is 64 KB"),
+    ],
+)
+def test_bad_json_exits_two_and_says_why(cli: Cli, text: str, message: str) -> None:
+    done = cli("run", str(ROOT / "examples" / "soma.py"), "--input", text)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert stored_jobs(cli) == []
+
+
+@pytest.mark.parametrize("token", ["abc", "0", "-1", "1.5"])
+def test_bad_job_ids_exit_two(cli: Cli, token: str) -> None:
+    done = cli("status", token)
+    assert done.returncode == 2
+    assert "positive whole numbers" in done.stderr
+
+
+def test_unknown_job_exits_two(cli: Cli) -> None:
+    done = cli("status", "42")
+    assert done.returncode == 2
+    assert "There is no job #42" in done.stderr
+
+
+def test_status_mine_and_list_respect_ownership(cli: Cli) -> None:
+    assert (
+        cli(
+            "run", str(ROOT / "examples" / "soma.py"), "--input", '{"a": 1, "b": 1}', user="alice"
+        ).returncode
+        == 0
+    )
+    own = cli("status", "1", user="alice")
+    assert "Result: 2" in own.stdout
+    other = cli("status", "1", user="bob")
+    assert other.returncode == 0
+    assert "Result" not in other.stdout
+    assert "Only its owner or an admin" in other.stdout
+    assert "#1" in cli("mine", user="alice").stdout
+    assert cli("mine", user="bob").stdout.strip() == "You have no jobs yet."
+    listing = json.loads(cli("list", "--json", user="bob").stdout)
+    assert listing == [{"id": 1, "status": "done", "owner_id": 1, "file_name": "soma.py"}]
+
+
+def test_cancelling_someone_elses_job_exits_two(cli: Cli, tmp_path: Path) -> None:
+    # A job that stays waiting: stored by alice while no worker runs.
+    env_run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from bot.config import load_settings;"
+            "from bot.wiring import Runtime, local_identity;"
+            "rt = Runtime(load_settings()); rt.migrate();"
+            "rt.service.submit(rt.service.actor(local_identity('alice')), 'wait.py', "
+            "b'print(1)', '{}')",
+        ],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'jobbot.db'}",
+            "PYTHONPATH": str(ROOT),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert env_run.returncode == 0, env_run.stderr
+    refused = cli("cancel", "1", user="bob")
+    assert refused.returncode == 2
+    assert "not yours" in refused.stderr
+    accepted = cli("cancel", "1", user="alice")
+    assert accepted.returncode == 0
+    assert "Job #1 cancelled." in accepted.stdout
+    again = cli("cancel", "1", user="alice")
+    assert again.returncode == 2
+    assert "only waiting jobs can be cancelled" in again.stderr
+
+
+def test_migrate_is_idempotent(cli: Cli) -> None:
+    first, second = cli("migrate"), cli("migrate")
+    assert first.returncode == second.returncode == 0
+    assert "schema version 1" in second.stdout
+
+
+def test_invalid_settings_are_all_reported_and_exit_two(cli: Cli, tmp_path: Path) -> None:
+    env = {**os.environ, "JOBBOT_WORKERS": "zero", "JOBBOT_MEMORY_MB": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "mine"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "JOBBOT_WORKERS" in done.stderr
+    assert "JOBBOT_MEMORY_MB" in done.stderr
