@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
+from bot.core.metrics import Metrics
 from bot.core.ports import Notifier
 
 if TYPE_CHECKING:
+    from slack_bolt import App
+
     from bot.wiring import Runtime
+
+log = logging.getLogger(__name__)
+MAX_BODY = 1 << 20  # Slack payloads are far smaller; anything bigger is refused unread
+HEALTH_TIMEOUT_S = 2.0
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
@@ -17,9 +41,175 @@ def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
         return {}
     from bot.slack.notifier import build_slack_notifier
 
-    return {"slack": build_slack_notifier(settings, runtime.service)}
+    return {"slack": build_slack_notifier(settings, runtime.service, runtime.metrics)}
+
+
+def request_kind(content_type: str, body: str) -> str:
+    """command, interactive, event or other: the label of the ack-latency histogram."""
+    if content_type.startswith("application/json"):
+        return "event"
+    if body.startswith("payload="):
+        return "interactive"
+    if "command=" in body:
+        return "command"
+    return "other"
+
+
+class WebApp:
+    """The WSGI application: POST /slack/events to Bolt, GET /healthz and GET /metrics."""
+
+    def __init__(self, bolt: App | None, ping: Callable[[], None], metrics: Metrics) -> None:
+        self.bolt = bolt
+        self.ping = ping
+        self.metrics = metrics
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/slack/events" and self.bolt is not None:
+            if method != "POST":
+                return _reply(start_response, 405, "use POST\n")
+            return self._slack(environ, start_response)
+        if path == "/healthz" and method in {"GET", "HEAD"}:
+            ok = self._healthy()
+            return _reply(
+                start_response, 200 if ok else 503, "ok\n" if ok else "database unavailable\n"
+            )
+        if path == "/metrics" and method == "GET":
+            return _reply(
+                start_response,
+                200,
+                self.metrics.render(),
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+        return _reply(start_response, 404, "not found\n")
+
+    def _healthy(self) -> bool:
+        """Whether the database answers within the health timeout (a hung ping is a 503)."""
+        done = threading.Event()
+        result: list[bool] = []
+
+        def check() -> None:
+            try:
+                self.ping()
+                result.append(True)
+            except Exception:
+                result.append(False)
+            done.set()
+
+        threading.Thread(target=check, name="healthz", daemon=True).start()
+        return done.wait(HEALTH_TIMEOUT_S) and bool(result and result[0])
+
+    def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        from slack_bolt.request import BoltRequest
+
+        assert self.bolt is not None
+        length_text = environ.get("CONTENT_LENGTH") or "0"
+        length = int(length_text) if length_text.isdigit() else -1
+        if length < 0 or length > MAX_BODY:
+            return _reply(start_response, 413, "request body too large\n")
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _reply(start_response, 400, "request body is not UTF-8\n")
+        headers: dict[str, str | Sequence[str]] = {}
+        for key, value in environ.items():
+            if key in {"CONTENT_TYPE", "CONTENT_LENGTH"}:
+                headers[key.lower().replace("_", "-")] = str(value)
+            elif key.startswith("HTTP_"):
+                headers[key[5:].lower().replace("_", "-")] = str(value)
+        started = time.perf_counter()
+        response = self.bolt.dispatch(
+            BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        )
+        self.metrics.observe(
+            "jobbot_ack_seconds",
+            "Time from a Slack request's arrival to its acknowledgement.",
+            time.perf_counter() - started,
+            kind=request_kind(str(headers.get("content-type", "")), body),
+        )
+        out_headers = [(k, v) for k, values in response.headers.items() for v in values]
+        status = f"{response.status} {REASONS.get(response.status, 'Status')}"
+        start_response(status, out_headers)
+        return [response.body.encode("utf-8")]
+
+
+def _reply(
+    start_response: StartResponse, status: int, text: str, content_type: str = "text/plain"
+) -> Iterable[bytes]:
+    data = text.encode("utf-8")
+    start_response(
+        f"{status} {REASONS.get(status, 'Status')}",
+        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def _wait_for_stop() -> None:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    stop.wait()
 
 
 def serve(settings: Settings) -> int:
-    """Run until SIGTERM."""
-    raise NotImplementedError("serve is built in the Slack issue")
+    """Run the Slack app (Socket Mode or HTTP), the workers and the notifier until SIGTERM;
+    then stop accepting, let running jobs finish, deliver what is left and exit."""
+    import waitress  # type: ignore[import-untyped]
+    import waitress.wasyncore  # type: ignore[import-untyped]
+
+    from bot.wiring import Runtime
+
+    runtime = Runtime(settings)
+    runtime.migrate()
+    slack = None
+    socket_handler = None
+    if settings.slack_enabled:
+        from bot.slack.app import build_app
+        from bot.slack.clients import web_client
+
+        slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
+        slack.identity.resolve()
+    else:
+        log.warning("Slack is not configured: serving /healthz and /metrics only")
+    runtime.start_dispatcher(notifiers_for(settings, runtime))
+    runtime.start_workers()
+    http_bolt = slack.app if slack is not None and settings.slack_signing_secret else None
+    server = waitress.create_server(
+        WebApp(http_bolt, runtime.store.ping, runtime.metrics),
+        host="0.0.0.0",  # noqa: S104 - Slack must reach it; put TLS in front
+        port=settings.port,
+        threads=settings.http_threads,
+        ident="jobbot",
+    )
+    http = threading.Thread(target=server.run, name="http", daemon=True)
+    http.start()
+    if slack is not None and settings.socket_mode:
+        from bot.slack.socket import start_socket_mode
+
+        socket_handler = start_socket_mode(slack.app, settings.slack_app_token, runtime.metrics)
+    log.info(
+        "serving",
+        extra={
+            "port": server.effective_port,
+            "mode": "socket" if socket_handler is not None else "http",
+            "executor": settings.executor,
+        },
+    )
+    _wait_for_stop()
+    log.info("stopping: no new requests; running jobs may finish")
+    if socket_handler is not None:
+        socket_handler.close()  # type: ignore[no-untyped-call]
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
+    server.trigger.pull_trigger(lambda: waitress.wasyncore.close_all(server.map))
+    http.join(timeout=5)
+    if slack is not None:
+        slack.close()
+    drained = runtime.stop()
+    log.info("stopped", extra={"drained": drained})
+    return 0 if drained else 1

@@ -1,0 +1,61 @@
+"""Bolt listeners, kept thin: ack first (with a reply the intake computed in time), then hand
+everything slow to the intake pool."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+
+from bot.slack.intake import Asker, Intake
+from bot.slack.jobviews import RERUN_ACTION
+from bot.slack.views import RUN_MODAL
+
+log = logging.getLogger(__name__)
+COMMAND = "/job"
+
+
+def register(app: App, intake: Intake) -> None:
+    """Attach every listener of jobbot to the Bolt app."""
+
+    @app.command(COMMAND)
+    def job_command(ack: Ack, body: dict[str, Any]) -> None:
+        asker = Asker(
+            team=str(body.get("team_id") or ""),
+            user=str(body.get("user_id") or ""),
+            channel=body.get("channel_id"),
+            response_url=body.get("response_url"),
+            display_name=body.get("user_name"),
+        )
+        ack(**intake.command(asker, str(body.get("text") or ""), str(body.get("trigger_id") or "")))
+
+    @app.view(RUN_MODAL)
+    def run_form(ack: Ack, body: dict[str, Any]) -> None:
+        ack(**intake.view_submission(body))
+
+    @app.action(RERUN_ACTION)
+    def rerun(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        intake.rerun_clicked(body, action)
+
+    @app.event("app_mention")
+    def mention(body: dict[str, Any], event: dict[str, Any]) -> None:
+        intake.mention(str(body.get("team_id") or ""), event)
+
+    @app.event("message")
+    def message(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        intake.message(str(body.get("team_id") or ""), event, context.bot_user_id)
+
+    @app.event("app_home_opened")
+    def home(body: dict[str, Any], event: dict[str, Any]) -> None:
+        intake.home_opened(str(body.get("team_id") or ""), event)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error(
+            "slack listener failed: %s",
+            type(error).__name__,
+            exc_info=error,
+            extra={"slack_type": str(body.get("type") or body.get("command") or "")[:40]},
+        )

@@ -1,0 +1,103 @@
+"""Command replies (Accepted, Detail, Listing, ...) as ephemeral Slack messages; pure."""
+
+from __future__ import annotations
+
+from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
+from bot.slack.formatting import (
+    ICONS,
+    SECTION_LIMIT,
+    VERBS,
+    Block,
+    Message,
+    code_block,
+    context,
+    cut,
+    escape,
+    fit,
+    section,
+    user_tag,
+)
+from bot.slack.jobviews import headline, one_line, output_blocks
+
+WARNING = ":warning:"
+
+
+def problem(message: str, usage: str | None = None) -> Message:
+    """A request that could not be done: the first line as text, the rest (a JSON snippet and
+    its caret, an example) in a code block so it keeps its alignment."""
+    first, _, rest = escape(message).partition("\n")
+    blocks: list[Block] = [section(f"{WARNING} {first}")]
+    if rest.strip():
+        blocks.append(section(code_block(rest)))
+    if usage:
+        blocks.append(section(code_block(escape(usage))))
+    return fit(Message(cut(first, 300), blocks))
+
+
+def detail(reply: Detail) -> Message:
+    """One job: everything for its owner and admins, existence and status for anyone else."""
+    job = reply.job
+    blocks: list[Block] = [section(headline(job))]
+    if not reply.full:
+        blocks.append(
+            context(
+                f"{user_tag(job.owner)} owns this job: only its owner or an admin "
+                "can see its input and output."
+            )
+        )
+        return fit(Message(f"Job #{job.id} is {VERBS[job.status]}", blocks))
+    blocks.append(section("*Input*\n" + code_block(escape(job.input_json), 1000)))
+    blocks += output_blocks(job, "in the job's thread")
+    return fit(Message(f"Job #{job.id} is {VERBS[job.status]}", blocks))
+
+
+def listing(reply: Listing) -> Message:
+    """Several jobs, one line each; results only where the viewer may see them."""
+    if not reply.jobs:
+        return Message(
+            escape(reply.empty_hint or "No jobs."),
+            [section(escape(reply.empty_hint or "No jobs."))],
+        )
+    lines: list[str] = []
+    for job in reply.jobs:
+        line = one_line(job, reply.shows_output(job))
+        if job.owner_id != reply.viewer.user.id:
+            line += f" · {user_tag(job.owner)}"
+        lines.append(line)
+    blocks: list[Block] = [section(f"*{escape(reply.title)}*")]
+    chunk: list[str] = []
+    for line in lines:
+        if chunk and len("\n".join([*chunk, line])) > SECTION_LIMIT - 100:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(section("\n".join(chunk)))
+    if reply.more_hint:
+        blocks.append(context(escape(reply.more_hint)))
+    return fit(Message(escape(reply.title), blocks))
+
+
+def render(reply: Reply) -> Message:
+    """Any command reply as a Slack message."""
+    if isinstance(reply, Accepted):
+        job = reply.job
+        verb = "queued" if reply.created else "was already submitted"
+        text = f"{ICONS[job.status]} Job #{job.id} {verb}"
+        if job.rerun_of:
+            text += f" (re-run of #{job.rerun_of})"
+        return Message(text, [section(text + ". Its progress is posted in this conversation.")])
+    if isinstance(reply, Detail):
+        return detail(reply)
+    if isinstance(reply, Listing):
+        return listing(reply)
+    if isinstance(reply, Cancelled):
+        text = f"{ICONS[reply.job.status]} Job #{reply.job.id} cancelled."
+        return Message(text, [section(text)])
+    if isinstance(reply, Help):
+        intro = f"I don't know `{escape(reply.unknown)}`. " if reply.unknown else ""
+        text = intro + "Here is what `/job` does:"
+        return fit(Message(text, [section(text), section(code_block(escape(reply.usage)))]))
+    if isinstance(reply, Problem):
+        return problem(reply.message, reply.usage)
+    raise TypeError(f"cannot render {type(reply).__name__}")  # pragma: no cover

@@ -1,0 +1,217 @@
+"""Slack file -> (name, bytes), with checks: .py only, size from the payload before any
+download, a streamed size cap, HTML sign-in pages refused, and the bot token sent only to
+Slack's file host or the configured Web API host."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
+
+from bot.core.inputs import clean_file_name, human_bytes
+from bot.core.metrics import Metrics
+from bot.core.models import Upload
+from bot.errors import InvalidFile, UserError
+from bot.slack.failures import classify, record
+
+log = logging.getLogger(__name__)
+
+FILE_HOST = ("https", "files.slack.com", 443)
+MAX_REDIRECTS = 3
+CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class SlackFile:
+    """What a Slack payload says about a shared file."""
+
+    id: str
+    name: str
+    size: int | None = None
+    url: str | None = None
+    stub: bool = False  # Slack Connect: only an id; files.info has the rest
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> SlackFile:
+        """From a file object of an event or a file_input."""
+        size = data.get("size")
+        return cls(
+            id=str(data.get("id", "")),
+            name=str(data.get("name") or data.get("title") or ""),
+            size=size if isinstance(size, int) else None,
+            url=data.get("url_private_download") or data.get("url_private"),
+            stub=data.get("mode") == "file_access" or not data.get("url_private"),
+        )
+
+    @classmethod
+    def from_upload(cls, upload: Upload) -> SlackFile:
+        """From a remembered upload."""
+        meta = upload.meta
+        return cls(
+            upload.file_id, upload.file_name, upload.size, meta.get("url"), bool(meta.get("stub"))
+        )
+
+    def meta(self) -> dict[str, Any]:
+        """What is remembered of an upload, to fetch it later."""
+        return {"url": self.url, "stub": self.stub}
+
+    @property
+    def is_python(self) -> bool:
+        """Whether the name ends in .py."""
+        return clean_file_name(self.name).lower().endswith(".py")
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed by hand, so each hop's host is checked before the token goes."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class FileFetcher:
+    """Downloads shared files for jobs."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        token: str,
+        api_url: str,
+        max_bytes: int,
+        *,
+        timeout: float = 10.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.client = client
+        self.token = token
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.metrics = metrics
+        self.allowed = {FILE_HOST, _origin(api_url)}
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def check(self, file: SlackFile) -> None:
+        """Refuse from the payload alone: not a .py file, or too big."""
+        name = clean_file_name(file.name) or "The file"
+        if not file.is_python:
+            raise InvalidFile(
+                f"{name} is not a Python file: jobbot runs .py files. "
+                "Save your script as a .py file and share it again."
+            )
+        if file.size is not None and file.size > self.max_bytes:
+            raise InvalidFile(
+                f"{name} is {human_bytes(file.size)}; the limit is {human_bytes(self.max_bytes)}."
+            )
+
+    def resolve(self, file: SlackFile) -> SlackFile:
+        """The full file object of a Slack Connect stub, from files.info."""
+        if not file.stub:
+            return file
+        try:
+            info = self.client.files_info(file=file.id)["file"]
+        except SlackClientError as exc:
+            failure = classify(exc)
+            record(self.metrics, failure, "files.info")
+            if failure.transient:
+                raise UserError(
+                    "Slack did not answer about the file. Nothing was saved; try again."
+                ) from exc
+            raise InvalidFile(
+                f"Slack would not share that file with jobbot ({failure.kind}). Share it again."
+            ) from exc
+        resolved = SlackFile.from_payload(info)
+        return SlackFile(resolved.id, resolved.name, resolved.size, resolved.url, stub=False)
+
+    def fetch(self, file: SlackFile) -> tuple[str, bytes]:
+        """(name, bytes) of a shared .py file; UserError with a clear message otherwise."""
+        self.check(file)
+        file = self.resolve(file)
+        self.check(file)
+        name = clean_file_name(file.name)
+        if not file.url:
+            raise InvalidFile(f"Slack gave no download link for {name}. Share it again.")
+        url = file.url
+        for _ in range(MAX_REDIRECTS + 1):
+            trusted = _origin(url) in self.allowed
+            if not trusted and url == file.url:
+                raise InvalidFile(
+                    f"{name} is not stored on Slack's file host, so jobbot will not fetch it."
+                )
+            request = urllib.request.Request(url, headers={"User-Agent": "jobbot"})  # noqa: S310
+            if trusted:
+                request.add_unredirected_header("Authorization", f"Bearer {self.token}")
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    return name, self._read(name, response)
+            except urllib.error.HTTPError as exc:
+                location = (
+                    exc.headers.get("Location") if exc.code in {301, 302, 303, 307, 308} else None
+                )
+                if location is None:
+                    raise self._http_error(name, exc.code) from exc
+                url = urljoin(url, location)
+                if urlsplit(url).scheme not in {"http", "https"}:
+                    break
+            except (urllib.error.URLError, OSError) as exc:
+                record(self.metrics, classify(exc), "file download")
+                raise UserError(
+                    f"Slack did not hand over {name} in time. Nothing was saved; try again."
+                ) from exc
+        raise InvalidFile(f"Slack kept redirecting the download of {name}. Share it again.")
+
+    def _http_error(self, name: str, code: int) -> UserError:
+        if self.metrics is not None:
+            kind = "download_server_error" if code >= 500 else "download_refused"
+            self.metrics.inc(
+                "jobbot_slack_errors_total", "Slack Web API errors by kind.", kind=kind
+            )
+        if code >= 500 or code == 429:
+            return UserError(
+                f"Slack did not hand over {name} (HTTP {code}). Nothing was saved; try again."
+            )
+        return InvalidFile(
+            f"{name} could not be downloaded from Slack (HTTP {code}). Share it again, then retry."
+        )
+
+    def _read(self, name: str, response: Any) -> bytes:
+        content_type = str(response.headers.get("Content-Type", "")).lower()
+        length = response.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            raise self._too_big(name, int(length))
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = response.read(CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise self._too_big(name, total, at_least=True)
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        head = data[:200].lstrip().lower()
+        if "text/html" in content_type or head.startswith((b"<!doctype html", b"<html")):
+            raise InvalidFile(
+                f"Slack sent a sign-in page instead of {name}: jobbot may not read files here. "
+                "An admin must give the app the files:read scope and reinstall it."
+            )
+        return data
+
+    def _too_big(self, name: str, size: int, at_least: bool = False) -> InvalidFile:
+        more = "more than " if at_least else ""
+        return InvalidFile(
+            f"{name} is {more}{human_bytes(size)}; the limit is {human_bytes(self.max_bytes)}."
+        )
