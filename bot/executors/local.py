@@ -205,6 +205,10 @@ class LocalExecutor:
             self._free.put(slot)
 
 
+def _within(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
 def _span(uids: Sequence[int]) -> str:
     return f"{uids[0]}-{uids[-1]}" if len(uids) > 1 else str(uids[0])
 
@@ -256,7 +260,7 @@ def _rows(
         )
     )
     if iso["mounts"]:
-        hidden = [p for p in hide_paths if os.path.realpath(p) in iso["masked"]]
+        hidden = [p for p in hide_paths if _within(os.path.realpath(p), iso["masked"])]
         missing = [p for p in hide_paths if p not in hidden]
         detail = (
             f"private tmpfs /tmp ({hello['tmp_bytes'] // MIB} MiB per job), host read-only"

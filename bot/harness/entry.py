@@ -32,6 +32,8 @@ def main(argv: list[str]) -> None:
     request = protocol.parse_request(raw["request"])
     lim = limits.Limits(**raw["limits"])
     os.chdir(argv[0])
-    nproc = limits.threads_of(os.getuid()) + lim.max_procs
+    # the uid may run other processes (the Lambda runtime): they count, this one does not
+    nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
     limits.apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=raw["timeout_s"], nproc=nproc)
+    limits.forbid_new_privileges()
     runner.execute(request, RECORD_FD)

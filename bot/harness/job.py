@@ -20,6 +20,7 @@ from .limits import (
     apply_rlimits,
     die_with_parent,
     drop_privileges,
+    forbid_new_privileges,
     set_child_subreaper,
     threads_of,
 )
@@ -108,10 +109,13 @@ def _user_process(
         os.environ.update(job_env(workdir))
         lim = slot.limits
         # a uid of our own starts with no processes; otherwise count what the uid runs
-        nproc = lim.max_procs + (0 if slot.uid is not None else threads_of(os.getuid()))
+        # (this process included, as on its own uid)
+        nproc = lim.max_procs + (0 if slot.uid is not None else threads_of(os.getuid()) - 1)
         apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=request.timeout_s, nproc=nproc)
         if slot.uid is not None:
             drop_privileges(slot.uid, slot.uid)
+        else:
+            forbid_new_privileges()
         die_with_parent(signal.SIGKILL)
         os.write(ready, b"1")
         os.close(ready)

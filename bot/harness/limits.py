@@ -102,12 +102,17 @@ def threads_of(uid: int) -> int:
     return count
 
 
+def forbid_new_privileges() -> None:
+    """No exec can grant privileges any more (setuid binaries such as su stay powerless)."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
 def drop_privileges(uid: int, gid: int) -> None:
     """Become uid/gid for good, with no supplementary groups and no way back up."""
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    forbid_new_privileges()
     # changing uid made us non-dumpable, which would hide /proc/self/fd from the job itself
     set_dumpable(True)
 

@@ -126,6 +126,18 @@ def _encode(value: object, request: Request) -> Record:
     return Record("ok", text)
 
 
+PLAIN_RECURSION_LIMIT = 1000  # CPython's default
+_EXEC_DEPTH = 1 if sys.version_info < (3, 12) else 0  # 3.11 also counts the exec() call
+
+
+def _depth() -> int:
+    frame: types.FrameType | None = sys._getframe(1)
+    depth = 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
 class _Forked(Exception):
     """The user's code forked and this copy reached the end of the file."""
 
@@ -152,6 +164,8 @@ def run_code(request: Request) -> Record:
     sys.argv = [request.file_name]
     sys.modules["__main__"] = module
     pid = os.getpid()
+    # as deep as in `python file.py`, however many harness frames sit below (they differ by mode)
+    sys.setrecursionlimit(PLAIN_RECURSION_LIMIT + _depth() + _EXEC_DEPTH)
     try:
         exec(code, namespace)  # noqa: S102 - running the user's file is the point
         if os.getpid() != pid:

@@ -20,8 +20,9 @@ from .limits import Limits, libc
 PRELOAD = (
     *("base64", "bisect", "collections", "copy", "csv", "dataclasses", "datetime", "decimal"),
     *("enum", "fractions", "functools", "hashlib", "heapq", "itertools", "json", "linecache"),
-    *("math", "operator", "pathlib", "random", "re", "statistics", "string", "struct"),
-    *("textwrap", "time", "tokenize", "traceback", "typing"),
+    *("math", "operator", "pathlib", "random", "re", "socket", "statistics", "string"),
+    *("struct", "subprocess", "textwrap", "threading", "time", "tokenize", "traceback"),
+    *("typing",),
 )
 CONFIG_LIMIT = 1 << 20
 
