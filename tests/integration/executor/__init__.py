@@ -1,0 +1,1 @@
+"""Integration tests of the local executor and fresh mode, on real child processes."""

@@ -1,0 +1,129 @@
+"""Fixtures for the sandbox tests: one shared LocalExecutor, planted secrets, job helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.executors.local import LocalExecutor
+from bot.harness.limits import MIB
+
+REPO = Path(__file__).resolve().parents[3]
+IS_ROOT = os.geteuid() == 0
+UID_BASE = 61100  # the shared executor; other executors in these tests use their own ranges
+SLOTS = 4
+MAX_PROCS = 32
+TMP_BYTES = 64 * MIB
+MAX_FILE_BYTES = 16 * MIB
+SECRETS = {
+    "SLACK_BOT_TOKEN": "xoxb-planted-secret-1",
+    "SLACK_SIGNING_SECRET": "planted-secret-2",
+    "DATABASE_URL": "mysql+pymysql://root:planted-secret-3@127.0.0.1/jobbot",
+    "AWS_SECRET_ACCESS_KEY": "planted-secret-4",
+    "JOBBOT_ADMIN_TOKEN": "planted-secret-5",
+}
+
+
+def harness_request(
+    code: str, input_: dict[str, Any] | None = None, **changes: Any
+) -> dict[str, Any]:
+    """A v1 request with small defaults (1 MiB output, 256 MB, 10 s)."""
+    request = {
+        "v": 1,
+        "job_id": 7,
+        "file_name": "job.py",
+        "code": code,
+        "input_json": json.dumps(input_ or {}),
+        "timeout_s": 10.0,
+        "memory_mb": 256,
+        "max_output_bytes": MIB,
+    }
+    request.update(changes)
+    return request
+
+
+def processes_of(uids: range) -> list[int]:
+    """Pids of every process running as one of `uids`."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status") as fh:
+                    for line in fh:
+                        if line.startswith("Uid:"):
+                            if int(line.split()[1]) in uids:
+                                found.append(int(name))
+                            break
+            except OSError:
+                continue
+    return found
+
+
+def job_uids(base: int = UID_BASE, slots: int = SLOTS) -> range:
+    """The uids an executor's jobs run as."""
+    return range(base, base + slots)
+
+
+def memory_kb(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(f"{field}:"))
+
+
+def reset_peak_memory() -> int:
+    """Reset this process's peak RSS to its current RSS; that RSS."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return memory_kb("VmRSS")
+
+
+@pytest.fixture(scope="session")
+def secret_env() -> Iterator[dict[str, str]]:
+    """The bot's secrets, in this process's environment before any executor starts."""
+    saved = {key: os.environ.get(key) for key in SECRETS}
+    os.environ.update(SECRETS)
+    yield SECRETS
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def bot_dir() -> Iterator[Path]:
+    """A stand-in for the bot's directory: a readable `.env` and `jobbot.db`, outside /tmp.
+
+    Only the executor's masking protects them: the files are world-readable on purpose.
+    (Inside the repository, whose .gitignore already ignores both names.)
+    """
+    path = Path(tempfile.mkdtemp(prefix=".botdir-", dir=Path(__file__).parent))
+    path.chmod(0o755)
+    (path / ".env").write_text(f"SLACK_BOT_TOKEN={SECRETS['SLACK_BOT_TOKEN']}\n")
+    (path / "jobbot.db").write_bytes(b"SQLite format 3\0" + SECRETS["DATABASE_URL"].encode())
+    for child in path.iterdir():
+        child.chmod(0o644)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture(scope="session")
+def executor(secret_env: dict[str, str], bot_dir: Path) -> Iterator[LocalExecutor]:
+    """The shared executor, configured like the bot's (bot dir, repository and HOME hidden)."""
+    hide = [str(bot_dir), str(REPO), str(Path.home())]
+    ex = LocalExecutor(
+        slots=SLOTS,
+        uid_base=UID_BASE,
+        max_procs=MAX_PROCS,
+        max_file_bytes=MAX_FILE_BYTES,
+        tmp_bytes=TMP_BYTES,
+        hide_paths=hide,
+    )
+    yield ex
+    ex.close()

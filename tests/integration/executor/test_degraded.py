@@ -1,0 +1,154 @@
+"""Degraded modes, asserted rather than skipped: no namespaces/cgroups, and a bot without root
+(a developer laptop, or the Lambda handler in fresh mode), simulated here with another uid."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.executors.local import LocalExecutor
+from bot.harness.limits import MIB
+
+from .conftest import IS_ROOT, REPO, SECRETS, harness_request, job_uids, processes_of
+
+UNPRIVILEGED = 60050  # as root, the "non-root bot" runs as this uid
+HELPER = Path(__file__).with_name("unprivileged_bot.py")
+
+
+def searchable_by_others(path: str) -> bool:
+    """Whether a uid with no relation to the file's owner can reach and run `path`."""
+    current = path
+    while current not in ("/", ""):
+        current = os.path.dirname(current)
+        if not os.stat(current).st_mode & 0o001:
+            return False
+    return bool(os.stat(path).st_mode & 0o001)
+
+
+def unprivileged_python() -> str:
+    """A Python 3.11+ an unprivileged uid can run (the bot's own may sit under /root, 0700)."""
+    candidates = [os.path.realpath(sys.executable), "/usr/bin/python3.11", "/usr/bin/python3"]
+    for candidate in candidates:
+        if os.path.exists(candidate) and searchable_by_others(candidate):
+            check = [candidate, "-S", "-c", "import sys; assert sys.version_info >= (3, 11)"]
+            if subprocess.run(check, check=False).returncode == 0:
+                return candidate
+    pytest.fail(f"no Python 3.11+ runnable by an unprivileged uid among {candidates}")
+
+
+def run_unprivileged_bot(mode: str) -> dict[str, Any]:
+    marker = f"/tmp/jobbot-marker-{uuid.uuid4().hex}"
+    env = {"PATH": os.defpath, "LANG": "C.UTF-8", **SECRETS}
+    switch: dict[str, Any] = {}
+    if IS_ROOT:
+        switch = {"user": UNPRIVILEGED, "group": UNPRIVILEGED, "extra_groups": []}
+    command = [unprivileged_python(), "-S", "-B", str(HELPER), str(REPO), mode, marker]
+    done = subprocess.run(
+        command, env=env, cwd="/tmp", capture_output=True, text=True, check=False, **switch
+    )
+    assert done.returncode == 0, done.stderr
+    if os.path.exists(marker):
+        os.unlink(marker)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def assert_contained_without_root(found: dict[str, Any], max_procs: int) -> None:
+    assert found["sum"] == "5"
+    probe = found["probe"]
+    assert set(probe["env"]) == {
+        "PATH", "LANG", "TZ", "HOME", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    }  # fmt: skip
+    assert probe["bot"] == 13  # EACCES: the bot made itself non-dumpable
+    assert not any(secret in json.dumps(probe) for secret in SECRETS.values())
+    forked, failed = map(int, found["forks"].split())
+    # RLIMIT_NPROC counts the whole shared uid, so what else it runs can shift this by one
+    assert max_procs - 2 <= forked <= max_procs and forked + failed == 500
+    assert found["escape"] == "timeout"
+    assert found["marker"] is False  # the setsid escapee was reaped by the subreaper sweep
+    assert found["leftovers"] == []
+    assert found["job_dirs"] == []
+
+
+def test_a_bot_without_root_runs_jobs_with_documented_degraded_isolation() -> None:
+    found = run_unprivileged_bot("executor")
+    assert found["uid"] == (UNPRIVILEGED if IS_ROOT else os.getuid())
+    rows = {check: (detail, ok) for check, detail, ok in found["describe"]}
+    assert rows["network isolation"][1] is False
+    assert rows["network isolation"][0].startswith("NOT isolated: namespaces unavailable")
+    assert rows["privileges"] == (
+        f"NOT dropped: jobs run as the bot's uid {found['uid']} (bot is non-dumpable)",
+        False,
+    )
+    assert rows["filesystem"][1] is False
+    assert rows["zygote"][1] is True
+    assert_contained_without_root(found, max_procs=16)
+    assert found["probe"]["parent"] != 13  # same uid: readable, but it holds no secrets
+
+
+def test_fresh_mode_without_root_is_contained_like_in_lambda() -> None:
+    found = run_unprivileged_bot("fresh")
+    assert_contained_without_root(found, max_procs=64)
+    assert found["probe"]["parent"] == 13  # the caller is the bot here, made non-dumpable
+
+
+@pytest.fixture
+def bare_executor(secret_env: dict[str, str]) -> Iterator[LocalExecutor]:
+    """Root, but with namespaces and cgroups turned off (like a container without them)."""
+    ex = LocalExecutor(slots=2, uid_base=61700, tmp_bytes=16 * MIB, namespaces=False, cgroups=False)
+    yield ex
+    ex.close()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="without root this is the unprivileged case above")
+def test_root_without_namespaces_still_drops_privileges_and_says_what_is_missing(
+    bare_executor: LocalExecutor,
+) -> None:
+    rows = {check: (detail, ok) for check, detail, ok in bare_executor.describe()}
+    assert rows["network isolation"][1] is False
+    assert rows["filesystem"] == (
+        "NOT isolated: jobs see the host filesystem (job dir in /tmp, removed after)",
+        False,
+    )
+    assert rows["privileges"] == ("jobs run as uid 61700-61701, no_new_privs", True)
+    assert rows["process limit"][1] is True  # the slot's own uid makes RLIMIT_NPROC count
+    assert rows["memory limit"][1] is False
+    stdlib_hidden = not searchable_by_others(os.path.realpath(sys.base_prefix))
+    assert ("standard library" in rows) == stdlib_hidden
+    code = "import os\ndef main(a):\n    return [a, os.getuid()]\n"
+    response = bare_executor.run_harness(harness_request(code, {"a": 1}))
+    assert response["result_json"] in ("[1, 61700]", "[1, 61701]")
+    probe = bare_executor.run_harness(harness_request("import sqlite3"))
+    if stdlib_hidden:  # only the modules the zygote preloaded can be imported
+        assert probe["error_type"] == "ModuleNotFoundError"
+    else:
+        assert probe["outcome"] == "ok"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="without root this is the unprivileged case above")
+def test_root_without_namespaces_cleans_the_jobs_files_and_processes(
+    bare_executor: LocalExecutor,
+) -> None:
+    name = f"jobbot-left-{uuid.uuid4().hex}"
+    code = (
+        "import os, time\n"
+        "for top in ('/tmp', '/var/tmp', '/dev/shm'):\n"
+        "    open(f'{top}/{name}', 'w').write('x')\n"
+        "if os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n    os._exit(0)\n"
+        "print(os.getcwd())\n"
+    )
+    response = bare_executor.run_harness(harness_request(code, {"name": name}))
+    workdir = response["stdout"].strip()
+    assert workdir.startswith("/tmp/jobbot-job-")
+    assert not os.path.exists(workdir)
+    for top in ("/tmp", "/var/tmp", "/dev/shm"):
+        assert not os.path.exists(f"{top}/{name}")
+    assert processes_of(job_uids(61700, 2)) == []

@@ -1,0 +1,1 @@
+"""Unit tests of the sandbox harness (in-process where that makes sense)."""
