@@ -295,6 +295,7 @@ class Intake:
         files = [SlackFile.from_payload(f) for f in event.get("files") or [] if isinstance(f, dict)]
         try:
             actor = self.actor(asker)
+            files = [self.fetcher.resolve(f) for f in files]  # Slack Connect stubs
             for file in files:
                 if file.is_python:
                     self.service.remember_upload(

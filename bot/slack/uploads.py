@@ -137,7 +137,6 @@ class FileFetcher:
 
     def fetch(self, file: SlackFile) -> tuple[str, bytes]:
         """(name, bytes) of a shared .py file; UserError with a clear message otherwise."""
-        self.check(file)
         file = self.resolve(file)
         self.check(file)
         name = clean_file_name(file.name)

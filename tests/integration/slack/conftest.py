@@ -1,0 +1,124 @@
+"""The real Bolt app on MariaDB, its workers (a fake executor) and the Slack notifier, all
+talking to the loopback Slack stand-in through the real slack_sdk WebClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
+
+from bot.config import Settings, load_settings
+from bot.core.fakes import FakeExecutor
+from bot.core.models import Identity, Job, Upload
+from bot.server import notifiers_for
+from bot.slack.app import SlackApp, build_app
+from bot.slack.clients import web_client
+from bot.store import SqlStore
+from bot.wiring import Runtime
+from tests.support.fake_jobs import scripted
+from tests.support.slack_requests import ADMIN, ALICE, CHANNEL, SECRET, TEAM, SlackRequest
+from tests.support.slack_standin import TOKEN, SlackStandIn
+from tests.support.waiting import wait_until
+
+
+@dataclass
+class Stack:
+    """Everything a Bolt-level test drives."""
+
+    settings: Settings
+    runtime: Runtime
+    slack: SlackApp
+    standin: SlackStandIn
+    executor: FakeExecutor
+
+    def dispatch(self, request: SlackRequest) -> BoltResponse:
+        """Run a signed request through the real Bolt app."""
+        return self.slack.app.dispatch(BoltRequest(body=request.body, headers=request.headers))
+
+    def jobs(self) -> list[Job]:
+        """Every job, newest first."""
+        return self.runtime.store.list_all(100)
+
+    def job(self, job_id: int) -> Job:
+        """One job, in full."""
+        job = self.runtime.store.get(job_id)
+        assert job is not None
+        return job
+
+    def wait_jobs(self, count: int) -> list[Job]:
+        """Poll until `count` jobs exist."""
+        return wait_until(
+            lambda: len(self.jobs()) >= count and self.jobs(), message=f"{count} job(s)"
+        )
+
+    def wait_upload(self, user: str = ALICE, channel: str = CHANNEL) -> Upload:
+        """Poll until the user's shared file is remembered in that conversation."""
+        actor = self.runtime.service.actor(Identity("slack", TEAM, user))
+        return wait_until(
+            lambda: self.runtime.service.latest_upload(actor, channel, 60),
+            message=f"an upload of {user} in {channel}",
+        )
+
+    def wait_final(self, job_id: int) -> Job:
+        """Poll until the job finished and its notifications went out."""
+
+        def done() -> Job | None:
+            job = self.job(job_id)
+            events = self.runtime.store.notification_events(job_id)
+            settled = events and all(state != "pending" for _, state in events)
+            return job if job.status.is_final and settled and len(events) >= 2 else None
+
+        return wait_until(done, timeout=15, message=f"job {job_id} settled")
+
+
+def slack_settings(standin: SlackStandIn, database_url: str, **extra: str) -> Settings:
+    """Settings for a Slack app on the stand-in."""
+    environ = {
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": standin.base_url,
+        "JOBBOT_ADMINS": ADMIN,
+        "JOBBOT_POLL_INTERVAL": "0.05",
+        "JOBBOT_MAX_CODE_BYTES": "4096",
+        "JOBBOT_LOG_FORMAT": "text",
+    }
+    environ.update(extra)
+    return load_settings(environ, env_file=None)
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandIn]:
+    """A fresh Slack stand-in."""
+    with SlackStandIn() as fake:
+        yield fake
+
+
+@pytest.fixture
+def stack_options() -> dict[str, str]:
+    """Extra settings; override in a test module."""
+    return {}
+
+
+@pytest.fixture
+def stack(
+    standin: SlackStandIn, mariadb_store: SqlStore, mariadb_url: str, stack_options: dict[str, Any]
+) -> Iterator[Stack]:
+    """The Slack app, workers and notifier on MariaDB, against the stand-in."""
+    url = mariadb_store.engine.url.render_as_string(hide_password=False)
+    settings = slack_settings(standin, url, **stack_options)
+    executor = FakeExecutor(scripted)
+    runtime = Runtime(settings, store=mariadb_store, executor_factory=lambda s: executor)
+    runtime.start_dispatcher(notifiers_for(settings, runtime))
+    runtime.start_workers()
+    slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
+    slack.identity.resolve()
+    try:
+        yield Stack(settings, runtime, slack, standin, executor)
+    finally:
+        slack.close()
+        runtime.stop(grace_s=3)
