@@ -34,7 +34,7 @@ def test_a_shared_file_is_remembered_and_run_by_the_next_command(stack: Stack) -
     assert job.status is JobStatus.DONE and job.result == 8
     assert job.origin["slack_channel"] == sr.CHANNEL
     parent, *replies = stack.standin.posts(channel=sr.CHANNEL)
-    assert "Job #%d" % job.id in parent["text"] and "soma.py" in parent["text"]
+    assert f"Job #{job.id}" in parent["text"] and "soma.py" in parent["text"]
     assert "thread_ts" not in parent
     final = replies[-1]
     assert final["thread_ts"] == job.origin["slack_status_ts"]

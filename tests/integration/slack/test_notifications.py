@@ -102,7 +102,7 @@ def test_long_output_is_summarised_and_uploaded_in_full_in_the_thread(stack: Sta
     text = message_text(final)
     assert "line 9" in text and "line 10\n" not in text and "190 more lines" in text
     assert f"job-{job.id}-output.txt" in text
-    upload = wait_until(lambda: stack.standin.uploaded())[0]
+    upload = wait_until(stack.standin.uploaded)[0]
     assert upload["thread_ts"] == stack.job(job.id).origin["slack_status_ts"]
     assert upload["channel"] == sr.CHANNEL
     content = stack.standin.state.uploads[upload["id"]]["content"].decode()

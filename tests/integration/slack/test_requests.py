@@ -8,7 +8,6 @@ import time
 from tests.integration.slack.conftest import Stack
 from tests.support import slack_requests as sr
 from tests.support.slack_standin import message_text
-from tests.support.waiting import wait_until
 
 CODE = "def main(a, b):\n    return a + b\n"
 
