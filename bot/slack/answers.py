@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 from bot.core.metrics import Metrics
 from bot.slack.formatting import Message
-from bot.slack.posting import CallFailed, call, open_dm, respond_url
+from bot.slack.posting import CallFailed, call, respond_url
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ class Answerer:
             attempts.append(lambda: self._post(str(where.channel), message, where.thread_ts))
         elif where.channel:
             attempts.append(lambda: self._ephemeral(where, message))
-        attempts.append(
-            lambda: self._post(open_dm(self.metrics, self.client, where.user), message, None)
-        )
+        attempts.append(lambda: self._post(where.user, message, None))
         for attempt in attempts:
             try:
                 attempt()

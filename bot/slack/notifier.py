@@ -28,7 +28,7 @@ from bot.slack.jobviews import (
     summary_text,
 )
 from bot.slack.origin import Kind, Origin
-from bot.slack.posting import CallFailed, call, open_dm, respond_url
+from bot.slack.posting import CallFailed, call, respond_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,7 +99,9 @@ class SlackNotifier:
         if origin.channel:
             progress.move(Via.CHANNEL, origin.channel)
         else:
-            progress.move(Via.DM, open_dm(self.metrics, self.client, origin.user))
+            # Posting to a user id opens the bot's DM (no im:write scope needed); the real
+            # D… id comes back with the first post.
+            progress.move(Via.DM, origin.user)
 
     def _fall_back(self, origin: Origin, progress: Progress, exc: CallFailed) -> None:
         log.info("falling back from %s: %s", progress.via, exc.failure.kind)
@@ -107,10 +109,8 @@ class SlackNotifier:
             progress.move(Via.RESPONSE_URL, None)
             return
         if progress.via is not Via.DM:
-            dm = open_dm(self.metrics, self.client, origin.user)
-            if dm != progress.target:
-                progress.move(Via.DM, dm)
-                return
+            progress.move(Via.DM, origin.user)
+            return
         raise exc
 
     # --- steps -----------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class SlackNotifier:
             self._upload(job, origin, progress)
         if self.notify_channel and progress.get("summary") is None:
             try:
-                ts = self._post_raw(
+                ts, _ = self._post_raw(
                     self.notify_channel,
                     Message(summary_text(job), [section(summary_text(job))]),
                     None,
@@ -208,7 +208,10 @@ class SlackNotifier:
         channel = str(progress.target)
         thread = self._thread(origin, progress)
         if progress.via is Via.RESPONSE_URL:
-            channel, thread = open_dm(self.metrics, self.client, origin.user), None
+            note = Message(
+                f"Full output of job #{job.id}", [context(f"Full output of job #{job.id}:")]
+            )
+            thread, channel = self._post_raw(origin.user, note, None)
         try:
             call(
                 self.metrics,
@@ -243,11 +246,16 @@ class SlackNotifier:
     def _post_to(
         self, progress: Progress, message: Message, thread: str | None, broadcast: bool = False
     ) -> str:
-        return self._post_raw(str(progress.target), message, thread, broadcast)
+        """Post to the current target; a DM target learns its D… id from the first post."""
+        ts, channel = self._post_raw(str(progress.target), message, thread, broadcast)
+        if channel and channel != progress.target:
+            progress.set(target=channel)
+        return ts
 
     def _post_raw(
         self, channel: str, message: Message, thread: str | None, broadcast: bool = False
-    ) -> str:
+    ) -> tuple[str, str]:
+        """chat.postMessage; (ts, channel id). Plain text if Slack rejects the blocks."""
         kwargs: dict[str, Any] = {"channel": channel, "unfurl_links": False, "unfurl_media": False}
         if thread:
             kwargs["thread_ts"] = thread
@@ -271,7 +279,7 @@ class SlackNotifier:
                 **kwargs,
                 text=message.text[:3000],
             )
-        return str(response["ts"])
+        return str(response["ts"]), str(response.get("channel") or channel)
 
 
 def build_slack_notifier(

@@ -68,10 +68,3 @@ def respond_url(
         failure = Failure("response_url_expired", False, True)
     record(metrics, failure, "response_url")
     raise CallFailed("response_url", failure)
-
-
-def open_dm(metrics: Metrics | None, client: Any, user: str) -> str:
-    """The id of the bot's DM with a user."""
-    response = call(metrics, "conversations.open", client.conversations_open, users=user)
-    channel = response.get("channel") or {}
-    return str(channel.get("id") or user)

@@ -381,9 +381,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "bot_id": "B0BOT",
             }
         if api in {"chat.postMessage", "chat.update"}:
+            channel = str(body.get("channel") or "")
+            if channel[:1] in {"U", "W"}:
+                body["channel"] = channel = "D" + channel  # a DM opened by posting to a user
             return {
                 "ok": True,
-                "channel": body.get("channel"),
+                "channel": channel,
                 "ts": body.get("ts") or ts,
                 "message": {"text": body.get("text"), "ts": ts},
             }

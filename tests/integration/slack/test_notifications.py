@@ -93,7 +93,7 @@ def test_channel_not_found_without_a_response_url_falls_back_to_a_dm(stack: Stac
     assert stack.job(job.id).origin["slack_via"] == "dm"
     dm = stack.standin.posts(channel="D" + sr.ALICE)
     assert dm and "3" in message_text(dm[-1])
-    assert stack.standin.calls("conversations.open", users=sr.ALICE)
+    assert stack.standin.calls("chat.postMessage", channel="D" + sr.ALICE)
 
 
 def test_long_output_is_summarised_and_uploaded_in_full_in_the_thread(stack: Stack) -> None:
