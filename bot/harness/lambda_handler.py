@@ -1,0 +1,231 @@
+"""The Lambda entry point: one fresh child per job, nothing of it left behind afterwards.
+
+Deployed as `harness.lambda_handler.handler`. Every invocation runs one protocol-v1 request
+through `spawn.run_fresh` (allow-list environment, new session, rlimits, this process made
+non-dumpable and a child subreaper) and returns the v1 response. Inside Lambda it also
+kills every remaining descendant and empties `/tmp` before it returns, because the
+execution environment (its processes and `/tmp`) is frozen and reused for the next job,
+which may be another user's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import stat
+import sys
+import time
+from typing import Any
+
+from . import protocol, reaper, spawn
+from .protocol import SandboxUnavailable
+
+# time the handler keeps for itself after the job's deadline: kill and reap the job,
+# drain its pipes, empty /tmp and send the reply before Lambda's own timeout strikes
+MARGIN_S = 1.5
+# Lambda refuses synchronous responses above 6 MB (a function error, the output lost);
+# keep clear of it, since the runtime may escape characters when it encodes the reply
+RESPONSE_LIMIT = 6 * 1024 * 1024
+RESPONSE_BUDGET = RESPONSE_LIMIT - 256 * 1024
+SCRATCH = "/tmp"  # noqa: S108 - Lambda's only writable directory, ours alone
+_KILL_DEADLINE_S = 5.0
+
+
+def in_lambda(environ: dict[str, str] | None = None) -> bool:
+    """True inside a Lambda execution environment (the runtime sets both variables).
+
+    Only there is the process alone with its `/tmp` and its children, so only there
+    does the handler empty `/tmp` and kill every child it has.
+    """
+    env = os.environ if environ is None else environ
+    return bool(env.get("AWS_LAMBDA_RUNTIME_API")) and bool(env.get("LAMBDA_TASK_ROOT"))
+
+
+def budget(context: object) -> float | None:
+    """Seconds the job may take at most: the invocation's remaining time minus the margin.
+
+    None when the context cannot say (called outside Lambda). Rounded down to 0.1 s so a
+    message that quotes the limit stays readable.
+    """
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    try:
+        left = float(remaining()) / 1000 - MARGIN_S
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(left):
+        return None
+    return max(spawn.MIN_TIMEOUT_S, math.floor(left * 10) / 10)
+
+
+def kill_descendants(deadline_s: float = _KILL_DEADLINE_S) -> bool:
+    """SIGKILL and reap every child of this process until none is left; False if some survive.
+
+    As a child subreaper this process inherits every orphaned descendant (setsid and
+    double-fork escapees included), so "no children" means "nothing of the job left".
+    """
+    deadline = time.monotonic() + deadline_s
+    me = os.getpid()
+    while True:
+        victims = reaper.children(me)
+        for pid in victims:
+            reaper.kill(pid)
+        if reaper.reap_all() and not reaper.children(me):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+
+
+def _make_writable(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISLNK(mode):
+            os.chmod(path, stat.S_IMODE(mode) | stat.S_IRWXU)
+    except OSError:
+        pass
+
+
+def _on_rm_error(_func: object, path: str, _exc: object) -> None:
+    # a job may leave read-only or unlistable directories: open them up and retry
+    _make_writable(os.path.dirname(path))
+    _make_writable(path)
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def empty_dir(root: str) -> list[str]:
+    """Remove everything inside `root` (not `root` itself); returns the names that remain."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                _make_writable(path)
+                if sys.version_info >= (3, 12):
+                    shutil.rmtree(path, onexc=_on_rm_error)
+                else:  # pragma: no cover - the 3.11 spelling of the same hook
+                    shutil.rmtree(path, onerror=_on_rm_error)
+            else:
+                os.unlink(path)
+        except OSError:
+            _on_rm_error(None, path, None)
+    try:
+        return os.listdir(root)
+    except OSError:
+        return []
+
+
+def _encoded_size(response: dict[str, Any]) -> int:
+    return len(json.dumps(response, ensure_ascii=False).encode("utf-8", "replace"))
+
+
+def _cut(response: dict[str, Any], field: str, keep: int) -> None:
+    text = response[field]
+    response[field] = text[:keep]
+    response[f"{field}_truncated"] = True
+    if field == "stdout" and response.get("result_kind") == "stdout":
+        # a stdout result is the captured stdout: it is cut with it, as at the output cap
+        response["result_json"] = json.dumps(text[:keep].rstrip(), ensure_ascii=False)
+
+
+def fit_response(response: dict[str, Any], limit: int = RESPONSE_BUDGET) -> dict[str, Any]:
+    """The response cut to fit Lambda's response limit: output first, then the traceback.
+
+    Only output that escapes badly (control characters: 6 bytes each) or a raised
+    JOBBOT_MAX_OUTPUT_BYTES can get here. Should a returned result itself be too large,
+    the job becomes an error that says so instead of a lost response.
+    """
+    size = _encoded_size(response)
+    if size <= limit:
+        return response
+    fitted = dict(response)
+    for field in sorted(("stdout", "stderr"), key=lambda name: -len(fitted[name])):
+        keep = len(fitted[field])
+        while keep and size > limit:
+            # shrink in proportion to the excess (a little more, to converge in a step or two)
+            keep = min(keep - 1, int(keep * limit / size * 0.98))
+            _cut(fitted, field, keep)
+            size = _encoded_size(fitted)
+        if size <= limit:
+            return fitted
+    if fitted.get("traceback"):
+        fitted["traceback"] = "... (traceback dropped: the response was too large)"
+        size = _encoded_size(fitted)
+        if size <= limit:
+            return fitted
+    message = (
+        f"the job's result is too large to return from Lambda ({size} bytes of JSON, "
+        f"limit {limit}); lower JOBBOT_MAX_OUTPUT_BYTES"
+    )
+    return protocol.response(
+        "error",
+        duration_ms=response.get("duration_ms", 0),
+        error_type="ResultTooLarge",
+        error_message=message,
+        exit_code=response.get("exit_code"),
+        signal=response.get("signal"),
+    )
+
+
+def probe() -> dict[str, Any]:
+    """Facts about this execution environment, for `doctor` (runs no user code)."""
+    return {
+        "v": protocol.VERSION,
+        "probe": {
+            "python": sys.version.split()[0],
+            "uid": os.getuid(),
+            "in_lambda": in_lambda(),
+            "scratch": SCRATCH,
+            "scratch_left": len(os.listdir(SCRATCH)) if in_lambda() else None,
+        },
+    }
+
+
+def _clean_environment() -> None:
+    kill_descendants()
+    empty_dir(SCRATCH)
+
+
+def handler(event: object, context: object) -> dict[str, Any]:
+    """Run one job: `event` is a protocol-v1 request, the result a v1 response.
+
+    User code failing, a timeout and a malformed event all give a well-formed response.
+    Only SandboxUnavailable (the interpreter could not start: nothing ran, safe to retry)
+    escapes, as a function error the executor recognises by its type.
+    """
+    lambda_env = in_lambda()
+    if isinstance(event, dict) and event.get("probe") is True:
+        return probe()
+    if lambda_env:
+        # a previous invocation may have been cut off before it could clean up
+        _clean_environment()
+    try:
+        if isinstance(event, dict):
+            response = spawn.run_fresh(event, deadline_s=budget(context))
+        else:
+            kind = type(event).__name__
+            response = protocol.error_response(f"a request must be a JSON object, not {kind}")
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:  # a harness bug: still a readable answer, never a lost job
+        response = protocol.response(
+            "crashed",
+            error_type="HarnessError",
+            error_message=f"the runner failed: {type(exc).__name__}: {exc}",
+        )
+    finally:
+        if lambda_env:
+            _clean_environment()
+    return fit_response(response)
