@@ -1,0 +1,46 @@
+"""The runner function's code: the harness package alone, zipped byte-for-byte reproducibly."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import bot.harness
+
+PACKAGE = "harness"  # the harness's top-level name inside the function
+HANDLER = f"{PACKAGE}.lambda_handler.handler"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+_FILE_MODE = 0o100644  # regular file, rw-r--r--
+
+
+def harness_dir() -> Path:
+    """Where the harness sources live."""
+    return Path(bot.harness.__file__).resolve().parent
+
+
+def package_files() -> list[tuple[str, bytes]]:
+    """(name in the zip, content) of every file of the function, sorted by name."""
+    root = harness_dir()
+    files = sorted(p for p in root.glob("*.py") if p.is_file())
+    return [(f"{PACKAGE}/{p.name}", p.read_bytes()) for p in files]
+
+
+def build_zip() -> bytes:
+    """The deployment package; the same sources always give the same bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in package_files():
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.external_attr = _FILE_MODE << 16
+            info.create_system = 3  # Unix, so the mode above is honoured
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data, compresslevel=9)
+    return buffer.getvalue()
+
+
+def code_sha256(zip_bytes: bytes) -> str:
+    """The package's hash as Lambda reports it (CodeSha256: base64 of the SHA-256)."""
+    return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode("ascii")
