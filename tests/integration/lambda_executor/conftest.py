@@ -1,0 +1,65 @@
+"""Fixtures: AWS settings pointing at the loopback Lambda stand-in, and executors using it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.core.models import RunRequest
+from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
+from tests.support.lambda_standin import LambdaStandIn
+
+JOB_TIMEOUT = 2.0
+MAX_OUTPUT = 64 * 1024
+
+
+def lambda_settings(**values: str) -> Settings:
+    """Settings for JOBBOT_EXECUTOR=lambda; AWS itself comes from the environment."""
+    environ = {"JOBBOT_EXECUTOR": "lambda", "JOBBOT_JOB_TIMEOUT": f"{JOB_TIMEOUT:g}", **values}
+    return load_settings(environ, env_file=None)
+
+
+def job(
+    code: str,
+    input_json: str = "{}",
+    *,
+    timeout_s: float = JOB_TIMEOUT,
+    max_output_bytes: int = MAX_OUTPUT,
+    job_id: int = 1,
+) -> RunRequest:
+    """A run request for `code`."""
+    return RunRequest(job_id, "job.py", code, input_json, timeout_s, 256, max_output_bytes)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy credentials and a region; nothing of a real AWS configuration can leak in."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def standin(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaStandIn]:
+    """The stand-in, with AWS_ENDPOINT_URL_LAMBDA pointing boto3 at it."""
+    with LambdaStandIn(timeout_s=function_timeout_s(JOB_TIMEOUT), max_concurrency=2) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.endpoint_url)
+        yield server
+
+
+@pytest.fixture
+def executor(standin: LambdaStandIn) -> Iterator[LambdaExecutor]:
+    """The executor exactly as wiring builds it for JOBBOT_EXECUTOR=lambda."""
+    built = build_lambda_executor(lambda_settings())
+    yield built
+    built.close()

@@ -1,0 +1,152 @@
+"""Hostile code inside the emulated execution environment: the runtime's AWS credentials stay
+out of reach, and nothing of one job (processes, files) is there for the next one.
+
+Each test also runs under AWS's own runtime client (awslambdaric) where the handler's process
+is what matters, because there the handler lives in awslambdaric's process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from bot.core.models import JobStatus, Outcome
+from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
+from tests.integration.lambda_executor.conftest import JOB_TIMEOUT, job, lambda_settings
+from tests.support.lambda_standin import FAKE_CREDENTIALS, LambdaStandIn
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+PEEK = """\
+import json, os
+ppid = os.getppid()
+
+def read(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode(errors="replace")
+    except OSError as exc:
+        return type(exc).__name__
+
+def uid_of(pid):
+    for line in read(f"/proc/{pid}/status").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+
+seen = {}
+for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    for name in ("environ", "cmdline"):
+        text = read(f"/proc/{pid}/{name}")
+        if "AWS_" in text or "standin-" in text:
+            seen[f"{pid}/{name}"] = text
+print(json.dumps({
+    "env": sorted(os.environ),
+    "parent_environ": read(f"/proc/{ppid}/environ"),
+    "parent_task_environ": [read(f"/proc/{ppid}/task/{t}/environ")
+                            for t in os.listdir(f"/proc/{ppid}/task")],
+    "uid": os.getuid(),
+    "parent_uid": uid_of(ppid),
+    "leaks": seen,
+}))
+"""
+
+LEAVE_BEHIND = """\
+import os, pathlib, time
+pathlib.Path("/tmp/left-by-job-1").write_text("user 1's secret")
+locked = pathlib.Path("/tmp/locked")
+(locked / "deeper").mkdir(parents=True)
+(locked / "deeper" / "file").write_text("x")
+(locked / "deeper").chmod(0)
+locked.chmod(0o500)
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:  # a daemon: new session, parent gone
+        os.write(w, str(os.getpid()).encode())
+        time.sleep(300)
+    os._exit(0)
+os.close(w)
+pid = int(os.read(r, 32))
+os.kill(pid, 0)  # alive as the job ends
+print(pid)
+"""
+
+LOOK_AROUND = """\
+import json, os
+me, parent = os.getpid(), os.getppid()
+print(json.dumps({
+    "others": sorted(int(p) for p in os.listdir("/proc")
+                     if p.isdigit() and int(p) not in (1, me, parent)),
+    "tmp": sorted(os.listdir("/tmp")),
+    "own_dir": os.path.basename(os.getcwd()),
+}))
+"""
+
+
+@pytest.fixture(params=["bootstrap", "awslambdaric"])
+def warm(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LambdaStandIn, LambdaExecutor]]:
+    """One warm environment (concurrency 1), under either runtime client."""
+    with LambdaStandIn(
+        timeout_s=function_timeout_s(JOB_TIMEOUT), max_concurrency=1, runtime=request.param
+    ) as standin:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        executor = build_lambda_executor(lambda_settings())
+        yield standin, executor
+        executor.close()
+
+
+def test_user_code_cannot_read_the_runtimes_aws_credentials(
+    warm: tuple[LambdaStandIn, LambdaExecutor],
+) -> None:
+    standin, executor = warm
+
+    result = executor.run(job(PEEK))
+
+    assert result.outcome is Outcome.OK, standin.logs()
+    seen = json.loads(result.stdout)
+    assert seen["env"] == ["HOME", "LANG", "MKL_NUM_THREADS", "OMP_NUM_THREADS",
+                           "OPENBLAS_NUM_THREADS", "PATH", "TZ"]  # fmt: skip
+    # same uid as the handler, so only its non-dumpable flag stands in the way
+    assert seen["uid"] == seen["parent_uid"] != 0
+    assert seen["parent_environ"] == "PermissionError"
+    assert set(seen["parent_task_environ"]) == {"PermissionError"}
+    assert seen["leaks"] == {}
+    everything = json.dumps(result.__dict__, default=str)
+    for secret in FAKE_CREDENTIALS.values():
+        assert secret not in everything
+
+
+def test_nothing_of_one_job_is_left_for_the_next(
+    warm: tuple[LambdaStandIn, LambdaExecutor],
+) -> None:
+    standin, executor = warm
+
+    first = executor.run(job(LEAVE_BEHIND, job_id=1))
+    second = executor.run(job(LOOK_AROUND, job_id=2))
+
+    assert first.outcome is Outcome.OK, standin.logs()
+    assert int(first.stdout)  # the daemon's pid: it was alive when the job ended
+    after = json.loads(second.stdout)
+    assert after["others"] == []  # the daemon, and everything else of job 1, is gone
+    assert after["tmp"] == [after["own_dir"]]  # /tmp holds only the running job's directory
+    assert standin.environments() == 1  # both ran warm in the same environment
+    assert [r.environment for r in standin.records] == [0, 0]
+
+
+def test_killing_the_runtime_fails_only_that_job(
+    warm: tuple[LambdaStandIn, LambdaExecutor],
+) -> None:
+    standin, executor = warm
+
+    killed = executor.run(job("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"))
+    after = executor.run(job("print('next')"))
+
+    assert killed.status is JobStatus.ERROR
+    assert killed.error_type == "LambdaFunctionError"
+    assert killed.error_message is not None and "Runtime exited" in killed.error_message
+    assert after.result_json == '"next"'
+    assert standin.environments() == 2

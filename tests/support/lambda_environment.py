@@ -1,0 +1,139 @@
+"""One emulated Lambda execution environment: run as root, `python lambda_environment.py < CONFIG`.
+
+What a Lambda execution environment gives the runtime, rebuilt with Linux namespaces so the
+real handler can be tested as it runs there, and so its prctl, subreaper and `/tmp` effects
+stay out of the test process:
+
+- a PID namespace of its own (this process's child is its init): killing this process kills
+  everything in it, as Lambda does when it resets an environment after a timeout;
+- a mount namespace with a private, empty tmpfs `/tmp` (Lambda's only writable directory,
+  kept between warm invocations), a private `/dev/shm` and a fresh `/proc`;
+- the function code read-only at the task root and the interpreter read-only, while the
+  host's project directory and home are hidden (they do not exist inside Lambda);
+- the runtime runs as an unprivileged uid (Lambda: sbx_user1051, uid 993), with the
+  function's environment, AWS credentials included.
+
+The CONFIG JSON comes on stdin (argv would show it in /proc/1/cmdline):
+{"uid", "gid", "tmp_mb", "binds": [[host, target], ...], "hide": [dir, ...], "env": {...},
+"argv": [...], "cwd"}.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+STAGE = "/srv"  # an empty directory covered by a tmpfs: staging for bind mounts
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    """mount(2), raising OSError."""
+    _check(
+        _libc.mount(
+            None if source is None else source.encode(),
+            target.encode(),
+            None if fstype is None else fstype.encode(),
+            ctypes.c_ulong(flags),
+            data.encode() if data else None,
+        ),
+        f"mount {source} on {target}",
+    )
+
+
+def bind_readonly(source: str, target: str) -> None:
+    """Bind `source` at `target`, read-only."""
+    os.makedirs(target, exist_ok=True)
+    mount(source, target, None, MS_BIND | MS_REC)
+    mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+
+
+def tmpfs(target: str, size_mb: int, mode: str) -> None:
+    """A fresh tmpfs at `target`."""
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode={mode}")
+
+
+def build_filesystem(config: dict) -> None:
+    """The environment's view of the filesystem (in our own mount namespace)."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do here reaches the host
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
+    tmpfs(STAGE, 16, "755")
+    staged = []
+    for index, (source, target) in enumerate(config["binds"]):
+        stage = f"{STAGE}/.stage{index}"
+        bind_readonly(source, stage)
+        staged.append((stage, target))
+    for hidden in config["hide"]:
+        if os.path.isdir(hidden):
+            tmpfs(hidden, 1, "755")
+    for stage, target in staged:
+        # the target may lie under a hidden directory: its tmpfs takes the mount point
+        os.makedirs(target, exist_ok=True)
+        mount(stage, target, None, MS_BIND | MS_REC)
+    tmpfs("/tmp", config["tmp_mb"], "1777")
+    if os.path.isdir("/dev/shm"):
+        tmpfs("/dev/shm", 16, "1777")
+
+
+def run_runtime(config: dict) -> int:
+    """Start the runtime as the unprivileged uid, be its init, and return its exit status."""
+    runtime = os.fork()
+    if runtime == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(config["gid"], config["gid"], config["gid"])
+            os.setresuid(config["uid"], config["uid"], config["uid"])
+            os.chdir(config["cwd"])
+            os.execve(config["argv"][0], config["argv"], config["env"])  # noqa: S606
+        except BaseException as exc:
+            print(f"lambda environment: cannot start the runtime: {exc!r}", file=sys.stderr)
+        os._exit(127)
+    while True:  # init: reap whatever gets re-parented here until the runtime is gone
+        pid, status = os.wait()
+        if pid == runtime:
+            return os.waitstatus_to_exitcode(status)
+
+
+def main() -> None:
+    """Enter new namespaces and run the runtime inside them."""
+    config = json.loads(sys.stdin.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    init = os.fork()
+    if init == 0:
+        try:
+            _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
+            build_filesystem(config)
+            code = run_runtime(config)
+        except BaseException as exc:
+            print(f"lambda environment: {exc!r}", file=sys.stderr, flush=True)
+            code = 125
+        os._exit(code & 0xFF)
+    _, status = os.waitpid(init, 0)
+    sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+if __name__ == "__main__":
+    main()
