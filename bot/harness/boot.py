@@ -9,15 +9,16 @@ import os
 # -B: write no .pyc files
 FLAGS = ("-I", "-S", "-u", "-B")
 
-# -I keeps the harness off sys.path, so load its directory as the package "harness"
-# (the name it also has inside the Lambda zip) and call `entry(argv)`.
+# -I keeps the harness off sys.path: import it by its directory's name ("harness", as in the
+# Lambda zip) from its parent, appended so the standard library wins every other name, and
+# removed again so jobs cannot import the bot's other modules; then call `entry(argv)`.
 _BOOT = """\
-import sys, importlib.util as u
-d = sys.argv[1]
-s = u.spec_from_file_location("harness", d + "/__init__.py", submodule_search_locations=[d])
-m = u.module_from_spec(s); sys.modules["harness"] = m; s.loader.exec_module(m)
-from harness.{module} import {func} as entry
-del d, s, m, u
+import sys
+parent, _, name = sys.argv[1].rpartition("/")
+sys.path.append(parent)
+entry = getattr(__import__(name + ".{module}", fromlist=["_"]), "{func}")
+sys.path.remove(parent)
+del parent, name
 entry(sys.argv[2:])
 """
 

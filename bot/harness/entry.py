@@ -35,5 +35,5 @@ def main(argv: list[str]) -> None:
     # the uid may run other processes (the Lambda runtime): they count, this one does not
     nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
     limits.apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=raw["timeout_s"], nproc=nproc)
-    limits.forbid_new_privileges()
+    # no_new_privs comes from the caller (spawn._prepare_caller), inherited across exec
     runner.execute(request, RECORD_FD)

@@ -40,6 +40,7 @@ class SlotConfig:
     cgroup: cgroups.Slot | None
     tmp_bytes: int | None  # size of the private tmpfs; None without mount namespaces
     limits: Limits
+    private_network: bool = False  # a network namespace per job (else only the zygote's)
 
 
 def serve(sock: socket.socket, slots: list[SlotConfig]) -> None:
@@ -159,6 +160,9 @@ def _clean_shared_tmp(uid: int) -> None:
 def run(request: Request, slot: SlotConfig) -> dict[str, Any]:
     """Run one job in this supervisor process and return its v1 response."""
     set_child_subreaper()  # escaped descendants come back to us, to be killed
+    if slot.private_network:
+        # concurrent jobs would otherwise share abstract unix sockets (a channel between them)
+        mounts.unshare(mounts.CLONE_NEWNET)
     points = mounts.private_tmp(slot.tmp_bytes) if slot.tmp_bytes else []
     workdir = _make_workdir(request, slot)
     stdin = _stdin(workdir, request.input_json.encode("utf-8"))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 VERSION = 1
 OUTCOMES = ("ok", "error", "timeout", "memory", "crashed")
@@ -28,9 +27,8 @@ class SandboxFailed(RuntimeError):
     """The sandbox failed while running a job; the job may have run."""
 
 
-@dataclass(frozen=True)
-class Request:
-    """A validated v1 request; `input` is the decoded JSON object."""
+class Request(NamedTuple):
+    """A validated v1 request; `input` is the decoded JSON object (a NamedTuple, see Limits)."""
 
     job_id: int
     file_name: str
@@ -39,7 +37,7 @@ class Request:
     timeout_s: float
     memory_mb: int
     max_output_bytes: int
-    input: dict[str, Any] = field(compare=False, repr=False)
+    input: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         """The request as protocol JSON."""

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import atexit
 import builtins
-import contextlib
 import json
-import linecache
 import os
 import sys
 import types
-from dataclasses import asdict, dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from .protocol import Request
 
@@ -19,9 +16,11 @@ from .protocol import Request
 _RECORD_SLACK = 64 * 1024
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the child reports about its run; result_json None with status ok means "use stdout"."""
+class Record(NamedTuple):
+    """What the child reports about its run; result_json None with status ok means "use stdout".
+
+    A NamedTuple, not a dataclass, like the other value objects a fresh child imports.
+    """
 
     status: str  # "ok", "error" or "memory"
     result_json: str | None = None
@@ -32,7 +31,7 @@ class Record:
 
     def encode(self) -> bytes:
         """ASCII JSON, so lone surrogates in user text survive the pipe."""
-        return json.dumps(asdict(self), ensure_ascii=True).encode("ascii")
+        return json.dumps(self._asdict(), ensure_ascii=True).encode("ascii")
 
     @classmethod
     def decode(cls, data: bytes) -> Record | None:
@@ -65,9 +64,19 @@ def _message(exc: BaseException) -> str:
         return f"<unprintable {type(exc).__name__} object>"
 
 
-def _trimmed(exc: BaseException, file_name: str, limit: int) -> str:
+def prime_source(request: Request) -> None:
+    """Make tracebacks show the source that ran, even if the job changed or deleted its file."""
+    import linecache  # only failing jobs pay for it (with tokenize)
+
+    lines = request.code.splitlines(keepends=True)
+    linecache.cache[request.file_name] = (len(request.code), None, lines, request.file_name)
+
+
+def _trimmed(exc: BaseException, request: Request) -> str:
     import traceback  # only failing jobs pay for it
 
+    prime_source(request)
+    file_name, limit = request.file_name, request.max_output_bytes
     tb = exc.__traceback__
     # drop the harness frames above the first frame of the user's file
     while tb is not None and tb.tb_frame.f_code.co_filename != file_name:
@@ -79,11 +88,10 @@ def _trimmed(exc: BaseException, file_name: str, limit: int) -> str:
 
 
 def _failure(exc: BaseException, request: Request) -> Record:
-    limit = request.max_output_bytes
     if isinstance(exc, MemoryError):
         message = f"the job ran out of memory (limit {request.memory_mb} MB)"
         try:
-            trace: str | None = _trimmed(exc, request.file_name, limit)
+            trace: str | None = _trimmed(exc, request)
         except MemoryError:
             trace = None
         return Record("memory", None, "MemoryError", message, trace, 1)
@@ -101,7 +109,7 @@ def _failure(exc: BaseException, request: Request) -> Record:
         message = f"{exc.msg} (line {exc.lineno})"
     else:
         message = _message(exc)
-    trace = _trimmed(exc, request.file_name, limit)
+    trace = _trimmed(exc, request)
     return Record("error", None, type_name(type(exc)), message, trace, 1)
 
 
@@ -144,9 +152,6 @@ class _Forked(Exception):
 
 def run_code(request: Request) -> Record:
     """Execute the user's file as __main__ in this process and call main(**input) if defined."""
-    # primed so tracebacks show the source that ran, even if the job deletes its file
-    lines = request.code.splitlines(keepends=True)
-    linecache.cache[request.file_name] = (len(request.code), None, lines, request.file_name)
     try:
         if "\0" in request.code:  # 3.11 raises ValueError here, 3.12+ SyntaxError: be uniform
             raise SyntaxError(
@@ -192,9 +197,11 @@ def _finish_interpreter() -> None:
             thread.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        with contextlib.suppress(Exception):  # the job may have closed or replaced its streams
+        try:
             if stream is not None:
                 stream.flush()
+        except Exception:  # noqa: S110 - the job may have closed or replaced its streams
+            pass
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -10,12 +10,11 @@ import shutil
 import sys
 import tempfile
 import threading
-from dataclasses import asdict
 from typing import Any
 
 from . import boot, entry, protocol, reaper, runner, supervisor, verdict
 from .environment import job_env
-from .limits import Limits, set_child_subreaper, set_dumpable
+from .limits import Limits, forbid_new_privileges, set_child_subreaper, set_dumpable
 from .protocol import Request, SandboxUnavailable
 
 DIR_PREFIX = "jobbot-job-"
@@ -33,6 +32,9 @@ def _prepare_caller() -> None:
     set_dumpable(False)
     # setsid + double-fork escapees become our children, so the sweep can find them
     set_child_subreaper()
+    # inherited by every child: no exec can gain privileges (setuid binaries stay inert);
+    # set here, not in the child, which then never needs to load ctypes
+    forbid_new_privileges()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -111,7 +113,7 @@ def _run(request: Request, timeout_s: float, python: str, lim: Limits) -> dict[s
     try:
         with open(os.path.join(workdir, request.file_name), "w", encoding="utf-8") as fh:
             fh.write(request.code)
-        payload = {"request": request.to_dict(), "limits": asdict(lim), "timeout_s": timeout_s}
+        payload = {"request": request.to_dict(), "limits": lim._asdict(), "timeout_s": timeout_s}
         pid, reads, before = _start(python, workdir, request, json.dumps(payload).encode())
         obs = supervisor.supervise(
             pid,

@@ -69,6 +69,7 @@ def setup(config: dict[str, Any]) -> tuple[list[job.SlotConfig], dict[str, Any]]
             cgroup=groups.slots[i] if groups.slots else None,
             tmp_bytes=tmp_bytes,
             limits=limits,
+            private_network=isolation.network,
         )
         for i in range(config["slots"])
     ]
