@@ -307,16 +307,26 @@ def test_writing_outside_the_job_directory_fails_or_stays_private(executor: Loca
         assert not Path(path).exists(), path  # nothing reached the host
 
 
-def test_concurrent_jobs_do_not_see_each_others_files(executor: LocalExecutor) -> None:
+def test_concurrent_jobs_see_neither_each_others_files_nor_sockets(
+    executor: LocalExecutor,
+) -> None:
     code = (
-        "import os, time, json\n"
+        "import os, socket, time, json\n"
         "mine = f'/tmp/secret-{name}'\nopen(mine, 'w').write(name)\nopen('here', 'w').write(name)\n"
+        "server = socket.socket(socket.AF_UNIX)\n"
+        "server.bind(f'\\0jobbot-{name}')\nserver.listen()\n"
         "seen = set()\ndeadline = time.time() + 1.5\n"
         "while time.time() < deadline:\n"
         "    for top in ('/tmp', '/var/tmp', '/dev/shm'):\n"
         "        for entry in os.listdir(top):\n"
         "            if entry.startswith('secret-') and entry != os.path.basename(mine):\n"
         "                seen.add(entry)\n"
+        "    for other in set('abc') - {name}:\n"
+        "        try:\n"
+        "            socket.socket(socket.AF_UNIX).connect(f'\\0jobbot-{other}')\n"
+        "            seen.add(f'socket-{other}')\n"
+        "        except OSError:\n"
+        "            pass\n"
         "    time.sleep(0.05)\n"
         "print(json.dumps([os.getcwd(), sorted(seen), os.listdir('/tmp')]))\n"
     )
@@ -345,6 +355,7 @@ def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecu
     before_fds = len(os.listdir("/proc/self/fd"))
     before_zygote_fds = len(os.listdir(f"/proc/{zygote}/fd"))
     before_mounts = Path(f"/proc/{zygote}/mountinfo").read_text()
+    host_mounts = Path("/proc/self/mountinfo").read_text()
     host_tmp = set(os.listdir("/tmp"))
     code = (
         "import os, subprocess\nopen('f', 'w').write('x')\nopen('/tmp/g', 'w').write('x')\n"
@@ -357,6 +368,7 @@ def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecu
     assert executor.zygote_pid == zygote
     assert len(os.listdir(f"/proc/{zygote}/fd")) == before_zygote_fds
     assert Path(f"/proc/{zygote}/mountinfo").read_text() == before_mounts
+    assert Path("/proc/self/mountinfo").read_text() == host_mounts  # nothing propagated
     assert not [n for n in set(os.listdir("/tmp")) - host_tmp if n.startswith("jobbot-job-")]
     assert not [n for n in os.listdir(f"/proc/{zygote}/root/tmp") if n.startswith("jobbot-job-")]
     children = Path(f"/proc/{zygote}/task/{zygote}/children")
