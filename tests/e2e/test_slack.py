@@ -1,0 +1,392 @@
+"""`python -m bot serve` in HTTP mode as a real process on MariaDB with the local executor,
+driven by signed Slack requests over HTTP and watched through the Slack stand-in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.core.models import Identity, Job, JobStatus
+from bot.store import SqlStore, make_engine
+from tests.conftest import clean_mariadb
+from tests.support import slack_requests as sr
+from tests.support.serve_process import ServeProcess
+from tests.support.slack_standin import SlackStandIn, message_text
+from tests.support.waiting import wait_until
+
+SOMA = "def main(a, b):\n    return a + b\n"
+NOTIFY = "C0NOTIFY"
+_numbers = iter(range(1, 1000))
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[SlackStandIn]:
+    """One stand-in for the module's server."""
+    with SlackStandIn() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def store(_mariadb_schema: str) -> Iterator[SqlStore]:
+    """The test's own view of the server's database."""
+    clean_mariadb(_mariadb_schema)
+    view = SqlStore(make_engine(_mariadb_schema))
+    yield view
+    view.close()
+
+
+@pytest.fixture(scope="module")
+def server(
+    standin: SlackStandIn,
+    store: SqlStore,
+    _mariadb_schema: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServeProcess]:
+    """serve on the session's MariaDB database; stopped with SIGTERM at the end."""
+    process = ServeProcess(
+        standin,
+        _mariadb_schema,
+        tmp_path_factory.mktemp("serve"),
+        JOBBOT_NOTIFY_CHANNEL=NOTIFY,
+        JOBBOT_JOB_TIMEOUT="2",
+        JOBBOT_MAX_CODE_BYTES="4096",
+        JOBBOT_MAX_JOBS_PER_USER="1",
+    ).start()
+    yield process
+    code = process.stop()
+    log = process.log()
+    assert code == 0, log[-3000:]
+    assert standin.token not in log and sr.SECRET not in log
+    assert '"msg": "stopped"' in log
+
+
+class Person:
+    """One Slack user of the server, in a channel of their own."""
+
+    def __init__(self, server: ServeProcess, standin: SlackStandIn, store: SqlStore) -> None:
+        n = next(_numbers)
+        self.server, self.standin, self.store = server, standin, store
+        self.user = f"U0E2E{n:03d}"
+        self.channel = f"C0E2E{n:03d}"
+        self.user_id = store.ensure_user(Identity("slack", sr.TEAM, self.user)).id
+
+    def send(self, request: sr.SlackRequest) -> sr.HttpAnswer:
+        answer = sr.post(self.server.url, request)
+        assert answer.elapsed < 3.0, "every request is acknowledged within 3 s"
+        return answer
+
+    def command(
+        self, text: str, *, channel: str | None = None, response_url: str | None = None
+    ) -> sr.HttpAnswer:
+        hook = response_url or self.standin.response_url(self.user)
+        return self.send(
+            sr.slash(text, user=self.user, channel=channel or self.channel, response_url=hook)
+        )
+
+    def ask(self, text: str) -> str:
+        answer = self.command(text)
+        assert answer.status == 200
+        return message_text(answer.json()) if answer.body else ""
+
+    def event(self, inner: dict[str, Any], retry: int | None = None) -> None:
+        assert self.send(sr.event(inner, retry=retry)).status == 200
+
+    def share(self, name: str = "soma.py", code: str | bytes = SOMA, **kw: Any) -> dict[str, Any]:
+        """Share a file in the channel and wait until the server remembered it."""
+        file = self.standin.add_file(name, code, **kw)
+        self.event(sr.file_message("", [file], user=self.user, channel=self.channel))
+        since = datetime.now(UTC) - timedelta(minutes=5)
+        wait_until(
+            lambda: (
+                (u := self.store.latest_upload(self.user_id, self.channel, since))
+                and u.file_id == file["id"]
+            ),
+            message="the upload to be remembered",
+        )
+        return file
+
+    def jobs(self) -> list[Job]:
+        return self.store.list_by_owner(self.user_id, 50)
+
+    def new_job(self, known: int = 0) -> Job:
+        return wait_until(
+            lambda: len(self.jobs()) > known and self.jobs()[0], message=f"a job of {self.user}"
+        )
+
+    def settled(self, job_id: int, timeout: float = 15.0) -> Job:
+        def done() -> Job | None:
+            job = self.store.get(job_id)
+            events = self.store.notification_events(job_id)
+            finished = job is not None and job.status.is_final
+            return job if finished and events and all(s == "sent" for _, s in events) else None
+
+        return wait_until(done, timeout=timeout, message=f"job {job_id} delivered")
+
+    def final(self, job: Job) -> dict[str, Any]:
+        """The outcome reply of a job (thread reply with the result, error or timeout)."""
+        found = [
+            p
+            for p in self.standin.posts()
+            if f"Job #{job.id} " in str(p.get("text"))
+            and p.get("thread_ts")
+            and "running" not in str(p["text"])
+        ]
+        assert len(found) == 1, f"exactly one final reply, got {len(found)}"
+        return found[0]
+
+    def ephemerals(self) -> list[str]:
+        """Texts shown to this user alone (response_url posts and ephemeral messages)."""
+        hooks = [c for c in self.standin.calls("response_url") if f"/{self.user}/" in c.path]
+        eph = self.standin.calls("chat.postEphemeral", user=self.user)
+        return [message_text(c.body) for c in [*hooks, *eph]]
+
+
+@pytest.fixture
+def alice(server: ServeProcess, standin: SlackStandIn, store: SqlStore) -> Person:
+    return Person(server, standin, store)
+
+
+@pytest.fixture
+def bob(server: ServeProcess, standin: SlackStandIn, store: SqlStore) -> Person:
+    return Person(server, standin, store)
+
+
+def test_health_and_metrics_endpoints_answer(server: ServeProcess) -> None:
+    assert server.get("/healthz") == (200, "ok\n")
+    status, text = server.get("/metrics")
+    assert status == 200 and "jobbot_jobs" in text and "jobbot_queue_depth" in text
+    assert server.get("/nope")[0] == 404
+
+
+def test_forged_and_stale_signatures_get_401(alice: Person) -> None:
+    assert alice.send(sr.slash("help", secret="wrong", user=alice.user)).status == 401
+    assert (
+        alice.send(sr.slash("help", timestamp=int(time.time()) - 900, user=alice.user)).status
+        == 401
+    )
+
+
+def test_run_with_a_recent_upload_posts_parent_thread_broadcast_and_summary(
+    alice: Person, server: ServeProcess
+) -> None:
+    alice.share()
+    answer = alice.command('run {"a": 5, "b": 3}')
+    assert answer.status == 200 and answer.body == "" and answer.elapsed < 1.0
+    job = alice.settled(alice.new_job().id)
+    assert job.status is JobStatus.DONE and job.result == 8 and job.executor
+    parent = alice.standin.posts(channel=alice.channel)[0]
+    assert (
+        "thread_ts" not in parent
+        and f"Job #{job.id}" in parent["text"]
+        and "soma.py" in parent["text"]
+    )
+    final = alice.final(job)
+    assert final["thread_ts"] == job.origin["slack_status_ts"] and final["reply_broadcast"] is True
+    assert "```8```" in message_text(final) and "done" in final["text"]
+    shown = [parent] + [c.body for c in alice.standin.calls("chat.update", channel=alice.channel)]
+    assert "done" in shown[-1]["text"]
+    summary = [p for p in alice.standin.posts(channel=NOTIFY) if f"Job #{job.id} " in p["text"]]
+    assert len(summary) == 1
+    assert 'jobbot_ack_seconds_count{kind="command"}' in server.get("/metrics")[1]
+
+
+def test_without_an_upload_the_form_opens_and_a_double_submit_makes_one_job(alice: Person) -> None:
+    assert alice.ask('run {"a": 1, "b": 2}') == ""
+    opened = alice.standin.wait_for("views.open")
+    views = [c.body["view"] for c in opened]
+    view = next(v for v in views if alice.channel in v["private_metadata"])
+    assert view["blocks"][1]["element"]["initial_value"] == '{"a": 1, "b": 2}'
+    file = alice.standin.add_file("soma.py", SOMA)
+    bad = alice.send(
+        sr.interactive(
+            sr.view_submission(file, "{oops", metadata={"c": alice.channel}, user=alice.user)
+        )
+    )
+    assert bad.json()["response_action"] == "errors" and "input_block" in bad.json()["errors"]
+    payload = sr.view_submission(
+        file, '{"a": 1, "b": 2}', metadata={"c": alice.channel}, user=alice.user
+    )
+    assert alice.send(sr.interactive(payload)).body == ""
+    assert alice.send(sr.interactive(payload)).body == ""
+    job = alice.settled(alice.new_job().id)
+    assert job.result == 3
+    time.sleep(0.3)  # a second job would have been stored by now; the key makes it impossible
+    assert len(alice.jobs()) == 1
+
+
+def test_a_dm_with_a_file_and_run_threads_on_that_message(alice: Person) -> None:
+    file = alice.standin.add_file("soma.py", SOMA)
+    dm = "D" + alice.user
+    inner = sr.file_message(
+        'run ```{"a": 2, "b": 40}```', [file], user=alice.user, channel=dm, channel_type="im"
+    )
+    alice.event(inner)
+    job = alice.settled(alice.new_job().id)
+    assert job.result == 42
+    posts = alice.standin.posts(channel=dm)
+    assert posts and all(p["thread_ts"] == inner["ts"] for p in posts)
+
+
+def test_duplicates_make_one_job_mention_plus_message_and_retries(alice: Person) -> None:
+    file = alice.standin.add_file("soma.py", SOMA)
+    message = sr.file_message(
+        '<@U0BOT> run {"a": 1, "b": 1}', [file], user=alice.user, channel=alice.channel
+    )
+    alice.event(
+        sr.mention(
+            message["text"], files=[file], user=alice.user, channel=alice.channel, ts=message["ts"]
+        )
+    )
+    alice.event(message)
+    alice.event(message, retry=1)
+    alice.event(message, retry=2)
+    job = alice.settled(alice.new_job().id)
+    assert job.idempotency_key == f"msg:{alice.channel}:{message['ts']}"
+    time.sleep(0.3)
+    assert len(alice.jobs()) == 1 and len(alice.standin.calls("file")) >= 1
+
+
+def test_bad_input_gets_a_clear_private_answer_and_stores_nothing(alice: Person) -> None:
+    assert "not valid JSON" in alice.ask("run {'a': 1}")
+    assert "JSON object" in alice.ask("run [1, 2]")
+    alice.share("big.py", SOMA, size=50_000)
+    alice.command("run")
+    wait_until(lambda: any("the limit is 4 KB" in t for t in alice.ephemerals()), message="too big")
+    alice.share("page.py", SOMA, html=True)
+    alice.command("run")
+    wait_until(lambda: any("sign-in page" in t for t in alice.ephemerals()), message="html refused")
+    alice.share("latin.py", b"print('\xe9t\xe9')\n")
+    alice.command("run")
+    wait_until(lambda: any("not UTF-8" in t for t in alice.ephemerals()), message="not utf-8")
+    notes = alice.standin.add_file("notes.txt", "hello")
+    alice.event(sr.file_message("<@U0BOT> run", [notes], user=alice.user, channel=alice.channel))
+    wait_until(lambda: any("not a Python file" in t for t in alice.ephemerals()), message="not .py")
+    assert "There is no job #987654" in alice.ask("status 987654")
+    assert "is not a job id" in alice.ask("cancel abc")
+    assert alice.jobs() == []
+
+
+def test_others_see_a_job_exists_but_never_its_output(alice: Person, bob: Person) -> None:
+    alice.share(code="def main():\n    print('<!channel> secret')\n")
+    alice.command("run")
+    job = alice.settled(alice.new_job().id)
+    seen = bob.ask(f"status {job.id}")
+    assert "done" in seen and f"<@{alice.user}>" in seen and "secret" not in seen
+    assert "secret" not in bob.ask("list") and f"#{job.id}" in bob.ask("list")
+    assert "not yours" in bob.ask(f"rerun {job.id}") and "not yours" in bob.ask(f"cancel {job.id}")
+    mine = alice.ask(f"status {job.id}")
+    assert "&lt;!channel&gt; secret" in mine and "<!channel>" not in mine
+    admin = Person(alice.server, alice.standin, alice.store)
+    admin.user = sr.ADMIN
+    assert "secret" in admin.ask(f"status {job.id}")
+
+
+def test_rerun_button_and_home_tab(alice: Person, bob: Person) -> None:
+    alice.share()
+    alice.command('run {"a": 2, "b": 2}')
+    first = alice.settled(alice.new_job().id)
+    button = alice.final(first)["blocks"][-1]["elements"][0]
+    assert button["action_id"] == "job_rerun" and button["value"] == str(first.id)
+    hook = bob.standin.response_url(bob.user)
+    bob.send(
+        sr.interactive(
+            sr.rerun_click(str(first.id), user=bob.user, channel=alice.channel, response_url=hook)
+        )
+    )
+    wait_until(lambda: any("not yours" in t for t in bob.ephemerals()), message="refusal")
+    alice.send(
+        sr.interactive(sr.rerun_click(str(first.id), user=alice.user, channel=alice.channel))
+    )
+    second = alice.settled(alice.new_job(1).id)
+    assert second.rerun_of == first.id and second.result == 4
+    alice.event(sr.home_opened(alice.user))
+    home = wait_until(
+        lambda: [
+            c
+            for c in alice.standin.calls("views.publish", user_id=alice.user)
+            if f"#{second.id}" in message_text({"blocks": c.body["view"]["blocks"]})
+        ]
+    )
+    values = [b["accessory"]["value"] for b in home[-1].body["view"]["blocks"] if "accessory" in b]
+    assert values == [str(second.id), str(first.id)]
+
+
+def test_cancel_a_waiting_job(alice: Person) -> None:
+    alice.share("slow.py", "import time\n\ndef main():\n    time.sleep(1.5)\n    return 'slept'\n")
+    alice.command("run")
+    running = alice.new_job()
+    alice.command("run")
+    waiting = alice.new_job(1)
+    assert waiting.status is JobStatus.WAITING
+    assert f"Job #{waiting.id} cancelled" in alice.ask(f"cancel {waiting.id}")
+    assert alice.settled(waiting.id).status is JobStatus.CANCELLED
+    assert "cancelled" in alice.final(waiting)["text"]
+    assert alice.settled(running.id).result == "slept"
+
+
+def test_errors_timeouts_and_long_output(alice: Person) -> None:
+    alice.share("boom.py", "def main():\n    return 1 / 0\n")
+    alice.command("run")
+    boom = alice.settled(alice.new_job().id)
+    text = message_text(alice.final(boom))
+    assert "failed" in text and "ZeroDivisionError" in text
+    alice.share("forever.py", "import time\n\ndef main():\n    time.sleep(30)\n")
+    alice.command("run")
+    stuck = alice.settled(alice.new_job(1).id)
+    assert stuck.status is JobStatus.TIMEOUT and "timed out" in alice.final(stuck)["text"]
+    alice.share("long.py", "def main():\n    for i in range(300):\n        print('row', i)\n")
+    alice.command("run")
+    long = alice.settled(alice.new_job(2).id)
+    assert "more lines" in message_text(alice.final(long))
+    upload = wait_until(
+        lambda: [
+            u for u in alice.standin.uploaded() if u["thread_ts"] == long.origin["slack_status_ts"]
+        ]
+    )
+    content = alice.standin.state.uploads[upload[0]["id"]]["content"].decode()
+    assert "row 0" in content and "row 299" in content
+
+
+def test_slack_failures_are_retried_and_delivered_once(alice: Person) -> None:
+    in_thread = lambda body: body.get("channel") == alice.channel and "thread_ts" in body  # noqa: E731
+    alice.standin.inject("chat.postMessage", status=429, retry_after=1, when=in_thread)
+    alice.standin.inject("chat.postMessage", status=500, times=2, when=in_thread)
+    alice.share()
+    alice.command('run {"a": 20, "b": 1}')
+    job = alice.settled(alice.new_job().id, timeout=20)
+    assert "```21```" in message_text(alice.final(job))
+    assert len([p for p in alice.standin.posts(channel=alice.channel) if "thread_ts" not in p]) == 1
+
+
+def test_not_in_channel_uses_the_response_url_and_channel_not_found_a_dm(
+    alice: Person, bob: Person
+) -> None:
+    alice.standin.inject(
+        "chat.postMessage",
+        error="not_in_channel",
+        times=None,
+        when=lambda b: b.get("channel") == alice.channel,
+    )
+    alice.share()
+    hook = alice.standin.response_url(alice.user)
+    alice.command('run {"a": 3, "b": 3}', response_url=hook)
+    job = alice.settled(alice.new_job().id)
+    answers = [c for c in alice.standin.calls("response_url") if c.path in hook]
+    assert len(answers) == 2 and "```6```" in message_text(answers[-1].body)
+    bob.standin.inject(
+        "chat.postMessage",
+        error="channel_not_found",
+        times=None,
+        when=lambda b: b.get("channel") == bob.channel,
+    )
+    file = bob.standin.add_file("soma.py", SOMA)
+    bob.event(
+        sr.file_message('<@U0BOT> run {"a": 4, "b": 4}', [file], user=bob.user, channel=bob.channel)
+    )
+    job = bob.settled(bob.new_job().id)
+    dm = bob.standin.posts(channel="D" + bob.user)
+    assert job.origin["slack_via"] == "dm" and any("```8```" in message_text(p) for p in dm)
