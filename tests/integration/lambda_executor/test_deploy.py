@@ -1,0 +1,255 @@
+"""`python -m bot lambda deploy | policy` against moto's Lambda and IAM (no Docker: moto's
+simple backend), through real boto3 clients."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bot.executors import lambda_package
+from bot.executors.lambda_deploy import run_lambda_command
+from tests.integration.lambda_executor.conftest import lambda_settings
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+REGION = "us-east-1"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Any]]:
+    """(lambda, iam) clients on a fresh moto account."""
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        yield boto3.client("lambda", region_name=REGION), boto3.client("iam", region_name=REGION)
+
+
+def make_role(iam: Any, name: str = "jobbot-runner-execution") -> str:
+    """An execution role in moto's IAM; its ARN."""
+    return str(
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    )
+
+
+def deploy(sleeps: list[float] | None = None, **values: str) -> tuple[int, str]:
+    """Run `lambda deploy` with these settings; (exit code, what it printed)."""
+    out = io.StringIO()
+    code = run_lambda_command(
+        lambda_settings(**values),
+        "deploy",
+        out,
+        sleep=(sleeps.append if sleeps is not None else lambda _: None),
+    )
+    return code, out.getvalue()
+
+
+def test_deploy_creates_the_function_as_specified(aws: tuple[Any, Any]) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_JOB_TIMEOUT="10")
+
+    assert code == 0, printed
+    config = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+    assert config["Runtime"] == "python3.13"
+    assert config["Handler"] == "harness.lambda_handler.handler"
+    assert config["Timeout"] == 15  # the job timeout + 5 s
+    assert config["MemorySize"] == 512
+    assert config["Role"] == role
+    assert config["Architectures"] == ["arm64"]
+    assert config.get("Environment", {}).get("Variables", {}) == {}
+    assert config["CodeSha256"] == lambda_package.code_sha256(lambda_package.build_zip())
+    assert "created jobbot-runner" in printed
+    assert "waiting until jobbot-runner is active" in printed
+
+
+def test_the_package_holds_the_harness_alone_and_is_reproducible() -> None:
+    first, second = lambda_package.build_zip(), lambda_package.build_zip()
+
+    names = zipfile.ZipFile(io.BytesIO(first)).namelist()
+    assert first == second
+    assert "harness/lambda_handler.py" in names and "harness/spawn.py" in names
+    assert all(name.startswith("harness/") and name.endswith(".py") for name in names)
+
+
+def test_a_second_deploy_with_nothing_changed_changes_nothing(aws: tuple[Any, Any]) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_RESERVED_CONCURRENCY="5")
+    before = lam.get_function(FunctionName="jobbot-runner")
+    del before["ResponseMetadata"]
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_RESERVED_CONCURRENCY="5")
+
+    assert code == 0
+    assert "nothing changed: jobbot-runner is up to date" in printed
+    assert "->" not in printed
+    after = lam.get_function(FunctionName="jobbot-runner")
+    del after["ResponseMetadata"]
+    assert after == before
+
+
+def test_changed_settings_update_only_what_differs_and_say_so(aws: tuple[Any, Any]) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_JOB_TIMEOUT="10")
+
+    code, printed = deploy(
+        JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_JOB_TIMEOUT="20", JOBBOT_LAMBDA_MEMORY_MB="1024"
+    )
+
+    assert code == 0
+    assert "configuration: Timeout 15 -> 25" in printed
+    assert "configuration: MemorySize 512 -> 1024" in printed
+    assert "code: up to date" in printed
+    assert "waiting until jobbot-runner is updated" in printed
+    config = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+    assert (config["Timeout"], config["MemorySize"]) == (25, 1024)
+
+
+def test_foreign_code_and_environment_variables_are_replaced(aws: tuple[Any, Any]) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role)
+    other = io.BytesIO()
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("harness/lambda_handler.py", "def handler(e, c):\n    return e\n")
+    lam.update_function_code(FunctionName="jobbot-runner", ZipFile=other.getvalue())
+    lam.update_function_configuration(
+        FunctionName="jobbot-runner", Environment={"Variables": {"DATABASE_URL": "oops"}}
+    )
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=role)
+
+    assert code == 0
+    assert "code: " in printed and "->" in printed
+    assert "Environment variables removed (DATABASE_URL)" in printed
+    config = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+    assert config["CodeSha256"] == lambda_package.code_sha256(lambda_package.build_zip())
+    assert config.get("Environment", {}).get("Variables", {}) == {}
+
+
+def test_reserved_concurrency_is_applied_when_configured(aws: tuple[Any, Any]) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role)
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(
+        FunctionName="jobbot-runner"
+    )
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_RESERVED_CONCURRENCY="20")
+
+    assert code == 0
+    assert "reserved concurrency: none -> 20" in printed
+    assert (
+        lam.get_function_concurrency(FunctionName="jobbot-runner")["ReservedConcurrentExecutions"]
+        == 20
+    )
+
+
+def test_creating_without_a_role_arn_says_what_to_set(aws: tuple[Any, Any]) -> None:
+    lam, _ = aws
+
+    code, printed = deploy()
+
+    assert code == 2
+    assert "set JOBBOT_LAMBDA_ROLE_ARN" in printed
+    assert lam.list_functions()["Functions"] == []
+
+
+def test_a_role_still_propagating_is_retried_until_lambda_can_assume_it(
+    aws: tuple[Any, Any],
+) -> None:
+    lam, iam = aws
+    arn = f"arn:aws:iam::123456789012:role/{'late-role'}"
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # IAM "propagates" during the first back-off
+        sleeps.append(seconds)
+        if len(sleeps) == 1:
+            make_role(iam, "late-role")
+
+    out = io.StringIO()
+    code = run_lambda_command(
+        lambda_settings(JOBBOT_LAMBDA_ROLE_ARN=arn), "deploy", out, sleep=sleep
+    )
+
+    assert code == 0, out.getvalue()
+    assert sleeps == [1.0]
+    assert "not assumable yet" in out.getvalue()
+    assert lam.get_function(FunctionName="jobbot-runner")["Configuration"]["Role"] == arn
+
+
+def test_a_role_that_never_becomes_assumable_fails_after_the_propagation_window(
+    aws: tuple[Any, Any],
+) -> None:
+    sleeps: list[float] = []
+
+    code, printed = deploy(sleeps, JOBBOT_LAMBDA_ROLE_ARN="arn:aws:iam::123456789012:role/none")
+
+    assert code == 1
+    assert sum(sleeps) <= 30
+    assert "still cannot assume" in printed
+
+
+def test_policy_prints_least_privilege_policies_iam_accepts(aws: tuple[Any, Any]) -> None:
+    _, iam = aws
+    role = make_role(iam)
+    out = io.StringIO()
+
+    code = run_lambda_command(lambda_settings(JOBBOT_LAMBDA_ROLE_ARN=role), "policy", out)
+
+    assert code == 0
+    printed = json.loads(out.getvalue())
+    function_arn = "arn:aws:lambda:us-east-1:123456789012:function:jobbot-runner"
+    assert printed["function_arn"] == function_arn
+    execution = printed["execution_role"]
+    assert execution["trust_policy"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+    [logs] = execution["policy"]["Statement"]
+    assert all(action.startswith("logs:") for action in logs["Action"])
+    assert all("log-group:/aws/lambda/jobbot-runner" in r for r in logs["Resource"])
+    bot = {s["Sid"]: s for s in printed["bot_role"]["policy"]["Statement"]}
+    assert bot["InvokeRunner"]["Action"] == "lambda:InvokeFunction"
+    assert bot["InvokeRunner"]["Resource"] == function_arn
+    assert bot["DeployRunner"]["Resource"] == function_arn
+    assert bot["PassExecutionRoleToLambdaOnly"]["Resource"] == role
+    everything = json.dumps(printed)
+    assert '"*"' not in everything  # no wildcard resources or actions
+    # moto's IAM validates policy documents: both are accepted as they are printed
+    iam.put_role_policy(
+        RoleName="jobbot-runner-execution",
+        PolicyName="logs",
+        PolicyDocument=json.dumps(execution["policy"]),
+    )
+    iam.create_policy(
+        PolicyName="jobbot-bot", PolicyDocument=json.dumps(printed["bot_role"]["policy"])
+    )
+
+
+def test_policy_without_a_role_arn_asks_sts_for_the_account(aws: tuple[Any, Any]) -> None:
+    out = io.StringIO()
+
+    code = run_lambda_command(lambda_settings(), "policy", out)
+
+    assert code == 0
+    printed = json.loads(out.getvalue())
+    assert printed["execution_role"]["role_arn"] == (
+        "arn:aws:iam::123456789012:role/jobbot-runner-execution"
+    )

@@ -1,0 +1,76 @@
+"""`python -m bot doctor` with JOBBOT_EXECUTOR=lambda: the function's state, runtime, timeout,
+memory and code, a probe of the live handler, and clear failure rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.doctor import run_checks
+from bot.executors.aws_lambda import lambda_checks
+from tests.integration.lambda_executor.conftest import lambda_settings
+from tests.support.lambda_standin import LambdaStandIn
+
+
+def rows_by_name(rows: list[tuple[str, str, bool]]) -> dict[str, tuple[str, bool]]:
+    """{check: (detail, ok)}."""
+    return {name: (detail, ok) for name, detail, ok in rows}
+
+
+def test_a_healthy_function_passes_every_check(standin: LambdaStandIn) -> None:
+    rows = rows_by_name(lambda_checks(lambda_settings()))
+
+    assert all(ok for _, ok in rows.values()), rows
+    assert (
+        rows["lambda function"][0] == "jobbot-runner in us-east-1: Active, last update Successful"
+    )
+    assert rows["lambda runtime"][0].startswith("python3.13")
+    assert rows["lambda timeout"][0].startswith("7 s (job timeout 2 s needs 7 s)")
+    assert rows["lambda code"][0] == "the deployed harness matches this jobbot"
+    probe = rows["lambda runner"][0]
+    assert "uid 993" in probe and "leftover files in /tmp: 0" in probe
+    assert standin.executions == 1  # the probe reached the handler, and ran no user code
+
+
+def test_a_function_timeout_shorter_than_the_job_timeout_fails(standin: LambdaStandIn) -> None:
+    rows = rows_by_name(lambda_checks(lambda_settings(JOBBOT_JOB_TIMEOUT="20")))
+
+    assert rows["lambda timeout"] == ("7 s (job timeout 20 s needs 25 s): redeploy", False)
+
+
+def test_a_missing_function_is_a_failure_row_saying_to_deploy(standin: LambdaStandIn) -> None:
+    rows = lambda_checks(lambda_settings(JOBBOT_LAMBDA_FUNCTION="not-there"))
+
+    assert rows == [
+        (
+            "lambda function",
+            "not-there in us-east-1 does not exist: run `python -m bot lambda deploy`",
+            False,
+        )
+    ]
+
+
+def test_absent_credentials_are_a_failure_row(
+    standin: LambdaStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+
+    [(name, detail, ok)] = lambda_checks(lambda_settings())
+
+    assert (name, ok) == ("lambda credentials", False)
+    assert "no usable AWS credentials" in detail
+
+
+def test_doctor_reports_the_lambda_executor_and_function(
+    standin: LambdaStandIn, tmp_path: Path
+) -> None:
+    settings = lambda_settings(DATABASE_URL=f"sqlite:///{tmp_path / 'jobbot.db'}")
+
+    rows = rows_by_name(run_checks(settings))
+
+    assert rows["executor"] == ("lambda", True)
+    assert "no SDK retries" in rows["lambda invoke"][0]
+    assert "Firecracker" in rows["isolation"][0]
+    assert rows["lambda function"][1] and rows["lambda runner"][1]

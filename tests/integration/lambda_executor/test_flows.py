@@ -1,0 +1,146 @@
+"""Engine flows with JOBBOT_EXECUTOR=lambda against the stand-in: the CLI gives the same jobs as
+with the local executor, and a throttling storm delays jobs without running any twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import Identity, JobStatus
+from bot.executors.aws_lambda import LambdaExecutor, build_lambda_client, function_timeout_s
+from bot.store import SqlStore, make_engine
+from bot.wiring import Runtime
+from tests.integration.lambda_executor.conftest import lambda_settings
+from tests.support.lambda_standin import LambdaStandIn
+from tests.support.waiting import wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+JOB_TIMEOUT = "1.5"  # slow.py ticks each second: the kill lands between ticks
+EXAMPLES = {
+    "soma.py": '{"a": 5, "b": 3}',
+    "fails.py": '{"items": [1, 2, 0]}',
+    "stats.py": '{"numbers": [3, 1, 4, 1, 5, 9, 2, 6]}',
+    "stdin_echo.py": '{"name": "Ada"}',
+    "report.py": '{"rows": 200}',
+    "slow.py": '{"seconds": 30}',
+}
+VARYING = {"id", "created_at", "started_at", "finished_at", "duration_ms", "executor"}
+
+
+def cli_run(executor: str, example: str, cwd: Path, extra_env: dict[str, str]) -> dict:
+    """`python -m bot run examples/<example> --json` in a fresh process; the job as JSON."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("JOBBOT_", "SLACK_"))},
+        **extra_env,
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": f"sqlite:///{cwd / (executor + '.db')}",
+        "JOBBOT_EXECUTOR": executor,
+        "JOBBOT_JOB_TIMEOUT": JOB_TIMEOUT,
+        "JOBBOT_WORKERS": "1",
+        "JOBBOT_SANDBOX_UID_BASE": "62600",  # clear of other tests' sandbox uids
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            str(REPO / "examples" / example),
+            "--json",
+            "--input",
+            EXAMPLES[example],
+        ],  # fmt: skip
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_the_cli_gives_the_same_job_on_lambda_as_locally(
+    standin: LambdaStandIn, tmp_path: Path, example: str
+) -> None:
+    aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
+    local = cli_run("local", example, tmp_path, {})
+    remote = cli_run("lambda", example, tmp_path, aws)
+
+    assert (local["executor"], remote["executor"]) == ("local", "lambda")
+    assert {k: v for k, v in local.items() if k not in VARYING} == {
+        k: v for k, v in remote.items() if k not in VARYING
+    }
+    assert standin.executions == 1
+
+
+def test_a_throttling_storm_delays_jobs_but_runs_each_exactly_once(
+    standin: LambdaStandIn, tmp_path: Path
+) -> None:
+    settings = lambda_settings(
+        JOBBOT_JOB_TIMEOUT="2",
+        JOBBOT_LAMBDA_CONCURRENCY="2",  # as many as the stand-in's environments
+        JOBBOT_MAX_JOBS_PER_USER="4",
+        JOBBOT_POLL_INTERVAL="0.05",
+    )
+    assert standin.timeout_s == function_timeout_s(settings.job_timeout)
+    store = SqlStore(make_engine(f"sqlite:///{tmp_path / 'jobs.db'}"))
+    runtime = Runtime(
+        settings,
+        store=store,
+        # as wiring builds it, with the requeue back-off scaled down to test speed
+        executor_factory=lambda s: LambdaExecutor(
+            build_lambda_client(s),
+            s.lambda_function,
+            concurrency=s.lambda_concurrency,
+            requeue_backoff_s=0.1,
+            requeue_cap_s=0.5,
+        ),
+    )
+    runtime.migrate()
+    actor = runtime.service.actor(Identity("local", "test", "storm"))
+    host, port, _ = standin.beacon_url("")
+    standin.throttle(times=16)  # more than 4 jobs can absorb with in-process retries
+    runtime.start_workers()
+    try:
+        jobs = [
+            runtime.service.submit(
+                actor,
+                f"job{n}.py",
+                (
+                    "import socket\n"
+                    f"s = socket.create_connection(({host!r}, {port}))\n"
+                    f"s.sendall(b'GET /beacon/job{n} HTTP/1.0\\r\\n\\r\\n')\n"
+                    f"s.recv(10)\nprint({n})\n"
+                ).encode(),
+                "{}",
+            )[0]
+            for n in range(4)
+        ]
+        finished = wait_until(
+            lambda: all(
+                (j := runtime.service.get(job.id)) is not None and j.status.is_final for job in jobs
+            ),
+            timeout=30,
+            message="every job to finish",
+        )
+        assert finished
+        final = [runtime.service.get(job.id) for job in jobs]
+    finally:
+        runtime.stop(grace_s=5)
+
+    assert [j.status for j in final if j] == [JobStatus.DONE] * 4
+    assert [j.result for j in final if j] == ["0", "1", "2", "3"]
+    assert {key: standin.beacons[key] for key in (f"job{n}" for n in range(4))} == {
+        f"job{n}": 1 for n in range(4)
+    }
+    assert standin.counters["throttled"] == 16
+    assert max(j.attempts for j in final if j) > 1  # some went back to the queue and returned
