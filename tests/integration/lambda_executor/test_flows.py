@@ -54,7 +54,7 @@ def cli_run(executor: str, example: str, cwd: Path, extra_env: dict[str, str]) -
             "--json",
             "--input",
             EXAMPLES[example],
-        ],  # fmt: skip
+        ],
         cwd=cwd,
         env=env,
         capture_output=True,
