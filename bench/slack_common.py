@@ -1,0 +1,70 @@
+"""Shared set-up of the Slack benchmarks: a fresh MariaDB database, the Slack stand-in and a
+real `python -m bot serve` process in HTTP mode."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.core.models import Identity
+from bot.store import SqlStore, make_engine
+from tests.support import slack_requests as sr
+from tests.support.serve_process import ServeProcess
+from tests.support.slack_standin import SlackStandIn
+from tests.support.waiting import wait_until
+
+BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+def fresh_database(name: str) -> str:
+    """Drop and create a benchmark database; its URL."""
+    server = create_engine(BASE)
+    with server.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    server.dispose()
+    return make_url(BASE).set(database=name).render_as_string(hide_password=False)
+
+
+def start(name: str, **settings: str) -> tuple[SlackStandIn, ServeProcess, SqlStore]:
+    """Stand-in, serve process and a store view on a fresh database."""
+    url = fresh_database(name)
+    standin = SlackStandIn().start()
+    server = ServeProcess(standin, url, Path(tempfile.mkdtemp(prefix="jobbot-bench-")), **settings)
+    server.start()
+    return standin, server, SqlStore(make_engine(url))
+
+
+def share(
+    standin: SlackStandIn,
+    server: ServeProcess,
+    store: SqlStore,
+    *,
+    user: str,
+    channel: str,
+    name: str,
+    code: str,
+) -> None:
+    """Share a .py file as `user` and wait until serve remembered it."""
+    file = standin.add_file(name, code)
+    sr.post(server.url, sr.event(sr.file_message("", [file], user=user, channel=channel)))
+    user_id = store.ensure_user(Identity("slack", sr.TEAM, user)).id
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    wait_until(
+        lambda: (u := store.latest_upload(user_id, channel, since)) and u.file_id == file["id"],
+        message="the upload to be remembered",
+    )
+
+
+def stop(standin: SlackStandIn, server: ServeProcess, store: SqlStore) -> None:
+    """Stop everything."""
+    server.stop(timeout=60)
+    store.close()
+    standin.stop()
+    time.sleep(0)
