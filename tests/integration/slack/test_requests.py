@@ -55,3 +55,41 @@ def test_run_without_a_recent_upload_opens_the_form_prefilled(stack: Stack) -> N
     element = view["blocks"][1]["element"]
     assert element["initial_value"] == '{"a": 1, “b”: 2}'
     assert view["blocks"][0]["element"]["type"] == "file_input"
+
+
+def test_doctor_reports_the_slack_mode_and_auth(stack: Stack) -> None:
+    from dataclasses import replace
+
+    from bot.slack.health import slack_checks
+
+    rows = {name: (detail, ok) for name, detail, ok in slack_checks(stack.settings)}
+    assert rows["slack mode"][0].startswith("HTTP") and rows["slack auth"][1]
+    assert "U0BOT" in rows["slack auth"][0]
+    revoked = replace(stack.settings, slack_bot_token="xoxb-revoked")
+    rows = {name: (detail, ok) for name, detail, ok in slack_checks(revoked)}
+    assert rows["slack auth"] == (
+        f"auth.test at {stack.settings.slack_api_url} failed: invalid_auth",
+        False,
+    )
+    assert "xoxb-revoked" not in rows["slack auth"][0]
+
+
+def test_a_dm_command_without_a_file_is_answered_in_the_dm(stack: Stack) -> None:
+    stack.dispatch(sr.event(sr.dm_text("status 424242")))
+    post = stack.standin.wait_for("chat.postMessage", channel="D0ALICE")[0]
+    assert "There is no job #424242" in message_text(post.body)
+
+
+def test_a_database_outage_is_a_clear_try_again(stack: Stack) -> None:
+    stack.dispatch(sr.slash("help"))  # Alice is known (and cached) before the outage
+    original = stack.runtime.store.db.engine.url
+    from sqlalchemy import create_engine
+
+    stack.runtime.store.db.engine = create_engine(original.set(port=1), pool_pre_ping=False)
+    try:
+        body = json.loads(stack.dispatch(sr.slash("status 1")).body)
+        assert "temporarily unavailable" in message_text(
+            body
+        ) and "Nothing was saved" in message_text(body)
+    finally:
+        stack.runtime.store.db.engine = stack.runtime.store.engine
