@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import pwd
 import queue
 import sys
 import tempfile
@@ -22,24 +23,49 @@ from bot.harness.protocol import SandboxFailed, SandboxUnavailable
 
 _LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
 _CLOSE_WAIT_S = 60.0
+_UID_BLOCKS = 16  # how far past uid_base to look for uids no other executor holds
 
 
-def _lock_uids(uids: Sequence[int]) -> list[int]:
-    """Hold an exclusive lock per uid: two executors sharing a uid would kill each other's jobs."""
-    directory = next((d for d in _LOCK_DIRS if os.access(d, os.W_OK)), _LOCK_DIRS[-1])
+def _lock_block(directory: str, uids: Sequence[int]) -> list[int] | None:
+    """Exclusive locks on every uid of a block, or None (and nothing held) if one is taken."""
     held: list[int] = []
     for uid in uids:
-        fd = os.open(
-            os.path.join(directory, f"jobbot-uid-{uid}.lock"), os.O_RDWR | os.O_CREAT, 0o600
-        )
-        held.append(fd)
+        path = os.path.join(directory, f"jobbot-uid-{uid}.lock")
+        held.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(held[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            for f in held:
-                os.close(f)
-            raise ExecutorError(f"uid {uid} is already used by another jobbot executor") from None
+            for fd in held:
+                os.close(fd)
+            return None
     return held
+
+
+def _someones(uid: int) -> bool:
+    try:
+        return not pwd.getpwuid(uid).pw_name.startswith("jobbot")
+    except KeyError:
+        return False
+
+
+def _claim_uids(uid_base: int, slots: int) -> tuple[int, list[int]]:
+    """(first uid, locks) of the first free block of `slots` uids from uid_base on.
+
+    Job uids must be this executor's alone: every process of them is killed as a job's
+    leftover. So a block is skipped when another executor on this host holds it (say a
+    `bot run` beside `bot serve`) or when a uid belongs to an account in the passwd database.
+    """
+    directory = next((d for d in _LOCK_DIRS if os.access(d, os.W_OK)), _LOCK_DIRS[-1])
+    for block in range(_UID_BLOCKS):
+        first = uid_base + block * slots
+        uids = range(first, first + slots)
+        if any(_someones(uid) for uid in uids):
+            continue
+        held = _lock_block(directory, uids)
+        if held is not None:
+            return first, held
+    last = uid_base + _UID_BLOCKS * slots - 1
+    raise ExecutorError(f"no free block of {slots} job uids in {uid_base}-{last}")
 
 
 class LocalExecutor:
@@ -55,7 +81,9 @@ class LocalExecutor:
         slots: jobs that may run at once; further `run()` calls wait for a free slot.
         python: the interpreter (a venv's python is fine: it is resolved to the real binary).
         uid_base: when the bot runs as root, slot N runs as uid and gid `uid_base + N`.
-            These uids must belong to this executor alone (enforced with lock files).
+            These uids must belong to this executor alone: if another executor on this
+            host holds them (lock files in /run/lock) or one is a passwd account, the next
+            free block of `slots` uids is used instead; `describe()` names the uids.
         max_procs: processes and threads per job (RLIMIT_NPROC and cgroup pids.max).
         max_file_bytes: largest file a job may write (RLIMIT_FSIZE).
         max_open_files: RLIMIT_NOFILE of a job.
@@ -91,7 +119,9 @@ class LocalExecutor:
         self._limits = Limits(max_procs, max_file_bytes, max_open_files)
         self._hide_paths = tuple(os.path.abspath(p) for p in hide_paths)
         root = os.geteuid() == 0
-        self._locks = _lock_uids(range(uid_base, uid_base + slots)) if root else []
+        self._locks: list[int] = []
+        if root:
+            uid_base, self._locks = _claim_uids(uid_base, slots)
         config: dict[str, Any] = {
             "slots": slots,
             "uid_base": uid_base if root else None,

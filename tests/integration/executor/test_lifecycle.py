@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import Outcome, RunRequest
-from bot.errors import ExecutorError, ExecutorUnavailable
+from bot.errors import ExecutorUnavailable
 from bot.executors.local import LocalExecutor
 from bot.harness import cgroups
 from bot.harness.limits import MIB
@@ -115,9 +115,27 @@ def test_close_stops_the_zygote_and_removes_cgroups_and_uid_locks(
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="uids are only used (and locked) as root")
-def test_two_executors_cannot_share_job_uids(own_executor: LocalExecutor) -> None:
-    with pytest.raises(ExecutorError, match="uid 61201 is already used"):
-        LocalExecutor(slots=2, uid_base=61201)
+def test_a_second_executor_takes_the_next_free_block_of_uids(own_executor: LocalExecutor) -> None:
+    second = LocalExecutor(slots=2, uid_base=61201, tmp_bytes=16 * MIB)  # 61201 is taken
+    try:
+        rows = {check: detail for check, detail, _ in second.describe()}
+        assert rows["privileges"] == "jobs run as uid 61203-61204, no_new_privs"
+        uid = second.run_harness(harness_request("import os\nprint(os.getuid())"))["stdout"]
+        assert int(uid) in (61203, 61204)
+        assert own_executor.run_harness(harness_request("print(1)"))["outcome"] == "ok"
+    finally:
+        second.close()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="uids are only used (and locked) as root")
+def test_uids_of_passwd_accounts_are_never_job_uids(secret_env: dict[str, str]) -> None:
+    nobody = 65534  # "nobody" exists on every Linux system
+    ex = LocalExecutor(slots=1, uid_base=nobody, tmp_bytes=16 * MIB)
+    try:
+        rows = {check: detail for check, detail, _ in ex.describe()}
+        assert rows["privileges"] == f"jobs run as uid {nobody + 1}, no_new_privs"
+    finally:
+        ex.close()
 
 
 def test_each_hide_path_is_masked_on_its_own(secret_env: dict[str, str], bot_dir: Path) -> None:
