@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from slack_bolt.request import BoltRequest
+
 from tests.integration.slack.conftest import Stack
 from tests.support import slack_requests as sr
 from tests.support.slack_standin import message_text
@@ -81,15 +83,19 @@ def test_a_dm_command_without_a_file_is_answered_in_the_dm(stack: Stack) -> None
 
 
 def test_a_database_outage_is_a_clear_try_again(stack: Stack) -> None:
-    stack.dispatch(sr.slash("help"))  # Alice is known (and cached) before the outage
-    original = stack.runtime.store.db.engine.url
-    from sqlalchemy import create_engine
+    from bot.core.clock import SystemClock
+    from bot.core.service import JobService
+    from bot.slack.app import build_app
+    from bot.slack.clients import web_client
+    from bot.store import SqlStore, make_engine
 
-    stack.runtime.store.db.engine = create_engine(original.set(port=1), pool_pre_ping=False)
+    dead = SqlStore(make_engine("mysql+pymysql://root@127.0.0.1:1/jobbot"))
+    slack = build_app(JobService(dead, SystemClock()), stack.settings, web_client(stack.settings))
     try:
-        body = json.loads(stack.dispatch(sr.slash("status 1")).body)
-        assert "temporarily unavailable" in message_text(
-            body
-        ) and "Nothing was saved" in message_text(body)
+        request = sr.slash("status 1")
+        response = slack.app.dispatch(BoltRequest(body=request.body, headers=request.headers))
+        text = message_text(json.loads(response.body))
+        assert "temporarily unavailable" in text and "Nothing was saved" in text
     finally:
-        stack.runtime.store.db.engine = stack.runtime.store.engine
+        slack.close()
+        dead.close()
