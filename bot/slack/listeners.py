@@ -4,6 +4,7 @@ everything slow to the intake pool."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -50,6 +51,11 @@ def register(app: App, intake: Intake) -> None:
     @app.event("app_home_opened")
     def home(body: dict[str, Any], event: dict[str, Any]) -> None:
         intake.home_opened(str(body.get("team_id") or ""), event)
+
+    @app.event(re.compile(".*"))
+    def anything_else(event: dict[str, Any]) -> None:
+        # Acknowledged (200) so Slack does not retry events jobbot has no use for.
+        log.debug("event ignored", extra={"slack_event": str(event.get("type"))[:40]})
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

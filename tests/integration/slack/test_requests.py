@@ -99,3 +99,18 @@ def test_a_database_outage_is_a_clear_try_again(stack: Stack) -> None:
     finally:
         slack.close()
         dead.close()
+
+
+def test_events_jobbot_has_no_use_for_are_acknowledged(stack: Stack) -> None:
+    response = stack.dispatch(
+        sr.event({"type": "reaction_added", "user": sr.ALICE, "event_ts": sr.new_ts()})
+    )
+    assert response.status == 200
+    edited = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": sr.CHANNEL,
+        "ts": sr.new_ts(),
+    }
+    assert stack.dispatch(sr.event(edited)).status == 200
+    assert stack.jobs() == []
