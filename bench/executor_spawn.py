@@ -48,6 +48,7 @@ def measure(run: Callable[[], object], samples: int = SAMPLES) -> list[float]:
 
 
 def checked(response: dict[str, Any]) -> None:
+    """Stop the benchmark if the job did not give its result."""
     if response["result_json"] != '"8"':
         raise SystemExit(f"the benchmark job failed: {response}")
 

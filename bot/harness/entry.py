@@ -10,6 +10,7 @@ from . import limits, protocol, runner
 # fds the parent sets up: 0 stdin (the input JSON), 1 stdout, 2 stderr, then these
 REQUEST_FD = 3
 RECORD_FD = 4
+JOB_RECORD_FD = 3  # where the job finds the record pipe, as in the zygote's user process
 
 
 def _read_all(fd: int) -> bytes:
@@ -29,6 +30,8 @@ def main(argv: list[str]) -> None:
             except OSError:  # the directory fd of the listing itself
                 pass
     raw = json.loads(_read_all(REQUEST_FD))
+    os.dup2(RECORD_FD, JOB_RECORD_FD)  # the same fd table as a job forked by the zygote
+    os.close(RECORD_FD)
     request = protocol.parse_request(raw["request"])
     lim = limits.Limits(**raw["limits"])
     os.chdir(argv[0])
@@ -36,4 +39,4 @@ def main(argv: list[str]) -> None:
     nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
     limits.apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=raw["timeout_s"], nproc=nproc)
     # no_new_privs comes from the caller (spawn._prepare_caller), inherited across exec
-    runner.execute(request, RECORD_FD)
+    runner.execute(request, JOB_RECORD_FD)

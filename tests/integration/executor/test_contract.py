@@ -58,6 +58,10 @@ CASES = {
         "import sys\nprint(__name__, __file__, sys.argv)\n",
         {"stdout": "__main__ job.py ['job.py']\n"},
     ),
+    "only_stdio_and_the_record_pipe_are_open": Case(
+        "import os\nprint(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))\n",
+        {"stdout": "[0, 1, 2, 3, 4]\n"},  # 4 is the listing's own directory fd
+    ),
     "stderr_is_captured_separately": Case(
         "import sys\nprint('out')\nprint('err', file=sys.stderr)\n",
         {"outcome": "ok", "stdout": "out\n", "stderr": "err\n", "result_json": '"out"'},

@@ -100,6 +100,23 @@ def test_fresh_mode_without_root_is_contained_like_in_lambda() -> None:
     assert found["probe"]["parent"] == 13  # the caller is the bot here, made non-dumpable
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="switching to another uid needs root")
+def test_another_uid_can_start_the_bots_interpreter_only_if_its_path_is_searchable() -> None:
+    # A quick `setpriv --reuid=... python3.11 -c 'import json'` finds /usr/bin/python3.11 on
+    # PATH, a different interpreter and standard library. The bot's own binary (here under
+    # /root, 0700) is out of reach of other uids; jobs use it anyway, forked from the zygote
+    # with the interpreter's prefix kept visible (test_containment checks sys.version).
+    real = os.path.realpath(sys.executable)
+    command = [real, "-I", "-S", "-c", "import sys; print(sys.version)"]
+    switch = {"user": UNPRIVILEGED, "group": UNPRIVILEGED, "extra_groups": []}
+    if searchable_by_others(real):
+        done = subprocess.run(command, capture_output=True, text=True, check=True, **switch)
+        assert done.stdout.strip() == sys.version
+    else:
+        with pytest.raises(PermissionError):
+            subprocess.run(command, capture_output=True, check=False, **switch)
+
+
 @pytest.fixture
 def bare_executor(secret_env: dict[str, str]) -> Iterator[LocalExecutor]:
     """Root, but with namespaces and cgroups turned off (like a container without them)."""

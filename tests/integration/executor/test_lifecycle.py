@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,10 +65,12 @@ def test_a_job_running_when_the_zygote_dies_still_finishes(own_executor: LocalEx
             own_executor.run_harness(harness_request("import time\ntime.sleep(0.5)\nprint('done')"))
         )
     )
-    thread.start()
-    time.sleep(0.2)  # let the job start; its supervisor does not depend on the zygote
     zygote = own_executor.zygote_pid
     assert zygote is not None
+    children = Path(f"/proc/{zygote}/task/{zygote}/children")
+    thread.start()
+    # once the job's supervisor is forked, the job no longer depends on the zygote
+    wait_until(lambda: children.read_text().split(), message="the job's supervisor")
     os.kill(zygote, signal.SIGKILL)
     thread.join()
     assert results[0]["stdout"] == "done\n"
