@@ -1,4 +1,4 @@
-"""One emulated Lambda execution environment: run as root, `python lambda_environment.py < CONFIG`.
+"""One emulated Lambda execution environment: `python lambda_environment.py < CONFIG`.
 
 What a Lambda execution environment gives the runtime, rebuilt with Linux namespaces so the
 real handler can be tested as it runs there, and so its prctl, subreaper and `/tmp` effects
@@ -27,6 +27,7 @@ import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -35,6 +36,16 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
+# mount flags a user namespace may not drop from a bind mount: keep what the source has
+_LOCKED = {
+    os.ST_NOSUID: MS_NOSUID,
+    os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: 8,
+    os.ST_NOATIME: 1024,
+    os.ST_NODIRATIME: 2048,
+    os.ST_RELATIME: MS_RELATIME,
+}
 PR_SET_PDEATHSIG = 1
 STAGE = "/srv"  # an empty directory covered by a tmpfs: staging for bind mounts
 
@@ -65,7 +76,10 @@ def bind_readonly(source: str, target: str) -> None:
     """Bind `source` at `target`, read-only."""
     os.makedirs(target, exist_ok=True)
     mount(source, target, None, MS_BIND | MS_REC)
-    mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+    kept = os.statvfs(target).f_flag
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
+    flags |= sum(ms for st, ms in _LOCKED.items() if kept & st)
+    mount(None, target, None, flags)
 
 
 def tmpfs(target: str, size_mb: int, mode: str) -> None:
@@ -95,12 +109,30 @@ def build_filesystem(config: dict) -> None:
         tmpfs("/dev/shm", 16, "1777")
 
 
+def enter_namespaces(config: dict) -> None:
+    """New mount and PID namespaces; as a non-root user (or with "userns" set), inside a new
+    user namespace whose only uid and gid (the runtime's) map to ours."""
+    if os.geteuid() == 0 and not config.get("userns"):
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    for name, text in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{config['uid']} {uid} 1"),
+        ("gid_map", f"{config['gid']} {gid} 1"),
+    ):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+
+
 def run_runtime(config: dict) -> int:
     """Start the runtime as the unprivileged uid, be its init, and return its exit status."""
     runtime = os.fork()
     if runtime == 0:
         try:
-            os.setgroups([])
+            if os.getuid() != config["uid"]:  # root: drop to the runtime's uid for good
+                os.setgroups([])
             os.setresgid(config["gid"], config["gid"], config["gid"])
             os.setresuid(config["uid"], config["uid"], config["uid"])
             os.chdir(config["cwd"])
@@ -120,7 +152,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    enter_namespaces(config)
     init = os.fork()
     if init == 0:
         try:

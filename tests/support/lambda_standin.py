@@ -24,7 +24,9 @@ execution environments that run the real handler through the real Runtime API.
 - **Counting**: invoke requests received, events handed to a handler, and beacon hits that
   user code sends to `GET /beacon/{key}` (proof of how often user code really ran).
 
-Needs root (namespaces, mounts, changing uid), like the local sandbox's own tests.
+As root, environments get mount and PID namespaces and run as uid 993; otherwise (or with
+JOBBOT_STANDIN_USERNS=1) a user namespace maps uid 993 to the caller's uid, which needs
+unprivileged user namespaces.
 """
 
 from __future__ import annotations
@@ -279,11 +281,6 @@ class LambdaStandIn:
     ) -> None:
         if runtime not in {"bootstrap", "awslambdaric", "simulated"}:
             raise ValueError(f"unknown runtime {runtime!r}")
-        if runtime != "simulated" and os.geteuid() != 0:
-            raise RuntimeError(
-                "the Lambda stand-in needs root to build execution environments "
-                "(mount and PID namespaces, an unprivileged runtime uid)"
-            )
         self.function_name = function_name
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -363,6 +360,7 @@ class LambdaStandIn:
         else:
             argv = [python, f"{_ENV_ROOT}/runtime/bootstrap.py", lambda_package.HANDLER]
         return {
+            "userns": os.environ.get("JOBBOT_STANDIN_USERNS") == "1",  # the non-root path
             "uid": RUNTIME_UID,
             "gid": RUNTIME_UID,
             "tmp_mb": self.tmp_mb,

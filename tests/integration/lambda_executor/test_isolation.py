@@ -8,7 +8,9 @@ is what matters, because there the handler lives in awslambdaric's process.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +152,28 @@ def test_killing_the_runtime_fails_only_that_job(
     assert killed.error_message is not None and "Runtime exited" in killed.error_message
     assert after.result_json == '"next"'
     assert standin.environments() == 2
+
+
+def test_the_function_code_and_the_interpreter_are_read_only(
+    warm: tuple[LambdaStandIn, LambdaExecutor],
+) -> None:
+    standin, executor = warm
+    targets = [f"{sys.base_prefix}/jobbot-was-here", "/srv/task/harness/jobbot-was-here.py"]
+    code = (
+        "import json\n"
+        "def main(paths):\n"
+        "    errors = []\n"
+        "    for path in paths:\n"
+        "        try:\n"
+        "            open(path, 'w').close()\n"
+        "            errors.append(None)\n"
+        "        except OSError as exc:\n"
+        "            errors.append(type(exc).__name__)\n"
+        "    return errors\n"
+    )
+
+    result = executor.run(job(code, json.dumps({"paths": targets})))
+
+    assert result.outcome is Outcome.OK, standin.logs()
+    assert None not in json.loads(result.result_json or "[]")
+    assert not Path(targets[0]).exists()
