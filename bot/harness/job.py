@@ -157,8 +157,18 @@ def _clean_shared_tmp(uid: int) -> None:
                 continue
 
 
+def _clear_slot(slot: SlotConfig) -> None:
+    """Kill anything an earlier job of this slot left (only if its supervisor was killed)."""
+    if slot.cgroup is not None:
+        for directory in slot.cgroup.dirs:
+            cgroups.kill_all(directory)
+    elif slot.uid is not None:
+        reaper.kill_uid(slot.uid)
+
+
 def run(request: Request, slot: SlotConfig) -> dict[str, Any]:
     """Run one job in this supervisor process and return its v1 response."""
+    _clear_slot(slot)
     set_child_subreaper()  # escaped descendants come back to us, to be killed
     if slot.private_network:
         # concurrent jobs would otherwise share abstract unix sockets (a channel between them)

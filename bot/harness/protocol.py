@@ -67,6 +67,10 @@ def _str(raw: dict[str, Any], key: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str):
         raise ProtocolError(f"{key} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")  # it becomes a file, stdin or a path
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"{key} is not valid Unicode text (at position {exc.start})") from None
     return value
 
 

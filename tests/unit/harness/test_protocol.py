@@ -55,6 +55,7 @@ def test_an_integer_timeout_is_accepted_as_seconds() -> None:
         ({"file_name": ""}, "file_name must be a plain file name"),
         ({"file_name": 3}, "file_name must be a string, not int"),
         ({"code": None}, "code must be a string, not NoneType"),
+        ({"code": "x = '\ud800'"}, "code is not valid Unicode text (at position 5)"),
         ({"input_json": "[1, 2]"}, "input_json must encode a JSON object, not list"),
         ({"input_json": "{"}, "input_json is not valid JSON"),
         ({"timeout_s": 0}, "timeout_s must be above 0"),
