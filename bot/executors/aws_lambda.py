@@ -88,6 +88,10 @@ _REFUSED = frozenset(
 )
 
 
+# RunResult error types that are Lambda's or the runner's failure, never the user's
+_OUR_FAILURES = frozenset({"LambdaFunctionError", "InvalidResponse"})
+
+
 def function_timeout_s(job_timeout: float) -> int:
     """The runner function's timeout: the job timeout plus headroom, whole seconds, ≤ 900."""
     return min(MAX_FUNCTION_TIMEOUT_S, math.ceil(job_timeout) + FUNCTION_HEADROOM_S)
@@ -295,7 +299,14 @@ class LambdaExecutor:
         with self._lock:
             self._throttle_streak = 0
         elapsed_ms = round((time.monotonic() - started) * 1000)
-        return self._result(function_error, body, elapsed_ms)
+        result = self._result(function_error, body, elapsed_ms)
+        if result.error_type in _OUR_FAILURES:
+            log.warning(
+                "the Lambda runner failed: %s",
+                result.error_message,
+                extra={"job_id": request.job_id, "error_type": result.error_type},
+            )
+        return result
 
     def describe(self) -> list[tuple[str, str, bool]]:
         """Facts for `doctor`: (check, detail, ok)."""

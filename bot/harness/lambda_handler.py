@@ -194,8 +194,12 @@ def probe() -> dict[str, Any]:
 
 
 def _clean_environment() -> None:
-    kill_descendants()
-    empty_dir(SCRATCH)
+    # what cannot be removed is reported to the function's log (CloudWatch), for operators
+    if not kill_descendants():
+        print("jobbot: processes of a job survived SIGKILL for 5 s", file=sys.stderr)
+    left = empty_dir(SCRATCH)
+    if left:
+        print(f"jobbot: could not empty {SCRATCH}: {len(left)} entries left", file=sys.stderr)
 
 
 def handler(event: object, context: object) -> dict[str, Any]:

@@ -304,6 +304,7 @@ class LambdaStandIn:
         self._environments: list[Environment] = []
         self._busy = 0
         self.peak_busy = 0  # most invocations running at once
+        self._throttle_until = 0.0
         self._in_flight = 0
         if runtime != "simulated":
             self._prepare_code()
@@ -435,6 +436,11 @@ class LambdaStandIn:
     ) -> None:
         """Answer the next `times` invocations with 429 TooManyRequestsException."""
         self._add("throttle", times, retry_after=retry_after, reason=reason)
+
+    def throttle_for(self, seconds: float) -> None:
+        """Answer every invocation with 429 for the next `seconds` (an account-level squeeze)."""
+        with self._lock:
+            self._throttle_until = time.monotonic() + seconds
 
     def malformed_response(self, body: bytes, times: int = 1) -> None:
         """Run the next invocations normally, then answer 200 with `body` instead."""
@@ -619,6 +625,10 @@ class LambdaStandIn:
                 "InvalidParameterValueException",
                 {"Type": "User", "message": "the stand-in only does RequestResponse"},
             )
+            return
+        if time.monotonic() < self._throttle_until:
+            self.count("throttled")
+            self._throttle(request, "1", "ConcurrentInvocationLimitExceeded")
             return
         fault = self._next_fault()
         if fault is not None and fault.kind == "throttle":

@@ -144,3 +144,35 @@ def test_a_throttling_storm_delays_jobs_but_runs_each_exactly_once(
     }
     assert standin.counters["throttled"] == 16
     assert max(j.attempts for j in final if j) > 1  # some went back to the queue and returned
+
+
+def test_the_per_user_limit_still_holds_on_lambda(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = lambda_settings(
+        JOBBOT_LAMBDA_CONCURRENCY="4", JOBBOT_MAX_JOBS_PER_USER="2", JOBBOT_POLL_INTERVAL="0.05"
+    )
+    with LambdaStandIn(
+        timeout_s=function_timeout_s(settings.job_timeout), max_concurrency=4
+    ) as standin:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        standin.warm_up(4)
+        runtime = Runtime(settings, store=SqlStore(make_engine(f"sqlite:///{tmp_path / 'j.db'}")))
+        runtime.migrate()
+        actor = runtime.service.actor(Identity("local", "test", "busy"))
+        code = b"import time\ntime.sleep(0.4)\n"
+        ids = [runtime.service.submit(actor, "s.py", code, "{}")[0].id for _ in range(6)]
+        runtime.start_workers()
+        try:
+            wait_until(
+                lambda: all(
+                    (j := runtime.service.get(i)) is not None and j.status.is_final for i in ids
+                ),
+                timeout=30,
+                message="every job to finish",
+            )
+        finally:
+            runtime.stop(grace_s=5)
+
+        assert standin.executions == 6
+        assert standin.peak_busy == 2  # 4 invokes allowed, but one user gets 2 at a time

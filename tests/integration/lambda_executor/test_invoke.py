@@ -309,3 +309,15 @@ def test_invokes_in_flight_never_exceed_the_concurrency_setting(standin: LambdaS
     assert standin.peak_busy == 2
     assert standin.counters["throttled"] == 0
     executor.close()
+
+
+def test_a_brief_squeeze_is_absorbed_by_the_in_process_retries(
+    executor: LambdaExecutor, standin: LambdaStandIn
+) -> None:
+    standin.throttle_for(0.3)  # shorter than the retries' shortest total back-off (0.35 s)
+
+    result = executor.run(job("print('through')"))
+
+    assert result.result_json == '"through"'
+    assert standin.counters["throttled"] >= 1
+    assert standin.executions == 1
