@@ -205,6 +205,11 @@ class LocalExecutor:
             raise ExecutorError(f"the local sandbox answered nonsense: {exc}") from exc
 
     @property
+    def uids(self) -> tuple[int, ...]:
+        """The uids jobs run as, one per slot (empty when the bot is not root)."""
+        return tuple(self._client.hello.get("uids", ()))
+
+    @property
     def zygote_pid(self) -> int | None:
         """The zygote's pid while it runs (it is restarted on the next job if it died)."""
         return self._client.pid

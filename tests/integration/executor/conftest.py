@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,9 @@ from bot.harness.limits import MIB
 
 REPO = Path(__file__).resolve().parents[3]
 IS_ROOT = os.geteuid() == 0
-UID_BASE = 61100  # the shared executor; other executors in these tests use their own ranges
+# where the shared executor's uids start (another executor on the host, say a concurrent
+# test run, may push it to the next free block: tests use `executor.uids`)
+UID_BASE = 61100
 SLOTS = 4
 MAX_PROCS = 32
 TMP_BYTES = 64 * MIB
@@ -49,8 +51,9 @@ def harness_request(
     return request
 
 
-def processes_of(uids: range) -> list[int]:
+def processes_of(uids: Iterable[int]) -> list[int]:
     """Pids of every process running as one of `uids`."""
+    uids = set(uids)
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -64,11 +67,6 @@ def processes_of(uids: range) -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def job_uids(base: int = UID_BASE, slots: int = SLOTS) -> range:
-    """The uids an executor's jobs run as."""
-    return range(base, base + slots)
 
 
 def memory_kb(field: str) -> int:

@@ -28,7 +28,6 @@ from .conftest import (
     SECRETS,
     TMP_BYTES,
     harness_request,
-    job_uids,
     memory_kb,
     processes_of,
     reset_peak_memory,
@@ -52,13 +51,15 @@ def still_serving(executor: LocalExecutor) -> None:
 def _serves_after_each_hostile_job(executor: LocalExecutor) -> Iterator[None]:
     yield
     still_serving(executor)
-    wait_until(lambda: not processes_of(job_uids()), timeout=5, message="no job processes left")
+    wait_until(lambda: not processes_of(executor.uids), timeout=5, message="no job processes left")
 
 
 def test_describe_reports_full_isolation_on_a_root_host(executor: LocalExecutor) -> None:
     rows = {check: (detail, ok) for check, detail, ok in executor.describe()}
     assert rows["network isolation"] == ("new network namespace (loopback down)", True)
-    assert rows["privileges"] == ("jobs run as uid 61100-61103, no_new_privs", True)
+    uids = executor.uids
+    assert len(uids) == 4
+    assert rows["privileges"] == (f"jobs run as uid {uids[0]}-{uids[-1]}, no_new_privs", True)
     assert rows["process limit"][1] and "pids.max" in rows["process limit"][0]
     assert rows["memory limit"][1] and "cgroup" in rows["memory limit"][0]
     detail, ok = rows["filesystem"]
@@ -81,7 +82,7 @@ def test_jobs_run_the_bots_interpreter_as_their_slot_uid_with_stdlib_access(
     response = run(executor, "import json\n" + code)
     assert response["outcome"] == "ok", response
     uid, gid, groups, version, child_version = json.loads(response["stdout"])
-    assert uid in job_uids() and gid == uid and groups == []
+    assert uid in executor.uids and gid == uid and groups == []
     # the same interpreter as the bot, not a system python with another standard library
     import sys
 
@@ -198,7 +199,7 @@ def test_a_bounded_fork_bomb_stops_at_the_process_limit_and_leaves_nothing(
     forked, failed = map(int, response["stdout"].split())
     assert forked == MAX_PROCS - 1  # the job's own process counts too
     assert failed == 500 - forked
-    assert processes_of(job_uids()) == []  # the sleepers died with the job
+    assert processes_of(executor.uids) == []  # the sleepers died with the job
 
 
 def test_a_setsid_double_fork_escapee_dies_with_the_job(executor: LocalExecutor) -> None:
@@ -220,7 +221,7 @@ def test_a_setsid_double_fork_escapee_dies_with_the_job(executor: LocalExecutor)
     assert response["outcome"] == "timeout"
     escapee = int(response["stdout"])
     assert not Path(f"/proc/{escapee}").exists()
-    assert processes_of(job_uids()) == []
+    assert processes_of(executor.uids) == []
 
 
 def test_the_memory_cgroup_bounds_a_jobs_children_together(executor: LocalExecutor) -> None:
@@ -349,6 +350,18 @@ def test_concurrent_jobs_see_neither_each_others_files_nor_sockets(
     assert len(cwds) == 3
 
 
+def owned_by(directory: str, uids: tuple[int, ...]) -> list[str]:
+    """Entries of `directory` that belong to one of `uids` (a job's, had it escaped there)."""
+    found = []
+    for entry in os.scandir(directory):
+        try:
+            if entry.stat(follow_symlinks=False).st_uid in uids:
+                found.append(entry.name)
+        except FileNotFoundError:  # someone else's, removed meanwhile
+            continue
+    return found
+
+
 def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecutor) -> None:
     still_serving(executor)
     zygote = executor.zygote_pid
@@ -356,20 +369,19 @@ def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecu
     before_zygote_fds = len(os.listdir(f"/proc/{zygote}/fd"))
     before_mounts = Path(f"/proc/{zygote}/mountinfo").read_text()
     host_mounts = Path("/proc/self/mountinfo").read_text()
-    host_tmp = set(os.listdir("/tmp"))
     code = (
         "import os, subprocess\nopen('f', 'w').write('x')\nopen('/tmp/g', 'w').write('x')\n"
         "subprocess.Popen(['sleep', '60'])\nprint('ok')\n"
     )
     for _ in range(20):
         assert run(executor, code)["outcome"] == "ok"
-    assert processes_of(job_uids()) == []
+    assert processes_of(executor.uids) == []
     assert len(os.listdir("/proc/self/fd")) == before_fds
     assert executor.zygote_pid == zygote
     assert len(os.listdir(f"/proc/{zygote}/fd")) == before_zygote_fds
     assert Path(f"/proc/{zygote}/mountinfo").read_text() == before_mounts
     assert Path("/proc/self/mountinfo").read_text() == host_mounts  # nothing propagated
-    assert not [n for n in set(os.listdir("/tmp")) - host_tmp if n.startswith("jobbot-job-")]
-    assert not [n for n in os.listdir(f"/proc/{zygote}/root/tmp") if n.startswith("jobbot-job-")]
+    for tmp in ("/tmp", f"/proc/{zygote}/root/tmp"):  # the host's, and the zygote's view
+        assert owned_by(tmp, executor.uids) == []
     children = Path(f"/proc/{zygote}/task/{zygote}/children")
     wait_until(lambda: not children.read_text().split(), message="job supervisors to exit")

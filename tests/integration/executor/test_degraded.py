@@ -17,9 +17,11 @@ import pytest
 from bot.executors.local import LocalExecutor
 from bot.harness.limits import MIB
 
-from .conftest import IS_ROOT, REPO, SECRETS, harness_request, job_uids, processes_of
+from .conftest import IS_ROOT, REPO, SECRETS, harness_request, processes_of
 
-UNPRIVILEGED = 60050  # as root, the "non-root bot" runs as this uid
+# as root, the "non-root bot" runs as this uid; one per test run, since the checks look at
+# every process of the uid and test runs on one machine may overlap
+UNPRIVILEGED = 60100 + os.getpid() % 800
 HELPER = Path(__file__).with_name("unprivileged_bot.py")
 
 
@@ -135,14 +137,15 @@ def test_root_without_namespaces_still_drops_privileges_and_says_what_is_missing
         "NOT isolated: jobs see the host filesystem (job dir in /tmp, removed after)",
         False,
     )
-    assert rows["privileges"] == ("jobs run as uid 61700-61701, no_new_privs", True)
+    uids = bare_executor.uids
+    assert rows["privileges"] == (f"jobs run as uid {uids[0]}-{uids[1]}, no_new_privs", True)
     assert rows["process limit"][1] is True  # the slot's own uid makes RLIMIT_NPROC count
     assert rows["memory limit"][1] is False
     stdlib_hidden = not searchable_by_others(os.path.realpath(sys.base_prefix))
     assert ("standard library" in rows) == stdlib_hidden
     code = "import os\ndef main(a):\n    return [a, os.getuid()]\n"
     response = bare_executor.run_harness(harness_request(code, {"a": 1}))
-    assert response["result_json"] in ("[1, 61700]", "[1, 61701]")
+    assert response["result_json"] in (f"[1, {uids[0]}]", f"[1, {uids[1]}]")
     probe = bare_executor.run_harness(harness_request("import sqlite3"))
     if stdlib_hidden:  # only the modules the zygote preloaded can be imported
         assert probe["error_type"] == "ModuleNotFoundError"
@@ -168,4 +171,4 @@ def test_root_without_namespaces_cleans_the_jobs_files_and_processes(
     assert not os.path.exists(workdir)
     for top in ("/tmp", "/var/tmp", "/dev/shm"):
         assert not os.path.exists(f"{top}/{name}")
-    assert processes_of(job_uids(61700, 2)) == []
+    assert processes_of(bare_executor.uids) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import threading
@@ -19,7 +20,7 @@ from bot.harness import cgroups
 from bot.harness.limits import MIB
 from tests.support.waiting import wait_until
 
-from .conftest import IS_ROOT, REPO, harness_request, job_uids, processes_of
+from .conftest import IS_ROOT, REPO, harness_request, processes_of
 
 
 def _alive(pid: int) -> bool:
@@ -39,7 +40,7 @@ def tag_dirs(uid_base: int) -> list[str]:
 
 @pytest.fixture
 def own_executor(secret_env: dict[str, str]) -> Iterator[LocalExecutor]:
-    """A private executor with 2 slots (uids 61200-61201) for tests that disturb it."""
+    """A private executor with 2 slots (uids from 61200 on) for tests that disturb it."""
     ex = LocalExecutor(slots=2, uid_base=61200, max_procs=16, tmp_bytes=16 * MIB)
     yield ex
     ex.close()
@@ -93,36 +94,43 @@ def test_more_concurrent_runs_than_slots_all_complete(own_executor: LocalExecuto
         thread.join()
     assert len(results) == 6
     if IS_ROOT:
-        assert set(results) <= set(job_uids(61200, 2))
+        assert set(results) <= set(own_executor.uids)
 
 
 def test_close_stops_the_zygote_and_removes_cgroups_and_uid_locks(
     secret_env: dict[str, str],
 ) -> None:
     ex = LocalExecutor(slots=2, uid_base=61300, tmp_bytes=16 * MIB)
+    first_uid = ex.uids[0] if IS_ROOT else 61300  # the cgroup tag names the uid block
     zygote = ex.zygote_pid
     assert zygote is not None
     assert ex.run_harness(harness_request("print(1)"))["outcome"] == "ok"
     if IS_ROOT:
-        assert all(os.path.isdir(d) for d in tag_dirs(61300))
+        assert all(os.path.isdir(d) for d in tag_dirs(first_uid))
     ex.close()
     ex.close()  # idempotent
     wait_until(lambda: not _alive(zygote), message="the zygote to exit")
-    assert not any(os.path.exists(d) for d in tag_dirs(61300))
+    assert not any(os.path.exists(d) for d in tag_dirs(first_uid))
     with pytest.raises(ExecutorUnavailable, match="closed"):
         ex.run(RunRequest(1, "a.py", "print(1)", "{}", 5.0, 256, MIB))
-    again = LocalExecutor(slots=2, uid_base=61300, tmp_bytes=16 * MIB)  # the uids are free again
-    again.close()
+    again = LocalExecutor(slots=2, uid_base=first_uid, tmp_bytes=16 * MIB)
+    try:
+        assert again.uids == ex.uids or not IS_ROOT  # the uids were released
+    finally:
+        again.close()
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="uids are only used (and locked) as root")
 def test_a_second_executor_takes_the_next_free_block_of_uids(own_executor: LocalExecutor) -> None:
-    second = LocalExecutor(slots=2, uid_base=61201, tmp_bytes=16 * MIB)  # 61201 is taken
+    taken = own_executor.uids
+    second = LocalExecutor(slots=2, uid_base=taken[1], tmp_bytes=16 * MIB)
     try:
+        uids = second.uids
+        assert uids[0] >= taken[1] + 2 and uids[1] == uids[0] + 1  # a later, whole block
         rows = {check: detail for check, detail, _ in second.describe()}
-        assert rows["privileges"] == "jobs run as uid 61203-61204, no_new_privs"
+        assert rows["privileges"] == f"jobs run as uid {uids[0]}-{uids[1]}, no_new_privs"
         uid = second.run_harness(harness_request("import os\nprint(os.getuid())"))["stdout"]
-        assert int(uid) in (61203, 61204)
+        assert int(uid) in uids
         assert own_executor.run_harness(harness_request("print(1)"))["outcome"] == "ok"
     finally:
         second.close()
@@ -133,8 +141,10 @@ def test_uids_of_passwd_accounts_are_never_job_uids(secret_env: dict[str, str]) 
     nobody = 65534  # "nobody" exists on every Linux system
     ex = LocalExecutor(slots=1, uid_base=nobody, tmp_bytes=16 * MIB)
     try:
-        rows = {check: detail for check, detail, _ in ex.describe()}
-        assert rows["privileges"] == f"jobs run as uid {nobody + 1}, no_new_privs"
+        (uid,) = ex.uids
+        assert uid > nobody
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)
     finally:
         ex.close()
 
@@ -164,11 +174,16 @@ def test_each_hide_path_is_masked_on_its_own(secret_env: dict[str, str], bot_dir
 def test_a_crashed_bots_leftover_job_processes_are_killed_at_start(
     secret_env: dict[str, str],
 ) -> None:
-    # a process of slot uid 61500, as if left behind by a bot that crashed mid-job
-    leftover = subprocess.Popen(["sleep", "60"], user=61500, group=61500, extra_groups=[])
+    probe = LocalExecutor(slots=1, uid_base=61500, tmp_bytes=16 * MIB)
+    (uid,) = probe.uids  # a free slot uid (released again by close)
+    probe.close()
+    # a process of that uid, as if left behind by a bot that crashed mid-job
+    leftover = subprocess.Popen(["sleep", "60"], user=uid, group=uid, extra_groups=[])
     try:
-        wait_until(lambda: processes_of(range(61500, 61501)) == [leftover.pid])
-        LocalExecutor(slots=1, uid_base=61500, tmp_bytes=16 * MIB).close()
+        wait_until(lambda: processes_of([uid]) == [leftover.pid])
+        ex = LocalExecutor(slots=1, uid_base=uid, tmp_bytes=16 * MIB)
+        assert ex.uids == (uid,)
+        ex.close()
         assert leftover.wait(timeout=5) == -signal.SIGKILL
     finally:
         leftover.kill()
