@@ -114,8 +114,15 @@ class LocalExecutor:
         cgroups: bool = True,
         start_timeout_s: float = 30.0,
     ) -> None:
-        if slots < 1:
-            raise ValueError("slots must be at least 1")
+        for name, value, least in (
+            ("slots", slots, 1),
+            ("max_procs", max_procs, 1),
+            ("max_file_bytes", max_file_bytes, 1),
+            ("max_open_files", max_open_files, 16),  # the interpreter itself needs a few
+            ("tmp_bytes", tmp_bytes, MIB),  # and tmpfs reads size=0 as "unlimited"
+        ):
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, not {value}")
         self._limits = Limits(max_procs, max_file_bytes, max_open_files)
         self._hide_paths = tuple(os.path.abspath(p) for p in hide_paths)
         root = os.geteuid() == 0

@@ -166,20 +166,28 @@ def _clear_slot(slot: SlotConfig) -> None:
         reaper.kill_uid(slot.uid)
 
 
+def _prepare(request: Request, slot: SlotConfig) -> tuple[list[str], str, int, int]:
+    """(mount points, job dir, stdin fd, OOM kills so far); SandboxUnavailable if impossible."""
+    try:
+        _clear_slot(slot)
+        set_child_subreaper()  # escaped descendants come back to us, to be killed
+        if slot.private_network:
+            # concurrent jobs would otherwise share abstract unix sockets: a channel
+            mounts.unshare(mounts.CLONE_NEWNET)
+        points = mounts.private_tmp(slot.tmp_bytes) if slot.tmp_bytes else []
+        workdir = _make_workdir(request, slot)
+        stdin = _stdin(workdir, request.input_json.encode("utf-8"))
+        if slot.cgroup is None:
+            return points, workdir, stdin, 0
+        slot.cgroup.set_memory(request.memory_mb * MIB + (slot.tmp_bytes or 0))
+        return points, workdir, stdin, slot.cgroup.oom_kills()
+    except OSError as exc:  # nothing of the job ran yet
+        raise SandboxUnavailable(f"job setup failed: {exc}") from exc
+
+
 def run(request: Request, slot: SlotConfig) -> dict[str, Any]:
     """Run one job in this supervisor process and return its v1 response."""
-    _clear_slot(slot)
-    set_child_subreaper()  # escaped descendants come back to us, to be killed
-    if slot.private_network:
-        # concurrent jobs would otherwise share abstract unix sockets (a channel between them)
-        mounts.unshare(mounts.CLONE_NEWNET)
-    points = mounts.private_tmp(slot.tmp_bytes) if slot.tmp_bytes else []
-    workdir = _make_workdir(request, slot)
-    stdin = _stdin(workdir, request.input_json.encode("utf-8"))
-    oom_before = 0
-    if slot.cgroup is not None:
-        slot.cgroup.set_memory(request.memory_mb * MIB + (slot.tmp_bytes or 0))
-        oom_before = slot.cgroup.oom_kills()
+    points, workdir, stdin, oom_before = _prepare(request, slot)
     pipes = [tuple(_high(fd) for fd in os.pipe()) for _ in range(4)]
     (out_r, out_w), (err_r, err_w), (rec_r, rec_w), (ready_r, ready_w) = pipes
     pid = os.fork()

@@ -190,6 +190,14 @@ def test_a_crashed_bots_leftover_job_processes_are_killed_at_start(
         leftover.wait()
 
 
+@pytest.mark.parametrize(
+    ("option", "value"), [("slots", 0), ("tmp_bytes", 0), ("max_procs", 0), ("max_open_files", 3)]
+)
+def test_nonsensical_limits_are_refused_before_anything_starts(option: str, value: int) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be at least"):
+        LocalExecutor(**{option: value})  # type: ignore[arg-type]
+
+
 def test_a_broken_python_makes_the_executor_unavailable(secret_env: dict[str, str]) -> None:
     with pytest.raises(ExecutorUnavailable, match="did not start"):
         LocalExecutor(slots=1, uid_base=61600, python="/nonexistent/python3")
