@@ -6,13 +6,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.core.metrics import Metrics
-from bot.core.models import Job, NotificationEvent
 from bot.core.ports import Notifier
 
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # Slack payloads are far smaller; anything bigger is refused unread
 HEALTH_TIMEOUT_S = 2.0
-WAKE_AGAIN_S = 0.01
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 REASONS = {
     200: "OK",
@@ -37,28 +35,6 @@ REASONS = {
 }
 
 
-class WakeAfterDelivery:
-    """Wakes the dispatcher after each delivery: a job's next event becomes due the moment
-    this one is marked sent, and should not wait for the next poll."""
-
-    def __init__(self, inner: Notifier, runtime: Runtime) -> None:
-        self.inner = inner
-        self.runtime = runtime
-
-    def deliver(self, event: NotificationEvent, job: Job) -> Mapping[str, Any] | None:
-        """Deliver through the wrapped notifier, then wake the dispatcher."""
-        update = self.inner.deliver(event, job)
-        dispatcher = self.runtime.dispatcher
-        if dispatcher is not None and event is not NotificationEvent.FINISHED:
-            # The dispatcher's threads share one wake-up event, and this delivery is marked
-            # sent only after we return: wake it once now and once just after that commit.
-            dispatcher.wake()
-            timer = threading.Timer(WAKE_AGAIN_S, dispatcher.wake)
-            timer.daemon = True
-            timer.start()
-        return update
-
-
 def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
     """The notification routes this process delivers (Slack when configured)."""
     if not settings.slack_enabled:
@@ -66,7 +42,7 @@ def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
     from bot.slack.notifier import build_slack_notifier
 
     notifier = build_slack_notifier(settings, runtime.service, runtime.metrics)
-    return {"slack": WakeAfterDelivery(notifier, runtime)}
+    return {"slack": notifier}
 
 
 def request_kind(content_type: str, body: str) -> str:

@@ -83,7 +83,9 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            if self.run_once() == self.batch:
+            if self.run_once() > 0:
+                # Delivering one event can make the job's next event due; look again now
+                # rather than after a poll (threads share the wake-up, so one may be missed).
                 continue
             self._wake.wait(self.poll_interval * random.uniform(0.8, 1.2))  # noqa: S311
         # A last pass so completions of a graceful stop still go out.

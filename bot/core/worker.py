@@ -167,6 +167,7 @@ class WorkerPool:
             ):
                 log.warning("lost the claim before starting", extra=extra)
                 return
+            self._on_settled()  # a `started` notification was just written
             log.info("job started", extra={**extra, "attempt": job.attempts})
             result = self._run(claim)
             if result is None:

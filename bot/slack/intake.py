@@ -198,9 +198,18 @@ class Intake:
             )
 
     def submit(
-        self, actor: Actor, asker: Asker, file: SlackFile, input_text: str, *, kind: Kind, key: str
+        self,
+        actor: Actor,
+        asker: Asker,
+        file: SlackFile,
+        input_text: str,
+        *,
+        kind: Kind,
+        key: str,
+        once: str | None = None,
     ) -> None:
-        """Download the file and store the job; any problem goes to the user alone."""
+        """Download the file and store the job; any problem goes to the user alone (once per
+        `once` key, when the same request can arrive more than once)."""
         try:
             name, data = self.fetcher.fetch(file)
             job, created = self.service.submit(
@@ -214,7 +223,8 @@ class Intake:
             )
         except UserError as exc:
             log.info("submission refused", extra={"user_id": actor.user.id, "kind": kind.value})
-            self.answerer.tell(asker.where, problem(exc.message))
+            if once is None or self.service.first_time(once):
+                self.answerer.tell(asker.where, problem(exc.message))
             return
         if not created:
             log.info(
@@ -312,16 +322,21 @@ class Intake:
             text = _MENTION.sub(" ", str(event.get("text") or "")).strip()
             if not is_request or (files and not text.lower().startswith("run")):
                 return
-            if not self.service.first_time(f"msg:{channel}:{ts}"):
-                return  # the same message seen as app_mention and message, or re-delivered
+            key = f"msg:{channel}:{ts}"
             command = parse_command(unescape(text))
+            # A job is deduplicated by its idempotency key in the same transaction that stores
+            # it, so a crash before that point never swallows Slack's re-delivery. Other
+            # commands only answer, and answer once (the same message can arrive as
+            # app_mention and as message, and be re-delivered).
+            if not isinstance(command, RunCommand) and not self.service.first_time(key):
+                return
         except UsageError as exc:
-            self.answerer.tell(asker.where, problem(exc.message, exc.usage))
+            if self.service.first_time(f"msg:{channel}:{ts}"):
+                self.answerer.tell(asker.where, problem(exc.message, exc.usage))
             return
         except UserError as exc:
             self.answerer.tell(asker.where, problem(exc.message))
             return
-        key = f"msg:{channel}:{ts}"
         if isinstance(command, RunCommand):
             self._run_message(actor, asker, files, command, key)
             return
@@ -342,21 +357,26 @@ class Intake:
     ) -> None:
         python = [f for f in files if f.is_python]
         file = python[0] if python else (files[0] if files else None)
+        refused = f"{key}:refused"  # a refusal is told once, however often the message arrives
         if file is None:
             upload = self.service.latest_upload(actor, str(asker.channel), self.upload_window)
             if upload is None:
-                self.answerer.tell(
-                    asker.where,
-                    problem("Attach a .py file to your message, or share one here first."),
-                )
+                if self.service.first_time(refused):
+                    self.answerer.tell(
+                        asker.where,
+                        problem("Attach a .py file to your message, or share one here first."),
+                    )
                 return
             file = SlackFile.from_upload(upload)
         try:
             check_input(command.input_text, self.service.limits.max_input_bytes)
         except UserError as exc:
-            self.answerer.tell(asker.where, problem(exc.message))
+            if self.service.first_time(refused):
+                self.answerer.tell(asker.where, problem(exc.message))
             return
-        self.submit(actor, asker, file, command.input_text, kind=Kind.MESSAGE, key=key)
+        self.submit(
+            actor, asker, file, command.input_text, kind=Kind.MESSAGE, key=key, once=refused
+        )
 
     # --- buttons and the Home tab -----------------------------------------------------------
 
