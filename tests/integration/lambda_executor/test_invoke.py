@@ -321,3 +321,24 @@ def test_a_brief_squeeze_is_absorbed_by_the_in_process_retries(
     assert result.result_json == '"through"'
     assert standin.counters["throttled"] >= 1
     assert standin.executions == 1
+
+
+def test_the_job_gets_the_invocations_remaining_time_minus_a_margin(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a function timeout of 3 s (say, deployed for an older, shorter job timeout) and a job
+    # that asks for 30 s: the handler stops the job in time to answer normally
+    with LambdaStandIn(timeout_s=3, max_concurrency=1) as standin:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        standin.warm_up(1)
+        executor = build_lambda_executor(lambda_settings())
+
+        result = executor.run(job("import time\nprint('a')\ntime.sleep(60)\n", timeout_s=30))
+
+        executor.close()
+    assert result.status is JobStatus.TIMEOUT
+    assert result.stdout == "a\n"
+    assert result.error_message in {
+        f"the job ran longer than {limit} s and was stopped" for limit in ("1.3", "1.4", "1.5")
+    }
+    assert standin.records[-1].function_error is None

@@ -177,3 +177,30 @@ def test_the_function_code_and_the_interpreter_are_read_only(
     assert result.outcome is Outcome.OK, standin.logs()
     assert None not in json.loads(result.result_json or "[]")
     assert not Path(targets[0]).exists()
+
+
+def test_a_bounded_fork_bomb_ends_and_leaves_nothing_behind(
+    warm: tuple[LambdaStandIn, LambdaExecutor],
+) -> None:
+    standin, executor = warm
+    bomb = (
+        "import os, time\n"
+        "made = failed = 0\n"
+        "for _ in range(500):  # bounded: a containment failure cannot take the host down\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(30)\n"
+        "            os._exit(0)\n"
+        "        made += 1\n"
+        "    except OSError:\n"
+        "        failed += 1\n"
+        "print(made, failed)\n"
+    )
+
+    result = executor.run(job(bomb))
+    after = executor.run(job(LOOK_AROUND))
+
+    assert result.outcome is Outcome.OK, standin.logs()
+    made, failed = map(int, result.stdout.split())
+    assert made < 100 and failed > 400  # the process limit held
+    assert json.loads(after.stdout)["others"] == []
