@@ -333,6 +333,17 @@ class LambdaStandIn:
         for path in (task, runtime, *task.rglob("*"), *runtime.rglob("*")):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
+    @property
+    def userns(self) -> bool:
+        """True when environments live in a user namespace (the non-root path)."""
+        return os.geteuid() != 0 or os.environ.get("JOBBOT_STANDIN_USERNS") == "1"
+
+    @property
+    def runtime_is_host_root(self) -> bool:
+        """The forced user-namespace path as root: uid 993 inside is root outside, which the
+        kernel exempts from RLIMIT_NPROC (it is never so inside Lambda)."""
+        return self.userns and os.geteuid() == 0
+
     def environment_config(self, runtime_api: str) -> dict[str, Any]:
         """The launcher's configuration for one environment."""
         python = os.path.realpath(sys.executable)
@@ -368,7 +379,7 @@ class LambdaStandIn:
         else:
             argv = [python, f"{_ENV_ROOT}/runtime/bootstrap.py", lambda_package.HANDLER]
         return {
-            "userns": os.environ.get("JOBBOT_STANDIN_USERNS") == "1",  # the non-root path
+            "userns": self.userns,
             "uid": RUNTIME_UID,
             "gid": RUNTIME_UID,
             "tmp_mb": self.tmp_mb,
