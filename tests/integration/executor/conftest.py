@@ -81,9 +81,12 @@ def reset_peak_memory() -> int:
     return memory_kb("VmRSS")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def secret_env() -> Iterator[dict[str, str]]:
-    """The bot's secrets, in this process's environment before any executor starts."""
+    """The bot's secrets, in this process's environment before any executor starts.
+
+    Package-scoped: other test packages never see them.
+    """
     saved = {key: os.environ.get(key) for key in SECRETS}
     os.environ.update(SECRETS)
     yield SECRETS
@@ -94,7 +97,7 @@ def secret_env() -> Iterator[dict[str, str]]:
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bot_dir() -> Iterator[Path]:
     """A stand-in for the bot's directory: a readable `.env` and `jobbot.db`, outside /tmp.
 
@@ -111,7 +114,7 @@ def bot_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def executor(secret_env: dict[str, str], bot_dir: Path) -> Iterator[LocalExecutor]:
     """The shared executor, configured like the bot's (bot dir, repository and HOME hidden)."""
     hide = [str(bot_dir), str(REPO), str(Path.home())]
