@@ -268,6 +268,7 @@ class LambdaStandIn:
         latency_s: added before each invocation reaches its environment.
         max_request_bytes: larger invoke requests get 413.
         credentials: the AWS credentials put in the runtime's environment.
+        python: the runtime's interpreter (default: this one); Lambda's is python3.13.
     """
 
     def __init__(
@@ -285,6 +286,7 @@ class LambdaStandIn:
         region: str = "us-east-1",
         credentials: dict[str, str] | None = None,
         tmp_mb: int = 64,
+        python: str | None = None,
     ) -> None:
         if runtime not in {"bootstrap", "awslambdaric", "simulated"}:
             raise ValueError(f"unknown runtime {runtime!r}")
@@ -300,6 +302,7 @@ class LambdaStandIn:
         self.region = region
         self.credentials = dict(FAKE_CREDENTIALS if credentials is None else credentials)
         self.tmp_mb = tmp_mb
+        self.python, self.python_prefix = _interpreter(python)
         self.function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"
         self.workdir = Path(tempfile.mkdtemp(prefix="lambda-standin-"))
         self.records: list[Record] = []
@@ -346,8 +349,7 @@ class LambdaStandIn:
 
     def environment_config(self, runtime_api: str) -> dict[str, Any]:
         """The launcher's configuration for one environment."""
-        python = os.path.realpath(sys.executable)
-        prefix = os.path.realpath(sys.base_prefix)
+        python, prefix = self.python, self.python_prefix
         binds = [
             [str(self.workdir / "task"), f"{_ENV_ROOT}/task"],
             [str(self.workdir / "runtime"), f"{_ENV_ROOT}/runtime"],
@@ -780,6 +782,19 @@ class LambdaStandIn:
             )
             headers["X-Amz-Log-Result"] = base64.b64encode(log.encode()[-4096:]).decode()
         return record, body, headers
+
+
+def _interpreter(python: str | None) -> tuple[str, str]:
+    """(the real binary, its installation prefix) of `python` (a shim or venv is resolved)."""
+    if python is None:
+        return os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix)
+    found = subprocess.run(
+        [python, "-c", "import sys; print(sys.executable); print(sys.base_prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    return os.path.realpath(found[0]), os.path.realpath(found[1])
 
 
 def _canned_response() -> dict[str, Any]:

@@ -9,8 +9,11 @@ there is checked on Lambda too.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +89,45 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LambdaExe
             client.close()
 
 
+def lambda_python() -> str | None:
+    """A python3.13 (Lambda's runtime) on this machine, or None."""
+    candidates = [
+        os.environ.get("JOBBOT_TEST_PYTHON313"),
+        shutil.which("python3.13"),
+        *sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.13*/bin/python3.13"))),
+        *sorted(glob.glob("/usr/local/bin/python3.13")),
+    ]
+    for candidate in filter(None, candidates):
+        ran = subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False)
+        if ran.returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def remote313(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaExecutor]:
+    """A LambdaExecutor whose function runs on python3.13, as deployed."""
+    python = lambda_python()
+    if python is None:
+        pytest.skip("no python3.13 here (set JOBBOT_TEST_PYTHON313): Lambda's runtime version")
+    empty = tmp_path_factory.mktemp("aws313")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            patch.delenv(name)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_REGION", "us-east-1")
+        patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+        with LambdaStandIn(
+            timeout_s=function_timeout_s(TIMEOUT_S), max_concurrency=2, python=python
+        ) as standin:
+            patch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+            executor = build_lambda_executor(lambda_settings(JOBBOT_JOB_TIMEOUT=f"{TIMEOUT_S:g}"))
+            yield executor
+            executor.close()
+
+
 def without_timing(result: RunResult) -> RunResult:
     """The result with what may differ between executors blanked: duration and name."""
     return dataclasses.replace(result, duration_ms=0, executor="")
@@ -118,3 +160,23 @@ def test_contract_case_gives_identical_results_on_local_and_lambda(
         assert {k: getattr(v, "value", v) for k, v in found.items()} == expected
     assert (on_local.executor, on_lambda.executor) == ("local", "lambda")
     assert without_timing(on_local) == without_timing(on_lambda)
+
+
+# What the interpreter itself words differently from one version to the next (traceback
+# carets, some exception messages): equal only when the bot runs Lambda's Python version.
+VERSION_WORDING = {"traceback", "error_message"}
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if run_request(CASES[n]) is not None])
+def test_contract_case_gives_the_same_outcome_on_lambdas_python_version(
+    local: LocalExecutor, remote313: LambdaExecutor, name: str
+) -> None:
+    request = run_request(CASES[name])
+    assert request is not None
+
+    on_local, on_lambda = local.run(request), remote313.run(request)
+
+    blank = dict.fromkeys(VERSION_WORDING)
+    assert dataclasses.replace(without_timing(on_local), **blank) == dataclasses.replace(
+        without_timing(on_lambda), **blank
+    )
