@@ -16,7 +16,12 @@ import pytest
 
 from bot.core.models import JobStatus, Outcome
 from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
-from tests.integration.lambda_executor.conftest import JOB_TIMEOUT, job, lambda_settings
+from tests.integration.lambda_executor.conftest import (
+    JOB_TIMEOUT,
+    job,
+    lambda_python,
+    lambda_settings,
+)
 from tests.support.lambda_standin import FAKE_CREDENTIALS, LambdaStandIn
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -87,13 +92,22 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(params=["bootstrap", "awslambdaric"])
+@pytest.fixture(params=["bootstrap", "awslambdaric", "python3.13"])
 def warm(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[LambdaStandIn, LambdaExecutor]]:
-    """One warm environment (concurrency 1), under either runtime client."""
+    """One warm environment (concurrency 1): under the stdlib runtime loop, under AWS's
+    runtime client, or under the stdlib loop on python3.13 (Lambda's runtime version)."""
+    python = None
+    if request.param == "python3.13":
+        python = lambda_python()
+        if python is None:
+            pytest.skip("no python3.13 here (set JOBBOT_TEST_PYTHON313)")
     with LambdaStandIn(
-        timeout_s=function_timeout_s(JOB_TIMEOUT), max_concurrency=1, runtime=request.param
+        timeout_s=function_timeout_s(JOB_TIMEOUT),
+        max_concurrency=1,
+        runtime="awslambdaric" if request.param == "awslambdaric" else "bootstrap",
+        python=python,
     ) as standin:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
         executor = build_lambda_executor(lambda_settings())

@@ -9,11 +9,8 @@ there is checked on Lambda too.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, func
 from bot.executors.local import LocalExecutor
 from bot.harness.limits import MIB
 from tests.integration.executor.test_contract import CASES, Case
-from tests.integration.lambda_executor.conftest import lambda_settings
+from tests.integration.lambda_executor.conftest import lambda_python, lambda_settings
 from tests.support.lambda_standin import LambdaStandIn
 
 REPO = Path(__file__).resolve().parents[3]
@@ -87,21 +84,6 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LambdaExe
             yield executor, client
             executor.close()
             client.close()
-
-
-def lambda_python() -> str | None:
-    """A python3.13 (Lambda's runtime) on this machine, or None."""
-    candidates = [
-        os.environ.get("JOBBOT_TEST_PYTHON313"),
-        shutil.which("python3.13"),
-        *sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.13*/bin/python3.13"))),
-        *sorted(glob.glob("/usr/local/bin/python3.13")),
-    ]
-    for candidate in filter(None, candidates):
-        ran = subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False)
-        if ran.returncode == 0:
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")
