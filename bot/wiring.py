@@ -146,7 +146,14 @@ class Runtime:
             # Sweep often enough that a crashed worker's job settles soon after its lease.
             sweep_interval=min(5.0, max(0.5, self.settings.lease_s / 4)),
         )
-        self.pool = WorkerPool(self.store, self.executor, config, self.metrics, self._on_settled)
+        self.pool = WorkerPool(
+            self.store,
+            self.executor,
+            config,
+            self.metrics,
+            on_settled=self._on_settled,
+            on_started=self._on_settled,
+        )
         self.pool.start()
         return self.pool
 

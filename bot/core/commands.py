@@ -88,7 +88,7 @@ Command = (
     | HelpCommand
 )
 
-_ID = re.compile(r"^#?(\d{1,18})$")
+_ID = re.compile(r"^#?([0-9]{1,18})$")
 
 
 def parse_job_id(text: str, verb: str) -> int:
@@ -109,7 +109,8 @@ def _count(text: str, verb: str, default: int, high: int) -> int:
     token = text.strip()
     if not token:
         return default
-    if not token.isdigit() or not 1 <= int(token) <= high:
+    # ASCII digits only: "²".isdigit() is True but int("²") fails.
+    if not (token.isascii() and token.isdigit()) or not 1 <= int(token) <= high:
         raise UsageError(f"`{token[:40]}` is not a number from 1 to {high}, like `/job {verb} 5`.")
     return int(token)
 

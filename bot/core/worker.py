@@ -69,13 +69,16 @@ class WorkerPool:
         executor: Executor,
         config: WorkerConfig,
         metrics: Metrics | None = None,
+        *,
         on_settled: Callable[[], None] | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
         self.config = config
         self.metrics = metrics or Metrics()
-        self._on_settled = on_settled or (lambda: None)
+        self._on_settled = on_settled or (lambda: None)  # a job reached a final state
+        self._on_started = on_started or (lambda: None)  # a job's run is about to start
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._cond = threading.Condition()
@@ -167,7 +170,7 @@ class WorkerPool:
             ):
                 log.warning("lost the claim before starting", extra=extra)
                 return
-            self._on_settled()  # a `started` notification was just written
+            self._on_started()  # a `started` notification was just written
             log.info("job started", extra={**extra, "attempt": job.attempts})
             result = self._run(claim)
             if result is None:

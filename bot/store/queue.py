@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, literal, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.models import Claim, Identity, Job, JobStatus, NewJob, NotificationEvent, RunResult
 from bot.core.ports import Recovery
 from bot.errors import StoreError
-from bot.store.rows import CLAIM_COLUMNS, dump_json, job_select, to_job
+from bot.store import statements
+from bot.store.rows import dump_json, job_select, to_job
 from bot.store.tables import NotificationState, jobs, notifications, users
 from bot.store.types import utcnow
 
@@ -55,24 +56,7 @@ def add_notification(
 
 def add_notification_from_job(conn: Connection, job_id: int, ev: NotificationEvent) -> None:
     """Like add_notification, with the route read from the job in the same statement."""
-    prefix = "OR IGNORE" if conn.dialect.name == "sqlite" else "IGNORE"
-    source = select(
-        jobs.c.id,
-        literal(ev.value),
-        jobs.c.notify_route,
-        literal(NotificationState.PENDING.value),
-        literal(0),
-        utcnow(),
-        utcnow(),
-    ).where(jobs.c.id == job_id, jobs.c.notify_route.is_not(None))
-    conn.execute(
-        insert(notifications)
-        .prefix_with(prefix)
-        .from_select(
-            ["job_id", "event", "route", "state", "attempts", "next_attempt_at", "created_at"],
-            source,
-        )
-    )
+    conn.execute(statements.notify_from_job(conn.dialect.name == "sqlite", ev), {"b_id": job_id})
 
 
 def load_job(conn: Connection, job_id: int) -> Job | None:
@@ -94,7 +78,6 @@ def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
         "stdout_truncated": False,
         "stderr_truncated": False,
         "attempts": 0,
-        "not_before": utcnow(),
         "created_at": created_at,
         "origin": dump_json(new.origin) if new.origin else None,
         "notify_route": new.notify_route,
@@ -103,7 +86,7 @@ def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
     }
     try:
         # A duplicate key aborts only this statement (MySQL and SQLite), not the transaction.
-        inserted = conn.execute(insert(jobs).values(**values)).inserted_primary_key
+        inserted = conn.execute(statements.submit_job(), values).inserted_primary_key
         job_id = int(inserted[0]) if inserted else 0
     except IntegrityError:
         if new.idempotency_key is None:
@@ -155,36 +138,21 @@ def claim(
     LOCKED, so while one claimer decides for a user, the others skip that user's jobs: two
     claimers can never push one user past the limit together, and nobody waits.
     """
-    busy_owners = (
-        select(jobs.c.owner_id)
-        .where(jobs.c.status == JobStatus.RUNNING)
-        .group_by(jobs.c.owner_id)
-        .having(func.count() >= max_per_user)
-    )
-    candidates_q = (
-        job_select(only=CLAIM_COLUMNS)
-        .where(
-            jobs.c.status == JobStatus.WAITING,
-            jobs.c.not_before <= utcnow(),
-            jobs.c.owner_id.not_in(busy_owners),
-        )
-        .order_by(jobs.c.not_before, jobs.c.id)
-        .limit(min(slots * 4, 400))
-    )
-    if conn.dialect.name != "sqlite":
-        candidates_q = candidates_q.with_for_update(skip_locked=True)
-    candidates = [to_job(row) for row in conn.execute(candidates_q).mappings()]
+    sqlite = conn.dialect.name == "sqlite"
+    candidates = [
+        to_job(row)
+        for row in conn.execute(
+            statements.claim_candidates(sqlite),
+            {"b_max_per_user": max_per_user, "b_limit": min(slots * 4, 400)},
+        ).mappings()
+    ]
     if not candidates:
         return []
     owners = sorted({job.owner_id for job in candidates})
     # Counted after the owners are locked (READ COMMITTED reads the latest commits).
-    running: dict[int, int] = dict(
-        conn.execute(
-            select(jobs.c.owner_id, func.count())
-            .where(jobs.c.status == JobStatus.RUNNING, jobs.c.owner_id.in_(owners))
-            .group_by(jobs.c.owner_id)
-        ).all()
-    )
+    running: dict[int, int] = {
+        row[0]: row[1] for row in conn.execute(statements.running_counts(), {"b_owners": owners})
+    }
     picked: list[Job] = []
     for job in candidates:
         if len(picked) == slots:
@@ -196,17 +164,13 @@ def claim(
         return []
     token = secrets.token_hex(16)
     conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_([job.id for job in picked]), jobs.c.status == JobStatus.WAITING)
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=jobs.c.attempts + 1,
-            claim_token=token,
-            claimed_by=worker_id,
-            lease_expires_at=utcnow(lease_s),
-            invoked_at=None,
-            started_at=utcnow(),
-        )
+        statements.claim_jobs(),
+        {
+            "b_ids": [job.id for job in picked],
+            "b_token": token,
+            "b_worker": worker_id,
+            "b_lease_s": float(lease_s),
+        },
     )
     # The rows are locked by this transaction, so the UPDATE changed exactly these values;
     # the database-clock timestamps are left out rather than read back.
@@ -230,9 +194,7 @@ def _owned(job_id: int, token: str) -> Any:
 def mark_invoked(conn: Connection, job_id: int, token: str, lease_s: float) -> bool:
     """Commit invoked_at before the run; the `started` notification goes with it."""
     result = conn.execute(
-        update(jobs)
-        .where(_owned(job_id, token))
-        .values(invoked_at=utcnow(), lease_expires_at=utcnow(lease_s))
+        statements.mark_invoked(), {"b_id": job_id, "b_token": token, "b_lease_s": float(lease_s)}
     )
     if result.rowcount != 1:
         return False
@@ -281,24 +243,23 @@ def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> bool
     """Record the outcome exactly once; True also for a repeat by the same claim (a retried
     commit), False when the job is no longer this claim's."""
     outcome = conn.execute(
-        update(jobs)
-        .where(_owned(job_id, token))
-        .values(
-            status=result.status,
-            result_json=result.result_json,
-            result_kind=result.result_kind,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            stdout_truncated=result.stdout_truncated,
-            stderr_truncated=result.stderr_truncated,
-            error_type=result.error_type,
-            error_message=result.error_message,
-            traceback=result.traceback,
-            duration_ms=result.duration_ms,
-            executor=result.executor or None,
-            lease_expires_at=None,
-            finished_at=utcnow(),
-        )
+        statements.finish_job(),
+        {
+            "b_id": job_id,
+            "b_token": token,
+            "b_status": result.status,
+            "b_result_json": result.result_json,
+            "b_result_kind": result.result_kind,
+            "b_stdout": result.stdout,
+            "b_stderr": result.stderr,
+            "b_stdout_truncated": result.stdout_truncated,
+            "b_stderr_truncated": result.stderr_truncated,
+            "b_error_type": result.error_type,
+            "b_error_message": result.error_message,
+            "b_traceback": result.traceback,
+            "b_duration_ms": result.duration_ms,
+            "b_executor": result.executor or None,
+        },
     )
     if outcome.rowcount == 1:
         add_notification_from_job(conn, job_id, NotificationEvent.FINISHED)

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # Integer primary keys: BIGINT on MySQL, INTEGER (rowid alias, autoincrementing) on SQLite.
@@ -66,8 +66,11 @@ class utcnow(FunctionElement[datetime]):
     type = UTCDateTime()
     inherit_cache = True
 
-    def __init__(self, seconds: float = 0.0) -> None:
-        super().__init__(literal(float(seconds), Float()))
+    def __init__(self, seconds: float | ColumnElement[Any] = 0.0) -> None:
+        # A bound parameter keeps prebuilt statements reusable for any number of seconds.
+        if not isinstance(seconds, ColumnElement):
+            seconds = literal(float(seconds), Float())
+        super().__init__(seconds)
 
 
 @compiles(utcnow, "mysql")

@@ -47,7 +47,7 @@ def test_parses(text: str, expected: object) -> None:
     assert parse_command(text) == expected
 
 
-@pytest.mark.parametrize("token", ["abc", "0", "-3", "1.5", "12 13", "1e3", "9" * 30])
+@pytest.mark.parametrize("token", ["abc", "0", "-3", "1.5", "12 13", "1e3", "9" * 30, "²", "١٢"])
 def test_bad_job_ids_explain_the_form(token: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_command(f"status {token}")
@@ -61,7 +61,7 @@ def test_missing_job_id_asks_which_job() -> None:
     assert "/job cancel 12" in info.value.message
 
 
-@pytest.mark.parametrize("token", ["0", "51", "x"])
+@pytest.mark.parametrize("token", ["0", "51", "x", "²"])
 def test_mine_count_out_of_range_is_refused(token: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_command(f"mine {token}")

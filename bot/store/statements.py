@@ -1,0 +1,155 @@
+"""The queue's hot statements, built once with bound parameters: SQLAlchemy then reuses their
+compiled form instead of building, keying and compiling a new statement on every call."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+
+from bot.core.models import JobStatus, NotificationEvent
+from bot.store.rows import CLAIM_COLUMNS, job_select
+from bot.store.tables import NotificationState, jobs, notifications
+from bot.store.types import utcnow
+
+
+def _ignore(stmt: Insert, sqlite: bool) -> Insert:
+    return stmt.prefix_with("OR IGNORE" if sqlite else "IGNORE")
+
+
+@functools.cache
+def submit_job() -> Insert:
+    """INSERT a waiting job; every column but the clock comes as a parameter."""
+    return insert(jobs).values(not_before=utcnow())
+
+
+@functools.cache
+def claim_candidates(sqlite: bool) -> Select[Any]:
+    """Due waiting jobs of owners below the limit, oldest first, locked with SKIP LOCKED
+    (the join locks each owner's users row too)."""
+    busy_owners = (
+        select(jobs.c.owner_id)
+        .where(jobs.c.status == JobStatus.RUNNING)
+        .group_by(jobs.c.owner_id)
+        .having(func.count() >= bindparam("b_max_per_user"))
+    )
+    q = (
+        job_select(only=CLAIM_COLUMNS)
+        .where(
+            jobs.c.status == JobStatus.WAITING,
+            jobs.c.not_before <= utcnow(),
+            jobs.c.owner_id.not_in(busy_owners),
+        )
+        .order_by(jobs.c.not_before, jobs.c.id)
+        .limit(bindparam("b_limit"))
+    )
+    return q if sqlite else q.with_for_update(skip_locked=True)
+
+
+@functools.cache
+def running_counts() -> Select[Any]:
+    """Running jobs per owner, for the owners given."""
+    return (
+        select(jobs.c.owner_id, func.count())
+        .where(
+            jobs.c.status == JobStatus.RUNNING,
+            jobs.c.owner_id.in_(bindparam("b_owners", expanding=True)),
+        )
+        .group_by(jobs.c.owner_id)
+    )
+
+
+@functools.cache
+def claim_jobs() -> Update:
+    """Mark the picked jobs running under one fresh token and lease."""
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id.in_(bindparam("b_ids", expanding=True)), jobs.c.status == JobStatus.WAITING
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=jobs.c.attempts + 1,
+            claim_token=bindparam("b_token"),
+            claimed_by=bindparam("b_worker"),
+            lease_expires_at=utcnow(bindparam("b_lease_s", type_=Float())),
+            invoked_at=None,
+            started_at=utcnow(),
+        )
+    )
+
+
+def _owned() -> Any:
+    return (
+        (jobs.c.id == bindparam("b_id"))
+        & (jobs.c.status == JobStatus.RUNNING)
+        & (jobs.c.claim_token == bindparam("b_token"))
+    )
+
+
+@functools.cache
+def mark_invoked() -> Update:
+    """Fenced: invoked_at now, lease renewed."""
+    return (
+        update(jobs)
+        .where(_owned())
+        .values(invoked_at=utcnow(), lease_expires_at=utcnow(bindparam("b_lease_s", type_=Float())))
+    )
+
+
+@functools.cache
+def finish_job() -> Update:
+    """Fenced: the final status and everything the run reported."""
+    fields = (
+        "result_json",
+        "result_kind",
+        "stdout",
+        "stderr",
+        "stdout_truncated",
+        "stderr_truncated",
+        "error_type",
+        "error_message",
+        "traceback",
+        "duration_ms",
+        "executor",
+    )
+    values: dict[str, Any] = {
+        name: bindparam(f"b_{name}", type_=jobs.c[name].type) for name in fields
+    }
+    values["status"] = bindparam("b_status", type_=jobs.c.status.type)
+    return (
+        update(jobs).where(_owned()).values(**values, lease_expires_at=None, finished_at=utcnow())
+    )
+
+
+@functools.cache
+def notify_from_job(sqlite: bool, event: NotificationEvent) -> Insert:
+    """Write the job's `event` notification when it has a route (once per job and event)."""
+    source = select(
+        jobs.c.id,
+        literal(event.value),
+        jobs.c.notify_route,
+        literal(NotificationState.PENDING.value),
+        literal(0),
+        utcnow(),
+        utcnow(),
+    ).where(jobs.c.id == bindparam("b_id"), jobs.c.notify_route.is_not(None))
+    return _ignore(
+        insert(notifications).from_select(
+            ["job_id", "event", "route", "state", "attempts", "next_attempt_at", "created_at"],
+            source,
+        ),
+        sqlite,
+    )
