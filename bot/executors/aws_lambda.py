@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import threading
 import time
@@ -123,7 +122,9 @@ def build_lambda_client(settings: Settings, read_timeout: float | None = None) -
     )
     try:
         session = boto3.session.Session()
-        return session.client("lambda", region_name=session_region(session), config=config)
+        return session.client(
+            "lambda", region_name=session_region(session, settings), config=config
+        )
     except botocore.exceptions.NoRegionError as exc:
         raise ExecutorUnavailable(
             "no AWS region configured: set AWS_REGION (or a profile's region)"
@@ -132,10 +133,10 @@ def build_lambda_client(settings: Settings, read_timeout: float | None = None) -
         raise ExecutorUnavailable(f"cannot create the AWS Lambda client: {exc}") from exc
 
 
-def session_region(session: boto3.session.Session) -> str | None:
-    """The session's region, or AWS_REGION: the other SDKs (and Lambda itself) use that
-    variable, while botocore reads only AWS_DEFAULT_REGION and profiles."""
-    return session.region_name or os.environ.get("AWS_REGION") or None
+def session_region(session: boto3.session.Session, settings: Settings) -> str | None:
+    """AWS_REGION (read by config, as the other SDKs and Lambda itself use it; botocore reads
+    only AWS_DEFAULT_REGION and profiles), else the session's region."""
+    return settings.aws_region or session.region_name or None
 
 
 def build_lambda_executor(settings: Settings) -> LambdaExecutor:

@@ -376,7 +376,7 @@ def _account_from_arn(arn: str) -> str | None:
 
 def resolve_target(settings: Settings, session: Any, notes: TextIO) -> Target:
     """ARN parts from the settings, the session's region and (if needed) STS."""
-    region = session_region(session) or "REGION"
+    region = session_region(session, settings) or "REGION"
     if region == "REGION":
         print("note: no AWS region configured; the policies say REGION", file=notes)
     partition = session.get_partition_for_region(region) if region != "REGION" else "aws"
@@ -404,13 +404,13 @@ def resolve_target(settings: Settings, session: Any, notes: TextIO) -> Target:
 # --- the command -----------------------------------------------------------------------
 
 
-def deploy_client(session: Any) -> LambdaClient:
+def deploy_client(session: Any, settings: Settings) -> LambdaClient:
     """A Lambda client for deployment: every call here is safe to retry."""
     config = Config(
         connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 5}
     )
     client: LambdaClient = session.client(
-        "lambda", region_name=session_region(session), config=config
+        "lambda", region_name=session_region(session, settings), config=config
     )
     return client
 
@@ -430,7 +430,7 @@ def run_lambda_command(
         print(f"unknown lambda action {action!r}: deploy or policy", file=sys.stderr)
         return EXIT_MISCONFIGURED
     try:
-        client = deploy_client(session)
+        client = deploy_client(session, settings)
     except botocore.exceptions.NoRegionError:
         print("deploy failed: no AWS region configured (set AWS_REGION)", file=out)
         return EXIT_MISCONFIGURED

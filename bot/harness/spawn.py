@@ -109,12 +109,23 @@ def _start(
 
 
 def _run(request: Request, timeout_s: float, python: str, lim: Limits) -> dict[str, Any]:
-    workdir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
+    # Until the child exists nothing of the user's has run: a failure here (full disk, no
+    # file descriptors) is the sandbox being unavailable, which callers may retry.
     try:
-        with open(os.path.join(workdir, request.file_name), "w", encoding="utf-8") as fh:
-            fh.write(request.code)
+        workdir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
+    except OSError as exc:
+        raise SandboxUnavailable(f"cannot create a job directory: {exc}") from exc
+    try:
+        try:
+            with open(os.path.join(workdir, request.file_name), "w", encoding="utf-8") as fh:
+                fh.write(request.code)
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot write the job's file: {exc}") from exc
         payload = {"request": request.to_dict(), "limits": lim._asdict(), "timeout_s": timeout_s}
-        pid, reads, before = _start(python, workdir, request, json.dumps(payload).encode())
+        try:
+            pid, reads, before = _start(python, workdir, request, json.dumps(payload).encode())
+        except OSError as exc:  # pipes or descriptors could not be made: nothing ran
+            raise SandboxUnavailable(f"cannot set up the job: {exc}") from exc
         obs = supervisor.supervise(
             pid,
             *reads,

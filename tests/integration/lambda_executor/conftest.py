@@ -22,7 +22,12 @@ MAX_OUTPUT = 64 * 1024
 
 def lambda_settings(**values: str) -> Settings:
     """Settings for JOBBOT_EXECUTOR=lambda; AWS itself comes from the environment."""
-    environ = {"JOBBOT_EXECUTOR": "lambda", "JOBBOT_JOB_TIMEOUT": f"{JOB_TIMEOUT:g}", **values}
+    environ = {
+        "JOBBOT_EXECUTOR": "lambda",
+        "JOBBOT_JOB_TIMEOUT": f"{JOB_TIMEOUT:g}",
+        "AWS_REGION": os.environ.get("AWS_REGION", ""),
+        **values,
+    }
     return load_settings(environ, env_file=None)
 
 
