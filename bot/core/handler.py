@@ -68,7 +68,9 @@ class CommandHandler:
         if isinstance(command, MineCommand):
             jobs = self.service.mine(actor, command.limit)
             return Listing(
-                title=f"Your last {len(jobs)} job(s)" if jobs else "Your jobs",
+                title=("Your last job" if len(jobs) == 1 else f"Your last {len(jobs)} jobs")
+                if jobs
+                else "Your jobs",
                 jobs=tuple(jobs),
                 viewer=actor,
                 empty_hint="You have no jobs yet. Try `/job run` with a .py file.",
