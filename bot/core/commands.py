@@ -109,8 +109,10 @@ def _count(text: str, verb: str, default: int, high: int) -> int:
     token = text.strip()
     if not token:
         return default
-    # ASCII digits only: "²".isdigit() is True but int("²") fails.
-    if not (token.isascii() and token.isdigit()) or not 1 <= int(token) <= high:
+    # ASCII digits only: "²".isdigit() is True but int("²") fails; and few of them, since
+    # int() refuses more than 4300 digits
+    number = token.isascii() and token.isdigit() and len(token) <= 18
+    if not number or not 1 <= int(token) <= high:
         raise UsageError(f"`{token[:40]}` is not a number from 1 to {high}, like `/job {verb} 5`.")
     return int(token)
 

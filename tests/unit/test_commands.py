@@ -61,7 +61,7 @@ def test_missing_job_id_asks_which_job() -> None:
     assert "/job cancel 12" in info.value.message
 
 
-@pytest.mark.parametrize("token", ["0", "51", "x", "²"])
+@pytest.mark.parametrize("token", ["0", "51", "x", "²", "9" * 5000])
 def test_mine_count_out_of_range_is_refused(token: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_command(f"mine {token}")
