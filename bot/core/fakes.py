@@ -84,7 +84,7 @@ class InMemoryStore:
         self._keys: dict[str, int] = {}
         self._notes: list[_Note] = []
         self._uploads: list[Upload] = []
-        self._dedupe: set[str] = set()
+        self._dedupe: dict[str, datetime] = {}
         self._not_before: dict[int, datetime] = {}
         self.migrated = False
 
@@ -460,8 +460,17 @@ class InMemoryStore:
             self._check()
             if key in self._dedupe:
                 return False
-            self._dedupe.add(key)
+            self._dedupe[key] = self._now()
             return True
+
+    def forget_keys(self, prefix: str, before: datetime) -> int:
+        """Forget old dedupe keys."""
+        with self._lock:
+            self._check()
+            old = [k for k, at in self._dedupe.items() if k.startswith(prefix) and at < before]
+            for key in old:
+                del self._dedupe[key]
+            return len(old)
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember."""

@@ -125,6 +125,9 @@ class JobStore(Protocol):
     def first_time(self, key: str) -> bool:
         """Record a dedupe key; True only for the first caller ever."""
 
+    def forget_keys(self, prefix: str, before: datetime) -> int:
+        """Delete the dedupe keys starting with `prefix` recorded before `before`; how many."""
+
     def remember_upload(self, upload: Upload) -> None:
         """Remember a file a user shared in a conversation."""
 

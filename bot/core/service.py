@@ -203,6 +203,11 @@ class JobService:
         """True the first time a request key is seen (re-delivered events are False)."""
         return self._call(lambda: self.store.first_time(key))
 
+    def forget_keys(self, prefix: str, older_than_s: float) -> int:
+        """Forget request keys with this prefix seen more than `older_than_s` ago."""
+        before = self.clock.now() - timedelta(seconds=older_than_s)
+        return self._call(lambda: self.store.forget_keys(prefix, before))
+
     def remember_upload(self, upload: Upload) -> None:
         """Remember a file the user shared, for `/job run` without a file."""
         self._call(lambda: self.store.remember_upload(upload))

@@ -231,6 +231,14 @@ class SqlStore:
         values = {"dedupe_key": key[:191], "created_at": utcnow()}
         return self.db.write(lambda conn: queue.insert_ignore(conn, dedupe_keys, values) == 1)
 
+    def forget_keys(self, prefix: str, before: datetime) -> int:
+        """Delete old dedupe keys with this prefix (a range of the primary key)."""
+        stmt = dedupe_keys.delete().where(
+            dedupe_keys.c.dedupe_key.startswith(prefix, autoescape=True),
+            dedupe_keys.c.created_at < before,
+        )
+        return self.db.write(lambda conn: int(conn.execute(stmt).rowcount))
+
     def remember_upload(self, upload: Upload) -> None:
         """Remember a shared file."""
         values = {

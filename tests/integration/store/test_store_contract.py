@@ -310,6 +310,19 @@ def test_dedupe_keys_are_first_time_only_once(store: JobStore) -> None:
     assert store.first_time("Ev2")
 
 
+def test_old_dedupe_keys_of_one_prefix_can_be_forgotten(store: JobStore) -> None:
+    now = store.clock.now() if isinstance(store, InMemoryStore) else datetime.now(UTC)
+    for key in ("sig:a", "sig:b", "sigX", "msg:c"):
+        assert store.first_time(key)
+
+    assert store.forget_keys("sig:", now - timedelta(hours=1)) == 0  # none that old
+    assert store.forget_keys("s%", now + timedelta(hours=1)) == 0  # a prefix, not a pattern
+    assert store.forget_keys("sig:", now + timedelta(hours=1)) == 2
+
+    assert store.first_time("sig:a")  # forgotten: new again
+    assert not store.first_time("sigX") and not store.first_time("msg:c")
+
+
 def test_latest_upload_is_per_user_and_conversation(store: JobStore) -> None:
     alice = store.ensure_user(ALICE)
     bob = store.ensure_user(BOB)
