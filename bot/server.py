@@ -158,15 +158,16 @@ def _wait_for_stop() -> None:
     stop.wait()
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, runtime: Runtime | None = None) -> int:
     """Run the Slack app (Socket Mode or HTTP), the workers and the notifier until SIGTERM;
-    then stop accepting, let running jobs finish, deliver what is left and exit."""
+    then stop accepting, let running jobs finish, deliver what is left and exit. `runtime`
+    is built from `settings` unless given (composed elsewhere, like a worker's)."""
     import waitress  # type: ignore[import-untyped]
     import waitress.wasyncore  # type: ignore[import-untyped]
 
     from bot.wiring import Runtime
 
-    runtime = Runtime(settings)
+    runtime = runtime or Runtime(settings)
     runtime.migrate()
     slack = None
     socket_handler = None

@@ -1,4 +1,12 @@
-"""`python -m bot serve` as a real process in HTTP mode, against the Slack stand-in."""
+"""`python -m bot serve` as a real process in HTTP mode, against the Slack stand-in; and, run
+as a module, the same serve with its executions recorded and faults injected:
+
+    python -m tests.support.serve_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
+        [--hold-claims FILE]
+
+The options mean what they mean for tests.support.worker_process (same CrashingStore, same
+counting executor); `bot.server.serve` itself runs unchanged on the composed Runtime.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support.slack_requests import ADMIN, SECRET
@@ -29,10 +38,18 @@ class ServeProcess:
     """Starts serve, waits for /healthz, stops it with SIGTERM."""
 
     def __init__(
-        self, standin: SlackStandIn, database_url: str, workdir: Path, **settings: str
+        self,
+        standin: SlackStandIn,
+        database_url: str,
+        workdir: Path,
+        *,
+        entry: Sequence[str] | None = None,
+        **settings: str,
     ) -> None:
         self.port = free_port()
-        self.log_path = workdir / "serve.log"
+        self.log_path = workdir / f"serve-{self.port}.log"
+        # None: `python -m bot serve`; else the arguments of this module's instrumented serve.
+        self.entry = list(entry) if entry is not None else None
         self.env = {
             k: v
             for k, v in os.environ.items()
@@ -75,8 +92,13 @@ class ServeProcess:
     def start(self, timeout: float = 30.0) -> ServeProcess:
         """Start and wait until /healthz answers 200."""
         log = self.log_path.open("ab")
+        command = (
+            [sys.executable, "-m", "bot", "serve"]
+            if self.entry is None
+            else [sys.executable, "-m", "tests.support.serve_process", *self.entry]
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"],
+            command,
             cwd=self.workdir,
             env=self.env,
             stdout=log,
@@ -104,6 +126,48 @@ class ServeProcess:
             self.process.wait()
             raise
 
+    def kill(self) -> None:
+        """SIGKILL (a crash) and reap."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code once the process ended by itself (e.g. at a crash point)."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
     def log(self) -> str:
         """Everything the process logged."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def main() -> None:
+    """serve on a Runtime whose executor records executions and whose store may crash."""
+    import argparse
+
+    from bot import logs
+    from bot.config import load_settings
+    from bot.server import serve
+    from bot.wiring import Runtime, build_store
+    from tests.support.worker_process import CRASH_POINTS, CrashingStore, executor_factory
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("executions")
+    parser.add_argument("--crash-at", choices=CRASH_POINTS)
+    parser.add_argument("--executor", default="local")
+    parser.add_argument("--hold-claims", metavar="FILE")
+    args = parser.parse_args()
+    settings = load_settings(env_file=None)
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
+    store = build_store(settings)
+    if args.crash_at or args.hold_claims:
+        store = CrashingStore(store, args.crash_at, args.hold_claims)  # type: ignore[assignment]
+    runtime = Runtime(
+        settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
+    )
+    sys.exit(serve(settings, runtime))
+
+
+if __name__ == "__main__":
+    main()

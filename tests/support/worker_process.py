@@ -2,9 +2,11 @@
 with every execution recorded (one job id per line) so tests count executions, not rows.
 
     python -m tests.support.worker_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
+        [--hold-claims FILE]
 
 POINT makes the process SIGKILL itself at that moment of the first job's life (the way a
-crash or `kill -9` would): before-claim, after-claim, after-invoked, after-result.
+crash or `kill -9` would): before-claim (a job is waiting), after-claim, after-invoked,
+after-result (stored, not yet notified). While FILE exists the process claims nothing.
 KIND is `local` (the real sandbox, default) or `sleep:SECONDS` (an executor that only waits,
 for scale tests that are about the queue rather than the sandbox).
 Settings come from the environment, exactly as for `python -m bot worker`.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.config import Settings, load_settings
-from bot.core.models import Outcome, ResultKind, RunRequest, RunResult
+from bot.core.models import JobStatus, Notification, Outcome, ResultKind, RunRequest, RunResult
 from bot.core.ports import Executor, JobStore
 from bot.wiring import Runtime, build_executor, build_store
 
@@ -85,34 +87,84 @@ class SleepExecutor:
 
 
 class CrashingStore:
-    """Delegates to the real store; SIGKILLs the process at the chosen point."""
+    """Delegates to the real store; SIGKILLs the process at the chosen point of a job's life
+    and, while `hold` (a path) exists, claims nothing, so a test can queue jobs first.
 
-    def __init__(self, inner: JobStore, point: str) -> None:
+    The kill waits (a few seconds at most) for Slack deliveries already under way in this
+    process and lets no new one start: each crash point is then exactly that point of the
+    job's life, not also a half-sent message (a kill during a delivery is its own case)."""
+
+    def __init__(self, inner: JobStore, point: str | None, hold: str | None = None) -> None:
         self.inner = inner
         self.point = point
+        self.hold = hold
+        self._gate = threading.Lock()  # held from the kill on: no delivery starts
+        self._delivering: set[int] = set()
+        self._settled = threading.Condition()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def die(self) -> None:
+        """Crash once this process's deliveries in flight are settled."""
+        self._gate.acquire()
+        with self._settled:
+            self._settled.wait_for(lambda: not self._delivering, timeout=5)
+        die()
+
     def claim(self, *args: Any, **kwargs: Any) -> Any:
-        if self.point == "before-claim":
-            die()
+        if self.hold is not None and os.path.exists(self.hold):
+            return []
+        if self.point == "before-claim" and self.inner.count_by_status()[JobStatus.WAITING]:
+            self.die()  # a job is waiting and this process was about to claim it
         claims = self.inner.claim(*args, **kwargs)
         if claims and self.point == "after-claim":
-            die()
+            self.die()
         return claims
 
     def mark_invoked(self, *args: Any, **kwargs: Any) -> bool:
         done: bool = self.inner.mark_invoked(*args, **kwargs)
         if self.point == "after-invoked":
-            die()
+            self.die()
         return done
 
     def finish(self, *args: Any, **kwargs: Any) -> Any:
         job = self.inner.finish(*args, **kwargs)
         if self.point == "after-result":
-            die()
+            self.die()
         return job
+
+    # --- deliveries in flight --------------------------------------------------------
+
+    def claim_notifications(self, *args: Any, **kwargs: Any) -> list[Notification]:
+        with self._gate:
+            batch: list[Notification] = self.inner.claim_notifications(*args, **kwargs)
+            with self._settled:
+                self._delivering.update(n.id for n in batch)
+        return batch
+
+    def _done(self, notification: Notification) -> None:
+        with self._settled:
+            self._delivering.discard(notification.id)
+            self._settled.notify_all()
+
+    def complete_notification(self, notification: Notification, *args: Any) -> bool:
+        try:
+            return bool(self.inner.complete_notification(notification, *args))
+        finally:
+            self._done(notification)
+
+    def retry_notification(self, notification: Notification, *args: Any) -> bool:
+        try:
+            return bool(self.inner.retry_notification(notification, *args))
+        finally:
+            self._done(notification)
+
+    def fail_notification(self, notification: Notification, *args: Any) -> bool:
+        try:
+            return bool(self.inner.fail_notification(notification, *args))
+        finally:
+            self._done(notification)
 
 
 def executor_factory(kind: str, path: str) -> Callable[[Settings], Executor]:
@@ -132,11 +184,12 @@ def main() -> None:
     parser.add_argument("executions")
     parser.add_argument("--crash-at", choices=CRASH_POINTS)
     parser.add_argument("--executor", default="local")
+    parser.add_argument("--hold-claims", metavar="FILE")
     args = parser.parse_args()
     settings = load_settings(env_file=None)
     store = build_store(settings)
-    if args.crash_at:
-        store = CrashingStore(store, args.crash_at)  # type: ignore[assignment]
+    if args.crash_at or args.hold_claims:
+        store = CrashingStore(store, args.crash_at, args.hold_claims)  # type: ignore[assignment]
     runtime = Runtime(
         settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
     )

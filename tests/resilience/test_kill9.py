@@ -1,0 +1,154 @@
+"""`kill -9` of `serve` and of `worker` at each point of a job's life, end to end: jobs come in
+as signed `/job run` requests to a real serve process on MariaDB, run in the real local sandbox,
+and are reported through the Slack stand-in. The process SIGKILLs itself at the point (see
+tests/support/worker_process.py); a surviving process with the Slack settings brings every job
+to a final state and tells its owner exactly once, and no job's code runs twice.
+
+Engine-level versions (no Slack) are in tests/integration/test_crash_recovery.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import JobStatus
+from bot.store import SqlStore
+from tests.integration.test_queue_processes import executions, start_workers, stop_workers
+from tests.support.serve_process import ServeProcess
+from tests.support.slack_ledger import Submitter, assert_told_once, settled, slack_env
+from tests.support.slack_standin import SlackStandIn
+from tests.support.waiting import wait_until
+
+JOBS = 3
+# A 3 s lease (2 s timeout + 1 s margin) so recovery is quick; one slot, so the crash point is
+# reached by exactly one job (the oldest) and the others are still waiting.
+CRASHER = {"JOBBOT_JOB_TIMEOUT": "2", "JOBBOT_LEASE_MARGIN": "1", "JOBBOT_WORKERS": "1"}
+SURVIVOR = {"JOBBOT_JOB_TIMEOUT": "2", "JOBBOT_LEASE_MARGIN": "1", "JOBBOT_WORKERS": "2"}
+POINTS = [
+    # point, what becomes of the job at the point, how often its code ran in all
+    ("before-claim", JobStatus.DONE, 1),  # still waiting: the survivor runs it
+    ("after-claim", JobStatus.DONE, 1),  # never invoked: requeued, run once by the survivor
+    ("after-invoked", JobStatus.ERROR, 0),  # may have started: "interrupted", never re-run
+    ("after-result", JobStatus.DONE, 1),  # stored before the kill: kept, the survivor notifies
+]
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandIn]:
+    """A fresh Slack stand-in per test, so its records are this test's alone."""
+    with SlackStandIn() as fake:
+        yield fake
+
+
+def submit_jobs(server: ServeProcess, standin: SlackStandIn, store: SqlStore) -> list[int]:
+    """JOBS `/job run` requests through Slack; their job ids, oldest first."""
+    person = Submitter(standin, store)
+    person.share(server)
+    for n in range(JOBS):
+        sent = person.run(server, f'{{"n": {n}}}')
+        assert sent.status == 200 and sent.body == "", "acknowledged at once, nothing to show"
+    jobs = wait_until(
+        lambda: len(found := person.jobs()) == JOBS and found, message=f"{JOBS} jobs stored"
+    )
+    return [job.id for job in jobs]
+
+
+def check_outcome(
+    store: SqlStore,
+    standin: SlackStandIn,
+    ids: list[int],
+    log: Path,
+    status: JobStatus,
+    runs: int,
+) -> None:
+    jobs = settled(store, ids, timeout=60)
+    first, *rest = jobs
+    assert first.status is status
+    if status is JobStatus.ERROR:
+        assert first.error_message == "interrupted: the worker stopped while the job was running"
+    assert [job.status for job in rest] == [JobStatus.DONE] * (JOBS - 1)
+    for job in jobs if status is JobStatus.DONE else rest:
+        assert job.result == json.loads(job.input_json)["n"] + 1
+    counts = executions(log)
+    assert counts[first.id] == runs
+    assert all(counts[job.id] == 1 for job in rest), counts
+    for job in jobs:
+        assert_told_once(standin, job)
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "status", "runs"), POINTS)
+def test_kill_9_of_serve_at_each_point_then_a_worker_finishes_and_tells_each_owner_once(
+    mariadb_store: SqlStore,
+    mariadb_url: str,
+    standin: SlackStandIn,
+    tmp_path: Path,
+    point: str,
+    status: JobStatus,
+    runs: int,
+) -> None:
+    log, hold = tmp_path / "executions.log", tmp_path / "hold"
+    hold.touch()
+    crasher = ServeProcess(
+        standin,
+        mariadb_url,
+        tmp_path,
+        entry=[str(log), "--crash-at", point, "--hold-claims", str(hold)],
+        **CRASHER,
+    ).start()
+    try:
+        ids = submit_jobs(crasher, standin, mariadb_store)
+        hold.unlink()  # now the crasher claims, and dies at the point
+        assert crasher.wait_exit(timeout=60) == -9
+    finally:
+        crasher.kill()
+    survivors = start_workers(1, mariadb_url, log, env={**SURVIVOR, **slack_env(standin)})
+    try:
+        check_outcome(mariadb_store, standin, ids, log, status, runs)
+    finally:
+        assert stop_workers(survivors) == [0]
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "status", "runs"), POINTS)
+def test_kill_9_of_worker_at_each_point_then_serve_finishes_and_tells_each_owner_once(
+    mariadb_store: SqlStore,
+    mariadb_url: str,
+    standin: SlackStandIn,
+    tmp_path: Path,
+    point: str,
+    status: JobStatus,
+    runs: int,
+) -> None:
+    log = tmp_path / "executions.log"
+    hold_serve, hold_worker = tmp_path / "hold-serve", tmp_path / "hold-worker"
+    hold_serve.touch()
+    hold_worker.touch()
+    server = ServeProcess(
+        standin,
+        mariadb_url,
+        tmp_path,
+        entry=[str(log), "--hold-claims", str(hold_serve)],
+        **SURVIVOR,
+    ).start()
+    try:
+        [crasher] = start_workers(
+            1,
+            mariadb_url,
+            log,
+            ["--crash-at", point, "--hold-claims", str(hold_worker)],
+            env={**CRASHER, **slack_env(standin)},
+        )
+        ids = submit_jobs(server, standin, mariadb_store)
+        hold_worker.unlink()  # the worker claims, and dies at the point
+        crasher.communicate(timeout=60)
+        assert crasher.returncode == -9
+        hold_serve.unlink()  # serve is the survivor
+        check_outcome(mariadb_store, standin, ids, log, status, runs)
+    finally:
+        assert server.stop() == 0, server.log()[-3000:]

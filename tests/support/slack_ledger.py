@@ -1,0 +1,162 @@
+"""Fault tests' view of Slack: people submitting jobs through a real serve process, and an
+account of what each job's owner was told, read from the stand-in's records."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.core.models import Identity, Job
+from bot.store import SqlStore
+from tests.support import slack_requests as sr
+from tests.support.serve_process import ServeProcess
+from tests.support.slack_standin import SlackStandIn, message_text
+from tests.support.waiting import wait_until
+
+CODE = "def main(n):\n    return n + 1\n"
+_people = itertools.count(1)
+
+
+def slack_env(standin: SlackStandIn) -> dict[str, str]:
+    """The Slack settings of a worker process that delivers Slack notifications."""
+    return {
+        "SLACK_BOT_TOKEN": standin.token,
+        "SLACK_SIGNING_SECRET": sr.SECRET,
+        "SLACK_API_URL": standin.base_url,
+    }
+
+
+class Submitter:
+    """One Slack user in a channel of their own, sending `/job run` to a serve process."""
+
+    def __init__(self, standin: SlackStandIn, store: SqlStore, prefix: str = "U0R") -> None:
+        n = next(_people)
+        self.standin, self.store = standin, store
+        self.user = f"{prefix}{n:04d}"
+        self.channel = f"C{self.user[1:]}"
+        self.user_id = store.ensure_user(Identity("slack", sr.TEAM, self.user)).id
+
+    def share(self, server: ServeProcess, code: str = CODE) -> None:
+        """Share `job.py` in the channel and wait until serve remembered it."""
+        file = self.standin.add_file("job.py", code)
+        answer = sr.post(
+            server.url, sr.event(sr.file_message("", [file], user=self.user, channel=self.channel))
+        )
+        assert answer.status == 200, answer
+        since = datetime.now(UTC) - timedelta(minutes=5)
+        wait_until(
+            lambda: (
+                (u := self.store.latest_upload(self.user_id, self.channel, since))
+                and u.file_id == file["id"]
+            ),
+            message="the upload to be remembered",
+        )
+
+    def run(self, server: ServeProcess, input_text: str, timeout: float = 10.0) -> Submission:
+        """`/job run INPUT` with a trigger id and a response_url of its own."""
+        trigger = sr.unique("trig.")
+        hook = self.standin.response_url(f"{self.user}-{trigger}")
+        answer = sr.post(
+            server.url,
+            sr.slash(
+                f"run {input_text}",
+                user=self.user,
+                channel=self.channel,
+                response_url=hook,
+                trigger_id=trigger,
+            ),
+            timeout=timeout,
+        )
+        return Submission(self, trigger, hook, answer.status, answer.body, answer.elapsed)
+
+    def jobs(self) -> list[Job]:
+        """This user's jobs, oldest first."""
+        return list(reversed(self.store.list_by_owner(self.user_id, 1000)))
+
+
+@dataclass
+class Submission:
+    """One `/job run` request and what became of it."""
+
+    by: Submitter
+    trigger: str
+    response_url: str
+    status: int
+    body: str
+    elapsed: float
+    replies: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The idempotency key the job is stored under."""
+        return f"cmd:{sr.TEAM}:{self.trigger}"
+
+    def private_replies(self) -> list[str]:
+        """What was posted to this request's response_url."""
+        path = self.response_url.split("127.0.0.1", 1)[1].split("/", 1)[1]
+        return [
+            message_text(c.body)
+            for c in self.by.standin.calls("response_url")
+            if c.path == "/" + path
+        ]
+
+
+@dataclass(frozen=True)
+class Told:
+    """The Slack messages about one job."""
+
+    parents: list[dict[str, Any]]  # the status message in the channel
+    running: list[dict[str, Any]]  # "is running" thread replies
+    finals: list[dict[str, Any]]  # outcome thread replies
+    updates: list[dict[str, Any]]  # chat.update of the status message
+
+
+def told(standin: SlackStandIn, job_id: int) -> Told:
+    """Every successful post and update that names job `job_id`."""
+    prefix = f"Job #{job_id} "
+
+    def mine(body: dict[str, Any]) -> bool:
+        return str(body.get("text") or "").startswith(prefix)
+
+    posts = [p for p in standin.posts() if mine(p)]
+    updates = [c.body for c in standin.calls("chat.update") if c.body.get("_ok") and mine(c.body)]
+    running = [p for p in posts if p["text"] == f"Job #{job_id} is running"]
+    threaded = [p for p in posts if p.get("thread_ts") and p not in running]
+    parents = [p for p in posts if not p.get("thread_ts")]
+    return Told(parents, running, threaded, updates)
+
+
+def assert_told_once(standin: SlackStandIn, job: Job) -> Told:
+    """The owner got one status message, kept in step, and exactly one outcome reply."""
+    seen = told(standin, job.id)
+    assert len(seen.parents) == 1, f"job {job.id}: {len(seen.parents)} status messages"
+    assert len(seen.finals) == 1, f"job {job.id}: {len(seen.finals)} outcome replies"
+    assert len(seen.running) <= 1, f"job {job.id}: {len(seen.running)} running replies"
+    shown = [u["text"] for u in seen.updates]
+    assert len(shown) == len(set(shown)), f"job {job.id}: a status shown twice: {shown}"
+    verb = {"done": "done", "error": "failed", "timeout": "timed out"}[job.status.value]
+    assert seen.finals[0]["text"].startswith(f"Job #{job.id} {verb}"), seen.finals[0]["text"]
+    assert seen.finals[0]["thread_ts"] == job.origin.get("slack_status_ts"), "in the thread"
+    return seen
+
+
+def settled(store: SqlStore, ids: Iterable[int], timeout: float) -> list[Job]:
+    """Wait until every job is final and each of its notifications was delivered."""
+    wanted = list(ids)
+
+    def check() -> list[Job] | None:
+        jobs = []
+        for job_id in wanted:
+            job = store.get(job_id)
+            if job is None or not job.status.is_final:
+                return None
+            events = store.notification_events(job_id)
+            if not events or any(state != "sent" for _, state in events):
+                return None
+            jobs.append(job)
+        return jobs
+
+    return wait_until(check, timeout=timeout, interval=0.1, message=f"{len(wanted)} jobs settled")
