@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from bot.core.metrics import Metrics
 from bot.core.models import Notification
@@ -16,6 +17,7 @@ from bot.errors import NotifyError, NotifyRetryable, StoreError
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 500  # about four hours at the 30 s cap
+SETTLE_MARGIN_S = 5.0  # stop retrying an outbox write this long before the lease runs out
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -71,13 +73,14 @@ class Dispatcher:
 
     def run_once(self) -> int:
         """Deliver one batch of due notifications; returns how many were handled."""
+        leased_until = time.monotonic() + self.lease_s
         try:
             batch = self.store.claim_notifications(list(self.notifiers), self.batch, self.lease_s)
         except StoreError as exc:
             log.warning("outbox claim failed: %s", exc)
             return 0
         for notification in batch:
-            self._deliver(notification)
+            self._deliver(notification, leased_until)
         return len(batch)
 
     def _loop(self) -> None:
@@ -91,7 +94,7 @@ class Dispatcher:
         # A last pass so completions of a graceful stop still go out.
         self.run_once()
 
-    def _deliver(self, notification: Notification) -> None:
+    def _deliver(self, notification: Notification, leased_until: float) -> None:
         extra: dict[str, object] = {
             "job_id": notification.job_id,
             "event": notification.event.value,
@@ -104,7 +107,10 @@ class Dispatcher:
                 self.store.fail_notification(notification, "the job no longer exists")
                 return
             update = notifier.deliver(notification.event, job)
-            if not self.store.complete_notification(notification, update):
+            done = self._settle(
+                lambda: self.store.complete_notification(notification, update), leased_until, extra
+            )
+            if done is False:
                 log.warning("notification lease lost after delivery", extra=extra)
             self.metrics.inc(
                 "jobbot_notifications_total",
@@ -112,20 +118,49 @@ class Dispatcher:
                 event=notification.event.value,
             )
         except NotifyRetryable as exc:
-            self._retry(notification, exc.retry_after, exc.message, extra, exc.progress)
+            self._retry(
+                notification,
+                exc.retry_after,
+                exc.message,
+                extra,
+                leased_until,
+                progress=exc.progress,
+            )
         except NotifyError as exc:
             self.metrics.inc(
                 "jobbot_notify_errors_total", "Notification failures by kind.", kind="failed"
             )
             log.error("notification given up: %s", exc.message, extra=extra)
-            self._settle_failure(notification, exc.message)
+            self._settle_failure(notification, exc.message, leased_until, extra)
         except StoreError as exc:
-            # The lease will expire and another pass delivers it; a duplicate is possible only
-            # if the delivery went out and the database failed before it was marked sent.
-            log.warning("outbox update failed: %s", exc, extra=extra)
+            # Nothing went out (the job could not be read): the lease expires and another pass
+            # delivers it.
+            log.warning("outbox read failed: %s", exc, extra=extra)
         except Exception as exc:
             log.exception("notifier raised unexpectedly", extra=extra)
-            self._retry(notification, None, f"internal error ({type(exc).__name__})", extra)
+            self._retry(
+                notification, None, f"internal error ({type(exc).__name__})", extra, leased_until
+            )
+
+    def _settle(
+        self, write: Callable[[], bool], leased_until: float, extra: dict[str, object]
+    ) -> bool | None:
+        """An outbox write after a delivery attempt (sent, retry later with the progress made,
+        failed), retried through database trouble while the lease is ours: if it were lost,
+        the lease would run out and the messages that did go out would be posted again.
+        None if it could not be written (the delivery may then be repeated)."""
+        attempt = 0
+        while True:
+            try:
+                return write()
+            except StoreError as exc:
+                attempt += 1
+                delay = min(2.0, 0.1 * 2**attempt) * random.uniform(0.75, 1.25)  # noqa: S311
+                if time.monotonic() + delay > leased_until - SETTLE_MARGIN_S or (
+                    self._stopping.wait(delay)
+                ):
+                    log.warning("outbox update failed: %s", exc, extra=extra)
+                    return None
 
     def _retry(
         self,
@@ -133,6 +168,8 @@ class Dispatcher:
         retry_after: float | None,
         message: str,
         extra: dict[str, object],
+        leased_until: float,
+        *,
         progress: Mapping[str, object] | None = None,
     ) -> None:
         self.metrics.inc(
@@ -140,20 +177,29 @@ class Dispatcher:
         )
         if notification.attempts >= MAX_ATTEMPTS:
             self._settle_failure(
-                notification, f"gave up after {notification.attempts} attempts: {message}"
+                notification,
+                f"gave up after {notification.attempts} attempts: {message}",
+                leased_until,
+                extra,
             )
             return
         delay = retry_delay(notification.attempts, retry_after)
         log.warning(
             "notification will be retried: %s", message, extra={**extra, "delay_s": round(delay, 2)}
         )
-        try:
-            self.store.retry_notification(notification, delay, message, progress)
-        except StoreError as exc:
-            log.warning("outbox update failed: %s", exc, extra=extra)
+        self._settle(
+            lambda: self.store.retry_notification(notification, delay, message, progress),
+            leased_until,
+            extra,
+        )
 
-    def _settle_failure(self, notification: Notification, message: str) -> None:
-        try:
-            self.store.fail_notification(notification, message)
-        except StoreError as exc:
-            log.warning("outbox update failed: %s", exc)
+    def _settle_failure(
+        self,
+        notification: Notification,
+        message: str,
+        leased_until: float,
+        extra: dict[str, object],
+    ) -> None:
+        self._settle(
+            lambda: self.store.fail_notification(notification, message), leased_until, extra
+        )

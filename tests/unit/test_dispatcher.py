@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,3 +87,37 @@ def test_a_permanent_failure_is_recorded_and_does_not_block_the_next(
     while dispatcher.run_once():
         pass
     assert [s for _, s in memory_store.notification_events(job_id)] == ["failed"] * 3
+
+
+class CutOff(RecordingNotifier):
+    """Delivers, and then the database goes away for a moment (the outage starts just after
+    Slack accepted the message and before the outbox could record it)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def deliver(self, event: NotificationEvent, job: Job) -> Mapping[str, Any] | None:
+        update = super().deliver(event, job)
+        if len(self.delivered) == 1:
+            self.store.down = True
+            threading.Timer(0.3, lambda: setattr(self.store, "down", False)).start()
+        return update
+
+
+def test_a_delivery_is_recorded_once_the_database_is_back_so_it_is_not_posted_again(
+    memory_store: InMemoryStore,
+) -> None:
+    job_id = finished_job(memory_store)
+    notifier = CutOff(memory_store)
+    dispatcher = Dispatcher(memory_store, {"r": notifier})
+    assert dispatcher.run_once() == 1
+    assert memory_store.notification_events(job_id)[0][1] == "sent"
+    while dispatcher.run_once():
+        pass
+    assert [e for e, _, _ in notifier.delivered] == [
+        NotificationEvent.QUEUED,
+        NotificationEvent.STARTED,
+        NotificationEvent.FINISHED,
+    ]
+    assert all(state == "sent" for _, state in memory_store.notification_events(job_id))
