@@ -4,17 +4,27 @@ and every accepted job runs exactly once."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.config import load_settings
 from bot.core.models import Identity, JobStatus
 from bot.errors import TemporarilyUnavailable
+from bot.store import SqlStore, make_engine
+from bot.store.tables import jobs
 from bot.wiring import Runtime
 from tests.integration.test_queue_processes import executions, start_workers, stop_workers
 from tests.support.private_mariadb import PrivateMariaDB
+from tests.support.serve_process import ServeProcess
+from tests.support.slack_ledger import Submission, Submitter, assert_told_once, settled
+from tests.support.slack_standin import SlackStandIn, message_text
 from tests.support.waiting import wait_until
 
 CODE = b"def main(n):\n    return n + 1\n"
@@ -63,3 +73,150 @@ def test_jobs_survive_a_10_second_database_outage(
     assert sorted(counts) == sorted(accepted)
     assert max(counts.values()) == 1
     assert codes == [0, 0]
+
+
+BURST = 200
+PACE_S = 0.1  # one submission every 100 ms: the burst spans the whole outage
+OUTAGE_AT = 50  # the database stops after this many submissions ...
+OUTAGE_S = 10.0  # ... for this long
+
+
+@pytest.mark.slow
+def test_slack_burst_through_a_10_second_database_outage_loses_nothing(
+    private_db: PrivateMariaDB, tmp_path: Path
+) -> None:
+    """200 `/job run` requests to a real serve process while its MariaDB stops for 10 s: each
+    is acknowledged, then either stored (and run once, its owner told once) or answered
+    privately "temporarily unavailable ... Nothing was saved; try again", never both, never
+    neither; /healthz goes 503 and back to 200; the same process carries on (no restart)."""
+    log = tmp_path / "executions.log"
+    with SlackStandIn() as standin:
+        server = ServeProcess(standin, private_db.url, tmp_path, entry=[str(log)]).start()
+        store = SqlStore(make_engine(private_db.url))
+        health = HealthWatch(server)
+        try:
+            people = [Submitter(standin, store) for _ in range(10)]
+            for person in people:
+                person.share(server)
+            health.start()
+            outage = DatabaseOutage(private_db, OUTAGE_S)
+            pending: list[Future[Submission]] = []
+            started = time.monotonic()
+            with ThreadPoolExecutor(32) as senders:  # Slack does not wait for one answer
+                for i in range(BURST):
+                    if i == OUTAGE_AT:
+                        outage.start()
+                    # The load generator's pace (people typing), not synchronisation.
+                    time.sleep(max(0.0, started + i * PACE_S - time.monotonic()))
+                    person = people[i % len(people)]
+                    pending.append(senders.submit(person.run, server, f'{{"n": {i}}}'))
+                sent = [f.result() for f in pending]
+            outage.join()
+            burst_s = time.monotonic() - started
+            stored, replies = wait_until(
+                lambda: account(standin, store, sent), timeout=60, message="all 200 accounted"
+            )
+            accepted = [s for s in sent if s.key in stored]
+            refused = [s for s in sent if s.key not in stored]
+            jobs = settled(store, [stored[s.key] for s in accepted], timeout=120)
+            assert server.process is not None and server.process.poll() is None, "no restart"
+        finally:
+            health.stop()
+            code = server.stop()
+            store.close()
+        assert code == 0, server.log()[-3000:]
+        # Every request acknowledged within Slack's 3 s, outage or not.
+        assert all(s.status == 200 and s.body == "" for s in sent)
+        assert max(s.elapsed for s in sent) < 3.0
+        # Accounted for: stored, or refused with the try-again answer, never both.
+        assert len(accepted) + len(refused) == BURST
+        assert refused, "the outage was noticed"
+        for s in refused:
+            assert len(replies[s.key]) == 1, replies[s.key]
+            assert "temporarily unavailable" in replies[s.key][0]
+            assert "Nothing was saved; try again" in replies[s.key][0]
+        for s in accepted:
+            assert not replies[s.key], f"{s.key} stored, yet answered {replies[s.key]}"
+        # Accepted before and after the outage: the same process recovered by itself.
+        assert sent[0].key in stored and sent[-1].key in stored
+        counts = executions(log)
+        assert sorted(counts) == sorted(job.id for job in jobs)
+        assert max(counts.values()) == 1
+        assert all(job.status is JobStatus.DONE for job in jobs)
+        for job in jobs:
+            assert job.result == json.loads(job.input_json)["n"] + 1
+            assert_told_once(standin, job)
+        assert 503 in health.seen and health.seen[-1] == 200
+        print(
+            f"\n{BURST} submissions in {burst_s:.1f} s, database down {OUTAGE_S:g} s: "
+            f"{len(accepted)} stored and run once, {len(refused)} refused with try-again; "
+            f"/healthz {health.summary()}"
+        )
+
+
+class DatabaseOutage(threading.Thread):
+    """Stops the database, waits the outage out and starts it again."""
+
+    def __init__(self, server: PrivateMariaDB, seconds: float) -> None:
+        super().__init__(name="outage", daemon=True)
+        self.server = server
+        self.seconds = seconds
+
+    def run(self) -> None:
+        self.server.stop()
+        threading.Event().wait(self.seconds)  # the length of the fault
+        self.server.start()
+
+
+class HealthWatch:
+    """Polls /healthz in the background and keeps the answers in order."""
+
+    def __init__(self, server: ServeProcess) -> None:
+        self.server = server
+        self.seen: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="healthz", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.seen.append(self.server.get("/healthz")[0])
+
+    def summary(self) -> str:
+        """Runs of equal answers: 200 x12, 503 x40, 200 x30."""
+        runs: list[list[int]] = []
+        for status in self.seen:
+            if runs and runs[-1][0] == status:
+                runs[-1][1] += 1
+            else:
+                runs.append([status, 1])
+        return ", ".join(f"{status} x{n}" for status, n in runs)
+
+
+def account(
+    standin: SlackStandIn, store: SqlStore, sent: list[Submission]
+) -> tuple[dict[str, int], dict[str, list[str]]] | None:
+    """(idempotency key -> job id of the stored submissions, key -> private replies), once
+    every submission is stored or answered; None before (or while the database is away)."""
+    keys = [s.key for s in sent]
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs.c.idempotency_key, jobs.c.id).where(jobs.c.idempotency_key.in_(keys))
+            ).all()
+    except OperationalError:
+        return None
+    stored = {row[0]: row[1] for row in rows}
+    hooks: dict[str, list[str]] = {}
+    for call in standin.calls("response_url"):
+        hooks.setdefault(call.path, []).append(message_text(call.body))
+    replies = {s.key: hooks.get(s.hook_path, []) for s in sent}
+    if all(s.key in stored or replies[s.key] for s in sent):
+        return stored, replies
+    return None

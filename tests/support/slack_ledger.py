@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,20 +87,23 @@ class Submission:
     status: int
     body: str
     elapsed: float
-    replies: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
         """The idempotency key the job is stored under."""
         return f"cmd:{sr.TEAM}:{self.trigger}"
 
+    @property
+    def hook_path(self) -> str:
+        """The path of this request's response_url on the stand-in."""
+        return "/" + self.response_url.split("://", 1)[1].split("/", 1)[1]
+
     def private_replies(self) -> list[str]:
         """What was posted to this request's response_url."""
-        path = self.response_url.split("127.0.0.1", 1)[1].split("/", 1)[1]
         return [
             message_text(c.body)
             for c in self.by.standin.calls("response_url")
-            if c.path == "/" + path
+            if c.path == self.hook_path
         ]
 
 
