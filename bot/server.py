@@ -17,6 +17,7 @@ from bot.core.ports import Notifier
 if TYPE_CHECKING:
     from slack_bolt import App
 
+    from bot.slack.guard import RequestGuard
     from bot.wiring import Runtime
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,17 @@ def request_kind(content_type: str, body: str) -> str:
 class WebApp:
     """The WSGI application: POST /slack/events to Bolt, GET /healthz and GET /metrics."""
 
-    def __init__(self, bolt: App | None, ping: Callable[[], None], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        bolt: App | None,
+        ping: Callable[[], None],
+        metrics: Metrics,
+        guard: RequestGuard | None = None,
+    ) -> None:
         self.bolt = bolt
         self.ping = ping
         self.metrics = metrics
+        self.guard = guard  # signature, age and replay checks before anything is parsed
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -105,25 +113,36 @@ class WebApp:
         from slack_bolt.request import BoltRequest
 
         assert self.bolt is not None
+        started = time.perf_counter()
         length_text = environ.get("CONTENT_LENGTH") or "0"
         length = int(length_text) if length_text.isdigit() else -1
         if length < 0 or length > MAX_BODY:
-            return _reply(start_response, 413, "request body too large\n")
+            return self._refuse(start_response, 413, "too_large", "request body too large\n")
         raw = environ["wsgi.input"].read(length) if length else b""
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return _reply(start_response, 400, "request body is not UTF-8\n")
         headers: dict[str, str | Sequence[str]] = {}
         for key, value in environ.items():
             if key in {"CONTENT_TYPE", "CONTENT_LENGTH"}:
                 headers[key.lower().replace("_", "-")] = str(value)
             elif key.startswith("HTTP_"):
                 headers[key[5:].lower().replace("_", "-")] = str(value)
-        started = time.perf_counter()
-        response = self.bolt.dispatch(
-            BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
-        )
+        if self.guard is not None:
+            rejection = self.guard.check({k: str(v) for k, v in headers.items()}, raw)
+            if rejection is not None:
+                return _reply(start_response, rejection.status, rejection.text)
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._refuse(start_response, 400, "not_utf8", "request body is not UTF-8\n")
+        try:
+            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        except Exception as exc:  # Bolt parses and reads it before any check of its shape
+            log.warning("unreadable slack request refused", extra={"error": type(exc).__name__})
+            return self._refuse(start_response, 400, "unreadable", "not a Slack request\n")
+        try:
+            response = self.bolt.dispatch(request)
+        except Exception:
+            log.exception("slack request failed")
+            return _reply(start_response, 500, "internal error\n")
         self.metrics.observe(
             "jobbot_ack_seconds",
             "Time from a Slack request's arrival to its acknowledgement.",
@@ -134,6 +153,16 @@ class WebApp:
         status = f"{response.status} {REASONS.get(response.status, 'Status')}"
         start_response(status, out_headers)
         return [response.body.encode("utf-8")]
+
+    def _refuse(
+        self, start_response: StartResponse, status: int, reason: str, text: str
+    ) -> Iterable[bytes]:
+        self.metrics.inc(
+            "jobbot_slack_requests_rejected_total",
+            "Slack HTTP requests refused before processing, by reason.",
+            reason=reason,
+        )
+        return _reply(start_response, status, text)
 
 
 def _reply(
@@ -183,7 +212,12 @@ def serve(settings: Settings, runtime: Runtime | None = None) -> int:
     runtime.start_workers()
     http_bolt = slack.app if slack is not None and settings.slack_signing_secret else None
     server = waitress.create_server(
-        WebApp(http_bolt, runtime.store.ping, runtime.metrics),
+        WebApp(
+            http_bolt,
+            runtime.store.ping,
+            runtime.metrics,
+            guard=slack.guard if slack is not None and http_bolt is not None else None,
+        ),
         host="0.0.0.0",  # noqa: S104 - Slack must reach it; put TLS in front
         port=settings.port,
         threads=settings.http_threads,

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 
 from bot.config import Settings
@@ -19,6 +22,7 @@ from bot.core.handler import CommandHandler
 from bot.core.metrics import Metrics
 from bot.core.service import JobService
 from bot.slack.answers import Answerer
+from bot.slack.guard import RequestGuard, malformed
 from bot.slack.home import HomePublisher
 from bot.slack.intake import Intake
 from bot.slack.listeners import register
@@ -83,6 +87,7 @@ class SlackApp:
     identity: BotIdentity
     listener_pool: ThreadPoolExecutor
     intake_pool: ThreadPoolExecutor
+    guard: RequestGuard
 
     def close(self) -> None:
         """Finish scheduled intake work (downloads, submissions) and stop the pools."""
@@ -148,5 +153,19 @@ def build_app(
         upload_window=settings.upload_window,
         metrics=metrics,
     )
+
+    @app.use
+    def refuse_malformed(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+        # after Bolt's signature check: only signed requests get here
+        problem = malformed(body)
+        if problem is None:
+            next()
+            return None
+        log.warning("malformed slack payload refused", extra={"missing": problem[:80]})
+        return BoltResponse(status=400, body=f"malformed Slack payload: no {problem}\n")
+
     register(app, intake)
-    return SlackApp(app, intake, identity, listener_pool, intake_pool)
+    guard = RequestGuard(
+        settings.slack_signing_secret, service.first_time, service.forget_keys, metrics=metrics
+    )
+    return SlackApp(app, intake, identity, listener_pool, intake_pool, guard)

@@ -414,6 +414,24 @@ class Intake:
         if from_home:
             self.home.publish(actor, asker.user)
 
+    def unknown_action(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
+        """A click on something jobbot does not handle: tell the person, change nothing."""
+        user = body.get("user") or {}
+        container = body.get("container") or {}
+        asker = Asker(
+            team=str(user.get("team_id") or (body.get("team") or {}).get("id") or ""),
+            user=str(user.get("id") or ""),
+            channel=container.get("channel_id") or (body.get("channel") or {}).get("id"),
+            response_url=body.get("response_url"),
+        )
+        log.info("unknown action", extra={"action": str(action.get("action_id"))[:40]})
+        message = problem("jobbot does not know that button (it may be from an older version).")
+
+        def tell() -> None:
+            self.answerer.tell(asker.where, message)
+
+        self.later(tell)
+
     def home_opened(self, team: str, event: Mapping[str, Any]) -> None:
         """app_home_opened on the Home tab: publish the user's jobs."""
         if event.get("tab") != "home" or not event.get("user"):

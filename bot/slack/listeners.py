@@ -40,6 +40,12 @@ def register(app: App, intake: Intake) -> None:
         ack()
         intake.rerun_clicked(body, action)
 
+    @app.action(re.compile(".*"))
+    def other_action(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        # a button of an older jobbot, or one it never made: say so instead of failing
+        ack()
+        intake.unknown_action(body, action)
+
     @app.event("app_mention")
     def mention(body: dict[str, Any], event: dict[str, Any]) -> None:
         intake.mention(str(body.get("team_id") or ""), event)
