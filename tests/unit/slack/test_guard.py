@@ -1,0 +1,98 @@
+"""RequestGuard: Slack's signature recipe, the 5-minute window, replays, and what happens
+while the database cannot remember signatures."""
+
+from __future__ import annotations
+
+from bot.core.metrics import Metrics
+from bot.errors import TemporarilyUnavailable
+from bot.slack.guard import Rejection, RequestGuard, malformed
+from tests.support import slack_requests as sr
+from tests.support.waiting import wait_until
+
+NOW = 1_800_000_000
+
+
+def headers(body: str, ts: int = NOW, secret: str = sr.SECRET) -> dict[str, str]:
+    return sr.signed(body, sr.FORM, timestamp=ts, secret=secret).headers
+
+
+class Memory:
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.down = False
+        self.forgotten: list[tuple[str, float]] = []
+
+    def remember(self, key: str) -> bool:
+        if self.down:
+            raise TemporarilyUnavailable()
+        if key in self.keys:
+            return False
+        self.keys.add(key)
+        return True
+
+    def forget(self, prefix: str, older_than_s: float) -> int:
+        self.forgotten.append((prefix, older_than_s))
+        return 0
+
+
+def guard(memory: Memory, metrics: Metrics | None = None) -> RequestGuard:
+    return RequestGuard(
+        sr.SECRET, memory.remember, memory.forget, metrics=metrics, clock=lambda: NOW
+    )
+
+
+def test_a_good_request_passes_once_and_its_replay_is_refused() -> None:
+    memory, metrics = Memory(), Metrics()
+    check = guard(memory, metrics).check
+
+    assert check(headers("a=1"), b"a=1") is None
+    assert check(headers("a=1"), b"a=1") == Rejection(401, "replayed")
+    assert metrics.value("jobbot_slack_requests_rejected_total", reason="replayed") == 1
+    assert [k[:7] for k in memory.keys] == ["sig:v0="]
+
+
+def test_signature_age_and_presence_are_checked_first() -> None:
+    check = guard(Memory()).check
+
+    assert check({}, b"a=1") == Rejection(401, "unsigned")
+    assert check(headers("a=1", ts=NOW - 301), b"a=1") == Rejection(401, "stale_signature")
+    assert check(headers("a=1", ts=NOW + 301), b"a=1") == Rejection(401, "stale_signature")
+    assert check(headers("a=1", secret="other"), b"a=1") == Rejection(401, "bad_signature")
+    assert check(headers("a=1"), b"a=2") == Rejection(401, "bad_signature")
+    assert check({**headers("a=1"), "x-slack-request-timestamp": "x1"}, b"a=1") == Rejection(
+        401, "stale_signature"
+    )
+
+
+def test_while_the_database_is_down_this_process_remembers_alone() -> None:
+    memory = Memory()
+    memory.down = True
+    check = guard(memory).check
+
+    assert check(headers("b=1"), b"b=1") is None
+    assert check(headers("b=1"), b"b=1") == Rejection(401, "replayed")
+    memory.down = False
+    assert check(headers("b=1"), b"b=1") == Rejection(401, "replayed")  # still known here
+
+
+def test_old_signatures_are_pruned_about_once_a_minute() -> None:
+    memory = Memory()
+    check = guard(memory).check
+    for n in range(5):
+        check(headers(f"c={n}"), f"c={n}".encode())
+
+    wait_until(lambda: memory.forgotten, message="a prune")
+    assert memory.forgotten == [("sig:", 360.0)]
+
+
+def test_payload_shapes_name_what_is_missing() -> None:
+    assert malformed({"command": "/job", "team_id": "T", "user_id": "U"}) is None
+    assert malformed({"command": "/job", "team_id": "T", "user_id": 7}) == "user_id"
+    assert malformed({"type": "event_callback", "team_id": "T", "event": []}) == "event.type"
+    assert malformed({"type": "url_verification", "challenge": "x"}) is None
+    click = {"type": "block_actions", "user": {"id": "U", "team_id": "T"}}
+    assert malformed({**click, "actions": [{"action_id": "job_rerun"}]}) is None
+    assert malformed({**click, "actions": [{"action_id": ""}]}) == "actions"
+    assert malformed({"type": "view_closed", "user": {"id": "U"}, "team": {"id": "T"}}) == (
+        "view.type, view.callback_id"
+    )
