@@ -176,7 +176,8 @@ class SlackStandIn:
     # --- faults and records --------------------------------------------------------------
 
     def inject(self, api: str, **fault: Any) -> None:
-        """Fail the next call(s) of `api`: status=429, retry_after=1; error="not_in_channel"."""
+        """Fail the next call(s) of `api` ("*": of every API): status=429, retry_after=1;
+        error="not_in_channel"."""
         with self.state.lock:
             self.state.faults.setdefault(api, []).append(Fault(**fault))
 
@@ -222,14 +223,15 @@ class SlackStandIn:
 
     def _fault(self, api: str, body: dict[str, Any]) -> Fault | None:
         with self.state.lock:
-            for fault in self.state.faults.get(api, []):
-                if fault.when is not None and not fault.when(body):
-                    continue
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.state.faults[api].remove(fault)
-                return fault
+            for key in (api, "*"):  # "*": every POSTed API and response_url (an outage)
+                for fault in self.state.faults.get(key, []):
+                    if fault.when is not None and not fault.when(body):
+                        continue
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self.state.faults[key].remove(fault)
+                    return fault
         return None
 
     def _record(self, call: Call) -> None:
