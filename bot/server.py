@@ -238,7 +238,10 @@ def serve(settings: Settings, runtime: Runtime | None = None) -> int:
         },
     )
     _wait_for_stop()
-    log.info("stopping: no new requests; running jobs may finish")
+    log.info("stopping: no new requests or claims; running jobs may finish")
+    # First, because winding the HTTP server and the intake down can take seconds, and a job
+    # claimed meanwhile would push the exit past the job timeout + a few seconds.
+    runtime.stop_claiming()
     if socket_handler is not None:
         socket_handler.close()  # type: ignore[no-untyped-call]
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)

@@ -168,6 +168,11 @@ class Runtime:
         self.dispatcher.start()
         return self.dispatcher
 
+    def stop_claiming(self) -> None:
+        """The first step of a stop: take no more jobs (running ones go on)."""
+        if self.pool is not None:
+            self.pool.stop_claiming()
+
     def stop(self, grace_s: float | None = None) -> bool:
         """Stop claiming, let running jobs finish (up to the job timeout), deliver, close."""
         grace = self.settings.job_timeout + 2 if grace_s is None else grace_s

@@ -109,12 +109,17 @@ class WorkerPool:
         with self._cond:
             return len(self._in_flight)
 
-    def stop(self, grace_s: float) -> bool:
-        """Stop claiming, let running jobs finish for up to `grace_s`; True if all did."""
+    def stop_claiming(self) -> None:
+        """Claim nothing more (the first step of a stop); running jobs go on."""
         self._stopping.set()
         self._wake.set()
         with self._cond:
             self._cond.notify_all()
+
+    def stop(self, grace_s: float) -> bool:
+        """Stop claiming, let running jobs finish for up to `grace_s`; True if all did."""
+        self.stop_claiming()
+        with self._cond:
             drained = self._cond.wait_for(lambda: not self._in_flight, timeout=grace_s)
         for thread in self._threads:
             thread.join(timeout=2)

@@ -1,9 +1,11 @@
-"""SIGTERM under load: a worker stops claiming, lets its running jobs finish, exits within the
-job timeout plus 5 s, and leaves the rest queued for other workers — nothing is lost."""
+"""SIGTERM under load: a worker, or serve with Slack requests still arriving, stops claiming,
+lets its running jobs finish, exits within the job timeout plus 5 s, and leaves the rest queued
+for other processes — nothing is lost."""
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +14,9 @@ import pytest
 from bot.core.models import Identity, JobStatus, NewJob
 from bot.store import SqlStore
 from tests.integration.test_queue_processes import executions, start_workers, stop_workers
+from tests.support.serve_process import ServeProcess
+from tests.support.slack_ledger import Submission, Submitter, assert_told_once, settled
+from tests.support.slack_standin import SlackStandIn
 from tests.support.waiting import wait_until
 
 SLEEPY = "import time\ntime.sleep(2)\nprint('slept')\n"
@@ -59,3 +64,93 @@ def test_sigterm_drains_running_jobs_and_keeps_the_rest_queued(
     runs = executions(log)
     assert sorted(runs) == sorted(ids)
     assert max(runs.values()) == 1
+
+
+SLOW = "import time\n\n\ndef main(n):\n    time.sleep(3)\n    return n + 1\n"
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+def test_sigterm_of_serve_under_slack_load_exits_in_time_and_a_restart_finishes_the_rest(
+    mariadb_store: SqlStore, mariadb_url: str, tmp_path: Path
+) -> None:
+    """serve with 4 jobs of 3 s running, 12 more queued and `/job run` requests still arriving:
+    SIGTERM stops it within the job timeout + 5 s, with no job left running; every request it
+    acknowledged is stored or answered; a restarted serve runs the rest, each job once, and
+    each owner is told once."""
+    log = tmp_path / "executions.log"
+    settings = {"JOBBOT_JOB_TIMEOUT": str(TIMEOUT_S), "JOBBOT_WORKERS": "4"}
+    with SlackStandIn() as standin:
+        first = ServeProcess(standin, mariadb_url, tmp_path, entry=[str(log)], **settings).start()
+        people = [Submitter(standin, mariadb_store) for _ in range(8)]
+        for person in people:
+            person.share(first, SLOW)
+        sent = [p.run(first, f'{{"n": {i}}}') for i in range(2) for p in people]
+        wait_until(
+            lambda: mariadb_store.count_by_status()[JobStatus.RUNNING] == 4,
+            timeout=30,
+            message="four jobs running",
+        )
+        late = LateRequests(first, people)
+        late.start()
+        wait_until(lambda: len(late.sent) >= 3, message="requests arriving")
+        started = time.monotonic()
+        assert first.process is not None
+        first.process.send_signal(signal.SIGTERM)
+        code = first.wait_exit(timeout=TIMEOUT_S + 15)
+        elapsed = time.monotonic() - started
+        late.stop()
+        counts = mariadb_store.count_by_status()
+        ran_before = executions(log)
+        second = ServeProcess(standin, mariadb_url, tmp_path, entry=[str(log)], **settings).start()
+        try:
+            acked = [s for s in [*sent, *late.sent] if s.status == 200]
+            stored = {job.idempotency_key: job.id for p in people for job in p.jobs()}
+            for s in acked:
+                assert s.key in stored or s.private_replies(), f"{s.key} acknowledged, then lost"
+            jobs = settled(mariadb_store, stored.values(), timeout=90)
+        finally:
+            assert second.stop() == 0
+    assert code == 0, first.log()[-3000:]
+    assert elapsed <= TIMEOUT_S + 5, f"exit took {elapsed:.1f} s"
+    assert counts[JobStatus.RUNNING] == 0, "running jobs finished (or were released) first"
+    assert counts[JobStatus.DONE] == 4, "the 4 running at the SIGTERM, and nothing claimed after"
+    assert counts[JobStatus.WAITING] == len(stored) - 4, "the rest queued"
+    runs = executions(log)
+    assert sorted(runs) == sorted(stored.values()) and max(runs.values()) == 1
+    assert len(ran_before) == counts[JobStatus.DONE]
+    for job in jobs:
+        assert job.status is JobStatus.DONE
+        assert_told_once(standin, job)
+    print(
+        f"\nSIGTERM with 4 running, {counts[JobStatus.WAITING]} waiting: exit 0 after "
+        f"{elapsed:.1f} s (limit {TIMEOUT_S + 5} s); {len(late.sent)} late requests acknowledged "
+        f"(each stored), {late.refused} refused at the closed port; {len(jobs)} jobs, "
+        "each run once and told once after the restart"
+    )
+
+
+class LateRequests(threading.Thread):
+    """Keeps sending `/job run` (one every 100 ms) until stopped; refused connections count."""
+
+    def __init__(self, server: ServeProcess, people: list[Submitter]) -> None:
+        super().__init__(name="late-requests", daemon=True)
+        self.server = server
+        self.people = people
+        self.sent: list[Submission] = []
+        self.refused = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        i = 100
+        while not self._halt.wait(0.1):
+            person = self.people[i % len(self.people)]
+            try:
+                self.sent.append(person.run(self.server, f'{{"n": {i}}}', timeout=5))
+            except OSError:
+                self.refused += 1  # the listener closed: Slack shows the user an error
+            i += 1
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)

@@ -193,3 +193,28 @@ def test_sweeper_requeues_unstarted_and_interrupts_started_jobs(
     wait_until(lambda: memory_store.get(fresh).status is JobStatus.DONE)  # type: ignore[union-attr]
     assert started not in executor.calls
     assert executor.calls.count(fresh) == 1
+
+
+def test_after_stop_claiming_running_jobs_go_on_and_nothing_new_is_claimed(
+    memory_store: InMemoryStore,
+) -> None:
+    first = add_job(memory_store)
+    started = threading.Event()
+    go = threading.Event()
+
+    def behaviour(request: RunRequest) -> RunResult:
+        started.set()
+        go.wait(5)
+        return ok_result(request)
+
+    pool = WorkerPool(
+        memory_store, FakeExecutor(behaviour), WorkerConfig(slots=2, poll_interval=0.01)
+    )
+    pool.start()
+    started.wait(5)
+    pool.stop_claiming()
+    later = add_job(memory_store, user="bob")
+    go.set()
+    wait_until(lambda: memory_store.get(first).status is JobStatus.DONE)  # type: ignore[union-attr]
+    assert pool.stop(grace_s=5)
+    assert memory_store.get(later).status is JobStatus.WAITING  # type: ignore[union-attr]
