@@ -11,22 +11,31 @@ stay out of the test process:
 - the function code read-only at the task root and the interpreter read-only, while the
   host's project directory and home are hidden (they do not exist inside Lambda);
 - the runtime runs as an unprivileged uid (Lambda: sbx_user1051, uid 993), with the
-  function's environment, AWS credentials included.
+  function's environment, AWS credentials included;
+- optionally ("forward" set) a network namespace of its own, whose loopback, like a
+  microVM's, has nothing listening but the Runtime API: each port in "forward" is relayed
+  to the same port on the host's loopback (the Runtime API, and the stand-in's beacons as a
+  stand-in for the internet), everything else on 127.0.0.1 is refused.
 
 The CONFIG JSON comes on stdin (argv would show it in /proc/1/cmdline):
 {"uid", "gid", "tmp_mb", "binds": [[host, target], ...], "hide": [dir, ...], "env": {...},
-"argv": [...], "cwd"}.
+"argv": [...], "cwd", "forward": [port, ...]}.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import signal
+import socket
+import struct
 import sys
+import threading
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY = 1
@@ -47,6 +56,7 @@ _LOCKED = {
     os.ST_RELATIME: MS_RELATIME,
 }
 PR_SET_PDEATHSIG = 1
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 STAGE = "/srv"  # an empty directory covered by a tmpfs: staging for bind mounts
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -110,13 +120,15 @@ def build_filesystem(config: dict) -> None:
 
 
 def enter_namespaces(config: dict) -> None:
-    """New mount and PID namespaces; as a non-root user (or with "userns" set), inside a new
-    user namespace whose only uid and gid (the runtime's) map to ours."""
+    """New mount and PID namespaces (and network, with "forward"); as a non-root user (or
+    with "userns" set), inside a new user namespace whose only uid and gid (the runtime's)
+    map to ours."""
+    flags = CLONE_NEWNS | CLONE_NEWPID | (CLONE_NEWNET if config.get("forward") else 0)
     if not config["userns"]:
-        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+        _check(_libc.unshare(flags), "unshare")
         return
     uid, gid = os.geteuid(), os.getegid()
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    _check(_libc.unshare(CLONE_NEWUSER | flags), "unshare")
     for name, text in (
         ("setgroups", "deny"),
         ("uid_map", f"{config['uid']} {uid} 1"),
@@ -124,6 +136,71 @@ def enter_namespaces(config: dict) -> None:
     ):
         with open(f"/proc/self/{name}", "w") as fh:
             fh.write(text)
+
+
+def start_relay() -> socket.socket:
+    """Fork a relay that stays in the host's PID and network namespaces (a process that has
+    unshared CLONE_NEWPID can no longer start threads); our end of its control socket.
+
+    The relay receives the listening sockets made inside the new network namespace (a
+    socket keeps the namespace it was made in) and relays each connection to the same port
+    on the host's loopback.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.fork() != 0:
+        theirs.close()
+        return ours
+    ours.close()
+    try:
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
+        _, fds, _, _ = socket.recv_fds(theirs, 16, 16)
+        for fd in fds:
+            listener = socket.socket(fileno=fd)
+            threading.Thread(target=_serve, args=(listener,), daemon=True).start()
+        theirs.recv(1)  # until the launcher is gone
+    finally:
+        os._exit(0)
+
+
+def _serve(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    while True:
+        inner, _ = listener.accept()
+        try:
+            outer = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            inner.close()
+            continue
+        outer.settimeout(None)
+        for sock in (inner, outer):  # relayed writes must not wait for delayed ACKs
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for source, sink in ((inner, outer), (outer, inner)):
+            threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def loopback_up() -> None:
+    """Bring up `lo` in our (new) network namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+
+
+def forward(ports: list[int], relay: socket.socket) -> None:
+    """Listen on 127.0.0.1:port in here for each port and hand the listeners to the relay."""
+    listeners = [socket.create_server(("127.0.0.1", port), backlog=64) for port in ports]
+    socket.send_fds(relay, [b"L"], [listener.fileno() for listener in listeners])
+    for listener in listeners:
+        listener.close()
 
 
 def run_runtime(config: dict) -> int:
@@ -152,7 +229,11 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    relay = start_relay() if config.get("forward") else None
     enter_namespaces(config)
+    if relay is not None:
+        loopback_up()
+        forward(config["forward"], relay)  # listening before the runtime starts
     init = os.fork()
     if init == 0:
         try:

@@ -269,6 +269,10 @@ class LambdaStandIn:
         max_request_bytes: larger invoke requests get 413.
         credentials: the AWS credentials put in the runtime's environment.
         python: the runtime's interpreter (default: this one); Lambda's is python3.13.
+        network: "host" shares this machine's network; "private" gives each environment a
+            network namespace whose loopback holds only the Runtime API and the beacons (as
+            in a microVM, where 127.0.0.1 is the VM's own): the test host's local services
+            (its database, say) are then out of reach, as they are from Lambda.
     """
 
     def __init__(
@@ -287,9 +291,13 @@ class LambdaStandIn:
         credentials: dict[str, str] | None = None,
         tmp_mb: int = 64,
         python: str | None = None,
+        network: str = "host",
     ) -> None:
         if runtime not in {"bootstrap", "awslambdaric", "simulated"}:
             raise ValueError(f"unknown runtime {runtime!r}")
+        if network not in {"host", "private"}:
+            raise ValueError(f"unknown network {network!r}")
+        self.network = network
         self.function_name = function_name
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -386,11 +394,17 @@ class LambdaStandIn:
             "gid": RUNTIME_UID,
             "tmp_mb": self.tmp_mb,
             "binds": binds,
-            "hide": sorted({str(PROJECT), str(Path.home())}),
+            # Lambda has neither the host's /run (its database socket) nor a writable /var/tmp
+            "hide": sorted({str(PROJECT), str(Path.home()), "/run", "/var/tmp"}),
             "env": env,
             "argv": argv,
             "cwd": f"{_ENV_ROOT}/task",
+            "forward": self._forwarded(runtime_api) if self.network == "private" else [],
         }
+
+    def _forwarded(self, runtime_api: str) -> list[int]:
+        """Ports a private network relays to the host: the Runtime API and the beacons."""
+        return [int(runtime_api.rsplit(":", 1)[1]), int(self._server.server_address[1])]
 
     def function_description(self) -> dict[str, Any]:
         """What GetFunction answers (the fields doctor reads)."""
@@ -488,6 +502,11 @@ class LambdaStandIn:
         """Environments started so far."""
         with self._lock:
             return len(self._environments)
+
+    def live_environments(self) -> int:
+        """Environments whose runtime is still alive."""
+        with self._lock:
+            return sum(not e.dead.is_set() for e in self._environments)
 
     def logs(self) -> str:
         """Everything the environments wrote to stdout/stderr (for failure messages)."""
