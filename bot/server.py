@@ -187,12 +187,26 @@ def _wait_for_stop() -> None:
     stop.wait()
 
 
+def stop_http(server: Any, loop: threading.Thread, grace_s: float = 5.0) -> None:
+    """Stop waitress: refuse new connections at once, let the requests being handled finish
+    (up to `grace_s`), then end its loop. Everything runs in the loop's thread via its trigger.
+    """
+    from waitress import wasyncore  # type: ignore[import-untyped]
+
+    # The listening socket alone (the server's own close() would take the trigger with it).
+    server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=grace_s)
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    loop.join(timeout=2)
+    if loop.is_alive():
+        log.warning("the HTTP server did not stop in time")
+
+
 def serve(settings: Settings, runtime: Runtime | None = None) -> int:
     """Run the Slack app (Socket Mode or HTTP), the workers and the notifier until SIGTERM;
     then stop accepting, let running jobs finish, deliver what is left and exit. `runtime`
     is built from `settings` unless given (composed elsewhere, like a worker's)."""
-    import waitress  # type: ignore[import-untyped]
-    import waitress.wasyncore  # type: ignore[import-untyped]
+    import waitress
 
     from bot.wiring import Runtime
 
@@ -244,9 +258,7 @@ def serve(settings: Settings, runtime: Runtime | None = None) -> int:
     runtime.stop_claiming()
     if socket_handler is not None:
         socket_handler.close()  # type: ignore[no-untyped-call]
-    server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
-    server.trigger.pull_trigger(lambda: waitress.wasyncore.close_all(server.map))
-    http.join(timeout=5)
+    stop_http(server, http)
     if slack is not None:
         slack.close()
     drained = runtime.stop()

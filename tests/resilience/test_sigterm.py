@@ -112,6 +112,7 @@ def test_sigterm_of_serve_under_slack_load_exits_in_time_and_a_restart_finishes_
         finally:
             assert second.stop() == 0
     assert code == 0, first.log()[-3000:]
+    assert "exception in trigger thunk" not in first.log(), "the HTTP server stopped cleanly"
     assert elapsed <= TIMEOUT_S + 5, f"exit took {elapsed:.1f} s"
     assert counts[JobStatus.RUNNING] == 0, "running jobs finished (or were released) first"
     assert counts[JobStatus.DONE] == 4, "the 4 running at the SIGTERM, and nothing claimed after"
