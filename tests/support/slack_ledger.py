@@ -4,6 +4,7 @@ account of what each job's owner was told, read from the stand-in's records."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from tests.support.slack_standin import SlackStandIn, message_text
 from tests.support.waiting import wait_until
 
 CODE = "def main(n):\n    return n + 1\n"
+_JOB = re.compile(r"Job #(\d+) ")
 _people = itertools.count(1)
 
 
@@ -119,22 +121,35 @@ class Told:
 
 def told(standin: SlackStandIn, job_id: int) -> Told:
     """Every successful post and update that names job `job_id`."""
-    prefix = f"Job #{job_id} "
-
-    def mine(body: dict[str, Any]) -> bool:
-        return str(body.get("text") or "").startswith(prefix)
-
-    posts = [p for p in standin.posts() if mine(p)]
-    updates = [c.body for c in standin.calls("chat.update") if c.body.get("_ok") and mine(c.body)]
-    running = [p for p in posts if p["text"] == f"Job #{job_id} is running"]
-    threaded = [p for p in posts if p.get("thread_ts") and p not in running]
-    parents = [p for p in posts if not p.get("thread_ts")]
-    return Told(parents, running, threaded, updates)
+    return told_all(standin).get(job_id, Told([], [], [], []))
 
 
-def assert_told_once(standin: SlackStandIn, job: Job) -> Told:
+def told_all(standin: SlackStandIn) -> dict[int, Told]:
+    """Told of every job named in a successful post or update, in one pass over the records."""
+    found: dict[int, Told] = {}
+    for call in standin.calls():
+        if call.api not in {"chat.postMessage", "chat.update"} or not call.body.get("_ok"):
+            continue
+        named = _JOB.match(str(call.body.get("text") or ""))
+        if named is None:
+            continue
+        job_id = int(named[1])
+        seen = found.setdefault(job_id, Told([], [], [], []))
+        body = call.body
+        if call.api == "chat.update":
+            seen.updates.append(body)
+        elif body["text"] == f"Job #{job_id} is running":
+            seen.running.append(body)
+        elif body.get("thread_ts"):
+            seen.finals.append(body)
+        else:
+            seen.parents.append(body)
+    return found
+
+
+def assert_told_once(standin: SlackStandIn, job: Job, seen: Told | None = None) -> Told:
     """The owner got one status message, kept in step, and exactly one outcome reply."""
-    seen = told(standin, job.id)
+    seen = seen if seen is not None else told(standin, job.id)
     assert len(seen.parents) == 1, f"job {job.id}: {len(seen.parents)} status messages"
     assert len(seen.finals) == 1, f"job {job.id}: {len(seen.finals)} outcome replies"
     assert len(seen.running) <= 1, f"job {job.id}: {len(seen.running)} running replies"
