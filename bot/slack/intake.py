@@ -226,6 +226,11 @@ class Intake:
             if once is None or self.service.first_time(once):
                 self.answerer.tell(asker.where, problem(exc.message))
             return
+        except Exception:
+            # a bug of ours must not leave the person waiting for a job that never comes
+            log.exception("submission failed", extra={"user_id": actor.user.id})
+            self.answerer.tell(asker.where, problem(OOPS))
+            return
         if not created:
             log.info(
                 "duplicate submission merged", extra={"job_id": job.id, "user_id": actor.user.id}

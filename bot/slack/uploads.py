@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
@@ -82,6 +82,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # reserved characters and escapes stay as they are
+
+
 class FileFetcher:
     """Downloads shared files for jobs."""
 
@@ -149,7 +152,12 @@ class FileFetcher:
                 raise InvalidFile(
                     f"{name} is not stored on Slack's file host, so jobbot will not fetch it."
                 )
-            request = urllib.request.Request(url, headers={"User-Agent": "jobbot"})  # noqa: S310
+            try:
+                # a file name with spaces or non-ASCII letters may come unencoded in the link
+                url = quote(url, safe=_URL_SAFE)
+                request = urllib.request.Request(url, headers={"User-Agent": "jobbot"})  # noqa: S310
+            except ValueError as exc:
+                raise InvalidFile(f"Slack gave an unusable download link for {name}.") from exc
             if trusted:
                 request.add_unredirected_header("Authorization", f"Bearer {self.token}")
             try:
