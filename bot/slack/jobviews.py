@@ -108,9 +108,15 @@ def headline(job: Job) -> str:
     return text
 
 
+def _plain(text: str) -> str:
+    """User text for a notification text, which is mrkdwn too: escaped, and no backtick run of
+    the job's can open a code block there."""
+    return escape(text.replace("`", "'"))
+
+
 def plain_headline(job: Job) -> str:
     """The headline without markup, for notification text."""
-    text = f"Job #{job.id} {VERBS[job.status]}: {escape(job.file_name)}"
+    text = f"Job #{job.id} {VERBS[job.status]}: {_plain(job.file_name)}"
     if job.duration_ms is not None and job.status.is_final:
         text += f" in {duration(job)}"
     return text
@@ -183,7 +189,7 @@ def final_message(job: Job, file_note: str = "attached below") -> Message:
     first = pieces(job)[:1]
     if first and job.status is not JobStatus.CANCELLED:
         line = clip(first[0].text, lines=1, chars=150).shown
-        text += f": {escape(line)}"
+        text += f": {_plain(line)}"
     return fit(Message(text, blocks))
 
 
