@@ -1,0 +1,751 @@
+"""Hostile code through both executors: the LocalExecutor (zygote sandbox) and the
+LambdaExecutor (real boto3, the loopback stand-in, the real handler in an emulated execution
+environment with a private network, as a microVM has).
+
+Every entry is bounded (a fork bomb stops after 500 forks, a disk filler at 2 GB, network
+probes only at 127.0.0.1). Each ends with a clear status, and then, for every entry:
+
+- the secrets planted in the bot's environment (and in the Lambda runtime's) appear nowhere
+  in the result;
+- a normal job right after succeeds (the executor, the zygote or the environment serve on);
+- nothing of the job is left: no process (host-wide for the job uids, or inside the Lambda
+  environment), no file in any /tmp;
+- the machine keeps its memory and disk (MemAvailable, free space of / and /dev/shm).
+
+Where the executors legitimately differ, the test says so and asserts each one's documented
+behaviour (docs/README-security-tests.md has the table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_bolt.request import BoltRequest
+
+from bot.core.models import Identity, Outcome, RunRequest, RunResult
+from bot.core.ports import Executor
+from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
+from bot.executors.local import LocalExecutor
+from bot.harness.limits import MIB
+from bot.store import SqlStore
+from tests.integration.executor.conftest import memory_kb, processes_of, reset_peak_memory
+from tests.integration.lambda_executor.conftest import lambda_settings
+from tests.support.lambda_standin import RUNTIME_UID, LambdaStandIn
+from tests.support.waiting import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 2.0
+MAX_OUTPUT = 256 * 1024
+MEMORY_MB = 256
+MAX_PROCS = 32
+TMP_BYTES = 64 * MIB
+UID_BASE = 62700  # clear of the other sandbox tests' uids (61000-62699)
+SECRETS = {
+    "SLACK_BOT_TOKEN": "xoxb-hostile-planted-1",
+    "SLACK_SIGNING_SECRET": "hostile-planted-2",
+    "DATABASE_URL": "mysql+pymysql://jobbot:hostile-planted-3@127.0.0.1:3306/jobbot",
+    "AWS_ACCESS_KEY_ID": "AKIAHOSTILEPLANTED04",
+    "AWS_SECRET_ACCESS_KEY": "hostile-planted-5",
+    "AWS_SESSION_TOKEN": "hostile-planted-6",
+}
+ALLOWED_ENV = {
+    "PATH", "LANG", "TZ", "HOME", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+}  # fmt: skip
+NORMAL = "def main(a, b):\n    return a + b\n"
+LOOK_AROUND = """\
+import json, os
+me, parent = os.getpid(), os.getppid()
+print(json.dumps({
+    "others": sorted(int(p) for p in os.listdir("/proc")
+                     if p.isdigit() and int(p) not in (1, me, parent)),
+    "tmp": sorted(os.listdir("/tmp")),
+    "own_dir": os.path.basename(os.getcwd()),
+}))
+"""
+
+
+# --- the machine -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What a job must not take from the machine."""
+
+    mem_available_mb: int
+    root_free_mb: int
+    shm_free_mb: int
+
+    @classmethod
+    def now(cls) -> Machine:
+        with open("/proc/meminfo") as fh:
+            info = {line.split(":")[0]: int(line.split()[1]) for line in fh}
+        return cls(
+            info["MemAvailable"] // 1024,
+            shutil.disk_usage("/").free // MIB,
+            shutil.disk_usage("/dev/shm").free // MIB,
+        )
+
+    def assert_kept_by(self, after: Machine) -> None:
+        """Nothing lasting was taken (slack for other processes on the test machine)."""
+        assert after.mem_available_mb > self.mem_available_mb - 300, (self, after)
+        assert after.root_free_mb > self.root_free_mb - 100, (self, after)
+        assert after.shm_free_mb > self.shm_free_mb - 16, (self, after)
+
+
+def leaked_secrets(result: RunResult) -> list[str]:
+    """Planted secret values (or any part of the DB password) anywhere in the result."""
+    text = json.dumps(result.__dict__, default=str)
+    return [name for name, value in SECRETS.items() if value in text]
+
+
+# --- the two executors -------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One executor under attack, and how to tell that a job left nothing behind."""
+
+    name: str
+    executor: Executor
+    standin: LambdaStandIn | None = None
+    uids: tuple[int, ...] = ()
+    zygote: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_lambda(self) -> bool:
+        return self.standin is not None
+
+    def run(self, code: str, input_: dict[str, Any] | None = None, **kw: Any) -> RunResult:
+        request = RunRequest(
+            job_id=kw.pop("job_id", 1),
+            file_name="job.py",
+            code=code,
+            input_json=json.dumps(input_ or {}),
+            timeout_s=kw.pop("timeout_s", TIMEOUT_S),
+            memory_mb=kw.pop("memory_mb", MEMORY_MB),
+            max_output_bytes=kw.pop("max_output_bytes", MAX_OUTPUT),
+        )
+        assert not kw
+        return self.executor.run(request)
+
+    def hostile(self, code: str, input_: dict[str, Any] | None = None, **kw: Any) -> RunResult:
+        """Run a hostile job, then check what every hostile job must leave intact."""
+        before = Machine.now()
+        result = self.run(code, input_, **kw)
+        assert leaked_secrets(result) == []
+        normal = self.run(NORMAL, {"a": 2, "b": 3})
+        assert (normal.outcome, normal.result_json) == (Outcome.OK, "5"), normal
+        self.assert_nothing_left()
+        before.assert_kept_by(Machine.now())
+        return result
+
+    def assert_nothing_left(self) -> None:
+        if self.standin is None:
+            wait_until(lambda: not processes_of(self.uids), timeout=5, message="no job process")
+            assert self.zygote is not None
+            for tmp in ("/tmp", "/var/tmp", "/dev/shm", f"/proc/{self.zygote}/root/tmp"):
+                assert owned_by(tmp, self.uids) == [], tmp
+            return
+        seen = json.loads(self.run(LOOK_AROUND).stdout)
+        assert seen["others"] == []  # no process of an earlier job in the environment
+        assert seen["tmp"] == [seen["own_dir"]]  # /tmp holds only the running job's directory
+        # and host-wide: the runtimes of live environments are the only processes of its uid
+        standin = self.standin
+        wait_until(
+            lambda: len(processes_of([RUNTIME_UID])) == standin.live_environments(),
+            timeout=5,
+            message="only the runtimes run as the Lambda uid",
+        )
+
+
+def owned_by(directory: str, uids: tuple[int, ...]) -> list[str]:
+    """Entries of `directory` that belong to one of `uids`."""
+    found = []
+    for entry in os.scandir(directory):
+        try:
+            if entry.stat(follow_symlinks=False).st_uid in uids:
+                found.append(entry.name)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The bot's secrets in this process's environment (before any executor starts), and a
+    stand-in for the bot's directory: a world-readable `.env` and `jobbot.db` holding them.
+
+    AWS variables are replaced too: boto3 signs with the planted keys (the stand-in does not
+    check signatures), so no real AWS configuration can be used by accident.
+    """
+    empty = tmp_path_factory.mktemp("no-aws")
+    bot_dir = Path(tempfile.mkdtemp(prefix=".botdir-", dir=Path(__file__).parent))
+    bot_dir.chmod(0o755)
+    (bot_dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in SECRETS.items()))
+    (bot_dir / "jobbot.db").write_bytes(b"SQLite format 3\0" + SECRETS["DATABASE_URL"].encode())
+    for child in bot_dir.iterdir():
+        child.chmod(0o644)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            patch.delenv(name)
+        for name, value in SECRETS.items():
+            patch.setenv(name, value)
+        patch.setenv("AWS_REGION", "us-east-1")
+        patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        yield bot_dir
+    shutil.rmtree(bot_dir)
+
+
+@pytest.fixture(scope="module")
+def local_target(planted: Path) -> Iterator[Target]:
+    """The local executor configured like the bot's (its directory, the repo and HOME hidden)."""
+    executor = LocalExecutor(
+        slots=2,
+        uid_base=UID_BASE,
+        max_procs=MAX_PROCS,
+        max_file_bytes=16 * MIB,
+        tmp_bytes=TMP_BYTES,
+        hide_paths=[str(planted), str(REPO), str(Path.home())],
+    )
+    assert executor.uids, "the hostile suite runs as root (CI): jobs get uids of their own"
+    yield Target("local", executor, uids=executor.uids, zygote=executor.zygote_pid)
+    executor.close()
+
+
+@pytest.fixture(scope="module")
+def lambda_target(planted: Path) -> Iterator[Target]:
+    """The Lambda executor as wiring builds it, on a stand-in whose runtime holds the planted
+    secrets in its environment, with one warm environment at a time and a private network."""
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        LambdaStandIn(
+            timeout_s=function_timeout_s(TIMEOUT_S),
+            max_concurrency=1,
+            credentials=SECRETS,
+            network="private",
+        ) as standin,
+    ):
+        patch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        executor = build_lambda_executor(lambda_settings(JOBBOT_JOB_TIMEOUT=f"{TIMEOUT_S:g}"))
+        assert isinstance(executor, LambdaExecutor)
+        yield Target("lambda", executor, standin=standin)
+        executor.close()
+
+
+@pytest.fixture(params=["local", "lambda"])
+def target(request: pytest.FixtureRequest) -> Target:
+    """Each test runs through both executors."""
+    found: Target = request.getfixturevalue(f"{request.param}_target")
+    return found
+
+
+# --- exhausting the machine ------------------------------------------------------------
+
+
+FORK_BOMB = """\
+import os, time
+made = failed = 0
+for _ in range(500):  # bounded: a containment failure cannot take the machine down
+    try:
+        pid = os.fork()
+    except OSError:
+        failed += 1
+        continue
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    made += 1
+print(made, failed)
+"""
+
+
+def test_a_fork_bomb_stops_at_the_process_limit(target: Target) -> None:
+    result = target.hostile(FORK_BOMB)
+
+    assert result.outcome is Outcome.OK, result
+    made, failed = map(int, result.stdout.split())
+    assert made + failed == 500
+    if target.is_lambda:  # RLIMIT_NPROC 64 on the runtime's uid (the runtime counts too)
+        assert made < 64 and failed > 436
+    else:  # RLIMIT_NPROC and pids.max of the slot: the job itself is one of them
+        assert made == MAX_PROCS - 1
+
+
+def test_a_memory_bomb_ends_as_out_of_memory(target: Target) -> None:
+    code = (
+        "blocks = []\n"
+        "for _ in range(64):  # bounded: 4 GiB at most\n"
+        "    blocks.append(bytearray(64 << 20))\n"
+        "print('allocated', len(blocks) * 64, 'MiB')\n"
+    )
+    result = target.hostile(code)
+
+    assert result.outcome is Outcome.MEMORY, result
+    assert result.error_message == f"the job ran out of memory (limit {MEMORY_MB} MB)"
+    assert "allocated" not in result.stdout
+
+
+def test_a_disk_filler_stops_at_its_private_tmp_limit(target: Target) -> None:
+    code = """\
+import os
+chunk = b"q" * (1 << 20)
+written, errors = 0, []
+for where in (".", "/tmp", "/dev/shm", "/var/tmp"):
+    i = 0
+    try:
+        while written < (2 << 30):  # bounded: 2 GiB at most
+            with open(f"{where}/fill-{i}", "wb") as fh:
+                fh.write(chunk)
+            written += len(chunk)
+            i += 1
+    except OSError as exc:
+        errors.append(exc.errno)
+print(written >> 20, errors)
+"""
+    result = target.hostile(code)
+
+    assert result.outcome is Outcome.OK, result
+    mib, errors = result.stdout.split(" ", 1)
+    # ENOSPC everywhere writable (the job's private tmpfs: 64 MiB), EACCES on /var/tmp for
+    # Lambda (read-only there), ENOSPC for the local job's private /var/tmp
+    assert int(mib) <= 64 + 16
+    assert errors.strip() == ("[28, 28, 28, 13]" if target.is_lambda else "[28, 28, 28, 28]")
+
+
+def test_an_output_flood_is_cut_at_the_cap_while_read(target: Target) -> None:
+    baseline = reset_peak_memory()
+    code = (
+        "import sys\nchunk = 'y' * (1 << 20)\n"
+        "for _ in range(100):  # 100 MiB on each stream\n"
+        "    sys.stdout.write(chunk)\n    sys.stderr.write(chunk)\n"
+        "print('done')\n"
+    )
+    result = target.hostile(code, timeout_s=10)
+
+    assert result.outcome is Outcome.OK, result
+    assert (result.stdout_truncated, result.stderr_truncated) == (True, True)
+    assert result.stdout == "y" * MAX_OUTPUT and result.stderr == "y" * MAX_OUTPUT
+    assert memory_kb("VmHWM") - baseline < 30 * 1024  # the bot never held the 200 MiB
+
+
+def test_an_infinite_loop_is_stopped_at_the_time_limit(target: Target) -> None:
+    result = target.hostile("print('spinning', flush=True)\nwhile True:\n    pass\n")
+
+    assert result.outcome is Outcome.TIMEOUT, result
+    assert result.error_message == "the job ran longer than 2 s and was stopped"
+    assert result.stdout == "spinning\n"  # output before the kill is kept
+    assert 1900 <= result.duration_ms < 4000
+
+
+def test_sleeping_past_the_timeout_is_stopped_at_the_time_limit(target: Target) -> None:
+    result = target.hostile("import time\nprint('before', flush=True)\ntime.sleep(60)\n")
+
+    assert result.outcome is Outcome.TIMEOUT, result
+    assert result.stdout == "before\n"
+    assert 1900 <= result.duration_ms < 4000
+
+
+# --- escaping the sandbox --------------------------------------------------------------
+
+
+def test_a_setsid_double_fork_does_not_outlive_the_job(target: Target) -> None:
+    code = """\
+import os, time
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:  # a daemon: new session, its parent gone
+        os.write(w, str(os.getpid()).encode())
+        time.sleep(300)
+    os._exit(0)
+os.close(w)
+pid = int(os.read(r, 32))
+os.kill(pid, 0)  # alive when the job ends
+print(pid)
+"""
+    result = target.hostile(code)
+
+    assert result.outcome is Outcome.OK, result
+    if not target.is_lambda:  # host pids; on Lambda it lived in the environment's PID space
+        assert not Path(f"/proc/{int(result.stdout)}").exists()
+    # nothing_left (in hostile()) found no process of the job, host-wide or in the environment
+
+
+ENVIRONMENT = """\
+import json, os
+def read(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode(errors="replace")
+    except OSError as exc:
+        return type(exc).__name__
+found = {"env": dict(os.environ), "ppid": read(f"/proc/{os.getppid()}/environ"),
+         "init": read("/proc/1/environ"), "bot": read(f"/proc/{bot}/environ") if bot else None,
+         "tasks": [read(f"/proc/{os.getppid()}/task/{t}/environ")
+                   for t in os.listdir(f"/proc/{os.getppid()}/task")]}
+found["readable"] = sorted(p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())
+                           and not read(f"/proc/{p}/environ").endswith("Error"))
+print(json.dumps(found))
+"""
+
+
+def test_the_bots_environment_and_proc_environ_are_out_of_reach(target: Target) -> None:
+    bot = None if target.is_lambda else os.getpid()  # Lambda: the bot is not on that machine
+    result = target.hostile(ENVIRONMENT, {"bot": bot})
+
+    assert result.outcome is Outcome.OK, result
+    found = json.loads(result.stdout)
+    assert set(found["env"]) == ALLOWED_ENV
+    # the parent (supervisor / handler) and init: PermissionError (root, another uid, or a
+    # non-dumpable handler of the same uid on Lambda)
+    assert (found["ppid"], found["init"]) == ("PermissionError", "PermissionError")
+    assert set(found["tasks"]) == {"PermissionError"}
+    if bot is not None:
+        assert found["bot"] == "PermissionError"
+    assert found["readable"] == []  # no other process's environment, anywhere
+
+
+def test_the_bots_files_are_out_of_reach(target: Target, planted: Path) -> None:
+    paths = [
+        str(planted / ".env"),
+        str(planted / "jobbot.db"),
+        str(REPO / "pyproject.toml"),
+        str(REPO / ".env.example"),
+        str(Path.home() / ".bash_history"),
+        "/proc/1/cwd/.env",
+        "/proc/1/environ",
+    ]
+    code = (
+        "import json, os\nout = {}\n"
+        "paths.append(f'/proc/{os.getppid()}/cwd/.env')\n"
+        "for path in paths:\n"
+        "    try:\n        out[path] = open(path, 'rb').read(200).decode(errors='replace')\n"
+        "    except OSError as exc:\n        out[path] = type(exc).__name__\n"
+        "print(json.dumps(out))\n"
+    )
+    result = target.hostile(code, {"paths": paths})
+
+    assert result.outcome is Outcome.OK, result
+    found = json.loads(result.stdout)
+    for path in paths[:5]:  # hidden from jobs (Lambda: not on the machine at all)
+        assert found[path] == "FileNotFoundError", path
+    assert {found[p] for p in found if p.startswith("/proc/")} <= {
+        "PermissionError",
+        "FileNotFoundError",
+    }
+
+
+def test_local_services_on_127_0_0_1_are_unreachable(target: Target) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # one we know is listening
+        own = listener.getsockname()[1]
+        code = (
+            "import json, socket\nout = {}\n"
+            "for port in (3306, 5432, 6379, 5672, own):\n"
+            "    try:\n"
+            "        socket.create_connection(('127.0.0.1', port), timeout=2).close()\n"
+            "        out[port] = 'connected'\n"
+            "    except OSError as exc:\n        out[port] = exc.errno\n"
+            "for path in ('/run/mysqld/mysqld.sock', '/var/run/postgresql/.s.PGSQL.5432'):\n"
+            "    s = socket.socket(socket.AF_UNIX)\n"
+            "    try:\n        s.connect(path)\n        out[path] = 'connected'\n"
+            "    except OSError as exc:\n        out[path] = exc.errno\n"
+            "print(json.dumps(out))\n"
+        )
+        result = target.hostile(code, {"own": own})
+
+    assert result.outcome is Outcome.OK, result
+    found = json.loads(result.stdout)
+    ports = {found[str(p)] for p in (3306, 5432, 6379, 5672, own)}
+    if target.is_lambda:
+        # the microVM's loopback is its own: nothing listens there (ECONNREFUSED); the
+        # network itself is not cut (egress to the internet is documented)
+        assert ports == {111}
+    else:
+        assert ports == {101}  # ENETUNREACH: the job's network namespace has no loopback
+    assert found["/run/mysqld/mysqld.sock"] == found["/var/run/postgresql/.s.PGSQL.5432"] == 2
+
+
+def test_signalling_the_parent_fails_or_only_fails_this_job(target: Target) -> None:
+    code = """\
+import json, os, signal
+out = {}
+for name, pid in (("init", 1), ("bot", bot)):
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            out[name] = "sent"
+        except OSError as exc:
+            out[name] = exc.errno
+print(json.dumps(out), flush=True)
+try:
+    os.kill(os.getppid(), signal.SIGKILL)
+    print("parent: sent", flush=True)
+except OSError as exc:
+    print("parent:", exc.errno, flush=True)
+os.kill(-1, signal.SIGKILL)  # everything this uid may signal
+"""
+    bot = None if target.is_lambda else os.getpid()
+    zygote = target.zygote
+    result = target.hostile(code, {"bot": bot})
+
+    if target.is_lambda:
+        # same uid as the runtime inside Lambda: killing it fails this job with a function
+        # error and resets the environment; the next job ran in a fresh one (hostile())
+        assert result.outcome is Outcome.CRASHED, result
+        assert result.error_type == "LambdaFunctionError"
+        assert "Runtime exited" in (result.error_message or "")
+    else:
+        # another uid than everything else: EPERM (1) everywhere, and kill(-1) reaches only
+        # the job's own uid (of which nothing else runs; Linux spares the caller itself)
+        assert result.outcome is Outcome.OK, result
+        assert result.stdout == '{"init": 1, "bot": 1}\nparent: 1\n'
+        assert target.executor.zygote_pid == zygote  # type: ignore[attr-defined]
+    assert os.getppid() > 1  # and the bot (this process) is alive to check
+
+
+# --- breaking the result ---------------------------------------------------------------
+
+
+def test_a_huge_return_value_is_a_clear_error(target: Target) -> None:
+    result = target.hostile("def main():\n    return 'x' * (8 << 20)\n")
+
+    assert result.outcome is Outcome.ERROR, result
+    assert result.error_type == "ResultTooLarge"
+    assert result.error_message == (
+        f"the result is {(8 << 20) + 2} bytes of JSON, more than the limit of {MAX_OUTPUT} bytes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("{1, 2}", "set"), ("float('nan')", "float"), ("object()", "object"), ("b'raw'", "bytes")],
+)
+def test_a_return_value_that_is_not_json_is_a_clear_error(
+    target: Target, value: str, kind: str
+) -> None:
+    result = target.hostile(f"def main():\n    return {value}\n")
+
+    assert result.outcome is Outcome.ERROR, result
+    assert result.error_type == "UnserializableResult"
+    assert (result.error_message or "").startswith(
+        f"main() returned a {kind} value, which cannot be encoded as JSON"
+    )
+
+
+def test_recursion_past_the_limit_is_a_recursion_error(target: Target) -> None:
+    result = target.hostile("def f(n):\n    return f(n + 1)\n\nf(0)\n")
+
+    assert result.outcome is Outcome.ERROR, result
+    assert result.error_type == "RecursionError"
+    assert result.error_message == "maximum recursion depth exceeded"
+
+
+def test_recursion_with_the_limit_lifted_is_stopped_at_the_time_limit(target: Target) -> None:
+    code = "import sys\nsys.setrecursionlimit(10**7)\n\ndef f(n):\n    return f(n + 1)\n\nf(0)\n"
+    result = target.hostile(code)
+
+    # Python frames live on the heap since 3.11 (no C stack to overflow): the job recurses
+    # until the time limit stops it
+    assert result.outcome is Outcome.TIMEOUT, result
+    assert result.error_message == "the job ran longer than 2 s and was stopped"
+
+
+def test_stdin_can_be_read_once_and_closed(target: Target) -> None:
+    code = """\
+import json, os, sys
+first = sys.stdin.read()
+again = sys.stdin.read()
+os.close(0)
+try:
+    input()
+    after = "read"
+except (EOFError, OSError, ValueError) as exc:
+    after = type(exc).__name__
+print(json.dumps([first, again, after]))
+"""
+    result = target.hostile(code, {"a": 1})
+
+    assert result.outcome is Outcome.OK, result
+    assert json.loads(result.stdout) == ['{"a": 1}', "", "OSError"]
+
+
+def test_writing_outside_the_working_directory_never_reaches_the_host(
+    target: Target, planted: Path
+) -> None:
+    targets = ["/etc/jobbot-x", "/usr/jobbot-x", "/jobbot-x", "/var/jobbot-x", "/root/jobbot-x",
+               f"{REPO}/jobbot-x", f"{planted}/jobbot-x", "/run/jobbot-x", "/var/tmp/jobbot-x",
+               "/tmp/jobbot-x", "/dev/shm/jobbot-x", f"{sys.base_prefix}/jobbot-x"]  # fmt: skip
+    code = (
+        "import json\nout = {}\nfor path in targets:\n"
+        "    try:\n        open(path, 'w').write('x')\n        out[path] = 'written'\n"
+        "    except OSError as exc:\n        out[path] = exc.errno\n"
+        "print(json.dumps(out))\n"
+    )
+    result = target.hostile(code, {"targets": targets})
+
+    assert result.outcome is Outcome.OK, result
+    found = json.loads(result.stdout)
+    private = {"/tmp/jobbot-x", "/dev/shm/jobbot-x"} | (
+        set() if target.is_lambda else {"/var/tmp/jobbot-x"}
+    )
+    for path in targets:
+        if path in private:
+            assert found[path] == "written", path  # the job's own tmpfs, gone with it
+        else:
+            # EACCES, EROFS (read-only host), ENOENT (a masked, empty directory)
+            assert found[path] in (2, 13, 30), (path, found[path])
+        assert not Path(path).exists(), path  # nothing reached the host
+
+
+HOSTILE_OUTPUT = (
+    "<!channel> <!here|here> <!subteam^S0TEAM> <@U0BOB> <#C0CHAN|general> "
+    "&lt;!everyone&gt; ```\n``` ````x```` `\u200b``\u200b` \u202egnp.exe\u202c "
+    "\u2066isolated\u2069 \u200frtl \x1b[31mred\x1b[0m bell\x07 nul\x00 del\x7f c1\x85 "
+    "ls\u2028ps\u2029 <https://evil.example|click> *bold* _it_ ~s~ `"
+)
+
+
+def test_output_that_tries_to_ping_or_break_formatting_is_returned_verbatim(
+    target: Target,
+) -> None:
+    result = target.hostile(f"print({HOSTILE_OUTPUT!r})\n")
+
+    # the job's text is data: kept as it was (made inert only when shown in Slack, see
+    # test_hostile_output_is_inert_in_every_slack_message)
+    assert result.outcome is Outcome.OK, result
+    assert result.stdout == HOSTILE_OUTPUT + "\n"
+
+
+# --- ... and that output in Slack ----------------------------------------------------------
+
+CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+HOSTILE_JOB = f"""\
+import sys
+print({HOSTILE_OUTPUT!r})
+print({HOSTILE_OUTPUT!r}, file=sys.stderr)
+
+def main(fail):
+    if fail:
+        raise ValueError({HOSTILE_OUTPUT!r})
+    return {{"msg": {HOSTILE_OUTPUT!r}}}
+"""
+
+
+class Borrowed:
+    """The module's executor lent to a Runtime, which closes its executor when it stops."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def run(self, request: RunRequest) -> RunResult:
+        return self.inner.run(request)
+
+    def describe(self) -> list[tuple[str, str, bool]]:
+        return self.inner.describe()
+
+    def close(self) -> None:
+        """The module fixture closes it."""
+
+
+def assert_inert(text: str, owner: str) -> None:
+    """Text as Slack will render it: no broadcast, mention (but the owner's, jobbot's own),
+    channel or link markup from the job; no control or direction characters; every code
+    block closed where jobbot closed it."""
+    assert "<!" not in text and "<#" not in text and "<http" not in text, text
+    assert set(re.findall(r"<@[^>]*>", text)) <= {f"<@{owner}>"}, text
+    assert not CONTROL.search(text), repr(text)
+    assert "````" not in text and text.count("```") % 2 == 0, text
+
+
+def test_hostile_output_is_inert_in_every_slack_message(
+    target: Target, mariadb_store: SqlStore
+) -> None:
+    from bot.server import notifiers_for
+    from bot.slack.app import build_app
+    from bot.slack.clients import web_client
+    from bot.wiring import Runtime
+    from tests.integration.slack.conftest import slack_settings
+    from tests.support import slack_requests as sr
+    from tests.support.slack_standin import SlackStandIn, iter_blocks_text
+
+    url = mariadb_store.engine.url.render_as_string(hide_password=False)
+    with SlackStandIn() as slack:
+        settings = slack_settings(slack, url, JOBBOT_JOB_TIMEOUT="2", JOBBOT_NOTIFY_CHANNEL="C0N")
+        runtime = Runtime(settings, store=mariadb_store, executor_factory=lambda s: Borrowed(
+            target.executor))  # fmt: skip
+        runtime.start_dispatcher(notifiers_for(settings, runtime))
+        runtime.start_workers()
+        app = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
+        app.identity.resolve()
+        acks = []
+
+        def send(request: sr.SlackRequest) -> None:
+            response = app.app.dispatch(BoltRequest(body=request.body, headers=request.headers))
+            assert response.status == 200
+            if response.body:
+                acks.append(json.loads(response.body))
+
+        try:
+            file = slack.add_file("<!here>`x`\u202e.py", HOSTILE_JOB)
+            send(sr.event(sr.file_message("here", [file])))
+            actor = runtime.service.actor(Identity("slack", sr.TEAM, sr.ALICE))
+            wait_until(lambda: runtime.service.latest_upload(actor, sr.CHANNEL, 60))
+            for fail in ("false", "true"):
+                send(sr.slash(f'run {{"fail": {fail}}}'))
+            jobs = wait_until(lambda: len(found := mariadb_store.list_all(10)) == 2 and found)
+
+            def settled(job_id: int) -> bool:
+                events = mariadb_store.notification_events(job_id)
+                return len(events) >= 2 and all(state == "sent" for _, state in events)
+
+            wait_until(lambda: all(settled(j.id) for j in jobs), timeout=20, message="delivery")
+            for job in jobs:
+                send(sr.slash(f"status {job.id}"))
+            send(sr.slash("mine"))
+            send(sr.slash("list"))
+            send(sr.event(sr.home_opened()))
+            slack.wait_for("views.publish")
+        finally:
+            app.close()
+            runtime.stop(grace_s=5)
+
+    done, failed = sorted(
+        (mariadb_store.get(j.id) for j in jobs), key=lambda j: j is not None and j.status.value
+    )
+    assert done is not None and failed is not None
+    assert (done.status.value, failed.status.value) == ("done", "error")
+    assert HOSTILE_OUTPUT in (failed.error_message or "")  # stored as the job printed it
+    shown = [*acks]
+    for call in slack.calls():
+        if call.api in {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url",
+                        "views.publish"}:  # fmt: skip
+            shown.append(call.body)
+    assert len(shown) >= 10
+    everything = []
+    for body in shown:
+        texts = [str(body.get("text") or "")]
+        texts += iter_blocks_text(body.get("blocks") or (body.get("view") or {}).get("blocks"))
+        for text in texts:
+            assert_inert(text, sr.ALICE)
+            everything.append(text)
+    # and the job's text did reach the people allowed to see it, escaped
+    joined = "\n".join(everything)
+    assert "&lt;!channel&gt; &lt;!here|here&gt;" in joined
+    assert "\\u202egnp.exe\\u202c" in joined  # direction overrides shown as escapes
