@@ -57,12 +57,12 @@ def hidden_paths(settings: Settings) -> list[str]:
     return sorted(p for p in paths if p not in {"/", ""})
 
 
-def build_executor(settings: Settings) -> Executor:
-    """The executor selected by JOBBOT_EXECUTOR."""
+def build_executor(settings: Settings, metrics: Metrics | None = None) -> Executor:
+    """The executor selected by JOBBOT_EXECUTOR (its own failures counted in `metrics`)."""
     if settings.executor == "lambda":
         from bot.executors.aws_lambda import build_lambda_executor
 
-        return build_lambda_executor(settings)
+        return build_lambda_executor(settings, metrics)
     from bot.executors.local import LocalExecutor
 
     return LocalExecutor(
@@ -82,12 +82,12 @@ class Runtime:
         self,
         settings: Settings,
         store: JobStore | None = None,
-        executor_factory: Callable[[Settings], Executor] = build_executor,
+        executor_factory: Callable[[Settings], Executor] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.store = store or build_store(settings)
-        self._executor_factory = executor_factory
+        self._executor_factory = executor_factory or (lambda s: build_executor(s, self.metrics))
         self.executor: Executor | None = None
         self.pool: WorkerPool | None = None
         self.dispatcher: Dispatcher | None = None

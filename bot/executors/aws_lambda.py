@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 from botocore.config import Config
 
+from bot.core.metrics import Metrics
 from bot.core.models import Outcome, ResultKind, RunRequest, RunResult
 from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
 from bot.executors import lambda_package
@@ -87,6 +88,21 @@ _REFUSED = frozenset(
 )
 
 
+# function errors by errorType, as counted in jobbot_lambda_errors_total{kind}
+_FUNCTION_ERROR_KINDS = {
+    "SandboxUnavailable": "sandbox_unavailable",
+    "Sandbox.Timedout": "function_timeout",
+    "Runtime.OutOfMemory": "out_of_memory",
+    "Function.ResponseSizeTooLarge": "response_too_large",
+    "Runtime.ExitError": "runtime_exited",
+}
+# jobbot_lambda_errors_total{kind}: every kind an invoke can fail with
+ERROR_KINDS = (
+    "throttled", "payload_too_large", "refused", "not_started", "service_error",
+    "no_credentials", "unreachable", "read_timeout", "connection_lost", "client_error",
+    "invalid_response", "function_error", *sorted(set(_FUNCTION_ERROR_KINDS.values())),
+)  # fmt: skip
+
 # RunResult error types that are Lambda's or the runner's failure, never the user's
 _OUR_FAILURES = frozenset({"LambdaFunctionError", "InvalidResponse"})
 
@@ -139,12 +155,13 @@ def session_region(session: boto3.session.Session, settings: Settings) -> str | 
     return settings.aws_region or session.region_name or None
 
 
-def build_lambda_executor(settings: Settings) -> LambdaExecutor:
-    """The executor for JOBBOT_EXECUTOR=lambda."""
+def build_lambda_executor(settings: Settings, metrics: Metrics | None = None) -> LambdaExecutor:
+    """The executor for JOBBOT_EXECUTOR=lambda (its errors counted in `metrics`)."""
     return LambdaExecutor(
         build_lambda_client(settings),
         settings.lambda_function,
         concurrency=settings.lambda_concurrency,
+        metrics=metrics,
     )
 
 
@@ -228,6 +245,8 @@ class LambdaExecutor:
         requeue_backoff_s, requeue_cap_s: how long a throttled job waits in the queue;
             grows while Lambda keeps throttling, and resets after any invoke gets through.
         max_payload_bytes: larger requests are refused before invoking.
+        metrics: where every failed or throttled invoke is counted, as
+            jobbot_lambda_errors_total{kind} (kinds: ERROR_KINDS).
     """
 
     name = "lambda"
@@ -243,6 +262,7 @@ class LambdaExecutor:
         requeue_backoff_s: float = 1.0,
         requeue_cap_s: float = 15.0,
         max_payload_bytes: int = SYNC_PAYLOAD_LIMIT,
+        metrics: Metrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -258,6 +278,13 @@ class LambdaExecutor:
         self._lock = threading.Lock()
         self._throttle_streak = 0
         self._closed = False
+        self._metrics = metrics
+
+    def _count(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.inc(
+                "jobbot_lambda_errors_total", "Lambda invoke failures by kind.", kind=kind
+            )
 
     # --- Executor ----------------------------------------------------------------------
 
@@ -267,6 +294,7 @@ class LambdaExecutor:
             raise ExecutorUnavailable("the Lambda executor is closed")
         payload = encode_request(request)
         if len(payload) > self._max_payload_bytes:
+            self._count("payload_too_large")
             return self._refused(
                 "PayloadTooLarge",
                 f"the job's code and input make a {len(payload)}-byte Lambda request, more "
@@ -349,15 +377,19 @@ class LambdaExecutor:
         except botocore.exceptions.ClientError as exc:
             code, message, status = _error_code(exc)
             if code == "TooManyRequestsException" or status == 429:
+                self._count("throttled")
                 reason = str(exc.response.get("Reason") or message or "Rate Exceeded")
                 raise _ThrottledOnce(_retry_after(dict(exc.response)), reason) from exc
             if code in _REFUSED:
+                self._count("refused")
                 raise _Refused(code, message) from exc
             if code in _NOT_STARTED or (400 <= status < 500 and code not in _REFUSED):
+                self._count("not_started")
                 raise ExecutorUnavailable(
                     f"Lambda did not start the runner {self.function_name} ({code}: {message})"
                     + _hint(code)
                 ) from exc
+            self._count("service_error")
             raise ExecutorError(
                 f"Lambda failed while invoking the runner ({status} {code}: {message}); "
                 "the outcome is unknown, so the job is not run again"
@@ -367,21 +399,26 @@ class LambdaExecutor:
             botocore.exceptions.PartialCredentialsError,
             botocore.exceptions.CredentialRetrievalError,
         ) as exc:
+            self._count("no_credentials")
             raise ExecutorUnavailable(f"no usable AWS credentials: {exc}") from exc
         except botocore.exceptions.ConnectionError as exc:
             # raised before the request was sent (DNS, refused, connect timeout, proxy)
+            self._count("unreachable")
             raise ExecutorUnavailable(f"cannot reach AWS Lambda: {exc}") from exc
         except botocore.exceptions.ReadTimeoutError as exc:
+            self._count("read_timeout")
             raise ExecutorError(
                 f"no answer from Lambda within {_read_timeout(client):g} s; the "
                 "outcome is unknown, so the job is not run again"
             ) from exc
         except botocore.exceptions.HTTPClientError as exc:
+            self._count("connection_lost")
             raise ExecutorError(
                 f"the connection to Lambda failed during the invoke ({exc}); the outcome is "
                 "unknown, so the job is not run again"
             ) from exc
         except botocore.exceptions.BotoCoreError as exc:
+            self._count("client_error")
             raise ExecutorError(f"the Lambda invoke failed: {exc}") from exc
         meta = response.get("ResponseMetadata", {})
         log.debug(
@@ -417,6 +454,7 @@ class LambdaExecutor:
             response = protocol.check_response(json.loads(body))
         except (ValueError, protocol.ProtocolError) as exc:
             reason = str(exc) if isinstance(exc, protocol.ProtocolError) else "not JSON"
+            self._count("invalid_response")
             return RunResult(
                 outcome=Outcome.CRASHED,
                 duration_ms=elapsed_ms,
@@ -440,6 +478,11 @@ class LambdaExecutor:
         message = _cap(
             str(error.get("errorMessage") or body[:_MESSAGE_CAP].decode(errors="replace"))
         )
+        if "Task timed out after" in message:  # older runtimes name no errorType
+            error_type = error_type or "Sandbox.Timedout"
+        if "signal: killed" in message:
+            error_type = error_type or "Runtime.OutOfMemory"
+        self._count(_FUNCTION_ERROR_KINDS.get(error_type, "function_error"))
         if error_type == "SandboxUnavailable":
             raise ExecutorUnavailable(f"the runner could not start the job: {message}")
         if error_type == "Sandbox.Timedout" or "Task timed out after" in message:

@@ -11,9 +11,11 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from bot.core.metrics import Metrics
 from bot.core.models import JobStatus, Outcome, ResultKind
 from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
 from bot.executors.aws_lambda import (
+    ERROR_KINDS,
     SYNC_PAYLOAD_LIMIT,
     LambdaExecutor,
     build_lambda_client,
@@ -342,3 +344,45 @@ def test_the_job_gets_the_invocations_remaining_time_minus_a_margin(
         f"the job ran longer than {limit} s and was stopped" for limit in ("1.3", "1.4", "1.5")
     }
     assert standin.records[-1].function_error is None
+
+
+def test_every_failed_or_throttled_invoke_is_counted_by_kind(standin: LambdaStandIn) -> None:
+    metrics = Metrics()
+    executor = build_lambda_executor(lambda_settings(), metrics)
+    try:
+        standin.throttle(times=2)
+        assert executor.run(job("print(1)")).outcome is Outcome.OK
+        standin.function_error("Runtime.ExitError", "Runtime exited with error: exit status 1")
+        executor.run(job("print(1)"))
+        standin.function_error("Runtime.OutOfMemory", "Runtime exited with error: signal: killed")
+        executor.run(job("print(1)"))
+        standin.malformed_response(b"not json")
+        executor.run(job("print(1)"))
+        standin.cut_off(0.3)
+        executor.run(job("import time\ntime.sleep(5)\n"))
+        executor.run(job("x = 1\n" * (SYNC_PAYLOAD_LIMIT // 6 + 1)))
+        standin.service_error(500, "ServiceException", "boom")
+        with pytest.raises(ExecutorError):
+            executor.run(job("print(1)"))
+        standin.service_error(404, "ResourceNotFoundException", "Function not found")
+        with pytest.raises(ExecutorUnavailable):
+            executor.run(job("print(1)"))
+    finally:
+        executor.close()
+
+    counted = {
+        kind: metrics.value("jobbot_lambda_errors_total", kind=kind)
+        for kind in ERROR_KINDS
+        if metrics.value("jobbot_lambda_errors_total", kind=kind)
+    }
+    assert counted == {
+        "throttled": 2,
+        "runtime_exited": 1,
+        "out_of_memory": 1,
+        "invalid_response": 1,
+        "function_timeout": 1,
+        "payload_too_large": 1,
+        "service_error": 1,
+        "not_started": 1,
+    }
+    assert 'jobbot_lambda_errors_total{kind="throttled"} 2' in metrics.render()
