@@ -7,11 +7,15 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.core.models import Identity, JobStatus
+from bot.config import Settings
+from bot.core.models import Identity, Job, JobStatus
 from bot.executors.aws_lambda import LambdaExecutor, build_lambda_client, function_timeout_s
 from bot.store import SqlStore, make_engine
 from bot.wiring import Runtime
@@ -82,15 +86,85 @@ def test_the_cli_gives_the_same_job_on_lambda_as_locally(
     assert standin.executions == 1
 
 
+@dataclass
+class Storm:
+    """What a throttling storm did to four jobs: their final state and every status seen."""
+
+    final: list[Job]
+    seen: dict[int, list[tuple[float, JobStatus]]]  # job id -> (monotonic time, status)
+    runtime: Runtime
+
+
+def storm_settings(**values: str) -> Settings:
+    """Settings for the storm: two invokes in flight (as many as the stand-in's environments)
+    and all four jobs of one user allowed to run at once."""
+    return lambda_settings(
+        JOBBOT_JOB_TIMEOUT="2",
+        JOBBOT_LAMBDA_CONCURRENCY="2",
+        JOBBOT_MAX_JOBS_PER_USER="4",
+        JOBBOT_POLL_INTERVAL="0.05",
+        **values,
+    )
+
+
+def run_storm(
+    standin: LambdaStandIn,
+    runtime: Runtime,
+    throttle: Callable[[LambdaStandIn], None],
+    timeout: float = 30.0,
+) -> Storm:
+    """Submit four beacon jobs, throttle, start the workers, and watch until all are final."""
+    runtime.migrate()
+    actor = runtime.service.actor(Identity("local", "test", "storm"))
+    host, port, _ = standin.beacon_url("")
+    jobs = [
+        runtime.service.submit(
+            actor,
+            f"job{n}.py",
+            (
+                "import socket\n"
+                f"s = socket.create_connection(({host!r}, {port}))\n"
+                f"s.sendall(b'GET /beacon/job{n} HTTP/1.0\\r\\n\\r\\n')\n"
+                f"s.recv(10)\nprint({n})\n"
+            ).encode(),
+            "{}",
+        )[0]
+        for n in range(4)
+    ]
+    seen: dict[int, list[tuple[float, JobStatus]]] = {job.id: [] for job in jobs}
+
+    def watch() -> bool:
+        for job in jobs:
+            found = runtime.store.get(job.id)
+            assert found is not None
+            if not seen[job.id] or seen[job.id][-1][1] is not found.status:
+                seen[job.id].append((time.monotonic(), found.status))
+        return all(history[-1][1].is_final for history in seen.values())
+
+    throttle(standin)
+    runtime.start_workers()
+    try:
+        wait_until(watch, timeout=timeout, interval=0.05, message="every job to finish")
+        final = [runtime.store.get(job.id) for job in jobs]
+    finally:
+        runtime.stop(grace_s=5)
+    return Storm([j for j in final if j is not None], seen, runtime)
+
+
+def assert_each_ran_once(storm: Storm, standin: LambdaStandIn) -> None:
+    """Every job done with its own result, its code run exactly once (beacons, executions)."""
+    assert [j.status for j in storm.final] == [JobStatus.DONE] * 4
+    assert [j.result for j in storm.final] == ["0", "1", "2", "3"]
+    assert {key: standin.beacons[key] for key in (f"job{n}" for n in range(4))} == {
+        f"job{n}": 1 for n in range(4)
+    }
+    assert standin.executions == 4  # events handed to the handler: none ran twice
+
+
 def test_a_throttling_storm_delays_jobs_but_runs_each_exactly_once(
     standin: LambdaStandIn, tmp_path: Path
 ) -> None:
-    settings = lambda_settings(
-        JOBBOT_JOB_TIMEOUT="2",
-        JOBBOT_LAMBDA_CONCURRENCY="2",  # as many as the stand-in's environments
-        JOBBOT_MAX_JOBS_PER_USER="4",
-        JOBBOT_POLL_INTERVAL="0.05",
-    )
+    settings = storm_settings()
     assert standin.timeout_s == function_timeout_s(settings.job_timeout)
     store = SqlStore(make_engine(f"sqlite:///{tmp_path / 'jobs.db'}"))
     runtime = Runtime(
@@ -105,45 +179,13 @@ def test_a_throttling_storm_delays_jobs_but_runs_each_exactly_once(
             requeue_cap_s=0.5,
         ),
     )
-    runtime.migrate()
-    actor = runtime.service.actor(Identity("local", "test", "storm"))
-    host, port, _ = standin.beacon_url("")
-    standin.throttle(times=16)  # more than 4 jobs can absorb with in-process retries
-    runtime.start_workers()
-    try:
-        jobs = [
-            runtime.service.submit(
-                actor,
-                f"job{n}.py",
-                (
-                    "import socket\n"
-                    f"s = socket.create_connection(({host!r}, {port}))\n"
-                    f"s.sendall(b'GET /beacon/job{n} HTTP/1.0\\r\\n\\r\\n')\n"
-                    f"s.recv(10)\nprint({n})\n"
-                ).encode(),
-                "{}",
-            )[0]
-            for n in range(4)
-        ]
-        finished = wait_until(
-            lambda: all(
-                (j := runtime.service.get(job.id)) is not None and j.status.is_final for job in jobs
-            ),
-            timeout=30,
-            message="every job to finish",
-        )
-        assert finished
-        final = [runtime.service.get(job.id) for job in jobs]
-    finally:
-        runtime.stop(grace_s=5)
 
-    assert [j.status for j in final if j] == [JobStatus.DONE] * 4
-    assert [j.result for j in final if j] == ["0", "1", "2", "3"]
-    assert {key: standin.beacons[key] for key in (f"job{n}" for n in range(4))} == {
-        f"job{n}": 1 for n in range(4)
-    }
+    # more throttles than 4 jobs can absorb with in-process retries
+    storm = run_storm(standin, runtime, lambda s: s.throttle(times=16))
+
+    assert_each_ran_once(storm, standin)
     assert standin.counters["throttled"] == 16
-    assert max(j.attempts for j in final if j) > 1  # some went back to the queue and returned
+    assert max(j.attempts for j in storm.final) > 1  # some went back to the queue and returned
 
 
 def test_the_per_user_limit_still_holds_on_lambda(
