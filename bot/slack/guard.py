@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.metrics import Metrics
-from bot.errors import BotError
+from bot.errors import BotError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 WINDOW_S = 300  # Slack's own rule: a request signed more than 5 minutes ago is refused
 PRUNE_EVERY_S = 60.0
 KEY_PREFIX = "sig:"
 _LOCAL_MAX = 50_000  # signatures kept in memory while the database cannot remember them
+DOWN_PAUSE_S = 5.0  # after the database failed to remember, ask it again only this much later
+REMEMBER_BUDGET_S = 1.0  # the longest a request waits for the database to remember it
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ class RequestGuard:
         *,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        remember_budget_s: float = REMEMBER_BUDGET_S,
     ) -> None:
+        self._budget = remember_budget_s
         self._secret = signing_secret.encode()
         self._remember = remember
         self._forget = forget
@@ -69,6 +73,7 @@ class RequestGuard:
         self._local: dict[str, float] = {}
         self._lock = threading.Lock()
         self._next_prune = 0.0
+        self._db_retry_at = 0.0  # while in the future, the database is not asked (it was down)
 
     def check(self, headers: Mapping[str, str], body: bytes) -> Rejection | None:
         """None when the request may go on; else why not."""
@@ -102,10 +107,23 @@ class RequestGuard:
         with self._lock:
             if signature in self._local:
                 return False
-        try:
-            return self._remember(KEY_PREFIX + signature)
-        except BotError as exc:
-            log.warning("replay memory unavailable, remembering in this process: %s", exc)
+            ask_database = now >= self._db_retry_at
+            if ask_database and self._db_retry_at:
+                # It was down: this request tries it again, the others meanwhile do not wait.
+                self._db_retry_at = now + DOWN_PAUSE_S
+        if ask_database:
+            try:
+                first = self._ask(KEY_PREFIX + signature)
+            except BotError as exc:
+                # A try waits out the store's retries (a second or more; a silent database, its
+                # timeouts): every request paying that would push acks past Slack's 3 s.
+                with self._lock:
+                    self._db_retry_at = now + DOWN_PAUSE_S
+                log.warning("replay memory unavailable, remembering in this process: %s", exc)
+            else:
+                with self._lock:
+                    self._db_retry_at = 0.0
+                return first
         with self._lock:
             if len(self._local) > _LOCAL_MAX:
                 self._local = {s: t for s, t in self._local.items() if now - t <= WINDOW_S}
@@ -113,6 +131,25 @@ class RequestGuard:
                 return False
             self._local[signature] = now
             return True
+
+    def _ask(self, key: str) -> bool:
+        """`remember(key)`, waited for at most the budget (it goes on in the background)."""
+        answer: list[bool | BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                answer.append(self._remember(key))
+            except BaseException as exc:  # handed to the request's thread
+                answer.append(exc)
+            done.set()
+
+        threading.Thread(target=run, name="replay-memory", daemon=True).start()
+        if not done.wait(self._budget):
+            raise StoreUnavailable(f"the database did not answer within {self._budget:g} s")
+        if isinstance(answer[0], BaseException):
+            raise answer[0]
+        return answer[0]
 
     def _prune_later(self, now: float) -> None:
         """Once a minute, forget signatures too old to be replayed (off the request path)."""

@@ -150,6 +150,7 @@ def test_slack_burst_through_a_10_second_database_outage_loses_nothing(
         print(
             f"\n{BURST} submissions in {burst_s:.1f} s, database down {OUTAGE_S:g} s: "
             f"{len(accepted)} stored and run once, {len(refused)} refused with try-again; "
+            f"slowest ack {max(s.elapsed for s in sent):.2f} s; "
             f"/healthz {health.summary()}"
         )
 

@@ -3,6 +3,9 @@ while the database cannot remember signatures."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 from bot.core.metrics import Metrics
 from bot.errors import TemporarilyUnavailable
 from bot.slack.guard import Rejection, RequestGuard, malformed
@@ -73,6 +76,42 @@ def test_while_the_database_is_down_this_process_remembers_alone() -> None:
     assert check(headers("b=1"), b"b=1") == Rejection(401, "replayed")
     memory.down = False
     assert check(headers("b=1"), b"b=1") == Rejection(401, "replayed")  # still known here
+
+
+def test_after_the_database_failed_it_is_not_asked_again_for_a_few_seconds() -> None:
+    memory, now = Memory(), [float(NOW)]
+    asked: list[str] = []
+
+    def remember(key: str) -> bool:
+        asked.append(key)
+        return memory.remember(key)
+
+    check = RequestGuard(sr.SECRET, remember, memory.forget, clock=lambda: now[0]).check
+    memory.down = True
+    assert check(headers("c=1"), b"c=1") is None
+    memory.down = False
+    assert check(headers("c=2"), b"c=2") is None  # remembered here, without waiting on it
+    assert len(asked) == 1
+    now[0] += 5
+    assert check(headers("c=3"), b"c=3") is None
+    assert len(asked) == 2 and len(memory.keys) == 1
+
+
+def test_a_silent_database_delays_a_request_by_the_budget_at_most() -> None:
+    memory, release = Memory(), threading.Event()
+
+    def hanging(key: str) -> bool:
+        release.wait(10)
+        return memory.remember(key)
+
+    check = RequestGuard(
+        sr.SECRET, hanging, memory.forget, clock=lambda: NOW, remember_budget_s=0.05
+    ).check
+    started = time.monotonic()
+    assert check(headers("d=1"), b"d=1") is None
+    assert check(headers("d=1"), b"d=1") == Rejection(401, "replayed")
+    assert time.monotonic() - started < 2
+    release.set()
 
 
 def test_old_signatures_are_pruned_about_once_a_minute() -> None:
