@@ -260,7 +260,20 @@ def _rows(
 ) -> list[tuple[str, str, bool]]:
     iso, cgroup, uids = hello["isolation"], hello["cgroup"], hello["uids"]
     notes = "; ".join(iso["notes"])
+    layers = [
+        "network namespace" if iso["network"] else "NO network namespace",
+        "private mounts" if iso["mounts"] else "NO private mounts",
+        "a uid per slot" if uids else "NO uid of its own",
+        f"cgroup {cgroup['version']}" if cgroup["version"] is not None else "NO cgroup",
+    ]
+    full = iso["network"] and iso["mounts"] and bool(uids) and cgroup["version"] is not None
     rows = [
+        (
+            "isolation",
+            f"local sandbox ({', '.join(layers)}); the embedded default, Lambda is the "
+            "production isolation",
+            full,
+        ),
         (
             "zygote",
             f"pid {pid}, python {hello['python']} ({hello['executable']})"
