@@ -2,7 +2,8 @@
 as signed `/job run` requests to a real serve process on MariaDB, run in the real local sandbox,
 and are reported through the Slack stand-in. The process SIGKILLs itself at the point (see
 tests/support/worker_process.py); a surviving process with the Slack settings brings every job
-to a final state and tells its owner exactly once, and no job's code runs twice.
+to a final state and tells its owner exactly once, and no job's code runs twice. The last
+test shows the one documented repeat (a kill between Slack's answer and the outbox's record).
 
 Engine-level versions (no Slack) are in tests/integration/test_crash_recovery.py."""
 
@@ -18,7 +19,7 @@ from bot.core.models import JobStatus
 from bot.store import SqlStore
 from tests.integration.test_queue_processes import executions, start_workers, stop_workers
 from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submitter, assert_told_once, settled, slack_env
+from tests.support.slack_ledger import Submitter, assert_told_once, settled, slack_env, told
 from tests.support.slack_standin import SlackStandIn
 from tests.support.waiting import wait_until
 
@@ -152,3 +153,43 @@ def test_kill_9_of_worker_at_each_point_then_serve_finishes_and_tells_each_owner
         check_outcome(mariadb_store, standin, ids, log, status, runs)
     finally:
         assert server.stop() == 0, server.log()[-3000:]
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+def test_kill_9_of_serve_between_slacks_answer_and_the_outbox_record_posts_the_outcome_twice(
+    mariadb_store: SqlStore, mariadb_url: str, standin: SlackStandIn, tmp_path: Path
+) -> None:
+    """The one documented repeat: Slack took the outcome messages, then the process died before
+    the outbox recorded them. After the delivery's lease (60 s) a survivor delivers again, so
+    the outcome reply appears twice; the job still ran once and its status message is one."""
+    log, hold = tmp_path / "executions.log", tmp_path / "hold"
+    hold.touch()
+    crasher = ServeProcess(
+        standin,
+        mariadb_url,
+        tmp_path,
+        entry=[str(log), "--crash-at", "after-post", "--hold-claims", str(hold)],
+        **CRASHER,
+    ).start()
+    try:
+        person = Submitter(standin, mariadb_store)
+        person.share(crasher)
+        assert person.run(crasher, '{"n": 41}').status == 200
+        job_id = wait_until(lambda: person.jobs() and person.jobs()[0].id, message="stored")
+        hold.unlink()
+        assert crasher.wait_exit(timeout=60) == -9
+    finally:
+        crasher.kill()
+    assert len(told(standin, job_id).finals) == 1, "the outcome went out before the kill"
+    survivors = start_workers(1, mariadb_url, log, env={**SURVIVOR, **slack_env(standin)})
+    try:
+        [job] = settled(mariadb_store, [job_id], timeout=120)
+    finally:
+        assert stop_workers(survivors) == [0]
+    assert job.status is JobStatus.DONE and job.result == 42
+    assert executions(log)[job_id] == 1
+    seen = told(standin, job_id)
+    assert len(seen.parents) == 1
+    assert len(seen.finals) == 2, "posted again, as the README says it can be"
+    assert seen.finals[0]["text"] == seen.finals[1]["text"]

@@ -6,7 +6,8 @@ with every execution recorded (one job id per line) so tests count executions, n
 
 POINT makes the process SIGKILL itself at that moment of the first job's life (the way a
 crash or `kill -9` would): before-claim (a job is waiting), after-claim, after-invoked,
-after-result (stored, not yet notified). While FILE exists the process claims nothing.
+after-result (stored, not yet notified), after-post (Slack took the outcome messages, the
+outbox has not recorded it). While FILE exists the process claims nothing.
 KIND is `local` (the real sandbox, default) or `sleep:SECONDS` (an executor that only waits,
 for scale tests that are about the queue rather than the sandbox).
 Settings come from the environment, exactly as for `python -m bot worker`.
@@ -24,11 +25,19 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.config import Settings, load_settings
-from bot.core.models import JobStatus, Notification, Outcome, ResultKind, RunRequest, RunResult
+from bot.core.models import (
+    JobStatus,
+    Notification,
+    NotificationEvent,
+    Outcome,
+    ResultKind,
+    RunRequest,
+    RunResult,
+)
 from bot.core.ports import Executor, JobStore
 from bot.wiring import Runtime, build_executor, build_store
 
-CRASH_POINTS = ("before-claim", "after-claim", "after-invoked", "after-result")
+CRASH_POINTS = ("before-claim", "after-claim", "after-invoked", "after-result", "after-post")
 
 
 def die() -> None:
@@ -149,6 +158,9 @@ class CrashingStore:
             self._settled.notify_all()
 
     def complete_notification(self, notification: Notification, *args: Any) -> bool:
+        if self.point == "after-post" and notification.event is NotificationEvent.FINISHED:
+            self._done(notification)
+            self.die()
         try:
             return bool(self.inner.complete_notification(notification, *args))
         finally:
