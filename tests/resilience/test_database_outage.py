@@ -77,7 +77,7 @@ def test_jobs_survive_a_10_second_database_outage(
 
 BURST = 200
 PACE_S = 0.1  # one submission every 100 ms: the burst spans the whole outage
-OUTAGE_AT = 50  # the database stops after this many submissions ...
+OUTAGE_AT = 40  # the database stops after this many submissions ...
 OUTAGE_S = 10.0  # ... for this long
 
 

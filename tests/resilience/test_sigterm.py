@@ -96,6 +96,7 @@ def test_sigterm_of_serve_under_slack_load_exits_in_time_and_a_restart_finishes_
         wait_until(lambda: len(late.sent) >= 3, message="requests arriving")
         started = time.monotonic()
         assert first.process is not None
+        ran_at_signal = executions(log)
         first.process.send_signal(signal.SIGTERM)
         code = first.wait_exit(timeout=TIMEOUT_S + 15)
         elapsed = time.monotonic() - started
@@ -115,8 +116,9 @@ def test_sigterm_of_serve_under_slack_load_exits_in_time_and_a_restart_finishes_
     assert "exception in trigger thunk" not in first.log(), "the HTTP server stopped cleanly"
     assert elapsed <= TIMEOUT_S + 5, f"exit took {elapsed:.1f} s"
     assert counts[JobStatus.RUNNING] == 0, "running jobs finished (or were released) first"
-    assert counts[JobStatus.DONE] == 4, "the 4 running at the SIGTERM, and nothing claimed after"
-    assert counts[JobStatus.WAITING] == len(stored) - 4, "the rest queued"
+    assert ran_before == ran_at_signal, "nothing started after the SIGTERM"
+    assert counts[JobStatus.DONE] == len(ran_at_signal) >= 4, "those running finished"
+    assert counts[JobStatus.WAITING] == len(stored) - len(ran_at_signal), "the rest queued"
     runs = executions(log)
     assert sorted(runs) == sorted(stored.values()) and max(runs.values()) == 1
     assert len(ran_before) == counts[JobStatus.DONE]
@@ -124,7 +126,8 @@ def test_sigterm_of_serve_under_slack_load_exits_in_time_and_a_restart_finishes_
         assert job.status is JobStatus.DONE
         assert_told_once(standin, job)
     print(
-        f"\nSIGTERM with 4 running, {counts[JobStatus.WAITING]} waiting: exit 0 after "
+        f"\nSIGTERM with {len(ran_at_signal)} running, {counts[JobStatus.WAITING]} waiting: "
+        f"exit 0 after "
         f"{elapsed:.1f} s (limit {TIMEOUT_S + 5} s); {len(late.sent)} late requests acknowledged "
         f"(each stored), {late.refused} refused at the closed port; {len(jobs)} jobs, "
         "each run once and told once after the restart"
