@@ -14,6 +14,7 @@ from bot.errors import InvalidFile, InvalidInput
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
 FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(?P<body>.*?)\n?```$", re.DOTALL)
 EXAMPLE = '{"a": 5, "b": 3}'
+_NOT_JSON = object()
 
 
 @dataclass(frozen=True)
@@ -42,24 +43,33 @@ def human_bytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
 
 
-def strip_decorations(text: str) -> str:
-    """Remove what chat clients add around JSON: code fences, backticks, smart quotes."""
+def strip_decorations(text: str, smart_quotes: bool = True) -> str:
+    """Remove what chat clients add around JSON: code fences, backticks, and (unless told
+    not to) smart quotes."""
     text = text.strip()
     fenced = FENCE.match(text)
     if fenced:
         text = fenced.group("body").strip()
     elif len(text) >= 2 and text.startswith("`") and text.endswith("`"):
         text = text.strip("`").strip()
-    return text.translate(SMART_QUOTES)
+    return text.translate(SMART_QUOTES) if smart_quotes else text
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _loads_or(text: str, default: object) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return default
+
+
 def check_input(text: str | None, max_bytes: int) -> CheckedInput:
     """Parse a JSON object input; an empty text means {}."""
-    cleaned = strip_decorations(text or "")
+    as_typed = strip_decorations(text or "", smart_quotes=False)
+    cleaned = as_typed.translate(SMART_QUOTES)
     if not cleaned:
         return CheckedInput({}, "{}")
     size = len(cleaned.encode("utf-8"))
@@ -69,7 +79,11 @@ def check_input(text: str | None, max_bytes: int) -> CheckedInput:
             "Pass large data inside the .py file instead."
         )
     try:
-        value = json.loads(cleaned, parse_constant=_reject_constant)
+        # JSON that is valid as typed keeps the curly quotes inside its strings; only JSON
+        # that needs it has a client's smart quotes turned back into plain ones
+        value = _loads_or(as_typed, _NOT_JSON)
+        if value is _NOT_JSON:
+            value = json.loads(cleaned, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(_decode_error(cleaned, exc)) from exc
     except ValueError as exc:

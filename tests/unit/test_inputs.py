@@ -85,6 +85,11 @@ def test_dunder_keys_are_reserved() -> None:
     assert "__builtins__" in info.value.message
 
 
+def test_curly_quotes_inside_valid_json_strings_are_kept() -> None:
+    assert check_input('{"q": "he said “hi” » ok"}', 1000).value == {"q": "he said “hi” » ok"}
+    assert check_input("{“q”: “a”}", 1000).value == {"q": "a"}  # autocorrected: fixed
+
+
 def test_strip_decorations_leaves_plain_json_alone() -> None:
     assert strip_decorations('{"a": "`x`"}') == '{"a": "`x`"}'
 
