@@ -318,6 +318,9 @@ def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
         pass
     try:
         console.loop(input, write)
+        console.settle(write, settings.job_timeout + 5)
+    except KeyboardInterrupt:
+        write("")
     finally:
         runtime.stop()
     return EXIT_OK

@@ -4,6 +4,7 @@ upload, replies printed as text."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from bot.core.commands import RunCommand, parse_command
 from bot.core.handler import CommandHandler
 from bot.core.models import Actor, Job, NotificationEvent
 from bot.core.replies import Accepted, Problem, Reply
-from bot.errors import InvalidFile, UsageError, UserError
+from bot.errors import BotError, InvalidFile, UsageError, UserError
 from bot.textview import finished_line, render
 
 
@@ -58,6 +59,7 @@ class Console:
         self.actor = actor
         self.route = route
         self.lock = threading.Lock()
+        self.submitted: list[int] = []  # this session's jobs: only this console hears of them
 
     def _run(self, command: RunCommand) -> Reply:
         if command.path is None:
@@ -83,11 +85,40 @@ class Console:
         except UsageError as exc:
             return Problem(exc.message)
         try:
-            return self.handler.handle(
+            reply = self.handler.handle(
                 self.actor, command, self._run, route=self.route, origin={"kind": "console"}
             )
         except UserError as exc:
             return Problem(exc.message)
+        if isinstance(reply, Accepted):
+            self.submitted.append(reply.job.id)
+        return reply
+
+    def settle(self, write: Callable[[str], None], timeout_s: float) -> bool:
+        """Before exiting, wait (up to `timeout_s`) until this session's jobs finished and
+        their notices were printed: they go to this console's route alone, so a job left
+        behind would finish unheard. False if some are still going."""
+        store = self.handler.service.store
+        deadline = time.monotonic() + timeout_s
+        told = False
+        while True:
+            try:
+                pending = [
+                    job_id
+                    for job_id in self.submitted
+                    if not ((job := store.get(job_id)) and job.status.is_final)
+                    or any(state != "sent" for _, state in store.notification_events(job_id))
+                ]
+            except BotError:
+                return False
+            if not pending:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            if not told:
+                write(f"Waiting for {len(pending)} job(s) to finish (Ctrl-C leaves them queued)…")
+                told = True
+            time.sleep(0.1)
 
     def execute(self, line: str) -> str:
         """The reply to one line, as text."""
