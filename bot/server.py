@@ -189,14 +189,21 @@ def _wait_for_stop() -> None:
 
 def stop_http(server: Any, loop: threading.Thread, grace_s: float = 5.0) -> None:
     """Stop waitress: refuse new connections at once, let the requests being handled finish
-    (up to `grace_s`), then end its loop. Everything runs in the loop's thread via its trigger.
-    """
+    (up to `grace_s`), then end its loop. The socket work runs in the loop's thread, handed
+    over through waitress's trigger; should the trigger be gone, it is done from here."""
     from waitress import wasyncore  # type: ignore[import-untyped]
 
+    def in_loop(thunk: Callable[[], object]) -> None:
+        try:
+            server.trigger.pull_trigger(thunk)
+        except OSError as exc:  # seen twice under heavy load, not reproduced: do not crash
+            log.warning("HTTP server trigger unusable (%s); stopping it from here", exc)
+            thunk()
+
     # The listening socket alone (the server's own close() would take the trigger with it).
-    server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+    in_loop(lambda: wasyncore.dispatcher.close(server))
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=grace_s)
-    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    in_loop(lambda: wasyncore.close_all(server._map))
     loop.join(timeout=2)
     if loop.is_alive():
         log.warning("the HTTP server did not stop in time")
