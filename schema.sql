@@ -1,4 +1,4 @@
--- jobbot schema, version 1, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
+-- jobbot schema, version 2, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
 --
 -- Run it once as an operator:   mysql jobbot < schema.sql
 -- or let jobbot do it:           python -m bot migrate   (also done by serve, worker, console)
@@ -112,4 +112,21 @@ CREATE TABLE IF NOT EXISTS dedupe_keys (
   PRIMARY KEY (dedupe_key)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT IGNORE INTO jobbot_schema (id, version, applied_at) VALUES (1, 1, UTC_TIMESTAMP(6));
+-- Version 2. The intake journal: requests acknowledged to Slack but not yet handled, so that
+-- another process finishes them if the one that acknowledged them dies.
+CREATE TABLE IF NOT EXISTS held_requests (
+  id                BIGINT       NOT NULL AUTO_INCREMENT,
+  request_key       VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  kind              VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  payload           MEDIUMTEXT   NOT NULL,
+  attempts          INTEGER      NOT NULL,
+  lease_expires_at  DATETIME(6)  NOT NULL,
+  created_at        DATETIME(6)  NOT NULL,
+  PRIMARY KEY (id),
+  CONSTRAINT uq_held_requests_key UNIQUE (request_key),
+  INDEX ix_held_requests_due (lease_expires_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 2, UTC_TIMESTAMP(6))
+  ON DUPLICATE KEY UPDATE version = GREATEST(version, 2),
+                          applied_at = IF(version < 2, UTC_TIMESTAMP(6), applied_at);

@@ -53,6 +53,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("JOBBOT_NOTIFY_CHANNEL", "", "channel id that gets a one-line summary of every job"),
     Spec("JOBBOT_REPLY_BROADCAST", "true", "also show the final thread reply in the channel"),
     Spec("JOBBOT_UPLOAD_WINDOW", "900", "seconds a shared .py counts as the latest upload"),
+    Spec(
+        "JOBBOT_INTAKE_LEASE",
+        "60",
+        "seconds before another serve finishes a request whose process died after the ack",
+    ),
     Spec("AWS_REGION", "", "AWS region of the runner function (else AWS_DEFAULT_REGION/profile)"),
     Spec("JOBBOT_LAMBDA_FUNCTION", "jobbot-runner", "name of the runner Lambda function"),
     Spec("JOBBOT_LAMBDA_ROLE_ARN", "", "execution role ARN used by `lambda deploy`"),
@@ -93,6 +98,7 @@ class Settings:
     notify_channel: str
     reply_broadcast: bool
     upload_window: float
+    intake_lease: float
     aws_region: str
     lambda_function: str
     lambda_role_arn: str
@@ -269,6 +275,7 @@ def load_settings(
         notify_channel=notify_channel,
         reply_broadcast=r.flag("JOBBOT_REPLY_BROADCAST"),
         upload_window=r.number("JOBBOT_UPLOAD_WINDOW", 1, 86400),
+        intake_lease=r.number("JOBBOT_INTAKE_LEASE", 1, 3600),
         aws_region=r.raw("AWS_REGION"),
         lambda_function=r.raw("JOBBOT_LAMBDA_FUNCTION"),
         lambda_role_arn=r.raw("JOBBOT_LAMBDA_ROLE_ARN"),

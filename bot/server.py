@@ -231,6 +231,8 @@ def serve(settings: Settings, runtime: Runtime | None = None) -> int:
         log.warning("Slack is not configured: serving /healthz and /metrics only")
     runtime.start_dispatcher(notifiers_for(settings, runtime))
     runtime.start_workers()
+    if slack is not None:
+        slack.start()  # takes up requests an earlier (crashed) process acknowledged
     http_bolt = slack.app if slack is not None and settings.slack_signing_secret else None
     server = waitress.create_server(
         WebApp(

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.core.models import (
     Claim,
+    HeldRequest,
     Identity,
     Job,
     JobStatus,
@@ -84,6 +85,7 @@ class InMemoryStore:
         self._keys: dict[str, int] = {}
         self._notes: list[_Note] = []
         self._uploads: list[Upload] = []
+        self._held: dict[str, tuple[HeldRequest, datetime]] = {}
         self._dedupe: dict[str, datetime] = {}
         self._not_before: dict[int, datetime] = {}
         self.migrated = False
@@ -471,6 +473,41 @@ class InMemoryStore:
             for key in old:
                 del self._dedupe[key]
             return len(old)
+
+    def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
+        """Journal unless held."""
+        with self._lock:
+            self._check()
+            if key in self._held:
+                return False
+            self._held[key] = (
+                HeldRequest(key, kind, dict(payload), 0, self._now()),
+                self._now(lease_s),
+            )
+            return True
+
+    def claim_held_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
+        """Take up expired holds, oldest first."""
+        with self._lock:
+            self._check()
+            due = sorted(
+                (lease, request.created_at, key)
+                for key, (request, lease) in self._held.items()
+                if lease < self._now()
+            )
+            taken: list[HeldRequest] = []
+            for _, _, key in due[:limit]:
+                request = self._held[key][0]
+                request = dataclasses.replace(request, attempts=request.attempts + 1)
+                self._held[key] = (request, self._now(lease_s))
+                taken.append(request)
+            return taken
+
+    def drop_held_request(self, key: str) -> None:
+        """Forget."""
+        with self._lock:
+            self._check()
+            self._held.pop(key, None)
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember."""

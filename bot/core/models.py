@@ -214,6 +214,18 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class HeldRequest:
+    """A request an adapter acknowledged but has not finished handling, kept in the database
+    so that another process can finish it if this one dies (the intake journal)."""
+
+    key: str
+    kind: str
+    payload: Mapping[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Upload:
     """A file a user shared in a conversation, remembered for `/job run`."""
 

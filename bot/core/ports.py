@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from bot.core.models import (
     Claim,
+    HeldRequest,
     Identity,
     Job,
     JobStatus,
@@ -127,6 +128,17 @@ class JobStore(Protocol):
 
     def forget_keys(self, prefix: str, before: datetime) -> int:
         """Delete the dedupe keys starting with `prefix` recorded before `before`; how many."""
+
+    def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
+        """Journal a request before it is handled; False if one with this key is held already.
+        Nobody else takes it up before `lease_s` has passed."""
+
+    def claim_held_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
+        """Take up to `limit` held requests whose lease ran out (their handler died), oldest
+        first, leasing each again for `lease_s`."""
+
+    def drop_held_request(self, key: str) -> None:
+        """Forget a request once it has been handled (whatever the outcome)."""
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember a file a user shared in a conversation."""

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from bot.core.inputs import check_file, check_input
-from bot.core.models import Actor, Identity, Job, JobStatus, NewJob, Upload, User
+from bot.core.models import Actor, HeldRequest, Identity, Job, JobStatus, NewJob, Upload, User
 from bot.core.ports import Clock, JobStore
 from bot.errors import (
     Forbidden,
@@ -207,6 +207,19 @@ class JobService:
         """Forget request keys with this prefix seen more than `older_than_s` ago."""
         before = self.clock.now() - timedelta(seconds=older_than_s)
         return self._call(lambda: self.store.forget_keys(prefix, before))
+
+    def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
+        """Journal a request before handling it (TemporarilyUnavailable when the database is
+        down: then nothing was saved); False when the same request is already held."""
+        return self._call(lambda: self.store.hold_request(key, kind, payload, lease_s))
+
+    def orphaned_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
+        """Requests whose handler died before finishing them, to be finished here."""
+        return self._call(lambda: self.store.claim_held_requests(limit, lease_s))
+
+    def drop_request(self, key: str) -> None:
+        """Drop a handled request from the journal."""
+        self._call(lambda: self.store.drop_held_request(key))
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember a file the user shared, for `/job run` without a file."""

@@ -25,6 +25,7 @@ from bot.slack.answers import Answerer
 from bot.slack.guard import RequestGuard, malformed
 from bot.slack.home import HomePublisher
 from bot.slack.intake import Intake
+from bot.slack.journal import SWEEP_INTERVAL_S, Sweeper
 from bot.slack.listeners import register
 from bot.slack.posting import CallFailed, call
 from bot.slack.uploads import FileFetcher
@@ -88,9 +89,15 @@ class SlackApp:
     listener_pool: ThreadPoolExecutor
     intake_pool: ThreadPoolExecutor
     guard: RequestGuard
+    sweeper: Sweeper
+
+    def start(self) -> None:
+        """Start finishing requests that a process died before finishing (journal)."""
+        self.sweeper.start()
 
     def close(self) -> None:
         """Finish scheduled intake work (downloads, submissions) and stop the pools."""
+        self.sweeper.stop()
         self.listener_pool.shutdown(wait=True)
         self.intake_pool.shutdown(wait=True)
 
@@ -151,6 +158,7 @@ def build_app(
         pool=intake_pool,
         home=home,
         upload_window=settings.upload_window,
+        hold_lease_s=settings.intake_lease,
         metrics=metrics,
     )
 
@@ -168,4 +176,9 @@ def build_app(
     guard = RequestGuard(
         settings.slack_signing_secret, service.first_time, service.forget_keys, metrics=metrics
     )
-    return SlackApp(app, intake, identity, listener_pool, intake_pool, guard)
+    sweeper = Sweeper(
+        lambda: service.orphaned_requests(10, settings.intake_lease),
+        intake.take_up,
+        interval_s=min(SWEEP_INTERVAL_S, settings.intake_lease / 2),
+    )
+    return SlackApp(app, intake, identity, listener_pool, intake_pool, guard, sweeper)

@@ -4,6 +4,8 @@ pool after the ack, never on Bolt's listener threads."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import logging
 import re
@@ -18,10 +20,11 @@ from bot.core.commands import RunCommand, parse_command, parse_job_id
 from bot.core.handler import CommandHandler
 from bot.core.inputs import check_input
 from bot.core.metrics import Metrics
-from bot.core.models import Actor, Identity, Upload
+from bot.core.models import Actor, HeldRequest, Identity, Upload
 from bot.core.replies import Reply
 from bot.core.service import JobService
-from bot.errors import UsageError, UserError
+from bot.errors import TemporarilyUnavailable, UsageError, UserError
+from bot.slack import journal
 from bot.slack.answers import Answerer, Where
 from bot.slack.formatting import Message, unescape
 from bot.slack.home import HomePublisher
@@ -33,9 +36,20 @@ from bot.slack.views import FILE_ACTION, FILE_BLOCK, INPUT_ACTION, INPUT_BLOCK, 
 
 log = logging.getLogger(__name__)
 ROUTE = "slack"
+# How long an unacknowledged request waits for its journal record: with the replay check's
+# own budget it keeps the ack well inside Slack's 3 s even when the database hangs.
+HOLD_BUDGET_S = 0.8
 WORKING = "Working on it…"
 OOPS = "Something went wrong on jobbot's side; nothing was changed. Please try again."
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+
+
+class Held(enum.Enum):
+    """What became of a request's journal record by the time the ack must leave."""
+
+    HELD = "held"  # recorded: the work is under way
+    DOWN = "down"  # the database refused: nothing was saved
+    PENDING = "pending"  # not known yet: the work (or a private answer) follows
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class Intake:
         home: HomePublisher,
         upload_window: float = 900.0,
         reply_budget: float = 2.0,
+        hold_lease_s: float = journal.HOLD_LEASE_S,
         metrics: Metrics | None = None,
     ) -> None:
         self.service = service
@@ -92,6 +107,7 @@ class Intake:
         self.home = home
         self.upload_window = upload_window
         self.reply_budget = reply_budget
+        self.hold_lease_s = hold_lease_s
         self.metrics = metrics
 
     # --- helpers ---------------------------------------------------------------------------
@@ -110,6 +126,92 @@ class Intake:
                 log.exception("slack intake failed")
 
         return self.pool.submit(guarded)
+
+    def journaled(
+        self,
+        key: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        work: Callable[[], None],
+        *,
+        where: Where,
+        budget: float | None = None,
+    ) -> Held:
+        """Record the request in the database (journal), then do `work` on the intake pool: if
+        this process dies before finishing it, another takes it up (journal.Sweeper). A
+        request already held is left to its handler.
+
+        With a `budget` (the request is not acknowledged yet) the hold is waited for that
+        long: HELD, or DOWN (the database refused: nothing was saved, say so in the ack), or
+        PENDING (no answer in time: ack "working on it"; the work follows the hold, or the
+        person is told privately that nothing was saved). Without one (already acknowledged)
+        it is PENDING, and if the hold fails the work runs unjournaled and says what it can.
+        """
+        hold = self.pool.submit(self.service.hold_request, key, kind, payload, self.hold_lease_s)
+
+        def settle(done: Future[bool]) -> None:
+            try:
+                fresh = done.result()
+            except UserError as exc:
+                if budget is None:
+                    self.later(work)
+                else:
+                    self.answerer.tell(where, problem(exc.message))
+                return
+            except Exception:
+                log.exception("journal hold failed")
+                self.answerer.tell(where, problem(OOPS))
+                return
+            if fresh:
+                self.later(lambda: self._finish_held(key, work))
+
+        if budget is None:
+            hold.add_done_callback(settle)
+            return Held.PENDING
+        try:
+            hold.result(timeout=budget)
+        except UserError:
+            return Held.DOWN
+        except TimeoutError:
+            hold.add_done_callback(settle)
+            return Held.PENDING
+        except Exception:
+            log.exception("journal hold failed")
+            return Held.DOWN
+        settle(hold)
+        return Held.HELD
+
+    def _finish_held(self, key: str, work: Callable[[], None]) -> None:
+        try:
+            work()
+        finally:
+            try:
+                self.service.drop_request(key)
+            except UserError:
+                # Still held: it is taken up again later, and handled idempotently.
+                log.warning("could not drop a handled request from the journal")
+
+    def take_up(self, request: HeldRequest) -> None:
+        """Finish a request another process acknowledged but did not finish."""
+        self.later(lambda: self._finish_held(request.key, lambda: self._redo(request)))
+
+    def _redo(self, request: HeldRequest) -> None:
+        """Do a held request's work from what the journal recorded."""
+        data = request.payload
+        asker = Asker(**data["asker"]) if isinstance(data.get("asker"), dict) else None
+        if request.kind == journal.HeldKind.COMMAND and asker is not None:
+            command = RunCommand(data.get("path"), str(data.get("input_text") or ""))
+            self._run_command(asker, command, str(data.get("trigger_id") or ""))
+        elif request.kind == journal.HeldKind.FORM and asker is not None:
+            file = journal.file_from_dict(data["file"])
+            self._submit_as(asker, file, str(data.get("text") or ""), Kind.MODAL, request.key)
+        elif request.kind == journal.HeldKind.MESSAGE and isinstance(data.get("event"), dict):
+            self._message(str(data.get("team") or ""), data["event"], bool(data.get("is_request")))
+        elif request.kind == journal.HeldKind.RERUN and asker is not None:
+            value, from_home = str(data.get("value") or ""), bool(data.get("from_home"))
+            self._rerun(asker, value, request.key, from_home)
+        else:
+            log.error("held request of an unknown kind dropped", extra={"kind": request.kind})
 
     def _reply(self, compute: Callable[[], Reply]) -> Message:
         try:
@@ -143,8 +245,24 @@ class Intake:
                 check_input(command.input_text, self.service.limits.max_input_bytes)
             except UserError as exc:
                 return problem(exc.message).as_kwargs()
-            self.later(lambda: self._run_command(asker, command, trigger_id))
-            return {}
+            payload = {
+                "asker": dataclasses.asdict(asker),
+                "path": command.path,
+                "input_text": command.input_text,
+                "trigger_id": trigger_id,
+            }
+            key = f"cmd:{asker.team}:{trigger_id}"
+            held = self.journaled(
+                key,
+                journal.HeldKind.COMMAND,
+                payload,
+                lambda: self._run_command(asker, command, trigger_id),
+                where=asker.where,
+                budget=HOLD_BUDGET_S,
+            )
+            if held is Held.DOWN:
+                return problem(TemporarilyUnavailable().message).as_kwargs()
+            return {"text": WORKING} if held is Held.PENDING else {}
         key = f"cmd:{asker.team}:{trigger_id}"
         return self.within_budget(
             asker,
@@ -272,7 +390,24 @@ class Intake:
             response_url=metadata.get("r"),
         )
         key = f"view:{view.get('id')}"
-        self.later(lambda: self._submit_as(asker, file, text, Kind.MODAL, key))
+        payload = {
+            "asker": dataclasses.asdict(asker),
+            "file": journal.file_to_dict(file),
+            "text": text,
+        }
+        held = self.journaled(
+            key,
+            journal.HeldKind.FORM,
+            payload,
+            lambda: self._submit_as(asker, file, text, Kind.MODAL, key),
+            where=asker.where,
+            budget=HOLD_BUDGET_S,
+        )
+        if held is Held.DOWN:
+            return {
+                "response_action": "errors",
+                "errors": {INPUT_BLOCK: first_line(TemporarilyUnavailable().message)},
+            }
         return {}
 
     def _submit_as(self, asker: Asker, file: SlackFile, text: str, kind: Kind, key: str) -> None:
@@ -296,13 +431,32 @@ class Intake:
         mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in text
         if not event.get("files") and not is_dm:
             return  # channel chatter; mentions of the bot arrive as app_mention too
-        self.later(lambda: self._message(team, event, is_dm or mentioned))
+        self._message_later(team, event, is_dm or mentioned)
 
     def mention(self, team: str, event: Mapping[str, Any]) -> None:
         """An app_mention event: always a request to the bot."""
         if event.get("bot_id") or not event.get("user"):
             return
-        self.later(lambda: self._message(team, event, True))
+        self._message_later(team, event, True)
+
+    def _message_later(self, team: str, event: Mapping[str, Any], is_request: bool) -> None:
+        """Requests to the bot are journaled (a file shared in passing only remembered)."""
+
+        def work() -> None:
+            self._message(team, event, is_request)
+
+        if not is_request:
+            self.later(work)
+            return
+        key = f"msg:{event.get('channel')}:{event.get('ts')}"
+        payload = {"team": team, "event": dict(event), "is_request": is_request}
+        where = Where(
+            str(event.get("user") or ""),
+            str(event.get("channel") or ""),
+            None,
+            str(event.get("ts")),
+        )
+        self.journaled(key, journal.HeldKind.MESSAGE, payload, work, where=where)
 
     def _message(self, team: str, event: Mapping[str, Any], is_request: bool) -> None:
         channel, ts = str(event["channel"]), str(event["ts"])
@@ -399,7 +553,13 @@ class Intake:
             response_url=body.get("response_url"),
         )
         key = f"btn:{action.get('action_ts') or body.get('trigger_id')}"
-        self.later(lambda: self._rerun(asker, str(action.get("value") or ""), key, from_home))
+        value = str(action.get("value") or "")
+
+        def work() -> None:
+            self._rerun(asker, value, key, from_home)
+
+        payload = {"asker": dataclasses.asdict(asker), "value": value, "from_home": from_home}
+        self.journaled(key, journal.HeldKind.RERUN, payload, work, where=asker.where)
 
     def _rerun(self, asker: Asker, value: str, key: str, from_home: bool) -> None:
         kind = Kind.HOME if from_home else Kind.BUTTON

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from bot.core.models import (
     Claim,
+    HeldRequest,
     Identity,
     Job,
     JobStatus,
@@ -22,7 +23,7 @@ from bot.core.models import (
     User,
 )
 from bot.core.ports import Recovery
-from bot.store import outbox, queue
+from bot.store import held, outbox, queue
 from bot.store.db import Database
 from bot.store.rows import to_upload, to_user
 from bot.store.tables import SCHEMA_VERSION, dedupe_keys, metadata, schema_info, uploads, users
@@ -238,6 +239,18 @@ class SqlStore:
             dedupe_keys.c.created_at < before,
         )
         return self.db.write(lambda conn: int(conn.execute(stmt).rowcount))
+
+    def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
+        """Journal a request before handling it."""
+        return self.db.write(lambda conn: held.hold(conn, key, kind, payload, lease_s))
+
+    def claim_held_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
+        """Take up held requests whose handler died."""
+        return self.db.write(lambda conn: held.claim(conn, limit, lease_s))
+
+    def drop_held_request(self, key: str) -> None:
+        """Forget a handled request."""
+        self.db.write(lambda conn: held.drop(conn, key))
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember a shared file."""

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from bot.core.models import JobStatus, NotificationEvent, ResultKind
 from bot.store.types import BigId, MediumText, UTCDateTime, ascii_str, binary_str
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: held_requests
 
 MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -174,5 +174,21 @@ dedupe_keys = Table(
     metadata,
     Column("dedupe_key", ascii_str(191), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+# The intake journal: requests acknowledged to Slack but not yet handled (version 2).
+held_requests = Table(
+    "held_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_key", ascii_str(191), nullable=False),
+    Column("kind", ascii_str(32), nullable=False),
+    Column("payload", MediumText, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("lease_expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("request_key", name="uq_held_requests_key"),
+    Index("ix_held_requests_due", "lease_expires_at"),
     **MYSQL_TABLE_ARGS,
 )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.store.tables import SCHEMA_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -202,7 +204,7 @@ def test_cancelling_someone_elses_job_exits_two(cli: Cli, tmp_path: Path) -> Non
 def test_migrate_is_idempotent(cli: Cli) -> None:
     first, second = cli("migrate"), cli("migrate")
     assert first.returncode == second.returncode == 0
-    assert "schema version 1" in second.stdout
+    assert f"schema version {SCHEMA_VERSION}" in second.stdout
 
 
 def test_invalid_settings_are_all_reported_and_exit_two(cli: Cli, tmp_path: Path) -> None:

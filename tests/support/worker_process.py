@@ -37,7 +37,14 @@ from bot.core.models import (
 from bot.core.ports import Executor, JobStore
 from bot.wiring import Runtime, build_executor, build_store
 
-CRASH_POINTS = ("before-claim", "after-claim", "after-invoked", "after-result", "after-post")
+CRASH_POINTS = (
+    "before-claim",
+    "after-claim",
+    "after-invoked",
+    "after-result",
+    "after-post",
+    "after-ack",  # serve only: a `/job run` was acknowledged (and journaled), its work not done
+)
 
 
 def die() -> None:
@@ -130,6 +137,12 @@ class CrashingStore:
         if claims and self.point == "after-claim":
             self.die()
         return claims
+
+    def latest_upload(self, *args: Any, **kwargs: Any) -> Any:
+        # The first thing a `/job run`'s work does after the ack: crash before it is stored.
+        if self.point == "after-ack":
+            die()
+        return self.inner.latest_upload(*args, **kwargs)
 
     def mark_invoked(self, *args: Any, **kwargs: Any) -> bool:
         done: bool = self.inner.mark_invoked(*args, **kwargs)

@@ -11,7 +11,6 @@ from bot.core.models import JobStatus
 from tests.integration.slack.conftest import Stack
 from tests.support import slack_requests as sr
 from tests.support.slack_standin import message_text
-from tests.support.waiting import wait_until
 
 CODE = "def main(a, b):\n    return a + b\n"
 
@@ -56,7 +55,9 @@ def test_the_form_submits_once_even_when_submitted_twice(stack: Stack) -> None:
     assert first.status == second.status == 200 and first.body == ""
     job = stack.wait_final(stack.wait_jobs(1)[0].id)
     assert job.result == 3
-    wait_until(lambda: len(stack.standin.calls("file")) == 2)
+    # The second submission is merged: while the first is held in the intake journal it is
+    # not even downloaded again; after it, the job's idempotency key makes it the same job.
+    assert 1 <= len(stack.standin.calls("file")) <= 2
     assert len(stack.jobs()) == 1
     assert job.idempotency_key == "view:V0TWICE"
 

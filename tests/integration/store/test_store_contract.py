@@ -10,6 +10,7 @@ import pytest
 
 from bot.core.fakes import FakeClock, InMemoryStore
 from bot.core.models import (
+    HeldRequest,
     Identity,
     JobStatus,
     NewJob,
@@ -358,3 +359,23 @@ def test_counts_by_status(store: JobStore) -> None:
     counts = store.count_by_status()
     assert counts[JobStatus.WAITING] == 1 and counts[JobStatus.RUNNING] == 1
     assert counts[JobStatus.DONE] == 0
+
+
+def test_held_requests_are_taken_up_only_after_their_lease(store: JobStore) -> None:
+    assert store.hold_request("cmd:T1:1", "command", {"text": "run {}", "n": 1}, 0.05)
+    assert not store.hold_request("cmd:T1:1", "command", {"text": "again"}, 0.05)
+    assert store.hold_request("cmd:T1:2", "command", {"text": "other"}, 3600)
+    tick = expire(store)
+
+    def taken() -> list[HeldRequest]:
+        tick()
+        return store.claim_held_requests(10, 3600)
+
+    orphans = wait_until(taken, timeout=5, message="the expired hold taken up")
+    assert [(h.key, h.kind, dict(h.payload), h.attempts) for h in orphans] == [
+        ("cmd:T1:1", "command", {"text": "run {}", "n": 1}, 1)
+    ]
+    assert store.claim_held_requests(10, 3600) == []  # leased again to its new handler
+    store.drop_held_request("cmd:T1:1")
+    store.drop_held_request("cmd:T1:2")
+    assert store.hold_request("cmd:T1:1", "command", {}, 3600)  # gone: can be held anew

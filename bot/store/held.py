@@ -1,0 +1,63 @@
+"""The intake journal in SQL: hold a request, take up the ones whose handler died, drop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from bot.core.models import HeldRequest
+from bot.store.queue import insert_ignore
+from bot.store.tables import held_requests
+from bot.store.types import utcnow
+
+
+def hold(conn: Connection, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
+    """Insert unless the key is held already."""
+    values = {
+        "request_key": key[:191],
+        "kind": kind,
+        "payload": json.dumps(dict(payload), ensure_ascii=False, separators=(",", ":")),
+        "attempts": 0,
+        "lease_expires_at": utcnow(lease_s),
+        "created_at": utcnow(),
+    }
+    return insert_ignore(conn, held_requests, values) == 1
+
+
+def claim(conn: Connection, limit: int, lease_s: float) -> list[HeldRequest]:
+    """Lease the oldest held requests whose lease ran out."""
+    q = (
+        select(held_requests)
+        .where(held_requests.c.lease_expires_at < utcnow())
+        .order_by(held_requests.c.lease_expires_at, held_requests.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name != "sqlite":
+        q = q.with_for_update(skip_locked=True)
+    rows = list(conn.execute(q).mappings())
+    if not rows:
+        return []
+    ids = [row["id"] for row in rows]
+    conn.execute(
+        update(held_requests)
+        .where(held_requests.c.id.in_(ids))
+        .values(lease_expires_at=utcnow(lease_s), attempts=held_requests.c.attempts + 1)
+    )
+    return [
+        HeldRequest(
+            key=row["request_key"],
+            kind=row["kind"],
+            payload=json.loads(row["payload"]),
+            attempts=row["attempts"] + 1,
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]
+
+
+def drop(conn: Connection, key: str) -> None:
+    """Delete a handled request."""
+    conn.execute(delete(held_requests).where(held_requests.c.request_key == key[:191]))

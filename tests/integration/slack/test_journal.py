@@ -1,0 +1,118 @@
+"""The intake journal: a request acknowledged to Slack is recorded before its work starts, so a
+process that dies before finishing it does not lose it — another process's sweeper takes it up
+(here: the same app's sweeper, as a restarted or sibling serve would)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from bot.core.models import JobStatus
+from bot.slack.intake import Asker
+from bot.slack.journal import HeldKind
+from tests.integration.slack.conftest import Stack
+from tests.integration.slack.test_flows import CODE, share
+from tests.support import slack_requests as sr
+from tests.support.waiting import wait_until
+
+RESPONSE_URL = "https://hooks.slack.com/commands/T0TEAM/1/abc"
+
+
+@pytest.fixture
+def stack_options() -> dict[str, str]:
+    return {"JOBBOT_INTAKE_LEASE": "1"}
+
+
+def asker(**changes: Any) -> dict[str, Any]:
+    base = Asker(team=sr.TEAM, user=sr.ALICE, channel=sr.CHANNEL, response_url=RESPONSE_URL)
+    return dataclasses.asdict(dataclasses.replace(base, **changes))
+
+
+def orphan(stack: Stack, key: str, kind: str, payload: dict[str, Any]) -> None:
+    """A request a process acknowledged and then died on: held, its lease about to run out."""
+    assert stack.runtime.service.hold_request(key, kind, payload, 0.01)
+
+
+def swept(stack: Stack) -> int:
+    """Run the sweeper until it has taken something up."""
+    return wait_until(stack.slack.sweeper.sweep, timeout=10, message="an orphan taken up")
+
+
+def test_an_orphaned_job_run_command_is_finished_by_the_sweeper(stack: Stack) -> None:
+    share(stack)
+    payload = {
+        "asker": asker(),
+        "path": None,
+        "input_text": '{"a": 2, "b": 3}',
+        "trigger_id": "trig.dead",
+    }
+    orphan(stack, f"cmd:{sr.TEAM}:trig.dead", HeldKind.COMMAND, payload)
+    assert swept(stack) == 1
+    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    assert job.status is JobStatus.DONE and job.result == 5
+    assert job.idempotency_key == f"cmd:{sr.TEAM}:trig.dead"
+    assert any(f"Job #{job.id}" in post["text"] for post in stack.standin.posts())
+
+
+def test_an_orphaned_form_submission_is_finished_once(stack: Stack) -> None:
+    file = stack.standin.add_file("soma.py", CODE)
+    payload = {
+        "asker": asker(),
+        "file": {
+            "id": file["id"],
+            "name": file["name"],
+            "size": file["size"],
+            "url": file["url_private_download"],
+            "stub": False,
+        },
+        "text": '{"a": 4, "b": 4}',
+    }
+    orphan(stack, "view:V0DEAD", HeldKind.FORM, payload)
+    swept(stack)
+    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    assert job.result == 8 and job.idempotency_key == "view:V0DEAD"
+    # Handled, the request leaves the journal: later sweeps find nothing, no second job.
+    assert stack.slack.sweeper.sweep() == 0
+    assert len(stack.jobs()) == 1
+
+
+def test_an_orphaned_message_with_a_file_runs_threaded_on_that_message(stack: Stack) -> None:
+    file = stack.standin.add_file("soma.py", CODE)
+    event = sr.file_message('run {"a": 1, "b": 6}', [file], channel="D0ALICE", channel_type="im")
+    orphan(
+        stack,
+        f"msg:D0ALICE:{event['ts']}",
+        HeldKind.MESSAGE,
+        {"team": sr.TEAM, "event": event, "is_request": True},
+    )
+    swept(stack)
+    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    assert job.result == 7
+    assert job.origin["slack_thread_ts"] == event["ts"]
+
+
+def test_an_orphaned_rerun_click_makes_one_new_job(stack: Stack) -> None:
+    share(stack)
+    stack.dispatch(sr.slash('run {"a": 1, "b": 1}'))
+    first = stack.wait_final(stack.wait_jobs(1)[0].id)
+    orphan(
+        stack,
+        "btn:1700000450.000200",
+        HeldKind.RERUN,
+        {"asker": asker(), "value": str(first.id), "from_home": False},
+    )
+    swept(stack)
+    again = stack.wait_final(stack.wait_jobs(2)[0].id)
+    assert again.rerun_of == first.id and again.result == 2
+
+
+def test_a_handled_command_leaves_nothing_in_the_journal(stack: Stack) -> None:
+    share(stack)
+    assert stack.dispatch(sr.slash('run {"a": 5, "b": 3}')).status == 200
+    stack.wait_final(stack.wait_jobs(1)[0].id)
+    # The lease (1 s) has long run out if anything were still held; nothing is.
+    wait_until(lambda: stack.runtime.service.orphaned_requests(10, 60) == [], timeout=5)
+    assert stack.slack.sweeper.sweep() == 0
+    assert len(stack.jobs()) == 1

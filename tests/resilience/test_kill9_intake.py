@@ -1,0 +1,62 @@
+"""`kill -9` of `serve` right after it acknowledged a `/job run` to Slack, before the job was
+stored: the request is in the intake journal, so another serve takes it up once its lease runs
+out — the job is stored and runs once, and its owner is told once. Slack does not resend a
+request it got an answer to, so without the journal this submission would be lost."""
+
+from __future__ import annotations
+
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import JobStatus
+from bot.store import SqlStore
+from tests.integration.test_queue_processes import executions
+from tests.support.serve_process import ServeProcess
+from tests.support.slack_ledger import Submitter, assert_told_once, settled
+from tests.support.slack_standin import SlackStandIn
+from tests.support.waiting import wait_until
+
+FAST = {"JOBBOT_INTAKE_LEASE": "2", "JOBBOT_JOB_TIMEOUT": "3"}
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandIn]:
+    """A fresh Slack stand-in per test, so its records are this test's alone."""
+    with SlackStandIn() as fake:
+        yield fake
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+def test_kill_9_after_the_ack_loses_nothing(
+    mariadb_store: SqlStore, mariadb_url: str, standin: SlackStandIn, tmp_path: Path
+) -> None:
+    log = tmp_path / "executions.log"
+    crasher = ServeProcess(
+        standin, mariadb_url, tmp_path, entry=[str(log), "--crash-at", "after-ack"], **FAST
+    ).start()
+    person = Submitter(standin, mariadb_store)
+    try:
+        person.share(crasher)
+        try:
+            # The ack may or may not leave before the process dies: both are covered.
+            person.run(crasher, '{"n": 41}')
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert crasher.wait_exit(timeout=60) == -9
+    finally:
+        crasher.kill()
+    assert person.jobs() == [], "the crash came before the job was stored"
+    survivor = ServeProcess(standin, mariadb_url, tmp_path, entry=[str(log)], **FAST).start()
+    try:
+        [job] = wait_until(person.jobs, timeout=60, message="the orphaned request taken up")
+        [done] = settled(mariadb_store, [job.id], timeout=60)
+    finally:
+        assert survivor.stop() == 0
+    assert done.status is JobStatus.DONE
+    assert done.result == 42
+    assert executions(log)[job.id] == 1
+    assert_told_once(standin, done)
