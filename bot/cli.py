@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import TextIO
 
 from bot import logs
@@ -17,6 +15,7 @@ from bot.console import Console, PrintNotifier, read_source
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Detail, Listing, Problem
 from bot.errors import ConfigError, InfraError, TemporarilyUnavailable, UsageError, UserError
+from bot.shutdown import wait_for_signal
 from bot.textview import job_detail, job_json, render
 from bot.wiring import Runtime, local_identity, local_route
 
@@ -263,18 +262,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
         file=out,
     )
     return EXIT_OK
-
-
-def wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    stop.wait()
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:

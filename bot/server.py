@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.core.metrics import Metrics
 from bot.core.ports import Notifier
+from bot.shutdown import wait_for_signal
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -176,17 +175,6 @@ def _reply(
     return [data]
 
 
-def _wait_for_stop() -> None:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    stop.wait()
-
-
 def stop_http(server: Any, loop: threading.Thread, grace_s: float = 5.0) -> None:
     """Stop waitress: refuse new connections at once, let the requests being handled finish
     (up to `grace_s`), then end its loop. The socket work runs in the loop's thread, handed
@@ -260,7 +248,7 @@ def serve(settings: Settings, runtime: Runtime | None = None) -> int:
             "executor": settings.executor,
         },
     )
-    _wait_for_stop()
+    wait_for_signal()
     log.info("stopping: no new requests or claims; running jobs may finish")
     # First, because winding the HTTP server and the intake down can take seconds, and a job
     # claimed meanwhile would push the exit past the job timeout + a few seconds.

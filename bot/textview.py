@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.core.models import Identity, Job, JobStatus, ResultKind
 from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
+from bot.core.units import human_duration
 
 ICONS = {
     JobStatus.WAITING: "…",
@@ -35,12 +36,8 @@ def owner_name(identity: Identity) -> str:
 
 
 def duration(job: Job) -> str:
-    """'31 ms' or '2.4 s'."""
-    if job.duration_ms is None:
-        return ""
-    if job.duration_ms < 1000:
-        return f"{job.duration_ms} ms"
-    return f"{job.duration_ms / 1000:.1f} s"
+    """'31 ms' or '2.4 s'; empty before the job ran."""
+    return human_duration(job.duration_ms)
 
 
 def result_text(job: Job) -> str:

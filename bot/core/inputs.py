@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.units import human_bytes
 from bot.errors import InvalidFile, InvalidInput
 
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
@@ -32,15 +33,6 @@ class CheckedFile:
     name: str
     code: str
     sha256: str
-
-
-def human_bytes(size: int) -> str:
-    """1536 -> '1.5 KB'."""
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB".replace(".0 KB", " KB")
-    return f"{size / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
 
 
 def strip_decorations(text: str, smart_quotes: bool = True) -> str:

@@ -23,9 +23,10 @@ import botocore.exceptions
 from botocore.config import Config
 
 from bot.core.metrics import Metrics
-from bot.core.models import Outcome, ResultKind, RunRequest, RunResult
+from bot.core.models import Outcome, RunRequest, RunResult
 from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
 from bot.executors import lambda_package
+from bot.executors.results import result_from_response
 from bot.harness import protocol
 
 if TYPE_CHECKING:
@@ -209,25 +210,6 @@ def encode_request(request: RunRequest) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: ASCII escapes carry it losslessly
         return json.dumps(body, separators=(",", ":")).encode("ascii")
-
-
-def result_from_response(response: dict[str, Any], executor: str) -> RunResult:
-    """A checked protocol-v1 response as a RunResult (the same mapping as every executor)."""
-    kind = response["result_kind"]
-    return RunResult(
-        outcome=Outcome(response["outcome"]),
-        duration_ms=response["duration_ms"],
-        result_json=response["result_json"],
-        result_kind=ResultKind(kind) if kind is not None else None,
-        stdout=response["stdout"],
-        stderr=response["stderr"],
-        stdout_truncated=response["stdout_truncated"],
-        stderr_truncated=response["stderr_truncated"],
-        error_type=response["error_type"],
-        error_message=response["error_message"],
-        traceback=response["traceback"],
-        executor=executor,
-    )
 
 
 class LambdaExecutor:

@@ -14,8 +14,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core.models import Outcome, ResultKind, RunRequest, RunResult
+from bot.core.models import RunRequest, RunResult
 from bot.errors import ExecutorError, ExecutorUnavailable
+from bot.executors.results import result_from_response
 from bot.harness import protocol
 from bot.harness.client import ZygoteClient
 from bot.harness.limits import MIB, Limits, set_dumpable
@@ -174,21 +175,7 @@ class LocalExecutor:
                 "max_output_bytes": request.max_output_bytes,
             }
         )
-        kind = response["result_kind"]
-        return RunResult(
-            outcome=Outcome(response["outcome"]),
-            duration_ms=response["duration_ms"],
-            result_json=response["result_json"],
-            result_kind=ResultKind(kind) if kind is not None else None,
-            stdout=response["stdout"],
-            stderr=response["stderr"],
-            stdout_truncated=response["stdout_truncated"],
-            stderr_truncated=response["stderr_truncated"],
-            error_type=response["error_type"],
-            error_message=response["error_message"],
-            traceback=response["traceback"],
-            executor=self.name,
-        )
+        return result_from_response(response, self.name)
 
     def run_harness(self, request: dict[str, Any]) -> dict[str, Any]:
         """One raw protocol-v1 round trip (what `run` uses; handy for tests and benchmarks)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.models import Identity, Job, JobStatus
+from bot.core.units import human_duration
 
 Block = dict[str, Any]
 
@@ -130,11 +131,7 @@ def file_label(name: str) -> str:
 
 def duration(job: Job) -> str:
     """'31 ms' or '2.4 s'; empty before the job ran."""
-    if job.duration_ms is None:
-        return ""
-    if job.duration_ms < 1000:
-        return f"{job.duration_ms} ms"
-    return f"{job.duration_ms / 1000:.1f} s"
+    return human_duration(job.duration_ms)
 
 
 def mrkdwn(text: str) -> Block:

@@ -15,9 +15,10 @@ from urllib.parse import quote, urljoin, urlsplit
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
-from bot.core.inputs import clean_file_name, human_bytes
+from bot.core.inputs import clean_file_name
 from bot.core.metrics import Metrics
 from bot.core.models import Upload
+from bot.core.units import human_bytes
 from bot.errors import InvalidFile, UserError
 from bot.slack.failures import classify, record
 
