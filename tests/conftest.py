@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from bot.core.fakes import FakeClock, InMemoryStore
 from bot.store import SqlStore, make_engine
+from tests.support.processes import kill_leftovers
 
 MYSQL_BASE = os.environ.get("JOBBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 TABLES_CHILD_FIRST = ("notifications", "uploads", "dedupe_keys", "jobs", "users")
@@ -22,6 +23,13 @@ TABLES_CHILD_FIRST = ("notifications", "uploads", "dedupe_keys", "jobs", "users"
 def _worker_id(config: pytest.Config) -> str:
     workerinput = getattr(config, "workerinput", None)
     return workerinput["workerid"] if workerinput else "main"
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """Kill any serve/worker a test started and left running (say, because it failed)."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 
 from bot.core.models import Identity, JobStatus, NewJob
 from bot.store import SqlStore
+from tests.support.processes import track
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +37,21 @@ def start_workers(
         **(env or {}),
     }
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.support.worker_process", str(executions), *(extra or [])],
-            cwd=ROOT,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        track(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.worker_process",
+                    str(executions),
+                    *(extra or []),
+                ],
+                cwd=ROOT,
+                env=environ,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
         for _ in range(count)
     ]

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.support.processes import track
 from tests.support.slack_requests import ADMIN, SECRET
 from tests.support.slack_standin import SlackStandIn
 from tests.support.waiting import wait_until
@@ -97,12 +98,14 @@ class ServeProcess:
             if self.entry is None
             else [sys.executable, "-m", "tests.support.serve_process", *self.entry]
         )
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.workdir,
-            env=self.env,
-            stdout=log,
-            stderr=log,
+        self.process = track(
+            subprocess.Popen(
+                command,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
         )
         log.close()
 
