@@ -28,6 +28,7 @@ from sqlalchemy import func, select, text
 from bench.slack_common import fresh_database
 from bench.stats import table
 from bot.core.models import Identity, JobStatus, NewJob
+from bot.slack.intake import WORKING
 from bot.store import SqlStore, make_engine
 from bot.store.tables import NotificationState, notifications
 from tests.integration.test_queue_processes import executions, start_workers, stop_workers
@@ -151,7 +152,10 @@ def _slack_submitter(
 
     def submit(i: int) -> bool:
         sent = people[i % USERS].run(servers[i % len(servers)], f'{{"n": {i}}}')
-        assert (sent.status, sent.body) == (200, ""), sent
+        # An empty ack: recorded at once. "Working on it…": the journal record took longer
+        # than the ack's budget (a loaded machine); the job still follows, and is counted.
+        assert sent.status == 200, sent
+        assert sent.body in ("", WORKING), sent
         return True
 
     return submit

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from bot.core.fakes import FakeClock, InMemoryStore
 from bot.store import SqlStore, make_engine
-from tests.support.processes import kill_leftovers
+from tests.support.processes import kill_leftovers, mark
 
 MYSQL_BASE = os.environ.get("JOBBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 TABLES_CHILD_FIRST = ("notifications", "uploads", "dedupe_keys", "jobs", "users")
@@ -27,7 +27,18 @@ def _worker_id(config: pytest.Config) -> str:
 
 @pytest.fixture(autouse=True)
 def _no_leftover_processes() -> Iterator[None]:
-    """Kill any serve/worker a test started and left running (say, because it failed)."""
+    """Kill any serve/worker a test started and left running (say, because it failed).
+
+    Autouse function fixtures are set up after every wider-scoped fixture of the test, so the
+    mark lies after the processes those started: they are spared until the session ends."""
+    since = mark()
+    yield
+    kill_leftovers(since)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_leftover_processes_at_exit() -> Iterator[None]:
+    """Kill whatever a module- or session-scoped fixture left running."""
     yield
     kill_leftovers()
 

@@ -18,10 +18,19 @@ def track(process: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
     return process
 
 
-def kill_leftovers() -> list[int]:
-    """SIGKILL and reap every tracked process still running; their pids."""
+def mark() -> int:
+    """A point in the register: `kill_leftovers(mark())` later spares what was started before."""
     with _lock:
-        started, _started[:] = list(_started), []
+        return len(_started)
+
+
+def kill_leftovers(since: int = 0) -> list[int]:
+    """SIGKILL and reap every process tracked since `since` still running; their pids.
+
+    A test passes the mark taken at its start, so the processes of module- or session-scoped
+    fixtures (started before it) live on; the session's end passes 0."""
+    with _lock:
+        started, _started[since:] = _started[since:], []
     killed = []
     for process in started:
         if process.poll() is None:
