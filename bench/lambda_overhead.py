@@ -33,6 +33,7 @@ from bot.core.models import Outcome, RunRequest
 from bot.executors.aws_lambda import build_lambda_executor, encode_request, function_timeout_s
 from tests.support.lambda_standin import LambdaStandIn
 
+REGION = "us-east-1"  # any: the stand-in answers for every region
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_L1", "200"))
 LATENCY_S = 0.050
 WARMUP = 10
@@ -47,7 +48,7 @@ def aws_environment(endpoint: str) -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - the stand-in checks no signature
-        AWS_REGION="us-east-1",
+        AWS_REGION=REGION,
         AWS_CONFIG_FILE=f"{empty}/config",
         AWS_SHARED_CREDENTIALS_FILE=f"{empty}/credentials",
         AWS_ENDPOINT_URL_LAMBDA=endpoint,
@@ -57,7 +58,8 @@ def aws_environment(endpoint: str) -> None:
 def main() -> None:
     """Measure and print L1."""
     settings = load_settings(
-        {"JOBBOT_EXECUTOR": "lambda", "JOBBOT_JOB_TIMEOUT": "10"}, env_file=None
+        {"JOBBOT_EXECUTOR": "lambda", "JOBBOT_JOB_TIMEOUT": "10", "AWS_REGION": REGION},
+        env_file=None,
     )
     request = RunRequest(1, "trivial.py", CODE, "{}", settings.job_timeout, 256, 1 << 20)
     with LambdaStandIn(

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from bench.lambda_overhead import aws_environment
+from bench.lambda_overhead import REGION, aws_environment
 from bench.stats import table
 from bot.config import load_settings
 from bot.core.models import Identity, JobStatus, Outcome, RunRequest
@@ -69,6 +69,7 @@ def main() -> None:
     values = {
         "JOBBOT_EXECUTOR": "lambda",
         "JOBBOT_JOB_TIMEOUT": "10",
+        "AWS_REGION": REGION,
         "JOBBOT_LAMBDA_CONCURRENCY": str(CONCURRENCY),
         "JOBBOT_MAX_JOBS_PER_USER": str(CONCURRENCY),
         "JOBBOT_LOG_LEVEL": "WARNING",
@@ -144,6 +145,7 @@ def engine(settings: object, standin: LambdaStandIn) -> float:
     values = {
         "JOBBOT_EXECUTOR": "lambda",
         "JOBBOT_JOB_TIMEOUT": "10",
+        "AWS_REGION": REGION,
         "JOBBOT_LAMBDA_CONCURRENCY": str(CONCURRENCY),
         "JOBBOT_WORKERS": str(CONCURRENCY),
         "JOBBOT_MAX_JOBS_PER_USER": str(CONCURRENCY),

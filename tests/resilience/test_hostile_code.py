@@ -13,7 +13,7 @@ probes only at 127.0.0.1). Each ends with a clear status, and then, for every en
 - the machine keeps its memory and disk (MemAvailable, free space of / and /dev/shm).
 
 Where the executors legitimately differ, the test says so and asserts each one's documented
-behaviour (docs/README-security-tests.md has the table).
+behaviour (the README's "Security tested" section has the table).
 """
 
 from __future__ import annotations
