@@ -103,6 +103,10 @@ class ExecutorUnavailable(ExecutorError):
     """The executor could not start the run; nothing ran, so it is safe to try again."""
 
 
+class CalledOff(ExecutorUnavailable):
+    """The run was called off at its start gate (the job is no longer ours); nothing ran."""
+
+
 class Throttled(ExecutorUnavailable):
     """The executor is throttling; nothing ran, try again after a pause."""
 

@@ -26,8 +26,8 @@ from bot.core.models import (
     Upload,
     User,
 )
-from bot.core.ports import Clock, Recovery
-from bot.errors import NotifyRetryable, StoreUnavailable
+from bot.core.ports import Clock, Recovery, StartGate
+from bot.errors import CalledOff, NotifyRetryable, StoreUnavailable
 
 INTERRUPTED = "interrupted: the worker stopped while the job was running"
 
@@ -549,8 +549,10 @@ class FakeExecutor:
         self.calls: list[int] = []
         self._lock = threading.Lock()
 
-    def run(self, request: RunRequest) -> RunResult:
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
         """Record the call and answer."""
+        if start is not None and not start():
+            raise CalledOff()
         with self._lock:
             self.calls.append(request.job_id)
         return self.behaviour(request)

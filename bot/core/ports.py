@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -147,6 +147,9 @@ class JobStore(Protocol):
         """The user's newest upload in that conversation at or after `since`."""
 
 
+StartGate = Callable[[], bool]
+
+
 class Executor(Protocol):
     """Runs one job's code somewhere contained and reports how it ended.
 
@@ -157,8 +160,15 @@ class Executor(Protocol):
 
     name: str
 
-    def run(self, request: RunRequest) -> RunResult:
-        """Run the request to completion within its time limit."""
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
+        """Run the request to completion within its time limit.
+
+        With a `start` gate, the executor calls it exactly once, at the last moment before the
+        code can start, and may prepare the run meanwhile (the local sandbox sets the job's
+        process up while the gate commits `invoked_at`). True lets the run go on; False calls
+        it off: nothing runs and `run` raises CalledOff. If the gate raises, nothing runs and
+        the exception propagates.
+        """
 
     def describe(self) -> list[tuple[str, str, bool]]:
         """Facts for `doctor`: (check, detail, ok)."""

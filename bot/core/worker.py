@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from bot.core.metrics import Metrics
 from bot.core.models import Claim, Outcome, RunRequest, RunResult
 from bot.core.ports import Executor, JobStore
-from bot.errors import ExecutorError, ExecutorUnavailable, StoreError, Throttled
+from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, StoreError, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +169,21 @@ class WorkerPool:
     def _execute(self, claim: Claim) -> None:
         job = claim.job
         extra = {"job_id": job.id, "user_id": job.owner_id}
-        try:
+
+        def start() -> bool:
+            """The start gate: `invoked_at` is committed before the code can start (the
+            executor prepares the run meanwhile)."""
             if not self._retry_store(
                 lambda: self.store.mark_invoked(job.id, claim.token, self.config.lease_s)
             ):
                 log.warning("lost the claim before starting", extra=extra)
-                return
+                return False
             self._on_started()  # a `started` notification was just written
             log.info("job started", extra={**extra, "attempt": job.attempts})
-            result = self._run(claim)
+            return True
+
+        try:
+            result = self._run(claim, start)
             if result is None:
                 return
             if not self._finish(claim, result):
@@ -207,7 +213,7 @@ class WorkerPool:
                 self._cond.notify_all()
             self._wake.set()
 
-    def _run(self, claim: Claim) -> RunResult | None:
+    def _run(self, claim: Claim, start: Callable[[], bool]) -> RunResult | None:
         """Run the code; None when the job was handed back to the queue instead."""
         job = claim.job
         request = RunRequest(
@@ -220,7 +226,9 @@ class WorkerPool:
             max_output_bytes=self.config.max_output_bytes,
         )
         try:
-            return self.executor.run(request)
+            return self.executor.run(request, start)
+        except CalledOff:
+            return None  # the claim was lost at the gate: the job is someone else's now
         except Throttled as exc:
             self.metrics.inc(
                 "jobbot_executor_errors_total", "Executor failures by kind.", kind="throttled"

@@ -24,7 +24,8 @@ from botocore.config import Config
 
 from bot.core.metrics import Metrics
 from bot.core.models import Outcome, RunRequest, RunResult
-from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
+from bot.core.ports import StartGate
+from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, Throttled
 from bot.executors import lambda_package
 from bot.executors.results import result_from_response
 from bot.harness import protocol
@@ -270,8 +271,11 @@ class LambdaExecutor:
 
     # --- Executor ----------------------------------------------------------------------
 
-    def run(self, request: RunRequest) -> RunResult:
-        """Run the request to completion within its time limit (one invoke, never re-sent)."""
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
+        """Run the request to completion within its time limit (one invoke, never re-sent).
+
+        The start gate is passed once a concurrency slot is free, just before the first
+        Invoke."""
         if self._closed:
             raise ExecutorUnavailable("the Lambda executor is closed")
         payload = encode_request(request)
@@ -289,6 +293,10 @@ class LambdaExecutor:
             attempt += 1
             try:
                 with self._slots:
+                    if start is not None:
+                        gate, start = start, None
+                        if not gate():
+                            raise CalledOff()
                     function_error, body = self._invoke(payload, request.job_id)
                 break
             except _Refused as refused:

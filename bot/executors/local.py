@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.core.models import RunRequest, RunResult
-from bot.errors import ExecutorError, ExecutorUnavailable
+from bot.core.ports import StartGate
+from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable
 from bot.executors.results import result_from_response
 from bot.harness import protocol
 from bot.harness.client import ZygoteClient
 from bot.harness.limits import MIB, Limits, set_dumpable
-from bot.harness.protocol import SandboxFailed, SandboxUnavailable
+from bot.harness.protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
 
 _LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
 _CLOSE_WAIT_S = 60.0
@@ -161,8 +162,9 @@ class LocalExecutor:
         self._closed = False
         self._close_lock = threading.Lock()
 
-    def run(self, request: RunRequest) -> RunResult:
-        """Run the request to completion within its time limit."""
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
+        """Run the request to completion within its time limit; the start gate is passed
+        while the sandbox sets the job's process up."""
         response = self.run_harness(
             {
                 "v": protocol.VERSION,
@@ -173,11 +175,14 @@ class LocalExecutor:
                 "timeout_s": request.timeout_s,
                 "memory_mb": request.memory_mb,
                 "max_output_bytes": request.max_output_bytes,
-            }
+            },
+            start,
         )
         return result_from_response(response, self.name)
 
-    def run_harness(self, request: dict[str, Any]) -> dict[str, Any]:
+    def run_harness(
+        self, request: dict[str, Any], start: StartGate | None = None
+    ) -> dict[str, Any]:
         """One raw protocol-v1 round trip (what `run` uses; handy for tests and benchmarks)."""
         slot = self._free.get()
         if self._closed:
@@ -186,7 +191,9 @@ class LocalExecutor:
         try:
             timeout_s = request.get("timeout_s")
             limit = float(timeout_s) if isinstance(timeout_s, int | float) else 0.0
-            response = self._client.run(slot, request, min(max(limit, 0.0), 3600.0))
+            response = self._client.run(slot, request, min(max(limit, 0.0), 3600.0), start)
+        except SandboxCalledOff as exc:
+            raise CalledOff() from exc
         except SandboxUnavailable as exc:
             raise ExecutorUnavailable(f"the local sandbox could not start the job: {exc}") from exc
         except SandboxFailed as exc:
@@ -270,7 +277,7 @@ def _rows(
         ),
         (
             "network isolation",
-            "new network namespace (loopback down)"
+            "a network namespace per slot (loopback down)"
             if iso["network"]
             else f"NOT isolated: namespaces unavailable ({notes})",
             iso["network"],

@@ -10,15 +10,55 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import boot, cgroups, frames
 from .environment import base_env
-from .protocol import SandboxFailed, SandboxUnavailable
+from .protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
 
 ACK_TIMEOUT_S = 30.0  # a healthy zygote forks a supervisor in milliseconds
 GRACE_S = 30.0  # past the job's own limit, before we give up on its supervisor
 RESPONSE_LIMIT = 1 << 30
+
+
+def _after(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+def _once(fn: Callable[[], bool]) -> Callable[[], bool]:
+    """`fn` called at most once; later calls repeat its answer (a retried attempt must not
+    commit the start twice)."""
+    answers: list[bool] = []
+
+    def gate() -> bool:
+        if not answers:
+            answers.append(fn())
+        return answers[0]
+
+    return gate
+
+
+def _pass_gate(sock: socket.socket, start: Callable[[], bool]) -> None:
+    """Call the start gate while the supervisor sets the job's process up, and tell it the
+    answer (the code waits for it). A "no" (or a gate that raised) leaves nothing run."""
+    go = False
+    try:
+        go = start()
+    finally:
+        try:
+            frames.send(sock, {"go": go}, _after(ACK_TIMEOUT_S))
+            sent = True
+        except OSError:
+            sent = False
+        if not go and sent:
+            # let the supervisor put the prepared process down and answer before we go
+            with contextlib.suppress(OSError):
+                frames.recv(sock, RESPONSE_LIMIT, _after(ACK_TIMEOUT_S))
+    if not go:
+        raise SandboxCalledOff("the run was called off before it started")
+    if not sent:  # the code is held until "go": without it, nothing ran
+        raise SandboxUnavailable("the job supervisor is gone")
 
 
 class ZygoteClient:
@@ -113,18 +153,22 @@ class ZygoteClient:
                 self._stop()
                 raise SandboxUnavailable(f"the zygote is gone: {exc}") from exc
 
-    def _attempt(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def _attempt(
+        self, job: dict[str, Any], timeout_s: float, start: Callable[[], bool] | None
+    ) -> dict[str, Any]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with ours:
             with theirs:
                 self._hand_over(theirs)
             try:
-                frames.send(ours, job, time.monotonic() + ACK_TIMEOUT_S)
-                ack = frames.recv(ours, 4096, time.monotonic() + ACK_TIMEOUT_S)
+                frames.send(ours, {**job, "gated": start is not None}, _after(ACK_TIMEOUT_S))
+                ack = frames.recv(ours, 4096, _after(ACK_TIMEOUT_S))
             except OSError as exc:
                 raise SandboxUnavailable(f"the zygote did not take the job: {exc}") from exc
             if ack is None:
                 raise SandboxUnavailable("the zygote closed the job connection")
+            if start is not None:
+                _pass_gate(ours, start)
             try:
                 reply = frames.recv(ours, RESPONSE_LIMIT, time.monotonic() + timeout_s + GRACE_S)
             except OSError as exc:
@@ -133,24 +177,38 @@ class ZygoteClient:
                 raise SandboxFailed(f"no answer from the job supervisor: {exc}") from exc
         if reply is None:
             raise SandboxFailed("the job supervisor died without an answer")
+        if "called_off" in reply:
+            raise SandboxCalledOff("the run was called off before it started")
         if "unavailable" in reply:
             raise SandboxUnavailable(str(reply["unavailable"]))
         response: dict[str, Any] = reply["response"]
         return response
 
-    def run(self, slot: int, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def run(
+        self,
+        slot: int,
+        request: dict[str, Any],
+        timeout_s: float,
+        start: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
         """Run a v1 request in `slot`; the v1 response.
 
+        With a `start` gate, the job's process is set up while `start()` runs, and the code
+        starts only if it returned True (it is called once, even across the retry below;
+        False raises SandboxCalledOff).
         Raises SandboxUnavailable if the job never started (retried once here first),
         SandboxFailed if the supervisor failed after taking the job.
         """
         job = {"slot": slot, "request": request}
+        gate = None if start is None else _once(start)
         try:
-            return self._attempt(job, timeout_s)
+            return self._attempt(job, timeout_s, gate)
+        except SandboxCalledOff:
+            raise
         except SandboxUnavailable:
             if self._closed:
                 raise
-        return self._attempt(job, timeout_s)
+        return self._attempt(job, timeout_s, gate)
 
     def close(self) -> None:
         """Stop the zygote and remove its cgroups (running jobs must have finished)."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -24,10 +25,11 @@ from .limits import (
     set_child_subreaper,
     threads_of,
 )
-from .protocol import Request, SandboxUnavailable
+from .protocol import Request, SandboxCalledOff, SandboxUnavailable
 
 REQUEST_LIMIT = 256 * MIB
 READ_TIMEOUT_S = 30.0
+GO_TIMEOUT_S = 600.0  # how long a prepared job waits for its start gate (the executor's commit)
 RECORD_FD = 3  # in the user process: 0 stdin, 1 stdout, 2 stderr, 3 the record
 _SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # noqa: S108 - cleaned, not used
 
@@ -40,7 +42,7 @@ class SlotConfig:
     cgroup: cgroups.Slot | None
     tmp_bytes: int | None  # size of the private tmpfs; None without mount namespaces
     limits: Limits
-    private_network: bool = False  # a network namespace per job (else only the zygote's)
+    netns: int | None = None  # an fd of the slot's own network namespace (else the zygote's)
 
 
 def serve(sock: socket.socket, slots: list[SlotConfig]) -> None:
@@ -50,16 +52,32 @@ def serve(sock: socket.socket, slots: list[SlotConfig]) -> None:
         return
     # from here on the executor knows the job was received, so a silence means "may have run"
     frames.send(sock, {"ack": os.getpid()}, time.monotonic() + READ_TIMEOUT_S)
+    gate = (lambda: _await_go(sock)) if frame.get("gated") else None
     try:
         request = protocol.parse_request(frame.get("request"))
     except protocol.ProtocolError as exc:
         reply: dict[str, Any] = {"response": protocol.error_response(str(exc))}
     else:
         try:
-            reply = {"response": run(request, slots[frame["slot"]])}
+            reply = {"response": run(request, slots[frame["slot"]], gate)}
+        except SandboxCalledOff:
+            reply = {"called_off": True}
         except SandboxUnavailable as exc:
             reply = {"unavailable": str(exc)}
-    frames.send(sock, reply, time.monotonic() + READ_TIMEOUT_S)
+    try:
+        frames.send(sock, reply, time.monotonic() + READ_TIMEOUT_S)
+    except OSError:
+        if "called_off" not in reply:  # a called-off executor need not stay for the answer
+            raise
+
+
+def _await_go(sock: socket.socket) -> bool:
+    """The executor's start gate: True only for an explicit go."""
+    try:
+        frame = frames.recv(sock, 4096, time.monotonic() + GO_TIMEOUT_S)
+    except OSError:
+        return False
+    return isinstance(frame, dict) and frame.get("go") is True
 
 
 def _high(fd: int) -> int:
@@ -89,16 +107,23 @@ def _stdin(workdir: str, data: bytes) -> int:
 
 
 def _user_process(
-    request: Request, slot: SlotConfig, workdir: str, fds: dict[int, int], ready: int
+    request: Request,
+    slot: SlotConfig,
+    workdir: str,
+    fds: dict[int, int],
+    ready: int,
+    *,
+    go: int | None,
 ) -> NoReturn:
-    """In the forked child: become the job (fds, cgroup, limits, uid), then run the user code."""
+    """In the forked child: become the job (fds, cgroup, limits, uid), wait for the go (when
+    gated), then run the user code."""
     try:
         os.setsid()
         if slot.cgroup is not None:
             slot.cgroup.join()
         for target, fd in fds.items():
             os.dup2(fd, target)
-        keep = {*fds.keys(), ready}  # the sources are high copies, closed here
+        keep = {*fds.keys(), ready, *([] if go is None else [go])}  # sources: closed here
         for name in os.listdir("/proc/self/fd"):
             if int(name) not in keep:
                 try:
@@ -125,6 +150,14 @@ def _user_process(
             os.write(ready, f"job setup failed: {exc!r}".encode())
         finally:
             os._exit(121)
+    if go is not None:
+        try:
+            held = os.read(go, 1)  # nothing of the user's runs before the executor's go
+        except BaseException:
+            os._exit(0)
+        if held != b"1":
+            os._exit(0)
+        os.close(go)
     runner.execute(request, RECORD_FD)
 
 
@@ -136,6 +169,20 @@ def _wait_ready(pid: int, ready: int) -> None:
         reaper.kill(pid)
         os.waitpid(pid, 0)
         raise SandboxUnavailable(message.decode(errors="replace") or "job setup died")
+
+
+def _open_gate(pid: int, go_w: int, gate: Callable[[], bool] | None) -> None:
+    """Let the prepared job process start its code if the gate says yes; else kill it."""
+    try:
+        go = gate is not None and gate()
+        if go:
+            os.write(go_w, b"1")
+    finally:
+        os.close(go_w)
+    if not go:
+        reaper.kill(pid)
+        os.waitpid(pid, 0)
+        raise SandboxCalledOff("the run was called off before it started")
 
 
 def _clean_shared_tmp(uid: int) -> None:
@@ -171,9 +218,9 @@ def _prepare(request: Request, slot: SlotConfig) -> tuple[list[str], str, int, i
     try:
         _clear_slot(slot)
         set_child_subreaper()  # escaped descendants come back to us, to be killed
-        if slot.private_network:
+        if slot.netns is not None:
             # concurrent jobs would otherwise share abstract unix sockets: a channel
-            mounts.unshare(mounts.CLONE_NEWNET)
+            mounts.setns(slot.netns, mounts.CLONE_NEWNET)
         points = mounts.private_tmp(slot.tmp_bytes) if slot.tmp_bytes else []
         workdir = _make_workdir(request, slot)
         stdin = _stdin(workdir, request.input_json.encode("utf-8"))
@@ -185,22 +232,33 @@ def _prepare(request: Request, slot: SlotConfig) -> tuple[list[str], str, int, i
         raise SandboxUnavailable(f"job setup failed: {exc}") from exc
 
 
-def run(request: Request, slot: SlotConfig) -> dict[str, Any]:
-    """Run one job in this supervisor process and return its v1 response."""
+def run(
+    request: Request, slot: SlotConfig, gate: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """Run one job in this supervisor process and return its v1 response.
+
+    With a `gate`, the job's process is set up first and the user code starts only once
+    `gate()` said yes; on a no it is killed (SandboxCalledOff): nothing of the user's ran."""
     points, workdir, stdin, oom_before = _prepare(request, slot)
-    pipes = [tuple(_high(fd) for fd in os.pipe()) for _ in range(4)]
-    (out_r, out_w), (err_r, err_w), (rec_r, rec_w), (ready_r, ready_w) = pipes
+    pipes = [tuple(_high(fd) for fd in os.pipe()) for _ in range(4 if gate is None else 5)]
+    (out_r, out_w), (err_r, err_w), (rec_r, rec_w), (ready_r, ready_w) = pipes[:4]
+    go_r, go_w = pipes[4] if gate is not None else (None, None)
     pid = os.fork()
     if pid == 0:
         os.close(ready_r)
+        if go_w is not None:
+            os.close(go_w)
         fds = {0: stdin, 1: out_w, 2: err_w, RECORD_FD: rec_w}
-        _user_process(request, slot, workdir, fds, ready_w)
+        _user_process(request, slot, workdir, fds, ready_w, go=go_r)
     procs = slot.cgroup.procs if slot.cgroup is not None else None
     try:
-        for fd in (stdin, out_w, err_w, rec_w, ready_w):
-            os.close(fd)
+        for fd in (stdin, out_w, err_w, rec_w, ready_w, go_r):
+            if fd is not None:
+                os.close(fd)
         try:
             _wait_ready(pid, ready_r)
+            if go_w is not None:
+                _open_gate(pid, go_w, gate)
         except SandboxUnavailable:
             for fd in (out_r, err_r, rec_r):
                 os.close(fd)

@@ -61,6 +61,32 @@ def unshare(flags: int) -> None:
     check(libc().unshare(flags), "unshare")
 
 
+def setns(fd: int, nstype: int) -> None:
+    """Move this (single-threaded) process into the namespace `fd` refers to."""
+    check(libc().setns(fd, nstype), "setns")
+
+
+def network_namespaces(count: int) -> list[int]:
+    """`count` new, empty network namespaces, held open by the fds returned (this process
+    stays in its own). A job's supervisor enters its slot's with `setns`: as private as a
+    namespace per job (a slot runs one job at a time, and each job's processes are all gone
+    before the next starts), without paying for creating and tearing one down per job."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    made: list[int] = []
+    try:
+        for _ in range(count):
+            unshare(CLONE_NEWNET)
+            made.append(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
+            setns(home, CLONE_NEWNET)
+    except OSError:
+        for fd in made:
+            os.close(fd)
+        raise
+    finally:
+        os.close(home)
+    return made
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
     """mount(2); raises OSError naming the target."""
     fn = libc().mount

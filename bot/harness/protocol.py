@@ -23,6 +23,10 @@ class SandboxUnavailable(RuntimeError):
     """The sandbox could not start the run; nothing ran, so it is safe to try again."""
 
 
+class SandboxCalledOff(SandboxUnavailable):
+    """The run's start gate said no: the prepared job process was killed; nothing ran."""
+
+
 class SandboxFailed(RuntimeError):
     """The sandbox failed while running a job; the job may have run."""
 

@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from . import cgroups, job, mounts, reaper
@@ -63,13 +63,19 @@ def setup(config: dict[str, Any]) -> tuple[list[job.SlotConfig], dict[str, Any]]
         for uid in uids:  # leftovers of a previous bot that died with jobs running
             reaper.kill_uid(uid)
     tmp_bytes = config["tmp_bytes"] if isolation.mounts else None
+    netns: list[int] = []
+    if isolation.network:
+        try:
+            netns = mounts.network_namespaces(config["slots"])
+        except OSError as exc:  # jobs then share the zygote's (still cut-off) namespace
+            isolation = replace(isolation, notes=(*isolation.notes, f"no per-slot network: {exc}"))
     slots = [
         job.SlotConfig(
             uid=uids[i] if uids else None,
             cgroup=groups.slots[i] if groups.slots else None,
             tmp_bytes=tmp_bytes,
             limits=limits,
-            private_network=isolation.network,
+            netns=netns[i] if netns else None,
         )
         for i in range(config["slots"])
     ]

@@ -34,7 +34,7 @@ import pytest
 from slack_bolt.request import BoltRequest
 
 from bot.core.models import Identity, Outcome, RunRequest, RunResult
-from bot.core.ports import Executor
+from bot.core.ports import Executor, StartGate
 from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
 from bot.executors.local import LocalExecutor
 from bot.harness.limits import MIB
@@ -654,8 +654,8 @@ class Borrowed:
         self.inner = inner
         self.name = inner.name
 
-    def run(self, request: RunRequest) -> RunResult:
-        return self.inner.run(request)
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
+        return self.inner.run(request, start)
 
     def describe(self) -> list[tuple[str, str, bool]]:
         return self.inner.describe()

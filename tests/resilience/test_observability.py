@@ -275,7 +275,7 @@ def test_doctor_reports_database_schema_executor_isolation_and_slack(
     assert rows["schema"] == (f"version {SCHEMA_VERSION} (code expects {SCHEMA_VERSION})", True)
     assert rows["executor"] == ("local", True)
     assert rows["isolation"][1] and "network namespace" in rows["isolation"][0]
-    assert rows["network isolation"] == ("new network namespace (loopback down)", True)
+    assert rows["network isolation"] == ("a network namespace per slot (loopback down)", True)
     assert rows["slack auth"][1] and "U0BOT" in rows["slack auth"][0]
     assert DB_PASSWORD not in out and slack.token not in out and sr.SECRET not in out
 

@@ -34,7 +34,8 @@ from bot.core.models import (
     RunRequest,
     RunResult,
 )
-from bot.core.ports import Executor, JobStore
+from bot.core.ports import Executor, JobStore, StartGate
+from bot.errors import CalledOff
 from bot.wiring import Runtime, build_executor, build_store
 
 CRASH_POINTS = (
@@ -62,12 +63,18 @@ class CountingExecutor:
         self.path = path
         self.lock = threading.Lock()
 
-    def run(self, request: RunRequest) -> RunResult:
-        with self.lock, open(self.path, "a") as log:
-            log.write(f"{request.job_id} {os.getpid()}\n")
-            log.flush()
-            os.fsync(log.fileno())
-        return self.inner.run(request)
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
+        def counted() -> bool:
+            """The run goes ahead: record it before the code can start."""
+            if start is not None and not start():
+                return False
+            with self.lock, open(self.path, "a") as log:
+                log.write(f"{request.job_id} {os.getpid()}\n")
+                log.flush()
+                os.fsync(log.fileno())
+            return True
+
+        return self.inner.run(request, counted)
 
     def describe(self) -> list[tuple[str, str, bool]]:
         return self.inner.describe()
@@ -84,7 +91,9 @@ class SleepExecutor:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def run(self, request: RunRequest) -> RunResult:
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
+        if start is not None and not start():
+            raise CalledOff()
         time.sleep(self.seconds)
         return RunResult(
             outcome=Outcome.OK,

@@ -9,6 +9,7 @@ import pytest
 
 from bot.core.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
 from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunRequest, RunResult
+from bot.core.ports import StartGate
 from bot.core.worker import WorkerConfig, WorkerPool
 from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
 from tests.support.waiting import wait_until
@@ -218,3 +219,38 @@ def test_after_stop_claiming_running_jobs_go_on_and_nothing_new_is_claimed(
     wait_until(lambda: memory_store.get(first).status is JobStatus.DONE)  # type: ignore[union-attr]
     assert pool.stop(grace_s=5)
     assert memory_store.get(later).status is JobStatus.WAITING  # type: ignore[union-attr]
+
+
+class LosingStore(InMemoryStore):
+    """The claim is lost (another process settled the job) by the time `invoked_at` is
+    committed: the start gate says no."""
+
+    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
+        return False
+
+
+class WatchedExecutor(FakeExecutor):
+    """A FakeExecutor that says when a run call returned (or raised)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned = threading.Event()
+
+    def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
+        try:
+            return super().run(request, start)
+        finally:
+            self.returned.set()
+
+
+def test_a_claim_lost_at_the_start_gate_runs_nothing(pools: list[WorkerPool]) -> None:
+    store = LosingStore(FakeClock())
+    job_id = add_job(store)
+    executor = WatchedExecutor()
+    start(pools, store, executor)
+    assert executor.returned.wait(5), "the executor was asked to run the job"
+    assert executor.calls == [], "the code never ran"
+    job = store.get(job_id)
+    assert job is not None and job.status is JobStatus.RUNNING and job.invoked_at is None
+    events = [e for e, _ in store.notification_events(job_id)]
+    assert NotificationEvent.STARTED not in events

@@ -56,7 +56,7 @@ def _serves_after_each_hostile_job(executor: LocalExecutor) -> Iterator[None]:
 
 def test_describe_reports_full_isolation_on_a_root_host(executor: LocalExecutor) -> None:
     rows = {check: (detail, ok) for check, detail, ok in executor.describe()}
-    assert rows["network isolation"] == ("new network namespace (loopback down)", True)
+    assert rows["network isolation"] == ("a network namespace per slot (loopback down)", True)
     uids = executor.uids
     assert len(uids) == 4
     assert rows["privileges"] == (f"jobs run as uid {uids[0]}-{uids[-1]}, no_new_privs", True)
@@ -385,3 +385,51 @@ def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecu
         assert owned_by(tmp, executor.uids) == []
     children = Path(f"/proc/{zygote}/task/{zygote}/children")
     wait_until(lambda: not children.read_text().split(), message="job supervisors to exit")
+
+
+LISTENER = """
+import socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\\0jobbot-cross-job-channel")
+s.listen(1)
+s.settimeout(4)
+try:
+    s.accept()
+    print("a neighbour got in")
+except socket.timeout:
+    print("nobody came")
+"""
+
+KNOCKER = """
+import socket, time
+end = time.monotonic() + 2
+while time.monotonic() < end:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.connect("\\0jobbot-cross-job-channel")
+        print("reached the other job")
+        break
+    except OSError as exc:
+        err = exc.errno
+    finally:
+        c.close()
+    time.sleep(0.05)
+else:
+    print(f"refused: {err}")
+"""
+
+
+def test_concurrent_jobs_share_no_abstract_unix_socket(executor: LocalExecutor) -> None:
+    """Each slot has its own network namespace: a job listening on an abstract unix socket is
+    unreachable from a job running at the same time in another slot."""
+    listened: list[dict[str, Any]] = []
+    listener = threading.Thread(target=lambda: listened.append(run(executor, LISTENER)))
+    listener.start()
+    try:
+        wait_until(lambda: processes_of(executor.uids), message="the listening job")
+        knocked = run(executor, KNOCKER)
+    finally:
+        listener.join(10)
+    assert knocked["outcome"] == "ok", knocked
+    assert knocked["stdout"].startswith("refused:"), knocked["stdout"]
+    assert listened and listened[0]["stdout"] == "nobody came\n", listened

@@ -13,7 +13,7 @@ from botocore.config import Config
 
 from bot.core.metrics import Metrics
 from bot.core.models import JobStatus, Outcome, ResultKind
-from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
+from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, Throttled
 from bot.executors.aws_lambda import (
     ERROR_KINDS,
     SYNC_PAYLOAD_LIMIT,
@@ -386,3 +386,28 @@ def test_every_failed_or_throttled_invoke_is_counted_by_kind(standin: LambdaStan
         "not_started": 1,
     }
     assert 'jobbot_lambda_errors_total{kind="throttled"} 2' in metrics.render()
+
+
+def test_the_start_gate_is_passed_just_before_the_invoke(
+    executor: LambdaExecutor, standin: LambdaStandIn
+) -> None:
+    seen: list[int] = []
+
+    def gate() -> bool:
+        seen.append(standin.invocations)
+        return True
+
+    result = executor.run(job(beacon_code(standin, "gated", "print('ok')\n")), gate)
+
+    assert result.outcome is Outcome.OK, result
+    assert seen == [0], "the gate ran once, before any invoke"
+    assert (standin.invocations, standin.executions, standin.beacons["gated"]) == (1, 1, 1)
+
+
+def test_a_no_at_the_start_gate_invokes_nothing(
+    executor: LambdaExecutor, standin: LambdaStandIn
+) -> None:
+    with pytest.raises(CalledOff):
+        executor.run(job(beacon_code(standin, "never")), lambda: False)
+
+    assert (standin.invocations, standin.executions, standin.beacons["never"]) == (0, 0, 0)
