@@ -53,8 +53,11 @@ def _pass_gate(sock: socket.socket, start: Callable[[], bool]) -> None:
             sent = False
         if not go and sent:
             # let the supervisor put the prepared process down and answer before we go
+            deadline = _after(ACK_TIMEOUT_S)
             with contextlib.suppress(OSError):
-                frames.recv(sock, RESPONSE_LIMIT, _after(ACK_TIMEOUT_S))
+                while (frame := frames.recv(sock, RESPONSE_LIMIT, deadline)) is not None:
+                    if "ack" not in frame:
+                        break
     if not go:
         raise SandboxCalledOff("the run was called off before it started")
     if not sent:  # the code is held until "go": without it, nothing ran
@@ -162,13 +165,17 @@ class ZygoteClient:
                 self._hand_over(theirs)
             try:
                 frames.send(ours, {**job, "gated": start is not None}, _after(ACK_TIMEOUT_S))
+            except OSError as exc:
+                raise SandboxUnavailable(f"the zygote did not take the job: {exc}") from exc
+            if start is not None:
+                # while the zygote forks the job's supervisor and it sets the process up
+                _pass_gate(ours, start)
+            try:
                 ack = frames.recv(ours, 4096, _after(ACK_TIMEOUT_S))
             except OSError as exc:
                 raise SandboxUnavailable(f"the zygote did not take the job: {exc}") from exc
             if ack is None:
                 raise SandboxUnavailable("the zygote closed the job connection")
-            if start is not None:
-                _pass_gate(ours, start)
             try:
                 reply = frames.recv(ours, RESPONSE_LIMIT, time.monotonic() + timeout_s + GRACE_S)
             except OSError as exc:
