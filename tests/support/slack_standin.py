@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.support.waiting import wait_until
 
 TOKEN = "xoxb-standin-bot-token"
+APP_TOKEN = "xapp-1-standin-app-token"
 SIGN_IN_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
 )
@@ -72,6 +73,8 @@ class SlackStandIn:
 
     def __init__(self, token: str = TOKEN, port: int = 0) -> None:
         self.token = token
+        self.app_token = APP_TOKEN
+        self.socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
         self.state = _State()
         self._ids = itertools.count(1)
         self._port = port
@@ -369,6 +372,10 @@ class _Handler(BaseHTTPRequestHandler):
             with owner.state.lock:
                 owner.state.uploads.setdefault(file_id, {})["content"] = raw
             return {"ok": True}
+        if api == "apps.connections.open":  # Socket Mode: called with the app-level token
+            if auth != f"Bearer {owner.app_token}" or owner.socket_url is None:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": owner.socket_url}
         if auth != f"Bearer {owner.token}":
             return {"ok": False, "error": "not_authed" if not auth else "invalid_auth"}
         ts = owner.next_ts()
