@@ -266,12 +266,18 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
 
 def cmd_worker(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Run workers until SIGTERM."""
-    from bot.server import notifiers_for
+    from bot.server import notifiers_for, slack_app_for
 
     runtime = _runtime(settings)
+    slack = slack_app_for(settings, runtime)
     runtime.start_dispatcher(notifiers_for(settings, runtime))
     runtime.start_workers()
+    if slack is not None:
+        slack.start()  # takes up requests a dead serve acknowledged (the intake journal)
     wait_for_signal()
+    runtime.stop_claiming()
+    if slack is not None:
+        slack.close()
     return EXIT_OK if runtime.stop() else EXIT_ERROR
 
 

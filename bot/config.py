@@ -56,7 +56,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "JOBBOT_INTAKE_LEASE",
         "60",
-        "seconds before another serve finishes a request whose process died after the ack",
+        "seconds before another serve or worker finishes a request its dead process acknowledged",
     ),
     Spec("AWS_REGION", "", "AWS region of the runner function (else AWS_DEFAULT_REGION/profile)"),
     Spec("JOBBOT_LAMBDA_FUNCTION", "jobbot-runner", "name of the runner Lambda function"),

@@ -16,6 +16,7 @@ from bot.shutdown import wait_for_signal
 if TYPE_CHECKING:
     from slack_bolt import App
 
+    from bot.slack.app import SlackApp
     from bot.slack.guard import RequestGuard
     from bot.wiring import Runtime
 
@@ -43,6 +44,19 @@ def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
 
     notifier = build_slack_notifier(settings, runtime.service, runtime.metrics)
     return {"slack": notifier}
+
+
+def slack_app_for(settings: Settings, runtime: Runtime) -> SlackApp | None:
+    """The Slack app of this process when Slack is configured, with its intake-journal sweeper
+    started: `serve` and `worker` alike take up requests a dead `serve` acknowledged."""
+    if not settings.slack_enabled:
+        return None
+    from bot.slack.app import build_app
+    from bot.slack.clients import web_client
+
+    slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
+    slack.identity.resolve()
+    return slack
 
 
 def request_kind(content_type: str, body: str) -> str:
@@ -207,15 +221,9 @@ def serve(settings: Settings, runtime: Runtime | None = None) -> int:
 
     runtime = runtime or Runtime(settings)
     runtime.migrate()
-    slack = None
     socket_handler = None
-    if settings.slack_enabled:
-        from bot.slack.app import build_app
-        from bot.slack.clients import web_client
-
-        slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
-        slack.identity.resolve()
-    else:
+    slack = slack_app_for(settings, runtime)
+    if slack is None:
         log.warning("Slack is not configured: serving /healthz and /metrics only")
     runtime.start_dispatcher(notifiers_for(settings, runtime))
     runtime.start_workers()

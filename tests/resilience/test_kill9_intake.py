@@ -1,7 +1,8 @@
 """`kill -9` of `serve` right after it acknowledged a `/job run` to Slack, before the job was
-stored: the request is in the intake journal, so another serve takes it up once its lease runs
-out — the job is stored and runs once, and its owner is told once. Slack does not resend a
-request it got an answer to, so without the journal this submission would be lost."""
+stored: the request is in the intake journal, so another serve — or a `worker` with the Slack
+settings — takes it up once its lease runs out: the job is stored and runs once, and its owner
+is told once. Slack does not resend a request it got an answer to, so without the journal this
+submission would be lost."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 
 from bot.core.models import JobStatus
 from bot.store import SqlStore
-from tests.integration.test_queue_processes import executions
+from tests.integration.test_queue_processes import executions, start_workers, stop_workers
 from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submitter, assert_told_once, settled
+from tests.support.slack_ledger import Submitter, assert_told_once, settled, slack_env
 from tests.support.slack_standin import SlackStandIn
 from tests.support.waiting import wait_until
 
@@ -31,8 +32,13 @@ def standin() -> Iterator[SlackStandIn]:
 
 @pytest.mark.mariadb
 @pytest.mark.slow
+@pytest.mark.parametrize("survivor_kind", ["serve", "worker"])
 def test_kill_9_after_the_ack_loses_nothing(
-    mariadb_store: SqlStore, mariadb_url: str, standin: SlackStandIn, tmp_path: Path
+    mariadb_store: SqlStore,
+    mariadb_url: str,
+    standin: SlackStandIn,
+    tmp_path: Path,
+    survivor_kind: str,
 ) -> None:
     log = tmp_path / "executions.log"
     crasher = ServeProcess(
@@ -50,12 +56,20 @@ def test_kill_9_after_the_ack_loses_nothing(
     finally:
         crasher.kill()
     assert person.jobs() == [], "the crash came before the job was stored"
-    survivor = ServeProcess(standin, mariadb_url, tmp_path, entry=[str(log)], **FAST).start()
-    try:
-        [job] = wait_until(person.jobs, timeout=60, message="the orphaned request taken up")
-        [done] = settled(mariadb_store, [job.id], timeout=60)
-    finally:
-        assert survivor.stop() == 0
+    if survivor_kind == "serve":
+        survivor = ServeProcess(standin, mariadb_url, tmp_path, entry=[str(log)], **FAST).start()
+        try:
+            [job] = wait_until(person.jobs, timeout=60, message="the orphaned request taken up")
+            [done] = settled(mariadb_store, [job.id], timeout=60)
+        finally:
+            assert survivor.stop() == 0
+    else:
+        workers = start_workers(1, mariadb_url, log, env={**slack_env(standin), **FAST})
+        try:
+            [job] = wait_until(person.jobs, timeout=60, message="the orphaned request taken up")
+            [done] = settled(mariadb_store, [job.id], timeout=60)
+        finally:
+            assert stop_workers(workers) == [0]
     assert done.status is JobStatus.DONE
     assert done.result == 42
     assert executions(log)[job.id] == 1

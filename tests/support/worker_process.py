@@ -228,16 +228,23 @@ def main() -> None:
         settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
     )
     runtime.migrate()
-    if settings.slack_enabled:
-        from bot.server import notifiers_for
+    slack = None
+    if settings.slack_enabled:  # as `python -m bot worker` does (bot/cli.py cmd_worker)
+        from bot.server import notifiers_for, slack_app_for
 
+        slack = slack_app_for(settings, runtime)
         runtime.start_dispatcher(notifiers_for(settings, runtime))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print("ready", flush=True)  # migrated; a crash point may fire as soon as work starts
     runtime.start_workers()
+    if slack is not None:
+        slack.start()
     stop.wait()
+    runtime.stop_claiming()
+    if slack is not None:
+        slack.close()
     sys.exit(0 if runtime.stop() else 1)
 
 
