@@ -33,6 +33,15 @@ SECRETS = {
 }
 
 
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # each job has its own tmpfs there
+
+
+def under_private_tmp(path: Path) -> bool:
+    """Whether a job sees its own empty tmpfs instead of this host path (a checkout in /tmp)."""
+    real = os.path.realpath(path)
+    return any(real == top or real.startswith(top + "/") for top in PRIVATE_TMP)
+
+
 def harness_request(
     code: str, input_: dict[str, Any] | None = None, **changes: Any
 ) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from .conftest import (
     memory_kb,
     processes_of,
     reset_peak_memory,
+    under_private_tmp,
 )
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="test_degraded.py covers non-root hosts")
@@ -303,6 +304,8 @@ def test_writing_outside_the_job_directory_fails_or_stays_private(executor: Loca
     for path in targets:
         if path in private:
             assert found[path] == "written", path  # the job's own tmpfs, gone with it
+        elif under_private_tmp(Path(path).parent):  # a checkout in /tmp: hidden by the tmpfs
+            assert found[path] == 2, path  # ENOENT
         else:
             assert found[path] in (13, 30), path  # EACCES, or EROFS from the read-only host
         assert not Path(path).exists(), path  # nothing reached the host
