@@ -41,15 +41,8 @@ def duration(job: Job) -> str:
 
 
 def result_text(job: Job) -> str:
-    """The result as people read it: stdout text as is, returned values as JSON."""
-    if job.result_json is None:
-        return ""
-    if job.is_summary:
-        return safe(job.result_json)
-    value: Any = json.loads(job.result_json)
-    if job.result_kind is ResultKind.STDOUT and isinstance(value, str):
-        return safe(value)
-    return safe(json.dumps(value, ensure_ascii=False))
+    """The result as people read it (Job.result_text), made safe for a terminal."""
+    return safe(job.result_text)
 
 
 def one_line(job: Job, with_result: bool) -> str:

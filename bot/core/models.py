@@ -156,6 +156,35 @@ class Job:
         """The decoded result, or None."""
         return None if self.result_json is None else json.loads(self.result_json)
 
+    @property
+    def result_text(self) -> str:
+        """The result as people read it: printed text as is, returned values as JSON. In a
+        listing row, whose result is cut short, printed text is still shown unquoted."""
+        if self.result_json is None:
+            return ""
+        try:
+            value: Any = json.loads(self.result_json)
+        except ValueError:
+            cut = self.is_summary and self.result_kind is ResultKind.STDOUT
+            prefix = _string_prefix(self.result_json) if cut else None
+            return self.result_json if prefix is None else prefix + "…"
+        if self.result_kind is ResultKind.STDOUT and isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+
+
+def _string_prefix(text: str) -> str | None:
+    """What a JSON string cut short says so far, or None if the text is not one."""
+    if not text.startswith('"'):
+        return None
+    for drop in range(6):  # an escape cut in its middle (a backslash-u and 2 digits) goes whole
+        try:
+            value = json.loads(text[: len(text) - drop] + '"')
+        except ValueError:
+            continue
+        return value if isinstance(value, str) else None
+    return None
+
 
 @dataclass(frozen=True)
 class Claim:

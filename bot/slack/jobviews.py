@@ -3,9 +3,7 @@ full output document; pure functions."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from bot.core.models import Job, JobStatus, ResultKind
 from bot.slack.formatting import (
@@ -39,17 +37,7 @@ class Piece:
 
 def result_text(job: Job) -> str:
     """The result as people read it: printed text as is, returned values as JSON."""
-    if job.result_json is None:
-        return ""
-    if job.is_summary:
-        return job.result_json
-    try:
-        value: Any = json.loads(job.result_json)
-    except ValueError:
-        return job.result_json
-    if job.result_kind is ResultKind.STDOUT and isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+    return job.result_text
 
 
 def pieces(job: Job) -> list[Piece]:

@@ -79,3 +79,16 @@ def test_listing_shows_results_only_to_those_allowed() -> None:
     text = render(Listing("Latest jobs", (job(),), viewer))
     assert "→" not in text
     assert "(alice)" in text
+
+
+def test_listing_rows_show_printed_text_unquoted_even_when_cut_short() -> None:
+    """Listing rows carry the result cut short: printed text still reads as text, not JSON."""
+    assert one_line(job(is_summary=True), with_result=True).endswith("→ 8")
+    cut = job(is_summary=True, result_json='"line one\\nline two and so o')
+    assert one_line(cut, with_result=True).endswith("→ line one")
+    in_escape = job(is_summary=True, result_json='"caf\\u00')
+    assert in_escape.result_text == "caf…"
+    returned = job(is_summary=True, result_json='"8"', result_kind=ResultKind.RETURN)
+    assert returned.result_text == '"8"', "a returned string stays JSON, as in the full view"
+    returned_cut = job(is_summary=True, result_json='{"a": [1, 2', result_kind=ResultKind.RETURN)
+    assert returned_cut.result_text == '{"a": [1, 2'
