@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from bot.core.models import JobStatus
+from bot.core.models import Job, JobStatus
 from tests.integration.slack.conftest import Stack
 from tests.support import slack_requests as sr
 from tests.support.slack_standin import message_text
+from tests.support.waiting import wait_until
 
 CODE = "def main(a, b):\n    return a + b\n"
 
@@ -191,16 +192,25 @@ def test_cancel_only_waiting_jobs_of_your_own(stack: Stack) -> None:
     share(stack, code=CODE + "# fake: slow\n")
     stack.dispatch(sr.slash("run"))
     stack.dispatch(sr.slash("run"))  # a second trigger id: a second job
-    jobs = stack.wait_jobs(2)
+
+    # One runs (1 s), the other waits its turn (one job per user). Which one runs depends on
+    # which submission committed first: both are handled at once.
+    def split() -> tuple[Job, Job] | None:
+        jobs = stack.jobs()
+        running = [j for j in jobs if j.status is JobStatus.RUNNING]
+        waiting = [j for j in jobs if j.status is JobStatus.WAITING]
+        return (waiting[0], running[0]) if len(jobs) == 2 and waiting and running else None
+
+    waiting, running = wait_until(split, message="one job running, one waiting")
     bob = message_text(
-        json.loads(stack.dispatch(sr.slash(f"cancel {jobs[0].id}", user=sr.BOB)).body)
+        json.loads(stack.dispatch(sr.slash(f"cancel {waiting.id}", user=sr.BOB)).body)
     )
     assert "not yours" in bob
-    mine = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {jobs[0].id}")).body))
-    assert f"Job #{jobs[0].id} cancelled" in mine
-    cancelled = stack.wait_final(jobs[0].id)
+    mine = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {waiting.id}")).body))
+    assert f"Job #{waiting.id} cancelled" in mine
+    cancelled = stack.wait_final(waiting.id)
     assert cancelled.status is JobStatus.CANCELLED
     final = stack.standin.posts(thread_ts=cancelled.origin["slack_status_ts"])
     assert "cancelled" in message_text(final[-1])
-    again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {jobs[1].id}")).body))
+    again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
     assert "only waiting jobs can be cancelled" in again
