@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bot.core.metrics import Metrics
 from bot.core.models import Claim, Outcome, RunRequest, RunResult
-from bot.core.ports import Executor, JobStore
+from bot.core.ports import Executor, JobStore, StartGate
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, StoreError, Throttled
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class WorkerPool:
                 self._cond.notify_all()
             self._wake.set()
 
-    def _run(self, claim: Claim, start: Callable[[], bool]) -> RunResult | None:
+    def _run(self, claim: Claim, start: StartGate) -> RunResult | None:
         """Run the code; None when the job was handed back to the queue instead."""
         job = claim.job
         request = RunRequest(

@@ -35,15 +35,10 @@ class Piece:
     engine_truncated: bool = False
 
 
-def result_text(job: Job) -> str:
-    """The result as people read it: printed text as is, returned values as JSON."""
-    return job.result_text
-
-
 def pieces(job: Job) -> list[Piece]:
     """The parts of the output worth showing, in reading order."""
     out: list[Piece] = []
-    result = result_text(job)
+    result = job.result_text
     if job.status is JobStatus.DONE:
         out.append(Piece("Result", result or "(no result)"))
     if job.error_type or job.error_message:
@@ -192,7 +187,7 @@ def one_line(job: Job, with_result: bool) -> str:
     if job.duration_ms is not None and job.status.is_final:
         text += f" {duration(job)}"
     if with_result:
-        raw = result_text(job) if job.status is JobStatus.DONE else (job.error_message or "")
+        raw = job.result_text if job.status is JobStatus.DONE else (job.error_message or "")
         first = clip(raw.strip(), lines=1, chars=80)
         if first.shown:
             text += (

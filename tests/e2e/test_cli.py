@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.store.tables import SCHEMA_VERSION
+from tests.support.processes import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -21,17 +22,10 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     """Runs the CLI against a fresh SQLite database, from an empty working directory."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLACK_", "JOBBOT_", "DATABASE_URL", "AWS_"))
-    }
-    env.update(
-        {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'jobbot.db'}",
-            "PYTHONPATH": str(ROOT),
-            "JOBBOT_JOB_TIMEOUT": "3",
-        }
+    env = clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'jobbot.db'}",
+        PYTHONPATH=str(ROOT),
+        JOBBOT_JOB_TIMEOUT="3",
     )
 
     def run(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:

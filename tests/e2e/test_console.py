@@ -3,21 +3,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.processes import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def console(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "JOBBOT_", "DATABASE_URL"))
-    }
-    env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'jobbot.db'}", "PYTHONPATH": str(ROOT)})
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'jobbot.db'}", PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-m", "bot", "console"],
         cwd=ROOT,

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.core.models import Identity, Job, JobStatus
-from bot.store import SqlStore, make_engine
-from tests.conftest import clean_mariadb
+from bot.store import SqlStore
 from tests.support import slack_requests as sr
 from tests.support.serve_process import ServeProcess
+from tests.support.slack_ledger import settled, wait_remembered
 from tests.support.slack_standin import SlackStandIn, message_text
 from tests.support.waiting import wait_until
 
@@ -28,15 +27,6 @@ def standin() -> Iterator[SlackStandIn]:
     """One stand-in for the module's server."""
     with SlackStandIn() as fake:
         yield fake
-
-
-@pytest.fixture(scope="module")
-def store(_mariadb_schema: str) -> Iterator[SqlStore]:
-    """The test's own view of the server's database."""
-    clean_mariadb(_mariadb_schema)
-    view = SqlStore(make_engine(_mariadb_schema))
-    yield view
-    view.close()
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +89,7 @@ class Person:
         """Share a file in the channel and wait until the server remembered it."""
         file = self.standin.add_file(name, code, **kw)
         self.event(sr.file_message("", [file], user=self.user, channel=self.channel))
-        since = datetime.now(UTC) - timedelta(minutes=5)
-        wait_until(
-            lambda: (
-                (u := self.store.latest_upload(self.user_id, self.channel, since))
-                and u.file_id == file["id"]
-            ),
-            message="the upload to be remembered",
-        )
+        wait_remembered(self.store, self.user_id, self.channel, file["id"])
         return file
 
     def jobs(self) -> list[Job]:
@@ -118,13 +101,7 @@ class Person:
         )
 
     def settled(self, job_id: int, timeout: float = 15.0) -> Job:
-        def done() -> Job | None:
-            job = self.store.get(job_id)
-            events = self.store.notification_events(job_id)
-            finished = job is not None and job.status.is_final
-            return job if finished and events and all(s == "sent" for _, s in events) else None
-
-        return wait_until(done, timeout=timeout, message=f"job {job_id} delivered")
+        return settled(self.store, [job_id], timeout)[0]
 
     def final(self, job: Job) -> dict[str, Any]:
         """The outcome reply of a job (thread reply with the result, error or timeout)."""

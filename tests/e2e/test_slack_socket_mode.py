@@ -6,16 +6,15 @@ WebSocket stand-in, which delivers Slack's envelopes and records the app's acks.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.core.models import Identity, Job, JobStatus
-from bot.store import SqlStore, make_engine
-from tests.conftest import clean_mariadb
+from bot.store import SqlStore
 from tests.support import slack_requests as sr
 from tests.support.serve_process import ServeProcess
+from tests.support.slack_ledger import settled, wait_remembered
 from tests.support.slack_standin import SlackStandIn, message_text
 from tests.support.socket_mode_standin import Ack, SocketModeStandIn
 from tests.support.waiting import wait_until
@@ -35,14 +34,6 @@ def standin(sockets: SocketModeStandIn) -> Iterator[SlackStandIn]:
     with SlackStandIn() as fake:
         fake.socket_url = sockets.url
         yield fake
-
-
-@pytest.fixture(scope="module")
-def store(_mariadb_schema: str) -> Iterator[SqlStore]:
-    clean_mariadb(_mariadb_schema)
-    view = SqlStore(make_engine(_mariadb_schema))
-    yield view
-    view.close()
 
 
 @pytest.fixture(scope="module")
@@ -94,27 +85,14 @@ class Member:
         file = self.standin.add_file("soma.py", SOMA)
         message = sr.file_message("", [file], user=self.user, channel=self.channel)
         self.event(message, event_id=sr.unique("Ev"))
-        since = datetime.now(UTC) - timedelta(minutes=5)
-        wait_until(
-            lambda: (
-                (u := self.store.latest_upload(self.user_id, self.channel, since))
-                and u.file_id == file["id"]
-            ),
-            message="the upload to be remembered",
-        )
+        wait_remembered(self.store, self.user_id, self.channel, file["id"])
         return file
 
     def jobs(self) -> list[Job]:
         return self.store.list_by_owner(self.user_id, 50)
 
     def settled(self, job_id: int) -> Job:
-        def done() -> Job | None:
-            job = self.store.get(job_id)
-            events = self.store.notification_events(job_id)
-            finished = job is not None and job.status.is_final
-            return job if finished and events and all(s == "sent" for _, s in events) else None
-
-        return wait_until(done, timeout=15, message=f"job {job_id} delivered")
+        return settled(self.store, [job_id], timeout=15)[0]
 
 
 def ack_text(ack: Ack) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,8 +22,8 @@ from bot.slack.journal import HeldKind
 from bot.slack.uploads import SlackFile
 from bot.store import SqlStore
 from tests.support import slack_requests as sr
-from tests.support.processes import track
-from tests.support.slack_ledger import slack_env
+from tests.support.processes import clean_env, track
+from tests.support.slack_ledger import settled, slack_env
 from tests.support.slack_standin import SlackStandIn, message_text
 from tests.support.waiting import wait_until
 
@@ -42,20 +41,13 @@ def standin() -> Iterator[SlackStandIn]:
 def worker(
     standin: SlackStandIn, mariadb_url: str, tmp_path: Path
 ) -> Iterator[subprocess.Popen[str]]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "JOBBOT_", "DATABASE_URL", "AWS_"))
-    }
-    env.update(
-        {
-            **slack_env(standin),
-            "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": mariadb_url,
-            "JOBBOT_POLL_INTERVAL": "0.05",
-            "JOBBOT_INTAKE_LEASE": "1",
-            "JOBBOT_LOG_FORMAT": "json",
-        }
+    env = clean_env(
+        **slack_env(standin),
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=mariadb_url,
+        JOBBOT_POLL_INTERVAL="0.05",
+        JOBBOT_INTAKE_LEASE="1",
+        JOBBOT_LOG_FORMAT="json",
     )
     process = track(
         subprocess.Popen(
@@ -95,15 +87,8 @@ def test_a_worker_runs_jobs_tells_slack_and_stops_on_sigterm(
         )
     )
 
-    def delivered() -> bool:
-        current = mariadb_store.get(job.id)
-        events = mariadb_store.notification_events(job.id)
-        finished = current is not None and current.status.is_final
-        return finished and bool(events) and all(state == "sent" for _, state in events)
-
-    wait_until(delivered, timeout=30, message="the job run and its messages delivered")
-    done = mariadb_store.get(job.id)
-    assert done is not None and (done.status, done.result) == (JobStatus.DONE, 42)
+    [done] = settled(mariadb_store, [job.id], timeout=30)
+    assert (done.status, done.result) == (JobStatus.DONE, 42)
     texts = [message_text(p) for p in standin.posts(channel="C0WORK1")]
     assert any(f"Job #{job.id}" in t for t in texts), texts
     assert any("42" in t for t in texts), texts

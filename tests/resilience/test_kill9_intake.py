@@ -7,7 +7,7 @@ submission would be lost."""
 from __future__ import annotations
 
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,20 +56,18 @@ def test_kill_9_after_the_ack_loses_nothing(
     finally:
         crasher.kill()
     assert person.jobs() == [], "the crash came before the job was stored"
+    stop_survivor: Callable[[], object]
     if survivor_kind == "serve":
         survivor = ServeProcess(standin, mariadb_url, tmp_path, entry=[str(log)], **FAST).start()
-        try:
-            [job] = wait_until(person.jobs, timeout=60, message="the orphaned request taken up")
-            [done] = settled(mariadb_store, [job.id], timeout=60)
-        finally:
-            assert survivor.stop() == 0
+        stop_survivor = survivor.stop
     else:
         workers = start_workers(1, mariadb_url, log, env={**slack_env(standin), **FAST})
-        try:
-            [job] = wait_until(person.jobs, timeout=60, message="the orphaned request taken up")
-            [done] = settled(mariadb_store, [job.id], timeout=60)
-        finally:
-            assert stop_workers(workers) == [0]
+        stop_survivor = lambda: stop_workers(workers)[0]  # noqa: E731
+    try:
+        [job] = wait_until(person.jobs, timeout=60, message="the orphaned request taken up")
+        [done] = settled(mariadb_store, [job.id], timeout=60)
+    finally:
+        assert stop_survivor() == 0
     assert done.status is JobStatus.DONE
     assert done.result == 42
     assert executions(log)[job.id] == 1

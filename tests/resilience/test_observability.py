@@ -6,7 +6,6 @@ against the Slack and Lambda stand-ins."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from bot.store.tables import SCHEMA_VERSION
 from tests.conftest import clean_mariadb
 from tests.support import slack_requests as sr
 from tests.support.lambda_standin import LambdaStandIn
+from tests.support.processes import clean_env
 from tests.support.serve_process import ROOT, ServeProcess
 from tests.support.slack_standin import SlackStandIn, message_text
 from tests.support.waiting import wait_until
@@ -242,11 +242,9 @@ def server_submit(store: SqlStore, owner_id: int, n: int) -> None:
 
 def doctor(env: dict[str, str], cwd: Path) -> tuple[int, dict[str, tuple[str, bool]], str]:
     """`python -m bot doctor` in a fresh process: (exit code, {check: (detail, ok)}, output)."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("SLACK_", "JOBBOT_", "AWS_", "DATABASE_URL"))}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "bot", "doctor"],
-        env={**base, "PYTHONPATH": str(ROOT), "JOBBOT_SANDBOX_UID_BASE": "63100", **env},
+        env=clean_env(PYTHONPATH=str(ROOT), JOBBOT_SANDBOX_UID_BASE="63100", **env),
         cwd=cwd,
         capture_output=True,
         text=True,

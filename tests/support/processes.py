@@ -3,11 +3,24 @@ worker running into the next test (or past the session)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from typing import Any
 
+_BOTS_OWN = ("SLACK_", "JOBBOT_", "DATABASE_URL", "AWS_")
+
 _started: list[subprocess.Popen[Any]] = []
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This environment without any of the bot's settings (a test's process gets only those
+    it is given), plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_BOTS_OWN)}
+    env.update(settings)
+    return env
+
+
 _lock = threading.Lock()
 
 

@@ -10,7 +10,6 @@ counting executor); `bot.server.serve` itself runs unchanged on the composed Run
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.support.processes import track
+from tests.support.processes import clean_env, track
 from tests.support.slack_requests import ADMIN, SECRET
 from tests.support.slack_standin import SlackStandIn
 from tests.support.waiting import wait_until
@@ -51,11 +50,7 @@ class ServeProcess:
         self.log_path = workdir / f"serve-{self.port}.log"
         # None: `python -m bot serve`; else the arguments of this module's instrumented serve.
         self.entry = list(entry) if entry is not None else None
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SLACK_", "JOBBOT_", "DATABASE_URL", "AWS_"))
-        }
+        self.env = clean_env()
         self.env.update(
             {
                 "PYTHONPATH": str(ROOT),

@@ -31,6 +31,17 @@ def slack_env(standin: SlackStandIn) -> dict[str, str]:
     }
 
 
+def wait_remembered(store: SqlStore, user_id: int, channel: str, file_id: str) -> None:
+    """Wait until the bot remembered `file_id` as the user's latest upload in `channel`."""
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    wait_until(
+        lambda: (
+            (u := store.latest_upload(user_id, channel, since)) is not None and u.file_id == file_id
+        ),
+        message="the upload to be remembered",
+    )
+
+
 class Submitter:
     """One Slack user in a channel of their own, sending `/job run` to a serve process."""
 
@@ -48,14 +59,7 @@ class Submitter:
             server.url, sr.event(sr.file_message("", [file], user=self.user, channel=self.channel))
         )
         assert answer.status == 200, answer
-        since = datetime.now(UTC) - timedelta(minutes=5)
-        wait_until(
-            lambda: (
-                (u := self.store.latest_upload(self.user_id, self.channel, since))
-                and u.file_id == file["id"]
-            ),
-            message="the upload to be remembered",
-        )
+        wait_remembered(self.store, self.user_id, self.channel, file["id"])
 
     def run(self, server: ServeProcess, input_text: str, timeout: float = 10.0) -> Submission:
         """`/job run INPUT` with a trigger id and a response_url of its own."""

@@ -1,0 +1,19 @@
+"""Fixtures of the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.store import SqlStore, make_engine
+from tests.conftest import clean_mariadb
+
+
+@pytest.fixture(scope="module")
+def store(_mariadb_schema: str) -> Iterator[SqlStore]:
+    """The test module's own view of its server's database, emptied for the module."""
+    clean_mariadb(_mariadb_schema)
+    view = SqlStore(make_engine(_mariadb_schema))
+    yield view
+    view.close()
