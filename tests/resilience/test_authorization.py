@@ -20,12 +20,8 @@ import pytest
 
 from bot.core.fakes import FakeExecutor
 from bot.core.models import Job, JobStatus, RunRequest, RunResult
-from bot.server import notifiers_for
-from bot.slack.app import build_app
-from bot.slack.clients import web_client
 from bot.store import SqlStore
-from bot.wiring import Runtime
-from tests.integration.slack.conftest import Stack, slack_settings, standin
+from tests.integration.slack.conftest import Stack, running_stack, standin
 from tests.support import slack_requests as sr
 from tests.support.fake_jobs import scripted
 from tests.support.slack_standin import SlackStandIn, iter_blocks_text, message_text
@@ -95,19 +91,11 @@ def authz(standin: SlackStandIn, mariadb_store: SqlStore) -> Iterator[Authz]:
         return scripted(request)
 
     executor = FakeExecutor(behaviour)
-    url = mariadb_store.engine.url.render_as_string(hide_password=False)
-    settings = slack_settings(standin, url, JOBBOT_MAX_JOBS_PER_USER="1")
-    runtime = Runtime(settings, store=mariadb_store, executor_factory=lambda s: executor)
-    runtime.start_dispatcher(notifiers_for(settings, runtime))
-    runtime.start_workers()
-    slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
-    slack.identity.resolve()
-    try:
-        yield Authz(Stack(settings, runtime, slack, standin, executor), gate, {})
-    finally:
-        gate.set()
-        slack.close()
-        runtime.stop(grace_s=3)
+    with running_stack(standin, mariadb_store, executor, JOBBOT_MAX_JOBS_PER_USER="1") as stack:
+        try:
+            yield Authz(stack, gate, {})
+        finally:
+            gate.set()  # before the stack stops: its held jobs may finish
 
 
 def alices_jobs(authz: Authz) -> tuple[Job, list[Job]]:

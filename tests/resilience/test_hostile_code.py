@@ -677,12 +677,11 @@ def assert_inert(text: str, owner: str) -> None:
 def test_hostile_output_is_inert_in_every_slack_message(
     target: Target, mariadb_store: SqlStore
 ) -> None:
-    from bot.server import notifiers_for
-    from bot.slack.app import build_app
-    from bot.slack.clients import web_client
+    from bot.server import notifiers_for, slack_app_for
     from bot.wiring import Runtime
     from tests.integration.slack.conftest import slack_settings
     from tests.support import slack_requests as sr
+    from tests.support.slack_ledger import settled
     from tests.support.slack_standin import SlackStandIn, iter_blocks_text
 
     url = mariadb_store.engine.url.render_as_string(hide_password=False)
@@ -692,8 +691,8 @@ def test_hostile_output_is_inert_in_every_slack_message(
             target.executor))  # fmt: skip
         runtime.start_dispatcher(notifiers_for(settings, runtime))
         runtime.start_workers()
-        app = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
-        app.identity.resolve()
+        app = slack_app_for(settings, runtime)
+        assert app is not None
         acks = []
 
         def send(request: sr.SlackRequest) -> None:
@@ -711,11 +710,7 @@ def test_hostile_output_is_inert_in_every_slack_message(
                 send(sr.slash(f'run {{"fail": {fail}}}'))
             jobs = wait_until(lambda: len(found := mariadb_store.list_all(10)) == 2 and found)
 
-            def settled(job_id: int) -> bool:
-                events = mariadb_store.notification_events(job_id)
-                return len(events) >= 2 and all(state == "sent" for _, state in events)
-
-            wait_until(lambda: all(settled(j.id) for j in jobs), timeout=20, message="delivery")
+            settled(mariadb_store, [j.id for j in jobs], timeout=20)
             for job in jobs:
                 send(sr.slash(f"status {job.id}"))
             send(sr.slash("mine"))

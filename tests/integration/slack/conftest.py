@@ -3,6 +3,7 @@ talking to the loopback Slack stand-in through the real slack_sdk WebClient."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,8 @@ from slack_bolt.response import BoltResponse
 from bot.config import Settings, load_settings
 from bot.core.fakes import FakeExecutor
 from bot.core.models import Identity, Job, Upload
-from bot.server import notifiers_for
-from bot.slack.app import SlackApp, build_app
-from bot.slack.clients import web_client
+from bot.server import notifiers_for, slack_app_for
+from bot.slack.app import SlackApp
 from bot.store import SqlStore
 from bot.wiring import Runtime
 from tests.support.fake_jobs import scripted
@@ -109,14 +109,23 @@ def stack(
     standin: SlackStandIn, mariadb_store: SqlStore, mariadb_url: str, stack_options: dict[str, Any]
 ) -> Iterator[Stack]:
     """The Slack app, workers and notifier on MariaDB, against the stand-in."""
-    url = mariadb_store.engine.url.render_as_string(hide_password=False)
-    settings = slack_settings(standin, url, **stack_options)
-    executor = FakeExecutor(scripted)
-    runtime = Runtime(settings, store=mariadb_store, executor_factory=lambda s: executor)
+    with running_stack(standin, mariadb_store, FakeExecutor(scripted), **stack_options) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def running_stack(
+    standin: SlackStandIn, store: SqlStore, executor: FakeExecutor, **options: str
+) -> Iterator[Stack]:
+    """The Slack app, workers and notifier on `store` with `executor`, as `serve` composes
+    them (bot.server), stopped on exit."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    settings = slack_settings(standin, url, **options)
+    runtime = Runtime(settings, store=store, executor_factory=lambda s: executor)
     runtime.start_dispatcher(notifiers_for(settings, runtime))
     runtime.start_workers()
-    slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
-    slack.identity.resolve()
+    slack = slack_app_for(settings, runtime)
+    assert slack is not None, "the stand-in's Slack settings are present"
     try:
         yield Stack(settings, runtime, slack, standin, executor)
     finally:
