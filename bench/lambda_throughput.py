@@ -41,6 +41,15 @@ JOB_S = 1.0
 JOBS = int(os.environ.get("JOBBOT_BENCH_L2", "640"))
 CODE = "import time\ntime.sleep(1)\n"  # what the simulated function stands for
 
+# What both measurements run with (the executor alone, and the engine around it).
+SETTINGS = {
+    "JOBBOT_EXECUTOR": "lambda",
+    "JOBBOT_JOB_TIMEOUT": "10",
+    "AWS_REGION": REGION,
+    "JOBBOT_LAMBDA_CONCURRENCY": str(CONCURRENCY),
+    "JOBBOT_MAX_JOBS_PER_USER": str(CONCURRENCY),
+}
+
 
 def in_threads(work: Callable[[], None], jobs: int, threads: int) -> float:
     """Run `work` `jobs` times on `threads` threads; jobs per second."""
@@ -66,15 +75,7 @@ def in_threads(work: Callable[[], None], jobs: int, threads: int) -> float:
 
 def main() -> None:
     """Measure and print L2."""
-    values = {
-        "JOBBOT_EXECUTOR": "lambda",
-        "JOBBOT_JOB_TIMEOUT": "10",
-        "AWS_REGION": REGION,
-        "JOBBOT_LAMBDA_CONCURRENCY": str(CONCURRENCY),
-        "JOBBOT_MAX_JOBS_PER_USER": str(CONCURRENCY),
-        "JOBBOT_LOG_LEVEL": "WARNING",
-    }
-    settings = load_settings(values, env_file=None)
+    settings = load_settings({**SETTINGS, "JOBBOT_LOG_LEVEL": "WARNING"}, env_file=None)
     request = RunRequest(1, "sleep.py", CODE, "{}", settings.job_timeout, 256, 1 << 20)
     with LambdaStandIn(
         runtime="simulated", simulated_s=JOB_S, max_concurrency=CONCURRENCY
@@ -104,7 +105,7 @@ def main() -> None:
         direct = in_threads(invoke, JOBS, CONCURRENCY)
         executor.close()
 
-        engine_rate = engine(settings, standin)
+        engine_rate = engine(standin)
         throttled = standin.counters["throttled"]
 
     ideal = CONCURRENCY / JOB_S
@@ -139,16 +140,13 @@ def main() -> None:
     )
 
 
-def engine(settings: object, standin: LambdaStandIn) -> float:
-    """Jobs per second through the worker pool: all submitted at once, until all are done."""
+def engine(standin: LambdaStandIn) -> float:
+    """Jobs per second through the worker pool (on the stand-in the AWS environment points
+    at): all submitted at once, until all are done."""
     directory = tempfile.mkdtemp(prefix="bench-l2-")
     values = {
-        "JOBBOT_EXECUTOR": "lambda",
-        "JOBBOT_JOB_TIMEOUT": "10",
-        "AWS_REGION": REGION,
-        "JOBBOT_LAMBDA_CONCURRENCY": str(CONCURRENCY),
+        **SETTINGS,
         "JOBBOT_WORKERS": str(CONCURRENCY),
-        "JOBBOT_MAX_JOBS_PER_USER": str(CONCURRENCY),
         "JOBBOT_POLL_INTERVAL": "0.05",
         "DATABASE_URL": f"sqlite:///{directory}/jobs.db",
     }
