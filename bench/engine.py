@@ -20,10 +20,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.stats import ms, summary, table
-from bot.config import load_settings
+from bot.app.config import load_settings
+from bot.app.wiring import Runtime, build_executor
 from bot.core.models import Identity, JobStatus
 from bot.core.worker import WorkerConfig, WorkerPool
-from bot.wiring import Runtime, build_executor
 
 BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 DATABASE = "jobbot_bench_engine"

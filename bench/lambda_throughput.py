@@ -29,11 +29,11 @@ from urllib.parse import urlsplit
 
 from bench.lambda_overhead import REGION, aws_environment
 from bench.stats import table
-from bot.config import load_settings
+from bot.app.config import load_settings
+from bot.app.wiring import Runtime
 from bot.core.models import Identity, JobStatus, Outcome, RunRequest
 from bot.executors.aws_lambda import build_lambda_executor, encode_request
 from bot.store import SqlStore, make_engine
-from bot.wiring import Runtime
 from tests.support.lambda_standin import LambdaStandIn
 
 CONCURRENCY = 64

@@ -14,10 +14,10 @@ import time
 
 from bench.slack_common import fresh_database, share, start, stop
 from bench.stats import ms, summary, table
-from bot.config import load_settings
+from bot.app.config import load_settings
+from bot.app.wiring import Runtime, build_executor
 from bot.core.models import Identity, JobStatus
 from bot.core.worker import WorkerConfig, WorkerPool
-from bot.wiring import Runtime, build_executor
 from tests.support import slack_requests as sr
 from tests.support.waiting import wait_until
 

@@ -1,8 +1,8 @@
-"""`python -m bot <command>`; see bot/cli.py."""
+"""`python -m bot <command>`; see bot/terminal/cli.py."""
 
 import sys
 
-from bot.cli import main
+from bot.terminal.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

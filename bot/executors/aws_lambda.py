@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import boto3.session
     from mypy_boto3_lambda import LambdaClient
 
-    from bot.config import Settings
+    from bot.app.config import Settings
 
 log = logging.getLogger(__name__)
 

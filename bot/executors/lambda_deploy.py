@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_lambda.type_defs import FunctionConfigurationResponseTypeDef
 
-    from bot.config import Settings
+    from bot.app.config import Settings
 
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"  # the harness is pure Python; Graviton costs about 20% less per GB-s

@@ -16,7 +16,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 
-from bot.config import Settings
+from bot.app.config import Settings
 from bot.core.commands import USAGE
 from bot.core.handler import CommandHandler
 from bot.core.metrics import Metrics

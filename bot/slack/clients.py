@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
-from bot.config import Settings
+from bot.app.config import Settings
 
 
 def web_client(settings: Settings, *, token: bool = True, timeout: int = 10) -> WebClient:

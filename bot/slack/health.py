@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.config import Settings
+from bot.app.config import Settings
 from bot.slack.clients import web_client
 from bot.slack.posting import CallFailed, call
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 
-from bot.config import Settings
+from bot.app.config import Settings
 from bot.core.metrics import Metrics
 from bot.core.models import Job, JobStatus, NotificationEvent
 from bot.core.service import JobService

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.config import load_settings
+from bot.app.config import load_settings
+from bot.app.wiring import Runtime
 from bot.core.models import Identity, JobStatus
 from bot.errors import TemporarilyUnavailable
 from bot.slack.intake import WORKING
 from bot.store import SqlStore, make_engine
 from bot.store.tables import jobs
-from bot.wiring import Runtime
 from tests.integration.test_queue_processes import executions, start_workers, stop_workers
 from tests.support.private_mariadb import PrivateMariaDB
 from tests.support.serve_process import ServeProcess

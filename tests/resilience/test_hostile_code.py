@@ -677,8 +677,8 @@ def assert_inert(text: str, owner: str) -> None:
 def test_hostile_output_is_inert_in_every_slack_message(
     target: Target, mariadb_store: SqlStore
 ) -> None:
-    from bot.server import notifiers_for, slack_app_for
-    from bot.wiring import Runtime
+    from bot.app.server import notifiers_for, slack_app_for
+    from bot.app.wiring import Runtime
     from tests.integration.slack.conftest import slack_settings
     from tests.support import slack_requests as sr
     from tests.support.slack_ledger import settled

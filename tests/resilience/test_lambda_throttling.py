@@ -11,10 +11,10 @@ import time
 
 import pytest
 
+from bot.app.wiring import Runtime
 from bot.core.models import JobStatus
 from bot.executors.aws_lambda import function_timeout_s
 from bot.store import SqlStore
-from bot.wiring import Runtime
 from tests.integration.lambda_executor.conftest import aws_env
 from tests.integration.lambda_executor.test_flows import (
     assert_each_ran_once,

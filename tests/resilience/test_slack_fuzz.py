@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from slack_bolt.request import BoltRequest
 
-from bot.config import load_settings
+from bot.app.config import load_settings
 from bot.core.clock import SystemClock
 from bot.core.fakes import InMemoryStore
 from bot.core.service import JobService

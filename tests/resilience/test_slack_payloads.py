@@ -22,8 +22,8 @@ from urllib.parse import quote, urlencode
 import pytest
 from sqlalchemy import text
 
+from bot.app.server import MAX_BODY, WebApp
 from bot.core.models import Identity
-from bot.server import MAX_BODY, WebApp
 from bot.slack.app import build_app
 from bot.slack.clients import web_client
 from tests.integration.slack.conftest import Stack, stack, stack_options, standin

@@ -5,7 +5,7 @@ as a module, the same serve with its executions recorded and faults injected:
         [--hold-claims FILE]
 
 The options mean what they mean for tests.support.worker_process (same CrashingStore, same
-counting executor); `bot.server.serve` itself runs unchanged on the composed Runtime.
+counting executor); `bot.app.server.serve` itself runs unchanged on the composed Runtime.
 """
 
 from __future__ import annotations
@@ -144,10 +144,10 @@ def main() -> None:
     """serve on a Runtime whose executor records executions and whose store may crash."""
     import argparse
 
-    from bot import logs
-    from bot.config import load_settings
-    from bot.server import serve
-    from bot.wiring import Runtime, build_store
+    from bot.app import logs
+    from bot.app.config import load_settings
+    from bot.app.server import serve
+    from bot.app.wiring import Runtime, build_store
     from tests.support.worker_process import CRASH_POINTS, CrashingStore, executor_factory
 
     parser = argparse.ArgumentParser()

@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.config import Settings, load_settings
+from bot.app.config import Settings, load_settings
+from bot.app.wiring import Runtime, build_executor, build_store
 from bot.core.models import (
     JobStatus,
     Notification,
@@ -36,7 +37,6 @@ from bot.core.models import (
 )
 from bot.core.ports import Executor, JobStore, StartGate
 from bot.errors import CalledOff
-from bot.wiring import Runtime, build_executor, build_store
 
 CRASH_POINTS = (
     "before-claim",
@@ -229,8 +229,8 @@ def main() -> None:
     )
     runtime.migrate()
     slack = None
-    if settings.slack_enabled:  # as `python -m bot worker` does (bot/cli.py cmd_worker)
-        from bot.server import notifiers_for, slack_app_for
+    if settings.slack_enabled:  # as `python -m bot worker` does (bot/terminal/cli.py cmd_worker)
+        from bot.app.server import notifiers_for, slack_app_for
 
         slack = slack_app_for(settings, runtime)
         runtime.start_dispatcher(notifiers_for(settings, runtime))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SPECS, load_settings, redact_url
+from bot.app.config import SPECS, load_settings, redact_url
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from bot.core.models import Actor, Identity, Job, JobStatus, ResultKind, User
 from bot.core.replies import Listing
-from bot.textview import job_detail, one_line, render, safe
+from bot.terminal.textview import job_detail, one_line, render, safe
 
 ALICE = Identity("local", "h", "alice")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, load_settings
+from bot.app.config import Settings, load_settings
 from bot.core.models import RunRequest
 from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
 from tests.support.lambda_standin import LambdaStandIn

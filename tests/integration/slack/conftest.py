@@ -12,13 +12,13 @@ import pytest
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.config import Settings, load_settings
+from bot.app.config import Settings, load_settings
+from bot.app.server import notifiers_for, slack_app_for
+from bot.app.wiring import Runtime
 from bot.core.fakes import FakeExecutor
 from bot.core.models import Identity, Job, Upload
-from bot.server import notifiers_for, slack_app_for
 from bot.slack.app import SlackApp
 from bot.store import SqlStore
-from bot.wiring import Runtime
 from tests.support.fake_jobs import scripted
 from tests.support.slack_requests import ADMIN, ALICE, CHANNEL, SECRET, TEAM, SlackRequest
 from tests.support.slack_standin import TOKEN, SlackStandIn
@@ -118,7 +118,7 @@ def running_stack(
     standin: SlackStandIn, store: SqlStore, executor: FakeExecutor, **options: str
 ) -> Iterator[Stack]:
     """The Slack app, workers and notifier on `store` with `executor`, as `serve` composes
-    them (bot.server), stopped on exit."""
+    them (bot.app.server), stopped on exit."""
     url = store.engine.url.render_as_string(hide_password=False)
     settings = slack_settings(standin, url, **options)
     runtime = Runtime(settings, store=store, executor_factory=lambda s: executor)

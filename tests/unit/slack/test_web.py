@@ -7,9 +7,9 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
+from bot.app.server import WebApp, request_kind
 from bot.core.metrics import Metrics
 from bot.errors import StoreUnavailable
-from bot.server import WebApp, request_kind
 
 
 def call(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bot.config import Settings
+from bot.app.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.commands import CONSOLE_USAGE
 from bot.core.dispatcher import Dispatcher
@@ -26,7 +26,7 @@ from bot.core.service import JobService, Limits
 from bot.core.worker import WorkerConfig, WorkerPool
 
 log = logging.getLogger(__name__)
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def local_identity(name: str | None = None) -> Identity:

@@ -9,15 +9,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from bot import logs
-from bot.config import Settings, load_settings
-from bot.console import Console, PrintNotifier, read_source
+from bot.app import logs
+from bot.app.config import Settings, load_settings
+from bot.app.shutdown import wait_for_signal
+from bot.app.wiring import Runtime, local_identity, local_route
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Detail, Listing, Problem
 from bot.errors import ConfigError, InfraError, TemporarilyUnavailable, UsageError, UserError
-from bot.shutdown import wait_for_signal
-from bot.textview import job_detail, job_json, render
-from bot.wiring import Runtime, local_identity, local_route
+from bot.terminal.console import Console, PrintNotifier, read_source
+from bot.terminal.textview import job_detail, job_json, render
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TIMEOUT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 STATUS_EXIT = {
@@ -266,7 +266,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
 
 def cmd_worker(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Run workers until SIGTERM."""
-    from bot.server import notifiers_for, slack_app_for
+    from bot.app.server import notifiers_for, slack_app_for
 
     runtime = _runtime(settings)
     slack = slack_app_for(settings, runtime)
@@ -283,7 +283,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
 
 def cmd_serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Run the Slack app and workers."""
-    from bot.server import serve
+    from bot.app.server import serve
 
     return serve(settings)
 
@@ -321,7 +321,7 @@ def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Check everything an operator must know, as a table."""
-    from bot.doctor import run_checks
+    from bot.app.doctor import run_checks
 
     rows = run_checks(settings)
     width = max(len(r[0]) for r in rows)

@@ -14,7 +14,7 @@ from bot.core.handler import CommandHandler
 from bot.core.models import Actor, Job, NotificationEvent
 from bot.core.replies import Accepted, Problem, Reply
 from bot.errors import BotError, InvalidFile, UsageError, UserError
-from bot.textview import finished_line, render
+from bot.terminal.textview import finished_line, render
 
 
 def read_source(path_text: str) -> tuple[str, bytes]:

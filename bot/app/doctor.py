@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.config import Settings
+from bot.app.config import Settings
+from bot.app.wiring import build_executor, build_store, extra_checks
 from bot.errors import BotError
 from bot.store.tables import SCHEMA_VERSION
-from bot.wiring import build_executor, build_store, extra_checks
 
 Row = tuple[str, str, bool]
 

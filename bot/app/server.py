@@ -8,17 +8,17 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot.config import Settings
+from bot.app.config import Settings
+from bot.app.shutdown import wait_for_signal
 from bot.core.metrics import Metrics
 from bot.core.ports import Notifier
-from bot.shutdown import wait_for_signal
 
 if TYPE_CHECKING:
     from slack_bolt import App
 
+    from bot.app.wiring import Runtime
     from bot.slack.app import SlackApp
     from bot.slack.guard import RequestGuard
-    from bot.wiring import Runtime
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # Slack payloads are far smaller; anything bigger is refused unread
@@ -217,7 +217,7 @@ def serve(settings: Settings, runtime: Runtime | None = None) -> int:
     is built from `settings` unless given (composed elsewhere, like a worker's)."""
     import waitress
 
-    from bot.wiring import Runtime
+    from bot.app.wiring import Runtime
 
     runtime = runtime or Runtime(settings)
     runtime.migrate()

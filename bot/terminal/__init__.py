@@ -1,0 +1,1 @@
+"""The terminal surfaces: the CLI, the console and the text rendering they share."""
