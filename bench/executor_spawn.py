@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.stats import ms, summary, table
 from bot.executors.local import LocalExecutor
-from bot.harness.spawn import run_fresh
+from bot.sandbox.fresh.spawn import run_fresh
 
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_SPAWN", "60"))
 WARMUP = 5

@@ -28,7 +28,7 @@ from bot.core.ports import StartGate
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, Throttled
 from bot.executors import lambda_package
 from bot.executors.results import result_from_response
-from bot.harness import protocol
+from bot.sandbox import protocol
 
 if TYPE_CHECKING:
     import boto3.session

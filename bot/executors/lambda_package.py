@@ -1,4 +1,4 @@
-"""The runner function's code: the harness package alone, zipped byte-for-byte reproducibly."""
+"""The runner function's code: the sandbox's Lambda half alone, zipped reproducibly."""
 
 from __future__ import annotations
 
@@ -8,24 +8,27 @@ import io
 import zipfile
 from pathlib import Path
 
-import bot.harness
+import bot.sandbox
 
-PACKAGE = "harness"  # the harness's top-level name inside the function
-HANDLER = f"{PACKAGE}.lambda_handler.handler"
+PACKAGE = "sandbox"  # the sandbox's top-level name inside the function
+HANDLER = f"{PACKAGE}.fresh.lambda_handler.handler"
+# the shared top level always; of the subpackages only these (zygote/ is the local mode's)
+SUBPACKAGES = ("inside", "fresh")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _FILE_MODE = 0o100644  # regular file, rw-r--r--
 
 
-def harness_dir() -> Path:
-    """Where the harness sources live."""
-    return Path(bot.harness.__file__).resolve().parent
+def sandbox_dir() -> Path:
+    """Where the sandbox sources live."""
+    return Path(bot.sandbox.__file__).resolve().parent
 
 
 def package_files() -> list[tuple[str, bytes]]:
     """(name in the zip, content) of every file of the function, sorted by name."""
-    root = harness_dir()
-    files = sorted(p for p in root.glob("*.py") if p.is_file())
-    return [(f"{PACKAGE}/{p.name}", p.read_bytes()) for p in files]
+    root = sandbox_dir()
+    files = [p for d in ("", *SUBPACKAGES) for p in (root / d).glob("*.py") if p.is_file()]
+    named = [(f"{PACKAGE}/{p.relative_to(root).as_posix()}", p) for p in files]
+    return [(name, p.read_bytes()) for name, p in sorted(named)]
 
 
 def build_zip() -> bytes:

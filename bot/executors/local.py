@@ -18,10 +18,10 @@ from bot.core.models import RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable
 from bot.executors.results import result_from_response
-from bot.harness import protocol
-from bot.harness.client import ZygoteClient
-from bot.harness.limits import MIB, Limits, set_dumpable
-from bot.harness.protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
+from bot.sandbox import protocol
+from bot.sandbox.client import ZygoteClient
+from bot.sandbox.limits import MIB, Limits, set_dumpable
+from bot.sandbox.protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
 
 _LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
 _CLOSE_WAIT_S = 60.0

@@ -37,7 +37,7 @@ from bot.core.models import Identity, Outcome, RunRequest, RunResult
 from bot.core.ports import Executor, StartGate
 from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
 from bot.executors.local import LocalExecutor
-from bot.harness.limits import MIB
+from bot.sandbox.limits import MIB
 from bot.store import SqlStore
 from tests.integration.executor.conftest import memory_kb, processes_of, reset_peak_memory
 from tests.integration.lambda_executor.conftest import lambda_settings

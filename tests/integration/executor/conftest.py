@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.executors.local import LocalExecutor
-from bot.harness.limits import MIB
+from bot.sandbox.limits import MIB
 
 REPO = Path(__file__).resolve().parents[3]
 IS_ROOT = os.geteuid() == 0

@@ -10,8 +10,8 @@ import pytest
 
 from bot.core.models import Outcome, ResultKind, RunRequest
 from bot.executors.local import LocalExecutor
-from bot.harness.limits import MIB
-from bot.harness.spawn import run_fresh
+from bot.sandbox.fresh.spawn import run_fresh
+from bot.sandbox.limits import MIB
 
 from .conftest import harness_request
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.executors.local import LocalExecutor
-from bot.harness.limits import MIB
+from bot.sandbox.limits import MIB
 
 from .conftest import IS_ROOT, REPO, SECRETS, harness_request, processes_of
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.harness import spawn
-from bot.harness.protocol import SandboxUnavailable
-from bot.harness.spawn import run_fresh
+from bot.sandbox.fresh import spawn
+from bot.sandbox.fresh.spawn import run_fresh
+from bot.sandbox.protocol import SandboxUnavailable
 
 from .conftest import harness_request, memory_kb, reset_peak_memory
 from .test_contract import CASES

@@ -16,8 +16,8 @@ import pytest
 from bot.core.models import Outcome, RunRequest
 from bot.errors import ExecutorUnavailable
 from bot.executors.local import LocalExecutor
-from bot.harness import cgroups
-from bot.harness.limits import MIB
+from bot.sandbox.limits import MIB
+from bot.sandbox.zygote import cgroups
 from tests.support.waiting import wait_until
 
 from .conftest import IS_ROOT, REPO, harness_request, processes_of, under_private_tmp

@@ -11,7 +11,7 @@ import pytest
 from bot.core.models import Outcome, RunRequest
 from bot.errors import CalledOff
 from bot.executors.local import LocalExecutor
-from bot.harness.limits import MIB
+from bot.sandbox.limits import MIB
 from tests.support.waiting import wait_until
 
 from .conftest import IS_ROOT, processes_of

@@ -14,7 +14,7 @@ from typing import Any
 
 sys.path.insert(0, sys.argv[1])
 
-from bot.harness.spawn import run_fresh
+from bot.sandbox.fresh.spawn import run_fresh
 
 ENV_PROBE = """
 import json, os

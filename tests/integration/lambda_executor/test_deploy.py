@@ -67,7 +67,7 @@ def test_deploy_creates_the_function_as_specified(aws: tuple[Any, Any]) -> None:
     assert code == 0, printed
     config = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
     assert config["Runtime"] == "python3.13"
-    assert config["Handler"] == "harness.lambda_handler.handler"
+    assert config["Handler"] == "sandbox.fresh.lambda_handler.handler"
     assert config["Timeout"] == 15  # the job timeout + 5 s
     assert config["MemorySize"] == 512
     assert config["Role"] == role
@@ -78,13 +78,15 @@ def test_deploy_creates_the_function_as_specified(aws: tuple[Any, Any]) -> None:
     assert "waiting until jobbot-runner is active" in printed
 
 
-def test_the_package_holds_the_harness_alone_and_is_reproducible() -> None:
+def test_the_package_holds_the_sandbox_lambda_half_alone_and_is_reproducible() -> None:
     first, second = lambda_package.build_zip(), lambda_package.build_zip()
 
     names = zipfile.ZipFile(io.BytesIO(first)).namelist()
     assert first == second
-    assert "harness/lambda_handler.py" in names and "harness/spawn.py" in names
-    assert all(name.startswith("harness/") and name.endswith(".py") for name in names)
+    assert "sandbox/fresh/lambda_handler.py" in names and "sandbox/fresh/spawn.py" in names
+    assert "sandbox/inside/runner.py" in names and "sandbox/protocol.py" in names
+    assert all(name.startswith("sandbox/") and name.endswith(".py") for name in names)
+    assert not any(name.startswith("sandbox/zygote/") for name in names)  # the local mode
 
 
 def test_a_second_deploy_with_nothing_changed_changes_nothing(aws: tuple[Any, Any]) -> None:
@@ -128,7 +130,7 @@ def test_foreign_code_and_environment_variables_are_replaced(aws: tuple[Any, Any
     deploy(JOBBOT_LAMBDA_ROLE_ARN=role)
     other = io.BytesIO()
     with zipfile.ZipFile(other, "w") as archive:
-        archive.writestr("harness/lambda_handler.py", "def handler(e, c):\n    return e\n")
+        archive.writestr("sandbox/fresh/lambda_handler.py", "def handler(e, c):\n    return e\n")
     lam.update_function_code(FunctionName="jobbot-runner", ZipFile=other.getvalue())
     lam.update_function_configuration(
         FunctionName="jobbot-runner", Environment={"Variables": {"DATABASE_URL": "oops"}}

@@ -172,7 +172,7 @@ def test_the_function_code_and_the_interpreter_are_read_only(
     warm: tuple[LambdaStandIn, LambdaExecutor],
 ) -> None:
     standin, executor = warm
-    targets = [f"{sys.base_prefix}/jobbot-was-here", "/srv/task/harness/jobbot-was-here.py"]
+    targets = [f"{sys.base_prefix}/jobbot-was-here", "/srv/task/sandbox/jobbot-was-here.py"]
     code = (
         "import json\n"
         "def main(paths):\n"

@@ -21,7 +21,7 @@ import pytest
 from bot.core.models import RunRequest, RunResult
 from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
 from bot.executors.local import LocalExecutor
-from bot.harness.limits import MIB
+from bot.sandbox.limits import MIB
 from tests.integration.executor.test_contract import CASES, Case
 from tests.integration.lambda_executor.conftest import lambda_python, lambda_settings
 from tests.support.lambda_standin import LambdaStandIn

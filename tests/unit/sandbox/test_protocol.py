@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.harness import protocol
-from bot.harness.protocol import ProtocolError, parse_request
+from bot.sandbox import protocol
+from bot.sandbox.protocol import ProtocolError, parse_request
 
 RESPONSE_KEYS = {
     "v", "outcome", "result_json", "result_kind", "stdout", "stderr", "stdout_truncated",

@@ -10,7 +10,7 @@ import sys
 import types
 from typing import NamedTuple, NoReturn
 
-from .protocol import Request
+from ..protocol import Request
 
 # the runner writes at most this much besides the result and the traceback
 _RECORD_SLACK = 64 * 1024

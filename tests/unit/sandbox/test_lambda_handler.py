@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.harness import lambda_handler, protocol
+from bot.sandbox import protocol
+from bot.sandbox.fresh import lambda_handler
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -121,7 +122,7 @@ def invoke(event: Any, remaining_ms: float) -> Any:
     """handler(event, context) in a fresh interpreter (outside a Lambda environment)."""
     script = (
         "import json, sys\n"
-        "from bot.harness.lambda_handler import handler\n"
+        "from bot.sandbox.fresh.lambda_handler import handler\n"
         "class Context:\n"
         f"    def get_remaining_time_in_millis(self): return {remaining_ms}\n"
         "print(json.dumps(handler(json.loads(sys.stdin.read()), Context())))\n"

@@ -1,6 +1,6 @@
 """The Lambda entry point: one fresh child per job, nothing of it left behind afterwards.
 
-Deployed as `harness.lambda_handler.handler`. Every invocation runs one protocol-v1 request
+Deployed as `sandbox.fresh.lambda_handler.handler`. Every invocation runs one protocol-v1 request
 through `spawn.run_fresh` (allow-list environment, new session, rlimits, this process made
 non-dumpable and a child subreaper) and returns the v1 response. Inside Lambda it also
 kills every remaining descendant and empties `/tmp` before it returns, because the
@@ -19,8 +19,9 @@ import sys
 import time
 from typing import Any
 
-from . import protocol, reaper, spawn
-from .protocol import SandboxUnavailable
+from .. import protocol, reaper
+from ..protocol import SandboxUnavailable
+from . import spawn
 
 # time the handler keeps for itself after the job's deadline: kill and reap the job,
 # drain its pipes, empty /tmp and send the reply before Lambda's own timeout strikes

@@ -6,11 +6,11 @@ import json
 import os
 import signal
 
-from bot.harness import protocol, verdict
-from bot.harness.capture import Capture
-from bot.harness.protocol import parse_request
-from bot.harness.runner import Record
-from bot.harness.supervisor import Observation
+from bot.sandbox import protocol, verdict
+from bot.sandbox.capture import Capture
+from bot.sandbox.inside.runner import Record
+from bot.sandbox.protocol import parse_request
+from bot.sandbox.supervisor import Observation
 
 REQUEST = parse_request(
     {

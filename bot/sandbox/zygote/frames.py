@@ -1,4 +1,4 @@
-"""Length-prefixed JSON frames over a stream socket, with deadlines and a size cap."""
+"""The zygote's wire: length-prefixed JSON frames on a stream socket, with deadlines and a cap."""
 
 from __future__ import annotations
 

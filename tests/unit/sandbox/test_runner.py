@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.harness.protocol import parse_request
-from bot.harness.runner import Record, run_code, type_name
+from bot.sandbox.inside.runner import Record, run_code, type_name
+from bot.sandbox.protocol import parse_request
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import cgroups, frames, mounts, protocol, reaper, runner, supervisor, verdict
-from .environment import job_env
-from .limits import (
+from .. import protocol, reaper, supervisor, verdict
+from ..environment import job_env
+from ..inside import runner
+from ..limits import (
     MIB,
     Limits,
     apply_rlimits,
@@ -25,7 +26,8 @@ from .limits import (
     set_child_subreaper,
     threads_of,
 )
-from .protocol import Request, SandboxCalledOff, SandboxUnavailable
+from ..protocol import Request, SandboxCalledOff, SandboxUnavailable
+from . import cgroups, frames, mounts
 
 REQUEST_LIMIT = 256 * MIB
 READ_TIMEOUT_S = 30.0

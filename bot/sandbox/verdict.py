@@ -8,8 +8,8 @@ import signal
 from typing import Any
 
 from . import protocol
+from .inside.runner import Record
 from .protocol import Request
-from .runner import Record
 from .supervisor import Observation
 
 

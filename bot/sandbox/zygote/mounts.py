@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .limits import check, libc
+from ..limits import check, libc
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import boot, cgroups, frames
+from . import boot
 from .environment import base_env
 from .protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
+from .zygote import cgroups, frames
 
 ACK_TIMEOUT_S = 30.0  # a healthy zygote forks a supervisor in milliseconds
 GRACE_S = 30.0  # past the job's own limit, before we give up on its supervisor
@@ -106,7 +107,7 @@ class ZygoteClient:
         try:
             with child:
                 self._proc = subprocess.Popen(
-                    boot.command(self._python, "zygote", "main", str(child.fileno())),
+                    boot.command(self._python, "zygote.zygote", "main", str(child.fileno())),
                     env=base_env(),  # exec'd fresh with an allow-list: none of the bot's secrets
                     cwd="/",
                     stdin=subprocess.DEVNULL,

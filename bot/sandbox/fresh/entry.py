@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from . import limits, protocol, runner
+from .. import limits, protocol
+from ..inside import runner
 
 # fds the parent sets up: 0 stdin (the input JSON), 1 stdout, 2 stderr, then these
 REQUEST_FD = 3

@@ -1,4 +1,4 @@
-"""Harness protocol v1: validates requests and shapes responses (the same for every executor)."""
+"""Sandbox protocol v1: validates requests and shapes responses (the same for every executor)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.harness.capture import Capture
+from bot.sandbox.capture import Capture
 
 
 def test_output_under_the_limit_is_kept_whole() -> None:

@@ -1,4 +1,4 @@
-"""Command lines that start a harness module in a fresh isolated interpreter."""
+"""Command lines that start a sandbox module in a fresh isolated interpreter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 # -B: write no .pyc files
 FLAGS = ("-I", "-S", "-u", "-B")
 
-# -I keeps the harness off sys.path: import it by its directory's name ("harness", as in the
+# -I keeps the sandbox off sys.path: import it by its directory's name ("sandbox", as in the
 # Lambda zip) from its parent, appended so the standard library wins every other name, and
 # removed again so jobs cannot import the bot's other modules; then call `entry(argv)`.
 _BOOT = """\
@@ -23,12 +23,12 @@ entry(sys.argv[2:])
 """
 
 
-def harness_dir() -> str:
+def sandbox_dir() -> str:
     """The directory of this package's source."""
     return os.path.dirname(os.path.abspath(__file__))
 
 
 def command(python: str, module: str, func: str, *args: str) -> list[str]:
-    """argv that runs harness.<module>.<func>(list(args)) under `python`."""
+    """argv that runs sandbox.<module>.<func>(list(args)) under `python` (module may be dotted)."""
     code = _BOOT.format(module=module, func=func)
-    return [python, *FLAGS, "-c", code, harness_dir(), *args]
+    return [python, *FLAGS, "-c", code, sandbox_dir(), *args]

@@ -12,10 +12,12 @@ import tempfile
 import threading
 from typing import Any
 
-from . import boot, entry, protocol, reaper, runner, supervisor, verdict
-from .environment import job_env
-from .limits import Limits, forbid_new_privileges, set_child_subreaper, set_dumpable
-from .protocol import Request, SandboxUnavailable
+from .. import boot, protocol, reaper, supervisor, verdict
+from ..environment import job_env
+from ..inside import runner
+from ..limits import Limits, forbid_new_privileges, set_child_subreaper, set_dumpable
+from ..protocol import Request, SandboxUnavailable
+from . import entry
 
 DIR_PREFIX = "jobbot-job-"
 MIN_TIMEOUT_S = 0.05
@@ -91,7 +93,7 @@ def _start(
         try:
             pid = os.posix_spawn(
                 python,
-                boot.command(python, "entry", "main", workdir),
+                boot.command(python, "fresh.entry", "main", workdir),
                 job_env(workdir),
                 file_actions=actions,
                 setsid=True,  # its own session and process group, killed as one

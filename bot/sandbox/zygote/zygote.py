@@ -13,8 +13,9 @@ import traceback
 from dataclasses import asdict, replace
 from typing import Any
 
-from . import cgroups, job, mounts, reaper
-from .limits import Limits, libc
+from .. import reaper
+from ..limits import Limits, libc
+from . import cgroups, job, mounts
 
 # imported once here so each job starts with them loaded (fork shares the pages)
 PRELOAD = (

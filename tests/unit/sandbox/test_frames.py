@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.harness import frames
+from bot.sandbox.zygote import frames
 
 
 def soon() -> float:

@@ -1,0 +1,1 @@
+"""What runs inside the job's own process: the runner that executes the user's file."""
