@@ -32,7 +32,7 @@ from bench.stats import table
 from bot.app.config import load_settings
 from bot.app.wiring import Runtime
 from bot.core.models import Identity, JobStatus, Outcome, RunRequest
-from bot.executors.aws_lambda import build_lambda_executor, encode_request
+from bot.executors.aws_lambda.executor import build_lambda_executor, encode_request
 from bot.store import SqlStore, make_engine
 from tests.support.lambda_standin import LambdaStandIn
 

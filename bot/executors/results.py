@@ -1,4 +1,4 @@
-"""Protocol-v1 harness responses as RunResults: the one mapping every executor shares."""
+"""Protocol-v1 sandbox responses as RunResults: the one mapping every executor shares."""
 
 from __future__ import annotations
 

@@ -332,7 +332,7 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
 
 def cmd_lambda(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Deploy the runner function or print its policies."""
-    from bot.executors.lambda_deploy import run_lambda_command
+    from bot.executors.aws_lambda.deploy import run_lambda_command
 
     return run_lambda_command(settings, args.action, out)
 

@@ -13,7 +13,7 @@ import pytest
 
 from bot.app.wiring import Runtime
 from bot.core.models import JobStatus
-from bot.executors.aws_lambda import function_timeout_s
+from bot.executors.aws_lambda.executor import function_timeout_s
 from bot.store import SqlStore
 from tests.integration.lambda_executor.conftest import aws_env
 from tests.integration.lambda_executor.test_flows import (

@@ -11,7 +11,7 @@ execution environments that run the real handler through the real Runtime API.
 - **Execution environments** (tests/support/lambda_environment.py): each is a namespace
   "microVM" with a private `/tmp`, its own PID space, an unprivileged uid and fake AWS
   credentials in the runtime's environment. They run the deployment zip built by
-  `bot.executors.lambda_package` under a runtime that speaks the Runtime API
+  `bot.executors.aws_lambda.package` under a runtime that speaks the Runtime API
   (`/2018-06-01/runtime/invocation/next`, `.../response`, `.../error`): by default the small
   stdlib loop of lambda_bootstrap.py, or AWS's own `awslambdaric`. Warm environments are
   reused for later invocations, as Lambda does, and one is killed when its invocation
@@ -54,7 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bot.executors import lambda_package
+from bot.executors.aws_lambda import package as lambda_package
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes, request and response of a synchronous invoke
 RUNTIME_UID = 993  # Lambda's sandbox user (sbx_user1051)

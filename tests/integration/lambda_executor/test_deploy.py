@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.executors import lambda_package
-from bot.executors.lambda_deploy import run_lambda_command
+from bot.executors.aws_lambda import package as lambda_package
+from bot.executors.aws_lambda.deploy import run_lambda_command
 from tests.integration.lambda_executor.conftest import lambda_settings
 
 pytestmark = pytest.mark.usefixtures("aws_env")

@@ -17,7 +17,11 @@ import pytest
 from bot.app.config import Settings
 from bot.app.wiring import Runtime
 from bot.core.models import Identity, Job, JobStatus
-from bot.executors.aws_lambda import LambdaExecutor, build_lambda_client, function_timeout_s
+from bot.executors.aws_lambda.executor import (
+    LambdaExecutor,
+    build_lambda_client,
+    function_timeout_s,
+)
 from bot.store import SqlStore, make_engine
 from tests.integration.lambda_executor.conftest import lambda_settings
 from tests.support.lambda_standin import LambdaStandIn

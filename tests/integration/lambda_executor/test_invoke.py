@@ -14,7 +14,7 @@ from botocore.config import Config
 from bot.core.metrics import Metrics
 from bot.core.models import JobStatus, Outcome, ResultKind
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, Throttled
-from bot.executors.aws_lambda import (
+from bot.executors.aws_lambda.executor import (
     ERROR_KINDS,
     SYNC_PAYLOAD_LIMIT,
     LambdaExecutor,

@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import JobStatus, Outcome
-from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
+from bot.executors.aws_lambda.executor import (
+    LambdaExecutor,
+    build_lambda_executor,
+    function_timeout_s,
+)
 from tests.integration.lambda_executor.conftest import (
     JOB_TIMEOUT,
     job,

@@ -19,7 +19,11 @@ import boto3
 import pytest
 
 from bot.core.models import RunRequest, RunResult
-from bot.executors.aws_lambda import LambdaExecutor, build_lambda_executor, function_timeout_s
+from bot.executors.aws_lambda.executor import (
+    LambdaExecutor,
+    build_lambda_executor,
+    function_timeout_s,
+)
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from tests.integration.executor.test_contract import CASES, Case

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import boot
-from .environment import base_env
-from .protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
-from .zygote import cgroups, frames
+from bot.sandbox import boot
+from bot.sandbox.environment import base_env
+from bot.sandbox.protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
+from bot.sandbox.zygote import cgroups, frames
 
 ACK_TIMEOUT_S = 30.0  # a healthy zygote forks a supervisor in milliseconds
 GRACE_S = 30.0  # past the job's own limit, before we give up on its supervisor

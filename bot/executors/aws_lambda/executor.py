@@ -1,6 +1,6 @@
 """LambdaExecutor: each job is one synchronous invoke of the runner function, never re-sent.
 
-The function (deployed by `python -m bot lambda deploy`) runs the harness's Lambda handler,
+The function (deployed by `python -m bot lambda deploy`) runs the sandbox's Lambda handler,
 which runs the job in a fresh child process and answers with a protocol-v1 response. Here
 that answer becomes a RunResult, and every way the invoke can fail becomes either a
 RunResult (the job may have run, or can never run: it gets a final status) or one of
@@ -26,7 +26,7 @@ from bot.core.metrics import Metrics
 from bot.core.models import Outcome, RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, Throttled
-from bot.executors import lambda_package
+from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.results import result_from_response
 from bot.sandbox import protocol
 

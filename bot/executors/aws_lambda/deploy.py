@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import botocore.exceptions
 from botocore.config import Config
 
-from bot.executors import lambda_package
-from bot.executors.aws_lambda import function_timeout_s, session_region
+from bot.executors.aws_lambda import package as lambda_package
+from bot.executors.aws_lambda.executor import function_timeout_s, session_region
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

@@ -17,9 +17,9 @@ from typing import Any
 from bot.core.models import RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable
+from bot.executors.local.zygote_client import ZygoteClient
 from bot.executors.results import result_from_response
 from bot.sandbox import protocol
-from bot.sandbox.client import ZygoteClient
 from bot.sandbox.limits import MIB, Limits, set_dumpable
 from bot.sandbox.protocol import SandboxCalledOff, SandboxFailed, SandboxUnavailable
 
