@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.core.fakes import FakeClock, InMemoryStore
 from bot.store import SqlStore, make_engine
+from tests.support.fakes import FakeClock, InMemoryStore
 from tests.support.processes import kill_leftovers, mark
 
 MYSQL_BASE = os.environ.get("JOBBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.core.fakes import FakeExecutor
 from bot.core.models import Job, JobStatus, RunRequest, RunResult
 from bot.store import SqlStore
 from tests.integration.slack.conftest import Stack, running_stack, standin
 from tests.support import slack_requests as sr
 from tests.support.fake_jobs import scripted
+from tests.support.fakes import FakeExecutor
 from tests.support.slack_standin import SlackStandIn, iter_blocks_text, message_text
 from tests.support.waiting import wait_until
 

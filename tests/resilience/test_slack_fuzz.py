@@ -17,11 +17,11 @@ from slack_bolt.request import BoltRequest
 
 from bot.app.config import load_settings
 from bot.core.clock import SystemClock
-from bot.core.fakes import InMemoryStore
 from bot.core.service import JobService
 from bot.slack.app import SlackApp, build_app
 from bot.slack.clients import web_client
 from tests.support import slack_requests as sr
+from tests.support.fakes import InMemoryStore
 from tests.support.slack_standin import SlackStandIn
 from tests.unit.slack.test_fuzz_slack_text import slack_escape
 

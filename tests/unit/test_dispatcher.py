@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core.dispatcher import Dispatcher
-from bot.core.fakes import FakeClock, InMemoryStore, RecordingNotifier, ok_result
 from bot.core.models import Identity, Job, NewJob, NotificationEvent
 from bot.errors import NotifyError
+from tests.support.fakes import FakeClock, InMemoryStore, RecordingNotifier, ok_result
 from tests.support.waiting import wait_until
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.fakes import FakeClock, InMemoryStore
 from bot.core.models import Identity, JobStatus, NotificationEvent
 from bot.core.service import JobService, Limits
 from bot.errors import (
@@ -15,6 +14,7 @@ from bot.errors import (
     NotCancellable,
     TemporarilyUnavailable,
 )
+from tests.support.fakes import FakeClock, InMemoryStore
 
 ALICE = Identity("slack", "T1", "UALICE")
 BOB = Identity("slack", "T1", "UBOB")

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.core.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
 from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.core.worker import WorkerConfig, WorkerPool
 from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
+from tests.support.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
 from tests.support.waiting import wait_until
 
 

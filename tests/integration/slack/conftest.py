@@ -15,11 +15,11 @@ from slack_bolt.response import BoltResponse
 from bot.app.config import Settings, load_settings
 from bot.app.server import notifiers_for, slack_app_for
 from bot.app.wiring import Runtime
-from bot.core.fakes import FakeExecutor
 from bot.core.models import Identity, Job, Upload
 from bot.slack.app import SlackApp
 from bot.store import SqlStore
 from tests.support.fake_jobs import scripted
+from tests.support.fakes import FakeExecutor
 from tests.support.slack_requests import ADMIN, ALICE, CHANNEL, SECRET, TEAM, SlackRequest
 from tests.support.slack_standin import TOKEN, SlackStandIn
 from tests.support.waiting import wait_until

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.core.fakes import FakeClock, InMemoryStore
 from bot.core.models import (
     HeldRequest,
     Identity,
@@ -21,6 +20,7 @@ from bot.core.models import (
     Upload,
 )
 from bot.core.ports import JobStore
+from tests.support.fakes import FakeClock, InMemoryStore
 from tests.support.waiting import wait_until
 
 ALICE = Identity("slack", "T1", "UALICE")
