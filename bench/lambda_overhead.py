@@ -35,7 +35,7 @@ from bot.executors.aws_lambda.executor import (
     encode_request,
     function_timeout_s,
 )
-from tests.support.lambda_standin import LambdaStandIn
+from testbed.lambda_standin import LambdaStandIn
 
 REGION = "us-east-1"  # any: the stand-in answers for every region
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_L1", "200"))

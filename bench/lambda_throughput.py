@@ -34,7 +34,7 @@ from bot.app.wiring import Runtime
 from bot.core.models import Identity, JobStatus, Outcome, RunRequest
 from bot.executors.aws_lambda.executor import build_lambda_executor, encode_request
 from bot.store import SqlStore, make_engine
-from tests.support.lambda_standin import LambdaStandIn
+from testbed.lambda_standin import LambdaStandIn
 
 CONCURRENCY = 64
 JOB_S = 1.0

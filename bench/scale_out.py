@@ -31,11 +31,11 @@ from bot.core.models import Identity, JobStatus, NewJob
 from bot.slack.intake import WORKING
 from bot.store import SqlStore, make_engine
 from bot.store.tables import NotificationState, notifications
-from tests.integration.test_queue_processes import executions, start_workers, stop_workers
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submitter, slack_env
-from tests.support.slack_standin import SlackStandIn
-from tests.support.waiting import wait_until
+from testbed.serve_process import ServeProcess
+from testbed.slack_ledger import Submitter, slack_env
+from testbed.slack_standin import SlackStandIn
+from testbed.waiting import wait_until
+from testbed.workers import executions, start_workers, stop_workers
 
 CODE = "def main(n):\n    return n * n\n"
 USERS = 50  # the per-user limit (3 running) never binds: 50 x 3 > 24 slots

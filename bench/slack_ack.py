@@ -13,7 +13,7 @@ import threading
 from bench.slack_common import share, start, stop
 from bench.stats import ms, summary, table
 from bot.core.models import Identity, JobStatus
-from tests.support import slack_requests as sr
+from testbed import slack_requests as sr
 
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_S1", "200"))
 LOAD = 50

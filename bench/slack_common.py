@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 
 from bot.core.models import Identity
 from bot.store import SqlStore, make_engine
-from tests.support import slack_requests as sr
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_standin import SlackStandIn
-from tests.support.waiting import wait_until
+from testbed import slack_requests as sr
+from testbed.serve_process import ServeProcess
+from testbed.slack_standin import SlackStandIn
+from testbed.waiting import wait_until
 
 BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 

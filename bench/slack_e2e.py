@@ -18,8 +18,8 @@ from bot.app.config import load_settings
 from bot.app.wiring import Runtime, build_executor
 from bot.core.models import Identity, JobStatus
 from bot.core.worker import WorkerConfig, WorkerPool
-from tests.support import slack_requests as sr
-from tests.support.waiting import wait_until
+from testbed import slack_requests as sr
+from testbed.waiting import wait_until
 
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_S2", "100"))
 TRIVIAL = "def main(a, b):\n    return a + b\n"

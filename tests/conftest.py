@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.store import SqlStore, make_engine
+from testbed.processes import kill_leftovers, mark
 from tests.support.fakes import FakeClock, InMemoryStore
-from tests.support.processes import kill_leftovers, mark
 
 MYSQL_BASE = os.environ.get("JOBBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 TABLES_CHILD_FIRST = ("notifications", "uploads", "dedupe_keys", "jobs", "users")

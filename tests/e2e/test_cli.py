@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.store.tables import SCHEMA_VERSION
-from tests.support.processes import clean_env
+from testbed.processes import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 Cli = Callable[..., subprocess.CompletedProcess[str]]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.processes import clean_env
+from testbed.processes import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,12 @@ import pytest
 
 from bot.core.models import Identity, Job, JobStatus
 from bot.store import SqlStore
-from tests.support import slack_requests as sr
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import settled, wait_remembered
-from tests.support.slack_standin import SlackStandIn, message_text
-from tests.support.socket_mode_standin import Ack, SocketModeStandIn
-from tests.support.waiting import wait_until
+from testbed import slack_requests as sr
+from testbed.serve_process import ServeProcess
+from testbed.slack_ledger import settled, wait_remembered
+from testbed.slack_standin import SlackStandIn, message_text
+from testbed.socket_mode_standin import Ack, SocketModeStandIn
+from testbed.waiting import wait_until
 
 SOMA = "def main(a, b):\n    return a + b\n"
 _numbers = iter(range(1, 1000))

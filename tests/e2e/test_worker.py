@@ -21,11 +21,11 @@ from bot.slack.intake import Asker
 from bot.slack.journal import HeldKind
 from bot.slack.uploads import SlackFile
 from bot.store import SqlStore
-from tests.support import slack_requests as sr
-from tests.support.processes import clean_env, track
-from tests.support.slack_ledger import settled, slack_env
-from tests.support.slack_standin import SlackStandIn, message_text
-from tests.support.waiting import wait_until
+from testbed import slack_requests as sr
+from testbed.processes import clean_env, track
+from testbed.slack_ledger import settled, slack_env
+from testbed.slack_standin import SlackStandIn, message_text
+from testbed.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "def main(a, b):\n    return a * b\n"

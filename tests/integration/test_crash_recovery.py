@@ -10,8 +10,8 @@ import pytest
 
 from bot.core.models import Identity, JobStatus, NewJob
 from bot.store import SqlStore
-from tests.integration.test_queue_processes import executions, start_workers, stop_workers
-from tests.support.waiting import wait_until
+from testbed.waiting import wait_until
+from testbed.workers import executions, start_workers, stop_workers
 
 FAST_LEASE = {"JOBBOT_JOB_TIMEOUT": "2", "JOBBOT_LEASE_MARGIN": "1"}
 

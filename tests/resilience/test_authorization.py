@@ -20,12 +20,12 @@ import pytest
 
 from bot.core.models import Job, JobStatus, RunRequest, RunResult
 from bot.store import SqlStore
+from testbed import slack_requests as sr
+from testbed.slack_standin import SlackStandIn, iter_blocks_text, message_text
+from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack, running_stack, standin
-from tests.support import slack_requests as sr
 from tests.support.fake_jobs import scripted
 from tests.support.fakes import FakeExecutor
-from tests.support.slack_standin import SlackStandIn, iter_blocks_text, message_text
-from tests.support.waiting import wait_until
 
 __all__ = ["standin"]  # the Slack stand-in fixture of the Bolt-level suite
 OUTPUT = "987654321"  # Alice's job's result: the sum of its input's numbers

@@ -21,12 +21,12 @@ from bot.errors import TemporarilyUnavailable
 from bot.slack.intake import WORKING
 from bot.store import SqlStore, make_engine
 from bot.store.tables import jobs
-from tests.integration.test_queue_processes import executions, start_workers, stop_workers
+from testbed.serve_process import ServeProcess
+from testbed.slack_ledger import Submission, Submitter, assert_told_once, settled
+from testbed.slack_standin import SlackStandIn, message_text
+from testbed.waiting import wait_until
+from testbed.workers import executions, start_workers, stop_workers
 from tests.support.private_mariadb import PrivateMariaDB
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submission, Submitter, assert_told_once, settled
-from tests.support.slack_standin import SlackStandIn, message_text
-from tests.support.waiting import wait_until
 
 CODE = b"def main(n):\n    return n + 1\n"
 

@@ -43,10 +43,10 @@ from bot.executors.aws_lambda.executor import (
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from bot.store import SqlStore
+from testbed.lambda_standin import RUNTIME_UID, LambdaStandIn
+from testbed.waiting import wait_until
 from tests.integration.executor.conftest import memory_kb, processes_of, reset_peak_memory
 from tests.integration.lambda_executor.conftest import lambda_settings
-from tests.support.lambda_standin import RUNTIME_UID, LambdaStandIn
-from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 2.0
@@ -683,10 +683,10 @@ def test_hostile_output_is_inert_in_every_slack_message(
 ) -> None:
     from bot.app.server import notifiers_for, slack_app_for
     from bot.app.wiring import Runtime
+    from testbed import slack_requests as sr
+    from testbed.slack_ledger import settled
+    from testbed.slack_standin import SlackStandIn, iter_blocks_text
     from tests.integration.slack.conftest import slack_settings
-    from tests.support import slack_requests as sr
-    from tests.support.slack_ledger import settled
-    from tests.support.slack_standin import SlackStandIn, iter_blocks_text
 
     url = mariadb_store.engine.url.render_as_string(hide_password=False)
     with SlackStandIn() as slack:

@@ -1,7 +1,7 @@
 """`kill -9` of `serve` and of `worker` at each point of a job's life, end to end: jobs come in
 as signed `/job run` requests to a real serve process on MariaDB, run in the real local sandbox,
 and are reported through the Slack stand-in. The process SIGKILLs itself at the point (see
-tests/support/worker_process.py); a surviving process with the Slack settings brings every job
+testbed/worker_process.py); a surviving process with the Slack settings brings every job
 to a final state and tells its owner exactly once, and no job's code runs twice. The last
 test shows the one documented repeat (a kill between Slack's answer and the outbox's record).
 
@@ -17,11 +17,11 @@ import pytest
 
 from bot.core.models import JobStatus
 from bot.store import SqlStore
-from tests.integration.test_queue_processes import executions, start_workers, stop_workers
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submitter, assert_told_once, settled, slack_env, told
-from tests.support.slack_standin import SlackStandIn
-from tests.support.waiting import wait_until
+from testbed.serve_process import ServeProcess
+from testbed.slack_ledger import Submitter, assert_told_once, settled, slack_env, told
+from testbed.slack_standin import SlackStandIn
+from testbed.waiting import wait_until
+from testbed.workers import executions, start_workers, stop_workers
 
 JOBS = 3
 # A 3 s lease (2 s timeout + 1 s margin) so recovery is quick; one slot, so the crash point is

@@ -14,11 +14,11 @@ import pytest
 
 from bot.core.models import JobStatus
 from bot.store import SqlStore
-from tests.integration.test_queue_processes import executions, start_workers, stop_workers
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submitter, assert_told_once, settled, slack_env
-from tests.support.slack_standin import SlackStandIn
-from tests.support.waiting import wait_until
+from testbed.serve_process import ServeProcess
+from testbed.slack_ledger import Submitter, assert_told_once, settled, slack_env
+from testbed.slack_standin import SlackStandIn
+from testbed.waiting import wait_until
+from testbed.workers import executions, start_workers, stop_workers
 
 FAST = {"JOBBOT_INTAKE_LEASE": "2", "JOBBOT_JOB_TIMEOUT": "3"}
 

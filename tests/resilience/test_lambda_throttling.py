@@ -15,13 +15,13 @@ from bot.app.wiring import Runtime
 from bot.core.models import JobStatus
 from bot.executors.aws_lambda.executor import function_timeout_s
 from bot.store import SqlStore
+from testbed.lambda_standin import LambdaStandIn
 from tests.integration.lambda_executor.conftest import aws_env
 from tests.integration.lambda_executor.test_flows import (
     assert_each_ran_once,
     run_storm,
     storm_settings,
 )
-from tests.support.lambda_standin import LambdaStandIn
 
 __all__ = ["aws_env"]  # the fixture, shared with the Lambda integration suite
 WINDOW_S = 30.0

@@ -22,13 +22,13 @@ from bot.core.models import Identity, Job, NewJob
 from bot.executors.aws_lambda.executor import function_timeout_s
 from bot.store import SqlStore, make_engine
 from bot.store.tables import SCHEMA_VERSION
+from testbed import slack_requests as sr
+from testbed.lambda_standin import LambdaStandIn
+from testbed.processes import clean_env
+from testbed.serve_process import ROOT, ServeProcess
+from testbed.slack_standin import SlackStandIn, message_text
+from testbed.waiting import wait_until
 from tests.conftest import clean_mariadb
-from tests.support import slack_requests as sr
-from tests.support.lambda_standin import LambdaStandIn
-from tests.support.processes import clean_env
-from tests.support.serve_process import ROOT, ServeProcess
-from tests.support.slack_standin import SlackStandIn, message_text
-from tests.support.waiting import wait_until
 
 DB_USER, DB_PASSWORD = "jobbot_obs", "obs-planted-db-password"
 AWS_SECRET = "obs-planted-aws-secret"

@@ -13,8 +13,8 @@ import pytest
 from bench.scale_out import check, run
 from bot.core.models import JobStatus
 from bot.store import SqlStore
-from tests.support.slack_ledger import Told, assert_told_once, told_all
-from tests.support.slack_standin import SlackStandIn
+from testbed.slack_ledger import Told, assert_told_once, told_all
+from testbed.slack_standin import SlackStandIn
 
 JOBS = 2000
 

@@ -13,11 +13,11 @@ import pytest
 
 from bot.core.models import Identity, JobStatus, NewJob
 from bot.store import SqlStore
-from tests.integration.test_queue_processes import executions, start_workers, stop_workers
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submission, Submitter, assert_told_once, settled
-from tests.support.slack_standin import SlackStandIn
-from tests.support.waiting import wait_until
+from testbed.serve_process import ServeProcess
+from testbed.slack_ledger import Submission, Submitter, assert_told_once, settled
+from testbed.slack_standin import SlackStandIn
+from testbed.waiting import wait_until
+from testbed.workers import executions, start_workers, stop_workers
 
 SLEEPY = "import time\ntime.sleep(2)\nprint('slept')\n"
 TIMEOUT_S = 6

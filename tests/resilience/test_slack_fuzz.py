@@ -20,9 +20,9 @@ from bot.core.clock import SystemClock
 from bot.core.service import JobService
 from bot.slack.app import SlackApp, build_app
 from bot.slack.clients import web_client
-from tests.support import slack_requests as sr
+from testbed import slack_requests as sr
+from testbed.slack_standin import SlackStandIn
 from tests.support.fakes import InMemoryStore
-from tests.support.slack_standin import SlackStandIn
 from tests.unit.slack.test_fuzz_slack_text import slack_escape
 
 

@@ -16,10 +16,10 @@ import pytest
 
 from bot.core.models import JobStatus
 from bot.store import SqlStore
-from tests.integration.test_queue_processes import executions
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_ledger import Submitter, assert_told_once, settled
-from tests.support.slack_standin import SlackStandIn
+from testbed.serve_process import ServeProcess
+from testbed.slack_ledger import Submitter, assert_told_once, settled
+from testbed.slack_standin import SlackStandIn
+from testbed.workers import executions
 
 PHASE_S = 10.0
 SLEEPY = "import time\n\n\ndef main(n, s):\n    time.sleep(s)\n    return n + 1\n"

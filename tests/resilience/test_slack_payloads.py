@@ -26,10 +26,10 @@ from bot.app.server import MAX_BODY, WebApp
 from bot.core.models import Identity
 from bot.slack.app import build_app
 from bot.slack.clients import web_client
+from testbed import slack_requests as sr
+from testbed.slack_standin import message_text
+from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack, stack, stack_options, standin
-from tests.support import slack_requests as sr
-from tests.support.slack_standin import message_text
-from tests.support.waiting import wait_until
 
 __all__ = ["stack", "stack_options", "standin"]  # fixtures shared with the Bolt-level suite
 SOMA = "def main(a, b):\n    return a + b\n"
@@ -66,7 +66,7 @@ class Server:
             conn.close()
 
     def send(self, request: sr.SlackRequest) -> Answer:
-        """POST a request built by tests.support.slack_requests."""
+        """POST a request built by testbed.slack_requests."""
         return self.post(request.body.encode(), request.headers)
 
     def close(self) -> None:

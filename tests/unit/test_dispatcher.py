@@ -9,8 +9,8 @@ from typing import Any
 from bot.core.dispatcher import Dispatcher
 from bot.core.models import Identity, Job, NewJob, NotificationEvent
 from bot.errors import NotifyError
+from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, InMemoryStore, RecordingNotifier, ok_result
-from tests.support.waiting import wait_until
 
 
 def finished_job(store: InMemoryStore, route: str = "r") -> int:

@@ -11,8 +11,8 @@ from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunR
 from bot.core.ports import StartGate
 from bot.core.worker import WorkerConfig, WorkerPool
 from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
+from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
-from tests.support.waiting import wait_until
 
 
 def add_job(store: InMemoryStore, user: str = "alice", route: str | None = "r") -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.executors.local import LocalExecutor
-from tests.support.waiting import wait_until
+from testbed.waiting import wait_until
 
 from .conftest import (
     IS_ROOT,

@@ -18,7 +18,7 @@ from bot.errors import ExecutorUnavailable
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from bot.sandbox.zygote import cgroups
-from tests.support.waiting import wait_until
+from testbed.waiting import wait_until
 
 from .conftest import IS_ROOT, REPO, harness_request, processes_of, under_private_tmp
 

@@ -12,7 +12,7 @@ from bot.core.models import Outcome, RunRequest
 from bot.errors import CalledOff
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
-from tests.support.waiting import wait_until
+from testbed.waiting import wait_until
 
 from .conftest import IS_ROOT, processes_of
 

@@ -18,7 +18,7 @@ from bot.executors.aws_lambda.executor import (
     build_lambda_executor,
     function_timeout_s,
 )
-from tests.support.lambda_standin import LambdaStandIn
+from testbed.lambda_standin import LambdaStandIn
 
 JOB_TIMEOUT = 2.0
 MAX_OUTPUT = 64 * 1024

@@ -9,8 +9,8 @@ import pytest
 
 from bot.app.doctor import run_checks
 from bot.executors.aws_lambda.executor import lambda_checks
+from testbed.lambda_standin import LambdaStandIn
 from tests.integration.lambda_executor.conftest import lambda_settings
-from tests.support.lambda_standin import LambdaStandIn
 
 
 def rows_by_name(rows: list[tuple[str, str, bool]]) -> dict[str, tuple[str, bool]]:

@@ -23,9 +23,9 @@ from bot.executors.aws_lambda.executor import (
     function_timeout_s,
 )
 from bot.store import SqlStore, make_engine
+from testbed.lambda_standin import LambdaStandIn
+from testbed.waiting import wait_until
 from tests.integration.lambda_executor.conftest import lambda_settings
-from tests.support.lambda_standin import LambdaStandIn
-from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 JOB_TIMEOUT = "1.5"  # slow.py ticks each second: the kill lands between ticks

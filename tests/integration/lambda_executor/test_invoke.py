@@ -21,9 +21,9 @@ from bot.executors.aws_lambda.executor import (
     build_lambda_client,
     build_lambda_executor,
 )
+from testbed.lambda_standin import LambdaStandIn
+from testbed.waiting import wait_until
 from tests.integration.lambda_executor.conftest import job, lambda_settings
-from tests.support.lambda_standin import LambdaStandIn
-from tests.support.waiting import wait_until
 
 
 def beacon_code(standin: LambdaStandIn, key: str, then: str = "") -> str:

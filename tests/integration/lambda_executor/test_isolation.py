@@ -20,13 +20,13 @@ from bot.executors.aws_lambda.executor import (
     build_lambda_executor,
     function_timeout_s,
 )
+from testbed.lambda_standin import FAKE_CREDENTIALS, LambdaStandIn
 from tests.integration.lambda_executor.conftest import (
     JOB_TIMEOUT,
     job,
     lambda_python,
     lambda_settings,
 )
-from tests.support.lambda_standin import FAKE_CREDENTIALS, LambdaStandIn
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

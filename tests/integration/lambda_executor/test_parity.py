@@ -26,9 +26,9 @@ from bot.executors.aws_lambda.executor import (
 )
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
+from testbed.lambda_standin import LambdaStandIn
 from tests.integration.executor.test_contract import CASES, Case
 from tests.integration.lambda_executor.conftest import lambda_python, lambda_settings
-from tests.support.lambda_standin import LambdaStandIn
 
 REPO = Path(__file__).resolve().parents[3]
 UID_BASE = 62500  # outside the engine tests' ranges (61000-62099): both may run at once

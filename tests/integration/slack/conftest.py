@@ -18,11 +18,11 @@ from bot.app.wiring import Runtime
 from bot.core.models import Identity, Job, Upload
 from bot.slack.app import SlackApp
 from bot.store import SqlStore
+from testbed.slack_requests import ADMIN, ALICE, CHANNEL, SECRET, TEAM, SlackRequest
+from testbed.slack_standin import TOKEN, SlackStandIn
+from testbed.waiting import wait_until
 from tests.support.fake_jobs import scripted
 from tests.support.fakes import FakeExecutor
-from tests.support.slack_requests import ADMIN, ALICE, CHANNEL, SECRET, TEAM, SlackRequest
-from tests.support.slack_standin import TOKEN, SlackStandIn
-from tests.support.waiting import wait_until
 
 
 @dataclass

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from bot.core.models import Job, JobStatus
+from testbed import slack_requests as sr
+from testbed.slack_standin import message_text
+from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack
-from tests.support import slack_requests as sr
-from tests.support.slack_standin import message_text
-from tests.support.waiting import wait_until
 
 CODE = "def main(a, b):\n    return a + b\n"
 
@@ -113,9 +113,7 @@ def test_a_downloaded_sign_in_page_is_refused_with_a_clear_message(stack: Stack)
 
 
 def test_the_token_never_goes_to_a_host_other_than_slack(stack: Stack) -> None:
-    with __import__(
-        "tests.support.slack_standin", fromlist=["SlackStandIn"]
-    ).SlackStandIn() as evil:
+    with __import__("testbed.slack_standin", fromlist=["SlackStandIn"]).SlackStandIn() as evil:
         hosted = evil.add_file("soma.py", CODE)
         file = stack.standin.add_file("soma.py", CODE)
         file["url_private_download"] = hosted["url_private_download"]

@@ -12,10 +12,10 @@ import pytest
 from bot.core.models import JobStatus
 from bot.slack.intake import Asker
 from bot.slack.journal import HeldKind
+from testbed import slack_requests as sr
+from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack
 from tests.integration.slack.test_flows import CODE, share
-from tests.support import slack_requests as sr
-from tests.support.waiting import wait_until
 
 RESPONSE_URL = "https://hooks.slack.com/commands/T0TEAM/1/abc"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from bot.core.models import Job, JobStatus
+from testbed import slack_requests as sr
+from testbed.slack_standin import message_text
+from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack
-from tests.support import slack_requests as sr
 from tests.support.fake_jobs import HOSTILE
-from tests.support.slack_standin import message_text
-from tests.support.waiting import wait_until
 
 CODE = "def main(a=1, b=2):\n    return a + b\n"
 

@@ -7,9 +7,9 @@ import time
 
 from slack_bolt.request import BoltRequest
 
+from testbed import slack_requests as sr
+from testbed.slack_standin import message_text
 from tests.integration.slack.conftest import Stack
-from tests.support import slack_requests as sr
-from tests.support.slack_standin import message_text
 
 CODE = "def main(a, b):\n    return a + b\n"
 

@@ -20,8 +20,8 @@ from bot.core.models import (
     Upload,
 )
 from bot.core.ports import JobStore
+from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, InMemoryStore
-from tests.support.waiting import wait_until
 
 ALICE = Identity("slack", "T1", "UALICE")
 BOB = Identity("slack", "T1", "UBOB")

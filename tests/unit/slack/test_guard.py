@@ -8,8 +8,8 @@ import threading
 from bot.core.metrics import Metrics
 from bot.errors import TemporarilyUnavailable
 from bot.slack.guard import Rejection, RequestGuard, malformed
-from tests.support import slack_requests as sr
-from tests.support.waiting import wait_until
+from testbed import slack_requests as sr
+from testbed.waiting import wait_until
 
 NOW = 1_800_000_000
 

@@ -1,7 +1,7 @@
 """A real worker process for queue tests: the production WorkerPool, Runtime and executor,
 with every execution recorded (one job id per line) so tests count executions, not rows.
 
-    python -m tests.support.worker_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
+    python -m testbed.worker_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
         [--hold-claims FILE]
 
 POINT makes the process SIGKILL itself at that moment of the first job's life (the way a

@@ -12,10 +12,10 @@ from typing import Any
 
 from bot.core.models import Identity, Job
 from bot.store import SqlStore
-from tests.support import slack_requests as sr
-from tests.support.serve_process import ServeProcess
-from tests.support.slack_standin import SlackStandIn, message_text
-from tests.support.waiting import wait_until
+from testbed import slack_requests as sr
+from testbed.serve_process import ServeProcess
+from testbed.slack_standin import SlackStandIn, message_text
+from testbed.waiting import wait_until
 
 CODE = "def main(n):\n    return n + 1\n"
 _JOB = re.compile(r"Job #(\d+) ")

@@ -8,7 +8,7 @@ execution environments that run the real handler through the real Runtime API.
   allowed environment is busy), 413 `RequestTooLargeException`, 404
   `ResourceNotFoundException`. The real boto3 client reaches it through `endpoint_url` /
   `AWS_ENDPOINT_URL_LAMBDA` with dummy credentials.
-- **Execution environments** (tests/support/lambda_environment.py): each is a namespace
+- **Execution environments** (testbed/lambda_environment.py): each is a namespace
   "microVM" with a private `/tmp`, its own PID space, an unprivileged uid and fake AWS
   credentials in the runtime's environment. They run the deployment zip built by
   `bot.executors.aws_lambda.package` under a runtime that speaks the Runtime API
@@ -65,7 +65,7 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "standin-session-token-" + "T" * 40,
 }
 SUPPORT = Path(__file__).resolve().parent
-PROJECT = SUPPORT.parent.parent
+PROJECT = SUPPORT.parent
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations(?:\?.*)?$")
 _FUNCTION = re.compile(r"^/2015-03-31/functions/([^/?]+)(?:\?.*)?$")
 _RUNTIME = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")

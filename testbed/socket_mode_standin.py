@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from tests.support.slack_requests import SlackRequest
-from tests.support.waiting import wait_until
+from testbed.slack_requests import SlackRequest
+from testbed.waiting import wait_until
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
@@ -220,7 +220,7 @@ class SocketModeStandIn:
 
 
 def envelope_of(request: SlackRequest) -> tuple[str, dict[str, Any]]:
-    """(envelope type, payload) of a request built for HTTP mode by tests.support.slack_requests."""
+    """(envelope type, payload) of a request built for HTTP mode by testbed.slack_requests."""
     if request.headers["content-type"].startswith("application/json"):
         return "events_api", json.loads(request.body)
     if request.body.startswith("payload="):

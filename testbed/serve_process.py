@@ -1,10 +1,10 @@
 """`python -m bot serve` as a real process in HTTP mode, against the Slack stand-in; and, run
 as a module, the same serve with its executions recorded and faults injected:
 
-    python -m tests.support.serve_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
+    python -m testbed.serve_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
         [--hold-claims FILE]
 
-The options mean what they mean for tests.support.worker_process (same CrashingStore, same
+The options mean what they mean for testbed.worker_process (same CrashingStore, same
 counting executor); `bot.app.server.serve` itself runs unchanged on the composed Runtime.
 """
 
@@ -19,12 +19,12 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.support.processes import clean_env, track
-from tests.support.slack_requests import ADMIN, SECRET
-from tests.support.slack_standin import SlackStandIn
-from tests.support.waiting import wait_until
+from testbed.processes import clean_env, track
+from testbed.slack_requests import ADMIN, SECRET
+from testbed.slack_standin import SlackStandIn
+from testbed.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -91,7 +91,7 @@ class ServeProcess:
         command = (
             [sys.executable, "-m", "bot", "serve"]
             if self.entry is None
-            else [sys.executable, "-m", "tests.support.serve_process", *self.entry]
+            else [sys.executable, "-m", "testbed.serve_process", *self.entry]
         )
         self.process = track(
             subprocess.Popen(
@@ -148,7 +148,7 @@ def main() -> None:
     from bot.app.config import load_settings
     from bot.app.server import serve
     from bot.app.wiring import Runtime, build_store
-    from tests.support.worker_process import CRASH_POINTS, CrashingStore, executor_factory
+    from testbed.worker_process import CRASH_POINTS, CrashingStore, executor_factory
 
     parser = argparse.ArgumentParser()
     parser.add_argument("executions")

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.waiting import wait_until
+from testbed.waiting import wait_until
 
 TOKEN = "xoxb-standin-bot-token"
 APP_TOKEN = "xapp-1-standin-app-token"
