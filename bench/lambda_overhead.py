@@ -30,11 +30,8 @@ from urllib.parse import urlsplit
 from bench.stats import ms, summary, table
 from bot.app.config import load_settings
 from bot.core.models import Outcome, RunRequest
-from bot.executors.aws_lambda.executor import (
-    build_lambda_executor,
-    encode_request,
-    function_timeout_s,
-)
+from bot.executors.aws_lambda.client import function_timeout_s
+from bot.executors.aws_lambda.executor import build_lambda_executor, encode_request
 from testbed.lambda_standin import LambdaStandIn
 
 REGION = "us-east-1"  # any: the stand-in answers for every region

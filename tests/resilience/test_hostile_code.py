@@ -35,11 +35,8 @@ from slack_bolt.request import BoltRequest
 
 from bot.core.models import Identity, Outcome, RunRequest, RunResult
 from bot.core.ports import Executor, StartGate
-from bot.executors.aws_lambda.executor import (
-    LambdaExecutor,
-    build_lambda_executor,
-    function_timeout_s,
-)
+from bot.executors.aws_lambda.client import function_timeout_s
+from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from bot.store import SqlStore

@@ -13,7 +13,7 @@ import pytest
 
 from bot.app.wiring import Runtime
 from bot.core.models import JobStatus
-from bot.executors.aws_lambda.executor import function_timeout_s
+from bot.executors.aws_lambda.client import function_timeout_s
 from bot.store import SqlStore
 from testbed.lambda_standin import LambdaStandIn
 from tests.integration.lambda_executor.conftest import aws_env

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.core.models import Identity, Job, NewJob
-from bot.executors.aws_lambda.executor import function_timeout_s
+from bot.executors.aws_lambda.client import function_timeout_s
 from bot.store import SqlStore, make_engine
 from bot.store.tables import SCHEMA_VERSION
 from testbed import slack_requests as sr

@@ -13,11 +13,8 @@ import pytest
 
 from bot.app.config import Settings, load_settings
 from bot.core.models import RunRequest
-from bot.executors.aws_lambda.executor import (
-    LambdaExecutor,
-    build_lambda_executor,
-    function_timeout_s,
-)
+from bot.executors.aws_lambda.client import function_timeout_s
+from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from testbed.lambda_standin import LambdaStandIn
 
 JOB_TIMEOUT = 2.0

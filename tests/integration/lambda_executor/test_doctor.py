@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.app.doctor import run_checks
-from bot.executors.aws_lambda.executor import lambda_checks
+from bot.executors.aws_lambda.doctor import lambda_checks
 from testbed.lambda_standin import LambdaStandIn
 from tests.integration.lambda_executor.conftest import lambda_settings
 

@@ -17,11 +17,8 @@ import pytest
 from bot.app.config import Settings
 from bot.app.wiring import Runtime
 from bot.core.models import Identity, Job, JobStatus
-from bot.executors.aws_lambda.executor import (
-    LambdaExecutor,
-    build_lambda_client,
-    function_timeout_s,
-)
+from bot.executors.aws_lambda.client import build_lambda_client, function_timeout_s
+from bot.executors.aws_lambda.executor import LambdaExecutor
 from bot.store import SqlStore, make_engine
 from testbed.lambda_standin import LambdaStandIn
 from testbed.waiting import wait_until

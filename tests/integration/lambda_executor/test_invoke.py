@@ -14,13 +14,13 @@ from botocore.config import Config
 from bot.core.metrics import Metrics
 from bot.core.models import JobStatus, Outcome, ResultKind
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, Throttled
+from bot.executors.aws_lambda.client import build_lambda_client
 from bot.executors.aws_lambda.executor import (
-    ERROR_KINDS,
     SYNC_PAYLOAD_LIMIT,
     LambdaExecutor,
-    build_lambda_client,
     build_lambda_executor,
 )
+from bot.executors.aws_lambda.outcomes import ERROR_KINDS
 from testbed.lambda_standin import LambdaStandIn
 from testbed.waiting import wait_until
 from tests.integration.lambda_executor.conftest import job, lambda_settings

@@ -15,11 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import JobStatus, Outcome
-from bot.executors.aws_lambda.executor import (
-    LambdaExecutor,
-    build_lambda_executor,
-    function_timeout_s,
-)
+from bot.executors.aws_lambda.client import function_timeout_s
+from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from testbed.lambda_standin import FAKE_CREDENTIALS, LambdaStandIn
 from tests.integration.lambda_executor.conftest import (
     JOB_TIMEOUT,

@@ -19,11 +19,8 @@ import boto3
 import pytest
 
 from bot.core.models import RunRequest, RunResult
-from bot.executors.aws_lambda.executor import (
-    LambdaExecutor,
-    build_lambda_executor,
-    function_timeout_s,
-)
+from bot.executors.aws_lambda.client import function_timeout_s
+from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed.lambda_standin import LambdaStandIn

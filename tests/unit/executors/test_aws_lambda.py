@@ -8,8 +8,9 @@ import json
 import pytest
 
 from bot.core.models import RunRequest
-from bot.executors.aws_lambda.deploy import Target, policies
-from bot.executors.aws_lambda.executor import client_config, encode_request, function_timeout_s
+from bot.executors.aws_lambda.client import client_config, function_timeout_s
+from bot.executors.aws_lambda.executor import encode_request
+from bot.executors.aws_lambda.policy import Target, policies
 
 
 @pytest.mark.parametrize(("job", "function"), [(10, 15), (2.5, 8), (1, 6), (895, 900), (900, 900)])

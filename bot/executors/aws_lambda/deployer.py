@@ -1,0 +1,256 @@
+"""Deployer: creates or updates the runner function idempotently, changing only what differs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+import botocore.exceptions
+
+from bot.executors.aws_lambda import package as lambda_package
+from bot.executors.aws_lambda.client import error_code, function_timeout_s
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import FunctionConfigurationResponseTypeDef
+
+    from bot.app.config import Settings
+
+RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"  # the harness is pure Python; Graviton costs about 20% less per GB-s
+PROPAGATION_S = 30.0  # how long a new execution role may take to become assumable
+
+
+class DeployError(Exception):
+    """Deploy cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What the runner function must look like."""
+
+    name: str
+    role_arn: str  # "" keeps an existing function's role (creating one needs it)
+    timeout_s: int
+    memory_mb: int
+    reserved_concurrency: int | None  # None leaves the function's setting alone
+    runtime: str = RUNTIME
+    handler: str = lambda_package.HANDLER
+    architecture: str = ARCHITECTURE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FunctionSpec:
+        """The spec the settings ask for."""
+        return cls(
+            name=settings.lambda_function,
+            role_arn=settings.lambda_role_arn,
+            timeout_s=function_timeout_s(settings.job_timeout),
+            memory_mb=settings.lambda_memory_mb,
+            reserved_concurrency=settings.lambda_reserved_concurrency,
+        )
+
+
+class Deployer:
+    """Brings the function in line with a spec, changing only what differs.
+
+    Args:
+        client: a Lambda client (retries on: every call here is safe to repeat).
+        spec: the wanted function.
+        out: where progress and changes are printed.
+        sleep: how to wait between retries of a role that is not assumable yet.
+        propagation_s: how long to keep retrying that.
+        waiter_delay_s: the waiters' polling interval.
+    """
+
+    def __init__(
+        self,
+        client: LambdaClient,
+        spec: FunctionSpec,
+        out: TextIO,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        propagation_s: float = PROPAGATION_S,
+        waiter_delay_s: int = 1,
+    ) -> None:
+        self.client = client
+        self.spec = spec
+        self.out = out
+        self.sleep = sleep
+        self.propagation_s = propagation_s
+        self.waiter_delay_s = waiter_delay_s
+        self.changes: list[str] = []
+
+    def say(self, line: str) -> None:
+        """Print a progress line."""
+        print(line, file=self.out, flush=True)
+
+    def deploy(self, zip_bytes: bytes) -> list[str]:
+        """Create or update the function; returns what changed (empty: nothing did)."""
+        sha = lambda_package.code_sha256(zip_bytes)
+        self.say(f"package: {len(zip_bytes)} bytes, CodeSha256 {sha}")
+        current = self._get()
+        if current is None:
+            self._create(zip_bytes)
+        else:
+            config = current["Configuration"]
+            self._wait_settled(config)
+            self._update_code(config, zip_bytes, sha)
+            self._update_configuration(config)
+        self._apply_concurrency()
+        if self.changes:
+            self.say(f"done: {len(self.changes)} change(s) to {self.spec.name}")
+        else:
+            self.say(f"nothing changed: {self.spec.name} is up to date")
+        return self.changes
+
+    # --- steps -------------------------------------------------------------------------
+
+    def _get(self) -> Any:
+        try:
+            return self.client.get_function(FunctionName=self.spec.name)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc)[0] == "ResourceNotFoundException":
+                return None
+            raise
+
+    def _wait(self, waiter: str, what: str) -> None:
+        self.say(f"waiting until {self.spec.name} is {what}")
+        try:
+            self.client.get_waiter(waiter).wait(  # type: ignore[call-overload]
+                FunctionName=self.spec.name,
+                WaiterConfig={"Delay": self.waiter_delay_s, "MaxAttempts": 900},
+            )
+        except botocore.exceptions.WaiterError as exc:
+            raise DeployError(f"{self.spec.name} did not become {what}: {exc}") from exc
+
+    def _wait_settled(self, config: FunctionConfigurationResponseTypeDef) -> None:
+        """Let a pending creation or an update in progress (ours or anyone's) finish."""
+        if config.get("State") == "Pending":
+            self._wait("function_active_v2", "active")
+        if config.get("LastUpdateStatus") == "InProgress":
+            self._wait("function_updated_v2", "updated")
+
+    def _configuration(self) -> dict[str, Any]:
+        spec = self.spec
+        wanted: dict[str, Any] = {
+            "Runtime": spec.runtime,
+            "Handler": spec.handler,
+            "Timeout": spec.timeout_s,
+            "MemorySize": spec.memory_mb,
+            "Environment": {"Variables": {}},  # the function carries no settings or secrets
+        }
+        if spec.role_arn:
+            wanted["Role"] = spec.role_arn
+        return wanted
+
+    def _create(self, zip_bytes: bytes) -> None:
+        spec = self.spec
+        if not spec.role_arn:
+            raise DeployError(
+                f"{spec.name} does not exist yet, and creating it needs its execution role: "
+                "set JOBBOT_LAMBDA_ROLE_ARN (see `python -m bot lambda policy`)"
+            )
+        self.say(
+            f"creating {spec.name}: {spec.runtime} on {spec.architecture}, {spec.memory_mb} MB, "
+            f"timeout {spec.timeout_s} s, role {spec.role_arn}"
+        )
+        waited = 0.0  # counted, not measured, so `sleep` alone decides how long it takes
+        delay = 1.0
+        while True:
+            try:
+                self.client.create_function(
+                    FunctionName=spec.name,
+                    Code={"ZipFile": zip_bytes},
+                    PackageType="Zip",
+                    Architectures=[spec.architecture],  # type: ignore[list-item]
+                    Description="jobbot runner: runs one job per invocation",
+                    Publish=False,
+                    **self._configuration(),
+                )
+                break
+            except botocore.exceptions.ClientError as exc:
+                assumable = "cannot be assumed" not in str(exc)
+                if error_code(exc)[0] != "InvalidParameterValueException" or assumable:
+                    raise
+                if waited + delay > self.propagation_s:
+                    raise DeployError(
+                        f"Lambda still cannot assume {spec.role_arn} after "
+                        f"{self.propagation_s:g} s: check that the role exists and trusts "
+                        "lambda.amazonaws.com (`python -m bot lambda policy`)"
+                    ) from exc
+                self.say(
+                    f"the new role is not assumable yet (IAM propagation); retrying in {delay:g} s"
+                )
+                self.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 8.0)
+        self.changes.append(f"created {spec.name}")
+        self._wait("function_active_v2", "active")
+        self.say(f"created {spec.name}")
+
+    def _update_code(
+        self, config: FunctionConfigurationResponseTypeDef, zip_bytes: bytes, sha: str
+    ) -> None:
+        spec = self.spec
+        architectures = list(config.get("Architectures", ["x86_64"]))
+        if config.get("CodeSha256") == sha and architectures == [spec.architecture]:
+            self.say(f"code: up to date ({sha})")
+            return
+        self.client.update_function_code(
+            FunctionName=spec.name,
+            ZipFile=zip_bytes,
+            Architectures=[spec.architecture],  # type: ignore[list-item]
+        )
+        change = f"code: {config.get('CodeSha256')} -> {sha}"
+        if architectures != [spec.architecture]:
+            change += f" (architecture {','.join(architectures)} -> {spec.architecture})"
+        self.changes.append(change)
+        self.say(change)
+        self._wait("function_updated_v2", "updated")
+
+    def _update_configuration(self, config: FunctionConfigurationResponseTypeDef) -> None:
+        current: dict[str, Any] = dict(config)
+        differences = []
+        for key, value in self._configuration().items():
+            have = current.get(key)
+            if key == "Environment":
+                have = {"Variables": dict((have or {}).get("Variables") or {})}
+            if have != value:
+                differences.append((key, have, value))
+        if not differences:
+            self.say("configuration: up to date")
+            return
+        self.client.update_function_configuration(
+            FunctionName=self.spec.name, **self._configuration()
+        )
+        for key, have, value in differences:
+            if key == "Environment":
+                names = ", ".join(sorted((have or {}).get("Variables", {})))
+                change = f"configuration: Environment variables removed ({names})"
+            else:
+                change = f"configuration: {key} {have} -> {value}"
+            self.changes.append(change)
+            self.say(change)
+        self._wait("function_updated_v2", "updated")
+
+    def _apply_concurrency(self) -> None:
+        wanted = self.spec.reserved_concurrency
+        response = self.client.get_function_concurrency(FunctionName=self.spec.name)
+        have = response.get("ReservedConcurrentExecutions")
+        if wanted is None:
+            self.say(
+                "reserved concurrency: not configured (JOBBOT_LAMBDA_RESERVED_CONCURRENCY), "
+                f"left as it is ({have if have is not None else 'none'})"
+            )
+            return
+        if have == wanted:
+            self.say(f"reserved concurrency: up to date ({wanted})")
+            return
+        self.client.put_function_concurrency(
+            FunctionName=self.spec.name, ReservedConcurrentExecutions=wanted
+        )
+        change = f"reserved concurrency: {have if have is not None else 'none'} -> {wanted}"
+        self.changes.append(change)
+        self.say(change)

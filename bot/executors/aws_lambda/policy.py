@@ -1,0 +1,141 @@
+"""The least-privilege IAM policies of the runner function's role and of the bot's own role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+import botocore.exceptions
+
+from bot.executors.aws_lambda.client import session_region
+
+if TYPE_CHECKING:
+    from bot.app.config import Settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the function lives, for ARNs."""
+
+    partition: str
+    region: str
+    account: str
+    function: str
+    role_arn: str
+
+    @property
+    def function_arn(self) -> str:
+        """The runner function's ARN."""
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{self.function}"
+
+    @property
+    def log_group_arn(self) -> str:
+        """The function's own log group."""
+        return (
+            f"arn:{self.partition}:logs:{self.region}:{self.account}"
+            f":log-group:/aws/lambda/{self.function}"
+        )
+
+
+def policies(target: Target) -> dict[str, Any]:
+    """The execution role (trust + logs only) and the bot's own policy (invoke + deploy)."""
+    version = "2012-10-17"
+    return {
+        "function_arn": target.function_arn,
+        "execution_role": {
+            "role_arn": target.role_arn,
+            "trust_policy": {
+                "Version": version,
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            },
+            "policy": {
+                "Version": version,
+                "Statement": [
+                    {
+                        "Sid": "OwnLogGroupOnly",
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogGroup",
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                        ],
+                        "Resource": [target.log_group_arn, f"{target.log_group_arn}:*"],
+                    }
+                ],
+            },
+        },
+        "bot_role": {
+            "policy": {
+                "Version": version,
+                "Statement": [
+                    {
+                        "Sid": "InvokeRunner",
+                        "Effect": "Allow",
+                        "Action": "lambda:InvokeFunction",
+                        "Resource": target.function_arn,
+                    },
+                    {
+                        "Sid": "DeployRunner",
+                        "Effect": "Allow",
+                        "Action": [
+                            "lambda:GetFunction",
+                            "lambda:GetFunctionConfiguration",
+                            "lambda:GetFunctionConcurrency",
+                            "lambda:CreateFunction",
+                            "lambda:UpdateFunctionCode",
+                            "lambda:UpdateFunctionConfiguration",
+                            "lambda:PutFunctionConcurrency",
+                        ],
+                        "Resource": target.function_arn,
+                    },
+                    {
+                        "Sid": "PassExecutionRoleToLambdaOnly",
+                        "Effect": "Allow",
+                        "Action": "iam:PassRole",
+                        "Resource": target.role_arn,
+                        "Condition": {
+                            "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}
+                        },
+                    },
+                ],
+            },
+        },
+    }
+
+
+def _account_from_arn(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[4] if len(parts) >= 6 and parts[0] == "arn" and parts[4].isdigit() else None
+
+
+def resolve_target(settings: Settings, session: Any, notes: TextIO) -> Target:
+    """ARN parts from the settings, the session's region and (if needed) STS."""
+    region = session_region(session, settings) or "REGION"
+    if region == "REGION":
+        print("note: no AWS region configured; the policies say REGION", file=notes)
+    partition = session.get_partition_for_region(region) if region != "REGION" else "aws"
+    account = _account_from_arn(settings.lambda_role_arn)
+    if account is None:
+        try:
+            account = session.client("sts", region_name=region).get_caller_identity()["Account"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            print(
+                f"note: cannot tell the AWS account ({exc}); the policies say ACCOUNT_ID",
+                file=notes,
+            )
+            account = "ACCOUNT_ID"
+    role_arn = settings.lambda_role_arn
+    if not role_arn:
+        role_arn = f"arn:{partition}:iam::{account}:role/{settings.lambda_function}-execution"
+        print(
+            f"note: JOBBOT_LAMBDA_ROLE_ARN is not set; the policies assume the role {role_arn} "
+            "(create it with the execution_role policies, then set JOBBOT_LAMBDA_ROLE_ARN)",
+            file=notes,
+        )
+    return Target(partition, region, account, settings.lambda_function, role_arn)
