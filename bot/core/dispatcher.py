@@ -4,11 +4,11 @@ retrying transient failures with back-off, so every notification arrives once.""
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 
+from bot.core.backoff import FULL_JITTER, backoff, jittered, standard_backoff
 from bot.core.metrics import Metrics
 from bot.core.models import Notification
 from bot.core.ports import JobStore, Notifier
@@ -23,9 +23,9 @@ SETTLE_MARGIN_S = 5.0  # stop retrying an outbox write this long before the leas
 def retry_delay(attempts: int, retry_after: float | None) -> float:
     """Back-off for the next attempt, honouring a Retry-After."""
     if retry_after is not None:
-        return retry_after + random.uniform(0, 0.5)  # noqa: S311 - jitter
-    base: float = min(30.0, 0.5 * 2 ** max(0, attempts - 1))
-    return base * random.uniform(0.75, 1.25)  # noqa: S311
+        # up to half a second more, so that what was held back together does not all return at once
+        return retry_after + backoff(1, first=0.5, jitter=FULL_JITTER)
+    return standard_backoff(attempts)
 
 
 class Dispatcher:
@@ -90,7 +90,7 @@ class Dispatcher:
                 # Delivering one event can make the job's next event due; look again now
                 # rather than after a poll (threads share the wake-up, so one may be missed).
                 continue
-            self._wake.wait(self.poll_interval * random.uniform(0.8, 1.2))  # noqa: S311
+            self._wake.wait(jittered(self.poll_interval))
         # A last pass so completions of a graceful stop still go out.
         self.run_once()
 
@@ -155,7 +155,7 @@ class Dispatcher:
                 return write()
             except StoreError as exc:
                 attempt += 1
-                delay = min(2.0, 0.1 * 2**attempt) * random.uniform(0.75, 1.25)  # noqa: S311
+                delay = backoff(attempt, first=0.2, cap=2.0)
                 if time.monotonic() + delay > leased_until - SETTLE_MARGIN_S or (
                     self._stopping.wait(delay)
                 ):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 import time
@@ -14,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from bot.core.backoff import jittered, standard_backoff
 from bot.core.metrics import Metrics
 from bot.core.models import Claim, Outcome, RunRequest, RunResult
 from bot.core.ports import Executor, JobStore, StartGate
@@ -52,12 +52,6 @@ def infra_failure(message: str, executor: str) -> RunResult:
         error_message=message,
         executor=executor,
     )
-
-
-def backoff(attempt: int, cap: float = 30.0) -> float:
-    """Jittered exponential back-off: ~0.5 s, 1 s, 2 s ... up to `cap`."""
-    base: float = min(cap, 0.5 * 2 ** max(0, attempt - 1))
-    return base * random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not a secret
 
 
 class WorkerPool:
@@ -146,14 +140,13 @@ class WorkerPool:
             except StoreError as exc:
                 failures += 1
                 log.warning("claim failed: %s", exc, extra={"attempt": failures})
-                self._stopping.wait(min(5.0, backoff(failures)))
+                self._stopping.wait(min(5.0, standard_backoff(failures)))
                 continue
             for claim in claims:
                 self._dispatch(claim)
             if claims and len(claims) == free:
                 continue  # the queue may hold more
-            jitter = random.uniform(0.8, 1.2)  # noqa: S311
-            self._wake.wait(self.config.poll_interval * jitter)
+            self._wake.wait(jittered(self.config.poll_interval))
 
     def _dispatch(self, claim: Claim) -> None:
         with self._cond:
@@ -265,7 +258,7 @@ class WorkerPool:
                 f"({reason}); nothing ran. Try again later.",
                 executor=self.executor.name,
             )
-        delay = retry_after if retry_after is not None else backoff(job.attempts)
+        delay = retry_after if retry_after is not None else standard_backoff(job.attempts)
         log.info(
             "job handed back",
             extra={"job_id": job.id, "delay_s": round(delay, 2), "reason": reason},
@@ -285,7 +278,7 @@ class WorkerPool:
                 if time.monotonic() > deadline:
                     log.error("could not record result: %s", exc, extra={"job_id": claim.job.id})
                     return False
-                time.sleep(min(2.0, backoff(attempt)))
+                time.sleep(min(2.0, standard_backoff(attempt)))
 
     def _retry_store(self, fn: Callable[[], bool]) -> bool:
         """A fenced write, retried briefly through database trouble; False if it never took."""
@@ -294,7 +287,7 @@ class WorkerPool:
                 return fn()
             except StoreError as exc:
                 log.warning("store write failed: %s", exc, extra={"attempt": attempt})
-                if self._stopping.wait(min(2.0, backoff(attempt))):
+                if self._stopping.wait(min(2.0, standard_backoff(attempt))):
                     break
         return False
 

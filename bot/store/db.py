@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from bot.core.backoff import FULL_JITTER, backoff
 from bot.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,8 @@ class Database:
                         f"({mysql_error_code(exc) or 'n/a'})"
                     ) from exc
                 log.debug("transient database error, retrying", extra={"attempt": attempt})
-                # Jittered exponential back-off, about 0.8 s in all over five attempts.
-                time.sleep(random.uniform(0, min(0.5, 0.05 * 2**attempt)))  # noqa: S311
+                # about 0.8 s in all over five attempts
+                time.sleep(backoff(attempt, first=0.1, cap=0.5, jitter=FULL_JITTER))
             except SQLAlchemyError as exc:
                 raise StoreError(f"database error: {type(exc).__name__}") from exc
         raise StoreUnavailable()  # pragma: no cover - the loop always returns or raises

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import botocore.exceptions
 
+from bot.core.backoff import NO_JITTER, backoff
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.client import error_code, function_timeout_s
 
@@ -157,7 +158,7 @@ class Deployer:
             f"timeout {spec.timeout_s} s, role {spec.role_arn}"
         )
         waited = 0.0  # counted, not measured, so `sleep` alone decides how long it takes
-        delay = 1.0
+        attempt = 0
         while True:
             try:
                 self.client.create_function(
@@ -171,6 +172,8 @@ class Deployer:
                 )
                 break
             except botocore.exceptions.ClientError as exc:
+                attempt += 1
+                delay = backoff(attempt, first=1.0, cap=8.0, jitter=NO_JITTER)
                 assumable = "cannot be assumed" not in str(exc)
                 if error_code(exc)[0] != "InvalidParameterValueException" or assumable:
                     raise
@@ -185,7 +188,6 @@ class Deployer:
                 )
                 self.sleep(delay)
                 waited += delay
-                delay = min(delay * 2, 8.0)
         self.changes.append(f"created {spec.name}")
         self._wait("function_active_v2", "active")
         self.say(f"created {spec.name}")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from typing import TYPE_CHECKING
 
 import botocore.exceptions
 
+from bot.core.backoff import backoff
 from bot.core.metrics import Metrics
 from bot.core.models import RunRequest, RunResult
 from bot.core.ports import StartGate
@@ -172,8 +172,7 @@ class LambdaExecutor:
                         f"nothing ran, trying again in {delay:.1f} s",
                         retry_after=delay,
                     ) from None
-                base = self._throttle_backoff_s * 2 ** (attempt - 1)
-                time.sleep(base * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
+                time.sleep(backoff(attempt, self._throttle_backoff_s, jitter=(0.5, 1.5)))
         with self._lock:
             self._throttle_streak = 0
         elapsed_ms = round((time.monotonic() - started) * 1000)
@@ -237,7 +236,5 @@ class LambdaExecutor:
         with self._lock:
             self._throttle_streak += 1
             streak = self._throttle_streak
-        growth = float(2 ** min(streak - 1, 16))
-        delay = min(self._requeue_cap_s, self._requeue_backoff_s * growth)
-        delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+        delay = backoff(streak, self._requeue_backoff_s, self._requeue_cap_s, jitter=(0.8, 1.2))
         return round(max(hint or 0.0, delay), 3)
