@@ -1,26 +1,29 @@
 """The one error tree of jobbot; each class's docstring is its default message.
 
     BotError
-    ├── UserError               safe to show to the person who caused it
+    ├── UserError               the asker's own mistake; its message is safe to show them
     │   ├── UsageError          a command that does not parse
     │   ├── InvalidInput        a JSON input that is not a JSON object, or too large
     │   ├── InvalidFile         a file that is missing, not .py, too big, not UTF-8, ...
     │   ├── JobNotFound         no job with that id
     │   ├── Forbidden           the job belongs to someone else
-    │   ├── NotCancellable      the job already started or finished
-    │   └── TemporarilyUnavailable  the database is down: nothing was saved
+    │   └── NotCancellable      the job already started or finished
     ├── ConfigError             invalid settings (lists every problem at once)
     └── InfraError              our own infrastructure failed; never the user's fault
-        ├── StoreError          the database failed
+        ├── StoreError          the database failed: nothing was saved
         │   └── StoreUnavailable    ... and looks transient (connection lost, deadlock)
         ├── ExecutorError       the executor failed before or while running a job
-        │   ├── ExecutorUnavailable the run never started: safe to try again
-        │   └── Throttled       the backend refused to start the run for now
+        │   └── ExecutorUnavailable the run never started: safe to try again
+        │       ├── CalledOff   ... because the job is no longer ours (its start gate said no)
+        │       └── Throttled   ... because the backend refused to start it for now
         └── NotifyError         a notification could not be delivered
             └── NotifyRetryable ... but may be delivered later
 
 Adapters translate third-party exceptions at their edge (``raise StoreError(...) from exc``),
-so sqlalchemy, botocore and slack_sdk exceptions never reach ``bot.core``.
+so sqlalchemy, botocore and slack_sdk exceptions never reach ``bot.core``. An InfraError's
+message is for operators (logs, the CLI, doctor): the surfaces a person uses (Slack, the
+console) answer a StoreError with ``bot.core.replies.UNAVAILABLE`` instead, and catch it by
+its own class, never as a UserError.
 """
 
 from __future__ import annotations
@@ -68,10 +71,6 @@ class Forbidden(UserError):
 
 class NotCancellable(UserError):
     """That job can no longer be cancelled: only waiting jobs can."""
-
-
-class TemporarilyUnavailable(UserError):
-    """jobbot is temporarily unavailable (database unreachable). Nothing was saved; try again."""
 
 
 class ConfigError(BotError):

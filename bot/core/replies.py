@@ -63,3 +63,9 @@ class Problem:
 
 
 Reply = Accepted | Detail | Listing | Cancelled | Help | Problem
+
+# What a person hears when the database failed under their request (a StoreError): the
+# surfaces they use (Slack, the console) answer this, and say nothing about the cause.
+UNAVAILABLE = Problem(
+    "jobbot is temporarily unavailable (database unreachable). Nothing was saved; try again."
+)

@@ -8,21 +8,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from bot.core.inputs import check_file, check_input
 from bot.core.models import Actor, HeldRequest, Identity, Job, JobStatus, NewJob, Upload, User
 from bot.core.ports import Clock, JobStore
-from bot.errors import (
-    Forbidden,
-    JobNotFound,
-    NotCancellable,
-    StoreError,
-    TemporarilyUnavailable,
-)
+from bot.errors import Forbidden, JobNotFound, NotCancellable
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 PAGE_SIZE = 20
 
 
@@ -43,7 +36,11 @@ class JobView:
 
 
 class JobService:
-    """The use cases behind every `/job` command; adapters call this and render the result."""
+    """The use cases behind every `/job` command; adapters call this and render the result.
+
+    A request the asker got wrong raises a UserError; a database failure passes through as
+    the store raised it (StoreError), for each surface to answer in its own words.
+    """
 
     def __init__(
         self,
@@ -61,14 +58,6 @@ class JobService:
         self._users: dict[Identity, User] = {}
         self._users_lock = threading.Lock()
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        """Run a store call; database trouble becomes a message the user can act on."""
-        try:
-            return fn()
-        except StoreError as exc:
-            log.warning("store unavailable: %s", exc)
-            raise TemporarilyUnavailable() from exc
-
     # --- who ------------------------------------------------------------------------
 
     def actor(self, identity: Identity, display_name: str | None = None) -> Actor:
@@ -76,7 +65,7 @@ class JobService:
         with self._users_lock:
             user = self._users.get(identity)
         if user is None or (display_name is not None and user.display_name != display_name):
-            user = self._call(lambda: self.store.ensure_user(identity, display_name))
+            user = self.store.ensure_user(identity, display_name)
             with self._users_lock:
                 if len(self._users) > 10000:
                     self._users.clear()
@@ -114,7 +103,7 @@ class JobService:
             rerun_of=rerun_of,
             owner=actor.user.identity,
         )
-        job, created = self._call(lambda: self.store.submit(new))
+        job, created = self.store.submit(new)
         if created:
             log.info(
                 "job submitted",
@@ -125,7 +114,7 @@ class JobService:
 
     def view(self, actor: Actor, job_id: int) -> JobView:
         """A job as this actor may see it."""
-        job = self._call(lambda: self.store.get(job_id))
+        job = self.store.get(job_id)
         if job is None:
             raise JobNotFound(f"There is no job #{job_id}. `/job mine` lists your jobs.")
         return JobView(job=job, full=self.may_manage(actor, job))
@@ -136,18 +125,18 @@ class JobService:
 
     def mine(self, actor: Actor, limit: int) -> list[Job]:
         """The actor's latest jobs (summaries)."""
-        return self._call(lambda: self.store.list_by_owner(actor.user.id, limit))
+        return self.store.list_by_owner(actor.user.id, limit)
 
     def list_page(self, page: int) -> list[Job]:
         """Everyone's jobs, newest first, PAGE_SIZE per page (summaries)."""
         before: int | None = None
         if page > 1:
             # Find the id where the page starts by walking back; pages deep in history are rare.
-            seen = self._call(lambda: self.store.list_all((page - 1) * PAGE_SIZE))
+            seen = self.store.list_all((page - 1) * PAGE_SIZE)
             if len(seen) < (page - 1) * PAGE_SIZE:
                 return []
             before = seen[-1].id
-        return self._call(lambda: self.store.list_all(PAGE_SIZE, before))
+        return self.store.list_all(PAGE_SIZE, before)
 
     def cancel(self, actor: Actor, job_id: int) -> Job:
         """Cancel a waiting job of the actor's (or any, for an admin)."""
@@ -160,7 +149,7 @@ class JobService:
             raise NotCancellable(
                 f"Job #{job_id} is {view.job.status.value}; only waiting jobs can be cancelled."
             )
-        job = self._call(lambda: self.store.cancel(job_id))
+        job = self.store.cancel(job_id)
         if job is None:
             raise NotCancellable(f"Job #{job_id} started before it could be cancelled.")
         log.info("job cancelled", extra={"job_id": job_id, "user_id": actor.user.id})
@@ -195,37 +184,37 @@ class JobService:
 
     def get(self, job_id: int) -> Job | None:
         """A job by id, for adapters and waiters (no ownership check)."""
-        return self._call(lambda: self.store.get(job_id))
+        return self.store.get(job_id)
 
     # --- adapter memories --------------------------------------------------------------
 
     def first_time(self, key: str) -> bool:
         """True the first time a request key is seen (re-delivered events are False)."""
-        return self._call(lambda: self.store.first_time(key))
+        return self.store.first_time(key)
 
     def forget_keys(self, prefix: str, older_than_s: float) -> int:
         """Forget request keys with this prefix seen more than `older_than_s` ago."""
         before = self.clock.now() - timedelta(seconds=older_than_s)
-        return self._call(lambda: self.store.forget_keys(prefix, before))
+        return self.store.forget_keys(prefix, before)
 
     def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
-        """Journal a request before handling it (TemporarilyUnavailable when the database is
+        """Journal a request before handling it (StoreError when the database is
         down: then nothing was saved); False when the same request is already held."""
-        return self._call(lambda: self.store.hold_request(key, kind, payload, lease_s))
+        return self.store.hold_request(key, kind, payload, lease_s)
 
     def orphaned_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
         """Requests whose handler died before finishing them, to be finished here."""
-        return self._call(lambda: self.store.claim_held_requests(limit, lease_s))
+        return self.store.claim_held_requests(limit, lease_s)
 
     def drop_request(self, key: str) -> None:
         """Drop a handled request from the journal."""
-        self._call(lambda: self.store.drop_held_request(key))
+        self.store.drop_held_request(key)
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember a file the user shared, for `/job run` without a file."""
-        self._call(lambda: self.store.remember_upload(upload))
+        self.store.remember_upload(upload)
 
     def latest_upload(self, actor: Actor, channel: str, window_s: float) -> Upload | None:
         """The actor's latest upload in a conversation within the window."""
         since = self.clock.now() - timedelta(seconds=window_s)
-        return self._call(lambda: self.store.latest_upload(actor.user.id, channel, since))
+        return self.store.latest_upload(actor.user.id, channel, since)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.metrics import Metrics
-from bot.errors import BotError, StoreUnavailable
+from bot.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 WINDOW_S = 300  # Slack's own rule: a request signed more than 5 minutes ago is refused
@@ -114,7 +114,7 @@ class RequestGuard:
         if ask_database:
             try:
                 first = self._ask(KEY_PREFIX + signature)
-            except BotError as exc:
+            except StoreError as exc:
                 # A try waits out the store's retries (a second or more; a silent database, its
                 # timeouts): every request paying that would push acks past Slack's 3 s.
                 with self._lock:
@@ -163,7 +163,7 @@ class RequestGuard:
     def _prune(self) -> None:
         try:
             self._forget(KEY_PREFIX, WINDOW_S + PRUNE_EVERY_S)
-        except BotError as exc:
+        except StoreError as exc:
             log.info("old request signatures not pruned: %s", exc)
 
 

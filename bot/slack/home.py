@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.core.metrics import Metrics
 from bot.core.models import Actor, Identity, User
 from bot.core.service import JobService
-from bot.errors import UserError
+from bot.errors import StoreError
 from bot.slack.posting import CallFailed, call
 from bot.slack.views import HOME_JOBS, home_view
 
@@ -42,7 +42,7 @@ class HomePublisher:
                 user_id=slack_user,
                 view=home_view(jobs, notice),
             )
-        except (CallFailed, UserError) as exc:
+        except (CallFailed, StoreError) as exc:
             log.info("home tab not published: %s", exc, extra={"user_id": actor.user.id})
             return False
         return True

@@ -21,9 +21,9 @@ from bot.core.handler import CommandHandler
 from bot.core.inputs import check_input
 from bot.core.metrics import Metrics
 from bot.core.models import Actor, HeldRequest, Identity, Upload
-from bot.core.replies import Reply
+from bot.core.replies import UNAVAILABLE, Reply
 from bot.core.service import JobService
-from bot.errors import TemporarilyUnavailable, UsageError, UserError
+from bot.errors import StoreError, UsageError, UserError
 from bot.slack import journal
 from bot.slack.answers import Answerer, Where
 from bot.slack.formatting import Message, unescape
@@ -72,6 +72,15 @@ class Asker:
         """The origin stored with a job this asker submits."""
         origin = Origin(kind, self.team, self.user, self.channel, self.response_url, self.thread_ts)
         return origin.to_dict()
+
+
+def refusal(exc: UserError | StoreError) -> str:
+    """What to tell the person whose request could not be done: their mistake as it is
+    worded, a database failure as UNAVAILABLE (its cause goes to the log, not to them)."""
+    if isinstance(exc, UserError):
+        return exc.message
+    log.warning("database failed under a slack request: %s", exc)
+    return UNAVAILABLE.message
 
 
 def first_line(message: str, limit: int = 150) -> str:
@@ -152,11 +161,12 @@ class Intake:
         def settle(done: Future[bool]) -> None:
             try:
                 fresh = done.result()
-            except UserError as exc:
+            except StoreError as exc:
+                log.warning("request not journaled: %s", exc)
                 if budget is None:
                     self.later(work)
                 else:
-                    self.answerer.tell(where, problem(exc.message))
+                    self.answerer.tell(where, render(UNAVAILABLE))
                 return
             except Exception:
                 log.exception("journal hold failed")
@@ -170,7 +180,8 @@ class Intake:
             return Held.PENDING
         try:
             hold.result(timeout=budget)
-        except UserError:
+        except StoreError as exc:
+            log.warning("request not journaled: %s", exc)
             return Held.DOWN
         except TimeoutError:
             hold.add_done_callback(settle)
@@ -187,7 +198,7 @@ class Intake:
         finally:
             try:
                 self.service.drop_request(key)
-            except UserError:
+            except StoreError:
                 # Still held: it is taken up again later, and handled idempotently.
                 log.warning("could not drop a handled request from the journal")
 
@@ -216,8 +227,8 @@ class Intake:
     def _reply(self, compute: Callable[[], Reply]) -> Message:
         try:
             return render(compute())
-        except UserError as exc:
-            return problem(exc.message)
+        except (UserError, StoreError) as exc:
+            return problem(refusal(exc))
         except Exception:
             log.exception("command failed")
             return problem(OOPS)
@@ -261,7 +272,7 @@ class Intake:
                 budget=HOLD_BUDGET_S,
             )
             if held is Held.DOWN:
-                return problem(TemporarilyUnavailable().message).as_kwargs()
+                return render(UNAVAILABLE).as_kwargs()
             return {"text": WORKING} if held is Held.PENDING else {}
         key = f"cmd:{asker.team}:{trigger_id}"
         return self.within_budget(
@@ -286,8 +297,8 @@ class Intake:
             upload = None
             if command.path is None and asker.channel:
                 upload = self.service.latest_upload(actor, asker.channel, self.upload_window)
-        except UserError as exc:
-            self.answerer.tell(asker.where, problem(exc.message))
+        except StoreError as exc:
+            self.answerer.tell(asker.where, problem(refusal(exc)))
             return
         if upload is None:
             self._open_modal(asker, command.input_text, trigger_id)
@@ -339,10 +350,10 @@ class Intake:
                 route=ROUTE,
                 idempotency_key=key,
             )
-        except UserError as exc:
+        except (UserError, StoreError) as exc:
             log.info("submission refused", extra={"user_id": actor.user.id, "kind": kind.value})
             if once is None or self.service.first_time(once):
-                self.answerer.tell(asker.where, problem(exc.message))
+                self.answerer.tell(asker.where, problem(refusal(exc)))
             return
         except Exception:
             # a bug of ours must not leave the person waiting for a job that never comes
@@ -406,15 +417,15 @@ class Intake:
         if held is Held.DOWN:
             return {
                 "response_action": "errors",
-                "errors": {INPUT_BLOCK: first_line(TemporarilyUnavailable().message)},
+                "errors": {INPUT_BLOCK: first_line(UNAVAILABLE.message)},
             }
         return {}
 
     def _submit_as(self, asker: Asker, file: SlackFile, text: str, kind: Kind, key: str) -> None:
         try:
             actor = self.actor(asker)
-        except UserError as exc:
-            self.answerer.tell(asker.where, problem(exc.message))
+        except StoreError as exc:
+            self.answerer.tell(asker.where, problem(refusal(exc)))
             return
         self.submit(actor, asker, file, text, kind=kind, key=key)
 
@@ -493,8 +504,8 @@ class Intake:
             if self.service.first_time(f"msg:{channel}:{ts}"):
                 self.answerer.tell(asker.where, problem(exc.message, exc.usage))
             return
-        except UserError as exc:
-            self.answerer.tell(asker.where, problem(exc.message))
+        except (UserError, StoreError) as exc:
+            self.answerer.tell(asker.where, problem(refusal(exc)))
             return
         if isinstance(command, RunCommand):
             self._run_message(actor, asker, files, command, key)
@@ -570,11 +581,11 @@ class Intake:
             self.service.rerun(
                 actor, job_id, origin=asker.origin(kind), route=ROUTE, idempotency_key=key
             )
-        except UserError as exc:
+        except (UserError, StoreError) as exc:
             if from_home and actor is not None:
-                self.home.publish(actor, asker.user, notice=exc.message)
+                self.home.publish(actor, asker.user, notice=refusal(exc))
             else:
-                self.answerer.tell(asker.where, problem(exc.message))
+                self.answerer.tell(asker.where, problem(refusal(exc)))
             return
         if from_home:
             self.home.publish(actor, asker.user)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.core.models import HeldRequest
-from bot.errors import UserError
+from bot.errors import StoreError
 from bot.slack.uploads import SlackFile
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Sweeper:
         """Take up what is orphaned now; returns how many."""
         try:
             found = self.orphans()
-        except UserError as exc:  # the database is down: the requests stay held
+        except StoreError as exc:  # the database is down: the requests stay held
             log.warning("intake sweep failed: %s", exc.message)
             return 0
         for request in found:

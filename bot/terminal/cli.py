@@ -15,7 +15,7 @@ from bot.app.shutdown import wait_for_signal
 from bot.app.wiring import Runtime, local_identity, local_route
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Detail, Listing, Problem
-from bot.errors import ConfigError, InfraError, TemporarilyUnavailable, UsageError, UserError
+from bot.errors import ConfigError, InfraError, UsageError, UserError
 from bot.terminal.console import Console, PrintNotifier, read_source
 from bot.terminal.textview import job_detail, job_json, render
 
@@ -93,13 +93,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     )
     try:
         return COMMANDS[command](settings, args, out)
-    except TemporarilyUnavailable as exc:
-        print(f"jobbot: {exc.message}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
     except UserError as exc:
         print(render(Problem(exc.message)), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except InfraError as exc:
+    except InfraError as exc:  # the database (or the executor) failed: "database unavailable: …"
         print(f"jobbot: {exc.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 

@@ -12,8 +12,8 @@ from typing import Any
 from bot.core.commands import RunCommand, parse_command
 from bot.core.handler import CommandHandler
 from bot.core.models import Actor, Job, NotificationEvent
-from bot.core.replies import Accepted, Problem, Reply
-from bot.errors import BotError, InvalidFile, UsageError, UserError
+from bot.core.replies import UNAVAILABLE, Accepted, Problem, Reply
+from bot.errors import InvalidFile, StoreError, UsageError, UserError
 from bot.terminal.textview import finished_line, render
 
 
@@ -90,6 +90,8 @@ class Console:
             )
         except UserError as exc:
             return Problem(exc.message)
+        except StoreError:
+            return UNAVAILABLE
         if isinstance(reply, Accepted):
             self.submitted.append(reply.job.id)
         return reply
@@ -109,7 +111,7 @@ class Console:
                     if not ((job := store.get(job_id)) and job.status.is_final)
                     or any(state != "sent" for _, state in store.notification_events(job_id))
                 ]
-            except BotError:
+            except StoreError:
                 return False
             if not pending:
                 return True

@@ -215,3 +215,18 @@ def test_invalid_settings_are_all_reported_and_exit_two(cli: Cli, tmp_path: Path
     assert done.returncode == 2
     assert "JOBBOT_WORKERS" in done.stderr
     assert "JOBBOT_MEMORY_MB" in done.stderr
+
+
+def test_a_database_that_does_not_answer_exits_four_database_unavailable(tmp_path: Path) -> None:
+    env = clean_env(DATABASE_URL="mysql+pymysql://root@127.0.0.1:1/jobbot", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "mine"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 4
+    assert done.stderr.startswith("jobbot: database unavailable: OperationalError (2003)")

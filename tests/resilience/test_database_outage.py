@@ -1,6 +1,6 @@
-"""The engine rides out a database outage: submissions during it are refused with a clear
-"nothing was saved" (never silently dropped), workers recover by themselves without a restart,
-and every accepted job runs exactly once."""
+"""The engine rides out a database outage: submissions during it are refused (never silently
+dropped; Slack's answer is a clear "nothing was saved"), workers recover by themselves without a
+restart, and every accepted job runs exactly once."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from bot.app.config import load_settings
 from bot.app.wiring import Runtime
 from bot.core.models import Identity, JobStatus
-from bot.errors import TemporarilyUnavailable
+from bot.errors import StoreError
 from bot.slack.intake import WORKING
 from bot.store import SqlStore, make_engine
 from bot.store.tables import jobs
@@ -42,7 +42,7 @@ def test_jobs_survive_a_10_second_database_outage(
     log = tmp_path / "executions.log"
     workers = start_workers(2, private_db.url, log)
     accepted: list[int] = []
-    refusals: list[str] = []
+    refusals: list[StoreError] = []
     try:
         outage_ends = float("inf")
         for i in range(200):
@@ -54,8 +54,8 @@ def test_jobs_survive_a_10_second_database_outage(
             try:
                 job, _ = runtime.service.submit(actors[i % 10], "inc.py", CODE, f'{{"n": {i}}}')
                 accepted.append(job.id)
-            except TemporarilyUnavailable as exc:
-                refusals.append(exc.message)
+            except StoreError as exc:  # the service's caller words it (Slack: below)
+                refusals.append(exc)
                 time.sleep(0.1)  # a person retrying, not synchronisation
         if private_db.proc is None:
             private_db.start()
@@ -70,7 +70,6 @@ def test_jobs_survive_a_10_second_database_outage(
         runtime.stop()
     counts = executions(log)
     assert refusals, "the outage was noticed"
-    assert all("Nothing was saved" in message for message in refusals)
     assert sorted(counts) == sorted(accepted)
     assert max(counts.values()) == 1
     assert codes == [0, 0]

@@ -12,7 +12,8 @@ from bot.errors import (
     InvalidInput,
     JobNotFound,
     NotCancellable,
-    TemporarilyUnavailable,
+    StoreUnavailable,
+    UserError,
 )
 from tests.support.fakes import FakeClock, InMemoryStore
 
@@ -173,13 +174,13 @@ def test_list_pages_walk_back_through_history(service: JobService) -> None:
     assert service.list_page(4) == []
 
 
-def test_database_outage_is_a_clear_try_again(
+def test_a_database_outage_reaches_the_caller_as_the_store_raised_it_not_as_a_user_error(
     service: JobService, memory_store: InMemoryStore
 ) -> None:
     actor = service.actor(ALICE)
     memory_store.down = True
-    with pytest.raises(TemporarilyUnavailable) as info:
+    with pytest.raises(StoreUnavailable) as info:
         service.submit(actor, "a.py", CODE, "{}")
-    assert "Nothing was saved" in info.value.message
+    assert not isinstance(info.value, UserError)
     memory_store.down = False
     assert memory_store.list_all(10) == []

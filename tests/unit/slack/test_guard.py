@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from bot.core.metrics import Metrics
-from bot.errors import TemporarilyUnavailable
+from bot.errors import StoreUnavailable
 from bot.slack.guard import Rejection, RequestGuard, malformed
 from testbed import slack_requests as sr
 from testbed.waiting import wait_until
@@ -26,7 +26,7 @@ class Memory:
 
     def remember(self, key: str) -> bool:
         if self.down:
-            raise TemporarilyUnavailable()
+            raise StoreUnavailable()
         if key in self.keys:
             return False
         self.keys.add(key)
