@@ -5,7 +5,7 @@ as a module, the same serve with its executions recorded and faults injected:
         [--hold-claims FILE]
 
 The options mean what they mean for testbed.worker_process (same CrashingStore, same
-counting executor); `bot.app.server.serve` itself runs unchanged on the composed Runtime.
+counting executor); `serve`'s own Process (bot.app.wiring) runs unchanged on the composed Runtime.
 """
 
 from __future__ import annotations
@@ -146,8 +146,7 @@ def main() -> None:
 
     from bot.app import logs
     from bot.app.config import load_settings
-    from bot.app.server import serve
-    from bot.app.wiring import Runtime, build_store
+    from bot.app.wiring import Process, Runtime, build_store
     from testbed.worker_process import CRASH_POINTS, CrashingStore, executor_factory
 
     parser = argparse.ArgumentParser()
@@ -164,7 +163,8 @@ def main() -> None:
     runtime = Runtime(
         settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
     )
-    sys.exit(serve(settings, runtime))
+    process = Process(settings, runtime, slack=True, http=True)  # as `serve` composes it
+    sys.exit(0 if process.run_until_signal() else 1)
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def main() -> None:
     runtime.migrate()
     slack = None
     if settings.slack_enabled:  # as `python -m bot worker` does (bot/terminal/cli.py cmd_worker)
-        from bot.app.server import notifiers_for, slack_app_for
+        from bot.app.wiring import notifiers_for, slack_app_for
 
         slack = slack_app_for(settings, runtime)
         runtime.start_dispatcher(notifiers_for(settings, runtime))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from bot.app.config import Settings
-from bot.app.wiring import build_executor, build_store, extra_checks
+from bot.app.wiring import build_executor, build_store, expected_schema_version, extra_checks
 from bot.errors import BotError
-from bot.store.tables import SCHEMA_VERSION
 
 Row = tuple[str, str, bool]
 
@@ -17,14 +16,14 @@ def run_checks(settings: Settings) -> list[Row]:
     try:
         store.ping()
         rows.append(("database", f"{settings.redacted_database_url()} answers", True))
-        version = store.schema_version()
+        version, expected = store.schema_version(), expected_schema_version()
         rows.append(
             (
                 "schema",
-                f"version {version} (code expects {SCHEMA_VERSION})"
+                f"version {version} (code expects {expected})"
                 if version is not None
                 else "not created: run `python -m bot migrate`",
-                version == SCHEMA_VERSION,
+                version == expected,
             )
         )
     except BotError as exc:

@@ -1,24 +1,18 @@
-"""`serve`: the Slack app, the HTTP endpoints and the workers in one process."""
+"""The HTTP side of `serve`: POST /slack/events to Bolt, GET /healthz and GET /metrics, on
+waitress."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.app.config import Settings
-from bot.app.shutdown import wait_for_signal
 from bot.core.metrics import Metrics
-from bot.core.ports import Notifier
 
 if TYPE_CHECKING:
     from slack_bolt import App
-
-    from bot.app.wiring import Runtime
-    from bot.slack.app import SlackApp
-    from bot.slack.guard import RequestGuard
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # Slack payloads are far smaller; anything bigger is refused unread
@@ -36,27 +30,23 @@ REASONS = {
 }
 
 
-def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
-    """The notification routes this process delivers (Slack when configured)."""
-    if not settings.slack_enabled:
-        return {}
-    from bot.slack.notifier import build_slack_notifier
+class Refusal(Protocol):
+    """Why a request is refused before it is parsed."""
 
-    notifier = build_slack_notifier(settings, runtime.service, runtime.metrics)
-    return {"slack": notifier}
+    @property
+    def status(self) -> int:
+        """The HTTP status sent back."""
+
+    @property
+    def text(self) -> str:
+        """The plain-text body sent back."""
 
 
-def slack_app_for(settings: Settings, runtime: Runtime) -> SlackApp | None:
-    """The Slack app of this process when Slack is configured, with its intake-journal sweeper
-    started: `serve` and `worker` alike take up requests a dead `serve` acknowledged."""
-    if not settings.slack_enabled:
-        return None
-    from bot.slack.app import build_app
-    from bot.slack.clients import web_client
+class Guard(Protocol):
+    """Signature, age and replay checks of a Slack request, before anything is parsed."""
 
-    slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
-    slack.identity.resolve()
-    return slack
+    def check(self, headers: Mapping[str, str], body: bytes) -> Refusal | None:
+        """None when the request may go on; else why not."""
 
 
 def request_kind(content_type: str, body: str) -> str:
@@ -78,7 +68,7 @@ class WebApp:
         bolt: App | None,
         ping: Callable[[], None],
         metrics: Metrics,
-        guard: RequestGuard | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.bolt = bolt
         self.ping = ping
@@ -211,61 +201,23 @@ def stop_http(server: Any, loop: threading.Thread, grace_s: float = 5.0) -> None
         log.warning("the HTTP server did not stop in time")
 
 
-def serve(settings: Settings, runtime: Runtime | None = None) -> int:
-    """Run the Slack app (Socket Mode or HTTP), the workers and the notifier until SIGTERM;
-    then stop accepting, let running jobs finish, deliver what is left and exit. `runtime`
-    is built from `settings` unless given (composed elsewhere, like a worker's)."""
-    import waitress
+class HttpServer:
+    """waitress serving a WSGI app on every interface, in a thread of its own, until close()."""
 
-    from bot.app.wiring import Runtime
+    def __init__(self, app: WebApp, port: int, threads: int) -> None:
+        import waitress
 
-    runtime = runtime or Runtime(settings)
-    runtime.migrate()
-    socket_handler = None
-    slack = slack_app_for(settings, runtime)
-    if slack is None:
-        log.warning("Slack is not configured: serving /healthz and /metrics only")
-    runtime.start_dispatcher(notifiers_for(settings, runtime))
-    runtime.start_workers()
-    if slack is not None:
-        slack.start()  # takes up requests an earlier (crashed) process acknowledged
-    http_bolt = slack.app if slack is not None and settings.slack_signing_secret else None
-    server = waitress.create_server(
-        WebApp(
-            http_bolt,
-            runtime.store.ping,
-            runtime.metrics,
-            guard=slack.guard if slack is not None and http_bolt is not None else None,
-        ),
-        host="0.0.0.0",  # noqa: S104 - Slack must reach it; put TLS in front
-        port=settings.port,
-        threads=settings.http_threads,
-        ident="jobbot",
-    )
-    http = threading.Thread(target=server.run, name="http", daemon=True)
-    http.start()
-    if slack is not None and settings.socket_mode:
-        from bot.slack.socket import start_socket_mode
+        self._server = waitress.create_server(
+            app,
+            host="0.0.0.0",  # noqa: S104 - Slack must reach it; put TLS in front
+            port=port,
+            threads=threads,
+            ident="jobbot",
+        )
+        self.port = int(self._server.effective_port)
+        self._loop = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._loop.start()
 
-        socket_handler = start_socket_mode(slack.app, settings.slack_app_token, runtime.metrics)
-    log.info(
-        "serving",
-        extra={
-            "port": server.effective_port,
-            "mode": "socket" if socket_handler is not None else "http",
-            "executor": settings.executor,
-        },
-    )
-    wait_for_signal()
-    log.info("stopping: no new requests or claims; running jobs may finish")
-    # First, because winding the HTTP server and the intake down can take seconds, and a job
-    # claimed meanwhile would push the exit past the job timeout + a few seconds.
-    runtime.stop_claiming()
-    if socket_handler is not None:
-        socket_handler.close()  # type: ignore[no-untyped-call]
-    stop_http(server, http)
-    if slack is not None:
-        slack.close()
-    drained = runtime.stop()
-    log.info("stopped", extra={"drained": drained})
-    return 0 if drained else 1
+    def close(self) -> None:
+        """Refuse new connections; let the requests being handled finish (see stop_http)."""
+        stop_http(self._server, self._loop)

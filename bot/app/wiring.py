@@ -1,5 +1,6 @@
-"""Composition root: builds the store, executor, service, workers and notifiers from Settings.
-The only module that names concrete adapter classes."""
+"""The assembler: builds the store, executor, service, workers, Slack app and notifiers from
+Settings, and composes each command's process (serve, worker, console, run). The only module
+that names concrete adapter classes."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from sqlalchemy.engine import make_url
 
 from bot.app.config import Settings
+from bot.app.shutdown import wait_for_signal
 from bot.core.clock import SystemClock
 from bot.core.commands import CONSOLE_USAGE
 from bot.core.dispatcher import Dispatcher
@@ -24,6 +27,10 @@ from bot.core.models import Identity, Job, JobStatus
 from bot.core.ports import Executor, JobStore, Notifier
 from bot.core.service import JobService, Limits
 from bot.core.worker import WorkerConfig, WorkerPool
+
+if TYPE_CHECKING:
+    from bot.app.server import HttpServer
+    from bot.slack.app import SlackApp
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -187,6 +194,144 @@ class Runtime:
         if close is not None:
             close()
         return drained
+
+
+def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
+    """The notification routes of Slack (none when Slack is not configured)."""
+    if not settings.slack_enabled:
+        return {}
+    from bot.slack.notifier import build_slack_notifier
+
+    notifier = build_slack_notifier(settings, runtime.service, runtime.metrics)
+    return {"slack": notifier}
+
+
+def slack_app_for(settings: Settings, runtime: Runtime) -> SlackApp | None:
+    """The Slack app on `runtime`'s service when Slack is configured (its intake-journal
+    sweeper not started yet: SlackApp.start does that)."""
+    if not settings.slack_enabled:
+        return None
+    from bot.slack.app import build_app
+    from bot.slack.clients import web_client
+
+    slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
+    slack.identity.resolve()
+    return slack
+
+
+class Door(Protocol):
+    """A way requests come in (the HTTP server, Socket Mode): opened last, closed first."""
+
+    def close(self) -> None:
+        """Take no more requests; those being handled finish."""
+
+
+class Process:
+    """What one command runs, started and stopped in the one order every command shares.
+
+    start: the schema; the Slack app (when asked for and configured); the dispatcher of the
+    notification routes; the workers; the Slack intake journal; the doors requests come in by.
+    stop: no more claims; the doors closed; the Slack intake finished; running jobs finish (up
+    to the job timeout); the notifications left delivered; the executor and store closed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime | None = None,
+        *,
+        slack: bool = False,
+        http: bool = False,
+        workers: bool = True,
+        routes: Mapping[str, Notifier] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime or Runtime(settings)
+        self._with_slack = slack
+        self._with_http = http
+        self._with_workers = workers
+        self._routes = dict(routes or {})
+        self.slack: SlackApp | None = None
+        self.http: HttpServer | None = None
+        self._doors: list[Door] = []
+
+    def start(self) -> None:
+        """Start every part, in order."""
+        settings, runtime = self.settings, self.runtime
+        runtime.migrate()
+        routes = dict(self._routes)
+        if self._with_slack:
+            self.slack = slack_app_for(settings, runtime)
+            if self.slack is None and self._with_http:
+                log.warning("Slack is not configured: serving /healthz and /metrics only")
+            routes.update(notifiers_for(settings, runtime))
+        runtime.start_dispatcher(routes)
+        if self._with_workers:
+            runtime.start_workers()
+        if self.slack is not None:
+            self.slack.start()  # takes up requests a dead process acknowledged (the journal)
+        if self._with_http:
+            self._open_doors()
+
+    def _open_doors(self) -> None:
+        from bot.app.server import HttpServer, WebApp
+
+        settings, runtime, slack = self.settings, self.runtime, self.slack
+        bolt = slack.app if slack is not None and settings.slack_signing_secret else None
+        web = WebApp(
+            bolt,
+            runtime.store.ping,
+            runtime.metrics,
+            guard=slack.guard if slack is not None and bolt is not None else None,
+        )
+        self.http = HttpServer(web, settings.port, settings.http_threads)
+        self._doors.append(self.http)
+        mode = "http"
+        if slack is not None and settings.socket_mode:
+            from bot.slack.socket import start_socket_mode
+
+            self._doors.append(
+                start_socket_mode(slack.app, settings.slack_app_token, runtime.metrics)
+            )
+            mode = "socket"
+        log.info(
+            "serving",
+            extra={"port": self.http.port, "mode": mode, "executor": settings.executor},
+        )
+
+    def stop(self, grace_s: float | None = None) -> bool:
+        """Stop every part, in order; True if the running jobs finished in time."""
+        log.info("stopping: no new requests or claims; running jobs may finish")
+        # First, because winding the doors and the intake down can take seconds, and a job
+        # claimed meanwhile would push the exit past the job timeout + a few seconds.
+        self.runtime.stop_claiming()
+        for door in reversed(self._doors):
+            door.close()
+        if self.slack is not None:
+            self.slack.close()
+        drained = self.runtime.stop(grace_s)
+        log.info("stopped", extra={"drained": drained})
+        return drained
+
+    def run_until_signal(self) -> bool:
+        """start(), wait for SIGTERM or SIGINT, stop(); True if the running jobs finished."""
+        self.start()
+        wait_for_signal()
+        return self.stop()
+
+
+def expected_schema_version() -> int:
+    """The schema version this code expects of the store."""
+    from bot.store.tables import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
+
+
+def lambda_command(settings: Settings, action: str, out: TextIO) -> int:
+    """`python -m bot lambda deploy|policy`."""
+    from bot.executors.aws_lambda.deploy import run_lambda_command
+
+    return run_lambda_command(settings, action, out)
 
 
 def extra_checks(settings: Settings) -> list[tuple[str, str, bool]]:

@@ -11,8 +11,7 @@ from typing import TextIO
 
 from bot.app import logs
 from bot.app.config import Settings, load_settings
-from bot.app.shutdown import wait_for_signal
-from bot.app.wiring import Runtime, local_identity, local_route
+from bot.app.wiring import Process, Runtime, lambda_command, local_identity, local_route
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Detail, Listing, Problem
 from bot.errors import ConfigError, InfraError, UsageError, UserError
@@ -113,8 +112,8 @@ def _runtime(settings: Settings, migrate: bool = True) -> Runtime:
 
 
 def _wait_for(
-    runtime: Runtime,
-    submit: Callable[[Actor, str], tuple[Job, bool]],
+    settings: Settings,
+    submit: Callable[[Runtime, Actor, str], tuple[Job, bool]],
     args: argparse.Namespace,
     out: TextIO,
 ) -> int:
@@ -127,11 +126,15 @@ def _wait_for(
         finished.append(job)
         done.set()
 
-    runtime.start_dispatcher({route: PrintNotifier(lambda line: None, on_finished)})
-    if not args.no_worker:
-        runtime.start_workers()
+    process = Process(
+        settings,
+        workers=not args.no_worker,
+        routes={route: PrintNotifier(lambda line: None, on_finished)},
+    )
+    process.start()
+    runtime = process.runtime
     try:
-        job, _ = submit(_actor(runtime, args), route)
+        job, _ = submit(runtime, _actor(runtime, args), route)
         if not args.json:
             print(f"Job #{job.id} queued: {job.file_name}", file=sys.stderr, flush=True)
         done.wait()
@@ -139,7 +142,7 @@ def _wait_for(
         print("interrupted; the job stays queued", file=sys.stderr)
         return 130
     finally:
-        runtime.stop()
+        process.stop()
     final = runtime.service.get(finished[0].id) or finished[0]
     print(job_json(final) if args.json else job_detail(final, full=True), file=out)
     return STATUS_EXIT.get(final.status, EXIT_ERROR)
@@ -148,11 +151,10 @@ def _wait_for(
 def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Submit a file and wait."""
     name, data = read_source(args.file)
-    runtime = _runtime(settings)
     args.no_worker = getattr(args, "no_worker", False)
     return _wait_for(
-        runtime,
-        lambda actor, route: runtime.service.submit(
+        settings,
+        lambda runtime, actor, route: runtime.service.submit(
             actor, name, data, args.input, origin={"kind": "cli"}, route=route
         ),
         args,
@@ -165,11 +167,10 @@ def cmd_rerun(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     from bot.core.commands import parse_job_id
 
     job_id = parse_job_id(args.job_id, "rerun")
-    runtime = _runtime(settings)
     args.no_worker = False
     return _wait_for(
-        runtime,
-        lambda actor, route: runtime.service.rerun(
+        settings,
+        lambda runtime, actor, route: runtime.service.rerun(
             actor, job_id, origin={"kind": "cli"}, route=route
         ),
         args,
@@ -262,39 +263,27 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    """Run workers until SIGTERM."""
-    from bot.app.server import notifiers_for, slack_app_for
-
-    runtime = _runtime(settings)
-    slack = slack_app_for(settings, runtime)
-    runtime.start_dispatcher(notifiers_for(settings, runtime))
-    runtime.start_workers()
-    if slack is not None:
-        slack.start()  # takes up requests a dead serve acknowledged (the intake journal)
-    wait_for_signal()
-    runtime.stop_claiming()
-    if slack is not None:
-        slack.close()
-    return EXIT_OK if runtime.stop() else EXIT_ERROR
+    """Run workers (and the Slack intake journal and notifier, when configured) until SIGTERM."""
+    return EXIT_OK if Process(settings, slack=True).run_until_signal() else EXIT_ERROR
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    """Run the Slack app and workers."""
-    from bot.app.server import serve
-
-    return serve(settings)
+    """Run the Slack app (Socket Mode or HTTP), the HTTP endpoints and the workers until
+    SIGTERM; then stop accepting, let running jobs finish, deliver what is left and exit."""
+    drained = Process(settings, slack=True, http=True).run_until_signal()
+    return EXIT_OK if drained else EXIT_ERROR
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """The interactive console."""
-    runtime = _runtime(settings)
     route = local_route()
 
     def write(text: str) -> None:
         print(text, file=out, flush=True)
 
-    runtime.start_dispatcher({route: PrintNotifier(write)})
-    runtime.start_workers()
+    process = Process(settings, routes={route: PrintNotifier(write)})
+    process.start()
+    runtime = process.runtime
     actor = _actor(runtime, args)
     console = Console(runtime.console_handler(), actor, route)
     write(
@@ -312,7 +301,7 @@ def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
     except KeyboardInterrupt:
         write("")
     finally:
-        runtime.stop()
+        process.stop()
     return EXIT_OK
 
 
@@ -329,9 +318,7 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
 
 def cmd_lambda(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Deploy the runner function or print its policies."""
-    from bot.executors.aws_lambda.deploy import run_lambda_command
-
-    return run_lambda_command(settings, args.action, out)
+    return lambda_command(settings, args.action, out)
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace, TextIO], int]] = {

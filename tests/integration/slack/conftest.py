@@ -13,8 +13,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.app.config import Settings, load_settings
-from bot.app.server import notifiers_for, slack_app_for
-from bot.app.wiring import Runtime
+from bot.app.wiring import Runtime, notifiers_for, slack_app_for
 from bot.core.models import Identity, Job, Upload
 from bot.slack.app import SlackApp
 from bot.store import SqlStore
@@ -118,7 +117,7 @@ def running_stack(
     standin: SlackStandIn, store: SqlStore, executor: FakeExecutor, **options: str
 ) -> Iterator[Stack]:
     """The Slack app, workers and notifier on `store` with `executor`, as `serve` composes
-    them (bot.app.server), stopped on exit."""
+    them (bot.app.wiring), stopped on exit; the journal's sweeper is left to the tests."""
     url = store.engine.url.render_as_string(hide_password=False)
     settings = slack_settings(standin, url, **options)
     runtime = Runtime(settings, store=store, executor_factory=lambda s: executor)
