@@ -65,6 +65,7 @@ class _State:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     files: dict[str, HostedFile] = field(default_factory=dict)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    holds: dict[str, threading.Event] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -184,6 +185,21 @@ class SlackStandIn:
         with self.state.lock:
             self.state.faults.setdefault(api, []).append(Fault(**fault))
 
+    def hold(self, api: str) -> threading.Event:
+        """Keep every call of `api` ("file": downloads) waiting until the returned event is
+        set, then answer it as usual (a download is recorded on arrival, so a test sees it
+        waiting)."""
+        release = threading.Event()
+        with self.state.lock:
+            self.state.holds[api] = release
+        return release
+
+    def _wait_if_held(self, api: str) -> None:
+        with self.state.lock:
+            release = self.state.holds.get(api)
+        if release is not None:
+            release.wait(timeout=30)
+
     def clear_faults(self) -> None:
         """Answer normally again."""
         with self.state.lock:
@@ -295,6 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         auth = self.headers.get("Authorization")
         self.owner._record(Call("GET", path, "file", auth, {}, b"", time.time()))
+        self.owner._wait_if_held("file")
         if not path.startswith("/files-pri/"):
             self._send(404, b"not found", "text/plain")
             return
@@ -327,6 +344,8 @@ class _Handler(BaseHTTPRequestHandler):
             api = "upload"
         else:
             api = None
+        if api:
+            self.owner._wait_if_held(api)
         fault = self.owner._fault(api, body) if api else None
         if fault is not None and fault.drop:
             self.owner._record(Call("POST", path, api, auth, body, raw, time.time()))

@@ -73,6 +73,15 @@ class Stack:
 
         return wait_until(done, timeout=15, message=f"job {job_id} settled")
 
+    def start_dispatcher(self) -> None:
+        """Start delivering notifications (for a stack made with `dispatch=False`)."""
+        self.runtime.start_dispatcher(notifiers_for(self.settings, self.runtime))
+
+    def finish_intake(self) -> None:
+        """Let every request dispatched so far finish its work (downloads, submissions), then
+        stop the Slack app: what a request would store is stored. Call it last."""
+        self.slack.close()
+
 
 def slack_settings(standin: SlackStandIn, database_url: str, **extra: str) -> Settings:
     """Settings for a Slack app on the stand-in."""
@@ -114,14 +123,21 @@ def stack(
 
 @contextlib.contextmanager
 def running_stack(
-    standin: SlackStandIn, store: SqlStore, executor: FakeExecutor, **options: str
+    standin: SlackStandIn,
+    store: SqlStore,
+    executor: FakeExecutor,
+    *,
+    dispatch: bool = True,
+    **options: str,
 ) -> Iterator[Stack]:
     """The Slack app, workers and notifier on `store` with `executor`, as `serve` composes
-    them (bot.app.wiring), stopped on exit; the journal's sweeper is left to the tests."""
+    them (bot.app.wiring), stopped on exit; the journal's sweeper is left to the tests. With
+    `dispatch=False` no notification goes out until the test calls `Stack.start_dispatcher`."""
     url = store.engine.url.render_as_string(hide_password=False)
     settings = slack_settings(standin, url, **options)
     runtime = Runtime(settings, store=store, executor_factory=lambda s: executor)
-    runtime.start_dispatcher(notifiers_for(settings, runtime))
+    if dispatch:
+        runtime.start_dispatcher(notifiers_for(settings, runtime))
     runtime.start_workers()
     slack = slack_app_for(settings, runtime)
     assert slack is not None, "the stand-in's Slack settings are present"
