@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from bot.core.models import Identity, Job, JobStatus
+from bot.core.models import JobStatus
 from bot.store import SqlStore
 from testbed import slack_requests as sr
 from testbed.serve_process import ServeProcess
-from testbed.slack_ledger import settled, wait_remembered
 from testbed.slack_standin import SlackStandIn, message_text
 from testbed.waiting import wait_until
+from tests.e2e.people import SOMA, Answer, Person, assert_promises_kept
 
-SOMA = "def main(a, b):\n    return a + b\n"
 NOTIFY = "C0NOTIFY"
-_numbers = iter(range(1, 1000))
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +27,16 @@ def standin() -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture(scope="module")
+def people() -> list[Person]:
+    """Everyone the module's tests made."""
+    return []
+
+
+@pytest.fixture(scope="module")
 def server(
     standin: SlackStandIn,
     store: SqlStore,
+    people: list[Person],
     _mariadb_schema: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServeProcess]:
@@ -52,84 +56,35 @@ def server(
     assert code == 0, log[-3000:]
     assert standin.token not in log and sr.SECRET not in log
     assert '"msg": "stopped"' in log
+    assert_promises_kept(people)
 
 
-class Person:
-    """One Slack user of the server, in a channel of their own."""
+def person(
+    server: ServeProcess, standin: SlackStandIn, store: SqlStore, people: list[Person]
+) -> Person:
+    """A new user whose requests go to serve over HTTP."""
 
-    def __init__(self, server: ServeProcess, standin: SlackStandIn, store: SqlStore) -> None:
-        n = next(_numbers)
-        self.server, self.standin, self.store = server, standin, store
-        self.user = f"U0E2E{n:03d}"
-        self.channel = f"C0E2E{n:03d}"
-        self.user_id = store.ensure_user(Identity("slack", sr.TEAM, self.user)).id
+    def send(request: sr.SlackRequest) -> Answer:
+        answer = sr.post(server.url, request)
+        return Answer(answer.status, answer.body)
 
-    def send(self, request: sr.SlackRequest) -> sr.HttpAnswer:
-        answer = sr.post(self.server.url, request)
-        assert answer.elapsed < 3.0, "every request is acknowledged within 3 s"
-        return answer
-
-    def command(
-        self, text: str, *, channel: str | None = None, response_url: str | None = None
-    ) -> sr.HttpAnswer:
-        hook = response_url or self.standin.response_url(self.user)
-        return self.send(
-            sr.slash(text, user=self.user, channel=channel or self.channel, response_url=hook)
-        )
-
-    def ask(self, text: str) -> str:
-        answer = self.command(text)
-        assert answer.status == 200
-        return message_text(answer.json()) if answer.body else ""
-
-    def event(self, inner: dict[str, Any], retry: int | None = None) -> None:
-        assert self.send(sr.event(inner, retry=retry)).status == 200
-
-    def share(self, name: str = "soma.py", code: str | bytes = SOMA, **kw: Any) -> dict[str, Any]:
-        """Share a file in the channel and wait until the server remembered it."""
-        file = self.standin.add_file(name, code, **kw)
-        self.event(sr.file_message("", [file], user=self.user, channel=self.channel))
-        wait_remembered(self.store, self.user_id, self.channel, file["id"])
-        return file
-
-    def jobs(self) -> list[Job]:
-        return self.store.list_by_owner(self.user_id, 50)
-
-    def new_job(self, known: int = 0) -> Job:
-        return wait_until(
-            lambda: len(self.jobs()) > known and self.jobs()[0], message=f"a job of {self.user}"
-        )
-
-    def settled(self, job_id: int, timeout: float = 15.0) -> Job:
-        return settled(self.store, [job_id], timeout)[0]
-
-    def final(self, job: Job) -> dict[str, Any]:
-        """The outcome reply of a job (thread reply with the result, error or timeout)."""
-        found = [
-            p
-            for p in self.standin.posts()
-            if f"Job #{job.id} " in str(p.get("text"))
-            and p.get("thread_ts")
-            and "running" not in str(p["text"])
-        ]
-        assert len(found) == 1, f"exactly one final reply, got {len(found)}"
-        return found[0]
-
-    def ephemerals(self) -> list[str]:
-        """Texts shown to this user alone (response_url posts and ephemeral messages)."""
-        hooks = [c for c in self.standin.calls("response_url") if f"/{self.user}/" in c.path]
-        eph = self.standin.calls("chat.postEphemeral", user=self.user)
-        return [message_text(c.body) for c in [*hooks, *eph]]
+    made = Person(send, standin, store, "U0E2E")
+    people.append(made)
+    return made
 
 
 @pytest.fixture
-def alice(server: ServeProcess, standin: SlackStandIn, store: SqlStore) -> Person:
-    return Person(server, standin, store)
+def alice(
+    server: ServeProcess, standin: SlackStandIn, store: SqlStore, people: list[Person]
+) -> Person:
+    return person(server, standin, store, people)
 
 
 @pytest.fixture
-def bob(server: ServeProcess, standin: SlackStandIn, store: SqlStore) -> Person:
-    return Person(server, standin, store)
+def bob(
+    server: ServeProcess, standin: SlackStandIn, store: SqlStore, people: list[Person]
+) -> Person:
+    return person(server, standin, store, people)
 
 
 def test_health_and_metrics_endpoints_answer(server: ServeProcess) -> None:
@@ -151,8 +106,14 @@ def test_run_with_a_recent_upload_posts_parent_thread_broadcast_and_summary(
     alice: Person, server: ServeProcess
 ) -> None:
     alice.share()
-    answer = alice.command('run {"a": 5, "b": 3}')
-    assert answer.status == 200 and answer.body == "" and answer.elapsed < 1.0
+    download = alice.standin.hold("file")
+    try:
+        answer = alice.command('run {"a": 5, "b": 3}')
+        # acknowledged while the file could not even be fetched: the ack waits for no work
+        assert answer.status == 200 and answer.body == ""
+        assert alice.jobs() == []
+    finally:
+        download.set()
     job = alice.settled(alice.new_job().id)
     assert job.status is JobStatus.DONE and job.result == 8 and job.executor
     parent = alice.standin.posts(channel=alice.channel)[0]
@@ -173,9 +134,14 @@ def test_run_with_a_recent_upload_posts_parent_thread_broadcast_and_summary(
 
 def test_without_an_upload_the_form_opens_and_a_double_submit_makes_one_job(alice: Person) -> None:
     assert alice.ask('run {"a": 1, "b": 2}') == ""
-    opened = alice.standin.wait_for("views.open")
-    views = [c.body["view"] for c in opened]
-    view = next(v for v in views if alice.channel in v["private_metadata"])
+    [view] = wait_until(
+        lambda: [
+            c.body["view"]
+            for c in alice.standin.calls("views.open")
+            if alice.channel in c.body["view"]["private_metadata"]
+        ],
+        message="the form opened",
+    )
     assert view["blocks"][1]["element"]["initial_value"] == '{"a": 1, "b": 2}'
     file = alice.standin.add_file("soma.py", SOMA)
     bad = alice.send(
@@ -193,8 +159,8 @@ def test_without_an_upload_the_form_opens_and_a_double_submit_makes_one_job(alic
     assert alice.send(sr.interactive(again)).body == ""
     job = alice.settled(alice.new_job().id)
     assert job.result == 3
-    time.sleep(0.3)  # a second job would have been stored by now; the key makes it impossible
-    assert len(alice.jobs()) == 1
+    assert [j.id for j in alice.jobs()] == [job.id]
+    alice.will_have_jobs(1)  # and still, once serve finished every request it acknowledged
 
 
 def test_a_dm_with_a_file_and_run_threads_on_that_message(alice: Person) -> None:
@@ -225,8 +191,8 @@ def test_duplicates_make_one_job_mention_plus_message_and_retries(alice: Person)
     alice.event(message, retry=2)
     job = alice.settled(alice.new_job().id)
     assert job.idempotency_key == f"msg:{alice.channel}:{message['ts']}"
-    time.sleep(0.3)
-    assert len(alice.jobs()) == 1 and len(alice.standin.calls("file")) >= 1
+    assert [j.id for j in alice.jobs()] == [job.id]
+    alice.will_have_jobs(1)  # and still, once serve finished every request it acknowledged
 
 
 def test_bad_input_gets_a_clear_private_answer_and_stores_nothing(alice: Person) -> None:
@@ -259,8 +225,7 @@ def test_others_see_a_job_exists_but_never_its_output(alice: Person, bob: Person
     assert "not yours" in bob.ask(f"rerun {job.id}") and "not yours" in bob.ask(f"cancel {job.id}")
     mine = alice.ask(f"status {job.id}")
     assert "&lt;!channel&gt; secret" in mine and "<!channel>" not in mine
-    admin = Person(alice.server, alice.standin, alice.store)
-    admin.user = sr.ADMIN
+    admin = Person(alice.send, alice.standin, alice.store, "U0ADM", user=sr.ADMIN)
     assert "secret" in admin.ask(f"status {job.id}")
 
 

@@ -5,22 +5,18 @@ WebSocket stand-in, which delivers Slack's envelopes and records the app's acks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from bot.core.models import Identity, Job, JobStatus
+from bot.core.models import JobStatus
 from bot.store import SqlStore
 from testbed import slack_requests as sr
 from testbed.serve_process import ServeProcess
-from testbed.slack_ledger import settled, wait_remembered
 from testbed.slack_standin import SlackStandIn, message_text
-from testbed.socket_mode_standin import Ack, SocketModeStandIn
-from testbed.waiting import wait_until
-
-SOMA = "def main(a, b):\n    return a + b\n"
-_numbers = iter(range(1, 1000))
+from testbed.socket_mode_standin import SocketModeStandIn
+from tests.e2e.people import SOMA, Answer, Person, assert_promises_kept
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +33,17 @@ def standin(sockets: SocketModeStandIn) -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture(scope="module")
+def people() -> list[Person]:
+    """Everyone the module's tests made."""
+    return []
+
+
+@pytest.fixture(scope="module")
 def server(
     standin: SlackStandIn,
     sockets: SocketModeStandIn,
     store: SqlStore,
+    people: list[Person],
     _mariadb_schema: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServeProcess]:
@@ -60,61 +63,36 @@ def server(
     assert code == 0, log[-3000:]
     assert standin.token not in log and standin.app_token not in log
     assert '"mode": "socket"' in log
-
-
-class Member:
-    """One Slack user talking to the app over Socket Mode, in a channel of their own."""
-
-    def __init__(self, sockets: SocketModeStandIn, standin: SlackStandIn, store: SqlStore) -> None:
-        n = next(_numbers)
-        self.sockets, self.standin, self.store = sockets, standin, store
-        self.user = f"U0SOC{n:03d}"
-        self.channel = f"C0SOC{n:03d}"
-        self.user_id = store.ensure_user(Identity("slack", sr.TEAM, self.user)).id
-
-    def command(self, text: str) -> Ack:
-        hook = self.standin.response_url(self.user)
-        request = sr.slash(text, user=self.user, channel=self.channel, response_url=hook)
-        return self.sockets.ack(self.sockets.deliver(request))
-
-    def event(self, inner: dict[str, Any], *, event_id: str, retry_attempt: int = 0) -> Ack:
-        request = sr.event(inner, event_id=event_id)
-        return self.sockets.ack(self.sockets.deliver(request, retry_attempt))
-
-    def share(self) -> dict[str, Any]:
-        file = self.standin.add_file("soma.py", SOMA)
-        message = sr.file_message("", [file], user=self.user, channel=self.channel)
-        self.event(message, event_id=sr.unique("Ev"))
-        wait_remembered(self.store, self.user_id, self.channel, file["id"])
-        return file
-
-    def jobs(self) -> list[Job]:
-        return self.store.list_by_owner(self.user_id, 50)
-
-    def settled(self, job_id: int) -> Job:
-        return settled(self.store, [job_id], timeout=15)[0]
-
-
-def ack_text(ack: Ack) -> str:
-    return message_text(ack.payload) if ack.payload else ""
+    assert_promises_kept(people)
 
 
 @pytest.fixture
 def member(
-    server: ServeProcess, sockets: SocketModeStandIn, standin: SlackStandIn, store: SqlStore
-) -> Member:
-    return Member(sockets, standin, store)
+    server: ServeProcess,
+    sockets: SocketModeStandIn,
+    standin: SlackStandIn,
+    store: SqlStore,
+    people: list[Person],
+) -> Person:
+    """A new user whose requests reach serve as Socket Mode envelopes."""
+
+    def send(request: sr.SlackRequest) -> Answer:
+        ack = sockets.ack(sockets.deliver(request))
+        return Answer(200, json.dumps(ack.payload) if ack.payload else "")
+
+    made = Person(send, standin, store, "U0SOC")
+    people.append(made)
+    return made
 
 
 def test_a_run_over_socket_mode_is_acked_run_and_reported_in_its_thread(
-    member: Member, standin: SlackStandIn
+    member: Person, standin: SlackStandIn
 ) -> None:
     member.share()
     ack = member.command('run {"a": 5, "b": 3}')
 
-    assert "error" not in ack_text(ack).lower()
-    job = wait_until(lambda: member.jobs() and member.jobs()[0], message="the job")
-    job = member.settled(job.id)
+    assert ack.body == ""  # the job is on its way; nothing to say in the ack
+    job = member.settled(member.new_job().id)
     assert (job.status, job.result) == (JobStatus.DONE, 8)
     parents = [p for p in standin.posts(channel=member.channel) if not p.get("thread_ts")]
     assert len(parents) == 1 and f"Job #{job.id}" in message_text(parents[0])
@@ -126,49 +104,47 @@ def test_a_run_over_socket_mode_is_acked_run_and_reported_in_its_thread(
     assert len(replies) == 1 and "8" in message_text(replies[0])
 
 
-def test_answers_and_mistakes_come_back_in_the_ack(member: Member) -> None:
+def test_answers_and_mistakes_come_back_in_the_ack(member: Person) -> None:
     member.share()
     member.command('run {"a": 2, "b": 2}')
-    job = member.settled(wait_until(lambda: member.jobs() and member.jobs()[0]).id)
+    job = member.settled(member.new_job().id)
 
-    status = ack_text(member.command(f"status {job.id}"))
+    status = member.ask(f"status {job.id}")
     assert f"#{job.id}" in status and "done" in status.lower() and "4" in status
 
-    mistake = ack_text(member.command('run {"a": 5,'))
-    assert "JSON" in mistake
+    mistake = member.ask('run {"a": 5,')
+    assert "not valid JSON" in mistake
     assert len(member.jobs()) == 1, "a rejected request stores nothing"
+    member.will_have_jobs(1)  # and still, once serve finished every request it acknowledged
 
-    unknown = ack_text(member.command("status 999999"))
-    assert "999999" in unknown or "no job" in unknown.lower()
+    assert "There is no job #999999" in member.ask("status 999999")
 
 
-def test_a_redelivered_envelope_makes_one_job(member: Member) -> None:
+def test_a_redelivered_envelope_makes_one_job(member: Person, sockets: SocketModeStandIn) -> None:
     file = member.standin.add_file("soma.py", SOMA)
     message = sr.file_message(
         'run {"a": 1, "b": 1}', [file], user=member.user, channel="D0" + member.user[1:]
     )
     message["channel_type"] = "im"
-    event_id = sr.unique("Ev")
-    member.event(message, event_id=event_id)
-    member.event(message, event_id=event_id, retry_attempt=1)
+    request = sr.event(message, event_id=sr.unique("Ev"))
+    sockets.ack(sockets.deliver(request))
+    sockets.ack(sockets.deliver(request, retry_attempt=1))
 
-    job = member.settled(wait_until(lambda: member.jobs() and member.jobs()[0]).id)
+    job = member.settled(member.new_job().id)
     assert (job.status, job.result) == (JobStatus.DONE, 2)
-    assert len(member.jobs()) == 1, "Slack's redelivery of the same event made no second job"
+    assert [j.id for j in member.jobs()] == [job.id]
+    member.will_have_jobs(1)  # and still, once serve finished every request it acknowledged
 
 
 def test_a_rerun_click_over_socket_mode_makes_a_new_job(
-    member: Member, sockets: SocketModeStandIn
+    member: Person, sockets: SocketModeStandIn
 ) -> None:
     member.share()
     member.command('run {"a": 3, "b": 4}')
-    first = member.settled(wait_until(lambda: member.jobs() and member.jobs()[0]).id)
+    first = member.settled(member.new_job().id)
 
     click = sr.rerun_click(str(first.id), user=member.user, channel=member.channel)
     sockets.ack(sockets.deliver(sr.interactive(click)))
 
-    again = wait_until(
-        lambda: len(member.jobs()) == 2 and member.jobs()[0], message="the re-run job"
-    )
-    again = member.settled(again.id)
+    again = member.settled(member.new_job(1).id)
     assert (again.status, again.result, again.rerun_of) == (JobStatus.DONE, 7, first.id)
