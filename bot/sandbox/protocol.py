@@ -15,6 +15,12 @@ MAX_MEMORY_MB = 65536
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 
+# a request's fields, in order: bot's RunRequest carries the same names
+REQUEST_FIELDS = (
+    "job_id", "file_name", "code", "input_json", "timeout_s", "memory_mb", "max_output_bytes",
+)  # fmt: skip
+
+
 class ProtocolError(ValueError):
     """A harness request or response that does not follow protocol v1."""
 
@@ -45,16 +51,13 @@ class Request(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """The request as protocol JSON."""
-        return {
-            "v": VERSION,
-            "job_id": self.job_id,
-            "file_name": self.file_name,
-            "code": self.code,
-            "input_json": self.input_json,
-            "timeout_s": self.timeout_s,
-            "memory_mb": self.memory_mb,
-            "max_output_bytes": self.max_output_bytes,
-        }
+        return request_body(self)
+
+
+def request_body(request: object) -> dict[str, Any]:
+    """The v1 request JSON of anything that has the REQUEST_FIELDS as attributes (a Request,
+    or the bot's RunRequest): the one place a request becomes protocol."""
+    return {"v": VERSION, **{name: getattr(request, name) for name in REQUEST_FIELDS}}
 
 
 def _int(raw: dict[str, Any], key: str, low: int, high: int) -> int:

@@ -54,16 +54,7 @@ def build_lambda_executor(settings: Settings, metrics: Metrics | None = None) ->
 
 def encode_request(request: RunRequest) -> bytes:
     """The protocol-v1 request as the invoke payload (compact UTF-8 JSON)."""
-    body = {
-        "v": protocol.VERSION,
-        "job_id": request.job_id,
-        "file_name": request.file_name,
-        "code": request.code,
-        "input_json": request.input_json,
-        "timeout_s": request.timeout_s,
-        "memory_mb": request.memory_mb,
-        "max_output_bytes": request.max_output_bytes,
-    }
+    body = protocol.request_body(request)
     try:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: ASCII escapes carry it losslessly

@@ -165,19 +165,7 @@ class LocalExecutor:
     def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
         """Run the request to completion within its time limit; the start gate is passed
         while the sandbox sets the job's process up."""
-        response = self.run_harness(
-            {
-                "v": protocol.VERSION,
-                "job_id": request.job_id,
-                "file_name": request.file_name,
-                "code": request.code,
-                "input_json": request.input_json,
-                "timeout_s": request.timeout_s,
-                "memory_mb": request.memory_mb,
-                "max_output_bytes": request.max_output_bytes,
-            },
-            start,
-        )
+        response = self.run_harness(protocol.request_body(request), start)
         return result_from_response(response, self.name)
 
     def run_harness(
