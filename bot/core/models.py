@@ -207,6 +207,12 @@ class RunRequest:
     max_output_bytes: int
 
 
+# How a job ends when its worker vanished after invoking it: it may have run, so it is not
+# run again (the recovery sweep writes this; see JobStore.recover).
+INTERRUPTED_TYPE = "Interrupted"
+INTERRUPTED_MESSAGE = "interrupted: the worker stopped while the job was running"
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How a run ended. User code failing is data here, not an exception."""

@@ -15,7 +15,17 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.core.models import Claim, Identity, Job, JobStatus, NewJob, NotificationEvent, RunResult
+from bot.core.models import (
+    INTERRUPTED_MESSAGE,
+    INTERRUPTED_TYPE,
+    Claim,
+    Identity,
+    Job,
+    JobStatus,
+    NewJob,
+    NotificationEvent,
+    RunResult,
+)
 from bot.core.ports import Recovery
 from bot.errors import StoreError
 from bot.store import statements
@@ -23,13 +33,11 @@ from bot.store.rows import dump_json, job_select, to_job
 from bot.store.tables import NotificationState, jobs, notifications, users
 from bot.store.types import utcnow
 
-INTERRUPTED_MESSAGE = "interrupted: the worker stopped while the job was running"
-
 
 def insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> int:
     """INSERT that silently skips a duplicate key; returns rows inserted (0 or 1)."""
-    prefix = "OR IGNORE" if conn.dialect.name == "sqlite" else "IGNORE"
-    result = conn.execute(insert(table).prefix_with(prefix).values(**values))
+    sqlite = conn.dialect.name == "sqlite"
+    result = conn.execute(statements.ignoring_duplicates(insert(table).values(**values), sqlite))
     return result.rowcount
 
 
@@ -185,12 +193,6 @@ def claim(
     ]
 
 
-def _owned(job_id: int, token: str) -> Any:
-    return and_(
-        jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING, jobs.c.claim_token == token
-    )
-
-
 def mark_invoked(conn: Connection, job_id: int, token: str, lease_s: float) -> bool:
     """Commit invoked_at before the run; the `started` notification goes with it."""
     result = conn.execute(
@@ -205,7 +207,9 @@ def mark_invoked(conn: Connection, job_id: int, token: str, lease_s: float) -> b
 def extend_lease(conn: Connection, job_id: int, token: str, lease_s: float) -> bool:
     """Push the lease out while a run is legitimately long."""
     result = conn.execute(
-        update(jobs).where(_owned(job_id, token)).values(lease_expires_at=utcnow(lease_s))
+        update(jobs)
+        .where(statements.claimed(job_id, token))
+        .values(lease_expires_at=utcnow(lease_s))
     )
     return result.rowcount == 1
 
@@ -214,16 +218,8 @@ def release(conn: Connection, job_id: int, token: str, delay_s: float) -> bool:
     """Back to waiting after a run that never started (throttled, executor unreachable)."""
     result = conn.execute(
         update(jobs)
-        .where(_owned(job_id, token))
-        .values(
-            status=JobStatus.WAITING,
-            claim_token=None,
-            claimed_by=None,
-            lease_expires_at=None,
-            invoked_at=None,
-            started_at=None,
-            not_before=utcnow(delay_s),
-        )
+        .where(statements.claimed(job_id, token))
+        .values(**statements.requeued(utcnow(delay_s)))
     )
     if result.rowcount != 1:
         return False
@@ -301,14 +297,7 @@ def recover_expired(conn: Connection, limit: int) -> Recovery:
         conn.execute(
             update(jobs)
             .where(jobs.c.id.in_(fresh), jobs.c.invoked_at.is_(None), still_expired)
-            .values(
-                status=JobStatus.WAITING,
-                claim_token=None,
-                claimed_by=None,
-                lease_expires_at=None,
-                started_at=None,
-                not_before=utcnow(),
-            )
+            .values(**statements.requeued(utcnow()))
         )
     interrupted: list[int] = []
     for row in started:
@@ -317,7 +306,7 @@ def recover_expired(conn: Connection, limit: int) -> Recovery:
             .where(jobs.c.id == row.id, jobs.c.invoked_at.is_not(None), still_expired)
             .values(
                 status=JobStatus.ERROR,
-                error_type="Interrupted",
+                error_type=INTERRUPTED_TYPE,
                 error_message=INTERRUPTED_MESSAGE,
                 claim_token=None,  # a late finish by the vanished worker must not match
                 lease_expires_at=None,

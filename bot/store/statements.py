@@ -1,5 +1,6 @@
-"""The queue's hot statements, built once with bound parameters: SQLAlchemy then reuses their
-compiled form instead of building, keying and compiling a new statement on every call."""
+"""The queue's statements: the claim fence and INSERT IGNORE that every write shares, and the hot
+statements, built once with bound parameters (SQLAlchemy then reuses their compiled form instead
+of building, keying and compiling a new statement on every call)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import functools
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Float,
     Insert,
     Select,
     Update,
+    and_,
     bindparam,
     func,
     insert,
@@ -25,8 +28,30 @@ from bot.store.tables import NotificationState, jobs, notifications
 from bot.store.types import utcnow
 
 
-def _ignore(stmt: Insert, sqlite: bool) -> Insert:
+def ignoring_duplicates(stmt: Insert, sqlite: bool) -> Insert:
+    """`stmt` as an INSERT that skips a row whose key is taken (MySQL's and SQLite's spelling)."""
     return stmt.prefix_with("OR IGNORE" if sqlite else "IGNORE")
+
+
+def claimed(job_id: Any, token: Any) -> ColumnElement[bool]:
+    """The fence of every write after a claim: the job is still running under this claim's
+    token (values, or bind parameters for a statement built once)."""
+    return and_(
+        jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING, jobs.c.claim_token == token
+    )
+
+
+def requeued(not_before: Any) -> dict[str, Any]:
+    """The values that put a claimed job back in the queue, due at `not_before`."""
+    return {
+        "status": JobStatus.WAITING,
+        "claim_token": None,
+        "claimed_by": None,
+        "lease_expires_at": None,
+        "invoked_at": None,
+        "started_at": None,
+        "not_before": not_before,
+    }
 
 
 @functools.cache
@@ -91,12 +116,8 @@ def claim_jobs() -> Update:
     )
 
 
-def _owned() -> Any:
-    return (
-        (jobs.c.id == bindparam("b_id"))
-        & (jobs.c.status == JobStatus.RUNNING)
-        & (jobs.c.claim_token == bindparam("b_token"))
-    )
+def _owned() -> ColumnElement[bool]:
+    return claimed(bindparam("b_id"), bindparam("b_token"))
 
 
 @functools.cache
@@ -146,7 +167,7 @@ def notify_from_job(sqlite: bool, event: NotificationEvent) -> Insert:
         utcnow(),
         utcnow(),
     ).where(jobs.c.id == bindparam("b_id"), jobs.c.notify_route.is_not(None))
-    return _ignore(
+    return ignoring_duplicates(
         insert(notifications).from_select(
             ["job_id", "event", "route", "state", "attempts", "next_attempt_at", "created_at"],
             source,

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core.models import (
+    INTERRUPTED_MESSAGE,
+    INTERRUPTED_TYPE,
     Claim,
     HeldRequest,
     Identity,
@@ -28,8 +30,6 @@ from bot.core.models import (
 )
 from bot.core.ports import Clock, Recovery, StartGate
 from bot.errors import CalledOff, NotifyRetryable, StoreUnavailable
-
-INTERRUPTED = "interrupted: the worker stopped while the job was running"
 
 
 class FakeClock:
@@ -351,8 +351,8 @@ class InMemoryStore:
                     self._set(
                         job,
                         status=JobStatus.ERROR,
-                        error_type="Interrupted",
-                        error_message=INTERRUPTED,
+                        error_type=INTERRUPTED_TYPE,
+                        error_message=INTERRUPTED_MESSAGE,
                         lease_expires_at=None,
                         claim_token=None,
                         finished_at=self._now(),
