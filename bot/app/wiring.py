@@ -27,6 +27,7 @@ from bot.core.models import Identity, Job, JobStatus
 from bot.core.ports import Executor, JobStore, Notifier
 from bot.core.service import JobService, Limits
 from bot.core.worker import WorkerConfig, WorkerPool
+from bot.slack.memory import SlackMemory
 
 if TYPE_CHECKING:
     from bot.app.server import HttpServer
@@ -46,7 +47,11 @@ def local_route() -> str:
     return f"local:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def build_store(settings: Settings) -> JobStore:
+class Store(JobStore, SlackMemory, Protocol):
+    """What the SQL store is: core's store, and the Slack adapter's memory beside it."""
+
+
+def build_store(settings: Settings) -> Store:
     """The SQL store for DATABASE_URL."""
     from bot.store import SqlStore, make_engine
 
@@ -88,7 +93,7 @@ class Runtime:
     def __init__(
         self,
         settings: Settings,
-        store: JobStore | None = None,
+        store: Store | None = None,
         executor_factory: Callable[[Settings], Executor] | None = None,
     ) -> None:
         self.settings = settings
@@ -214,7 +219,8 @@ def slack_app_for(settings: Settings, runtime: Runtime) -> SlackApp | None:
     from bot.slack.app import build_app
     from bot.slack.clients import web_client
 
-    slack = build_app(runtime.service, settings, web_client(settings), metrics=runtime.metrics)
+    client = web_client(settings)
+    slack = build_app(runtime.service, runtime.store, settings, client, metrics=runtime.metrics)
     slack.identity.resolve()
     return slack
 

@@ -1,4 +1,5 @@
-"""The small interfaces the core talks through: JobStore, Executor, Notifier, Clock."""
+"""The small interfaces the core talks through: the store (users, reads, queue, outbox,
+schema), Executor, Notifier, Clock."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any, Protocol
 
 from bot.core.models import (
     Claim,
-    HeldRequest,
     Identity,
     Job,
     JobStatus,
@@ -18,7 +18,6 @@ from bot.core.models import (
     NotificationEvent,
     RunRequest,
     RunResult,
-    Upload,
     User,
 )
 
@@ -31,34 +30,15 @@ class Recovery:
     interrupted: tuple[int, ...] = ()  # invoked, outcome unknown: now `error`, not re-run
 
 
-class JobStore(Protocol):
-    """Durable jobs, users, the notification outbox and small adapter memories.
-
-    Every method is one short transaction. Writes after a claim are fenced by the claim
-    token: they return False/None when this process no longer owns the job. Transient
-    database failures raise StoreUnavailable; others StoreError.
-    """
-
-    def migrate(self) -> None:
-        """Create or update the schema; idempotent."""
-
-    def ping(self) -> None:
-        """Raise StoreUnavailable unless the database answers."""
-
-    def schema_version(self) -> int | None:
-        """The applied schema version, or None before the first migration."""
+class Users(Protocol):
+    """Who uses jobbot: one integer id per identity."""
 
     def ensure_user(self, identity: Identity, display_name: str | None = None) -> User:
         """The user for an identity, created race-free on first contact."""
 
-    def get_user(self, user_id: int) -> User | None:
-        """A user by id."""
 
-    def submit(self, new: NewJob) -> tuple[Job, bool]:
-        """Store a waiting job (and its `queued` notification); (job, created).
-
-        With an idempotency key that already exists, returns the existing job and False.
-        """
+class JobReads(Protocol):
+    """Jobs as they are now, for answers, listings and gauges."""
 
     def get(self, job_id: int) -> Job | None:
         """A job by id."""
@@ -68,6 +48,22 @@ class JobStore(Protocol):
 
     def list_all(self, limit: int, before_id: int | None = None) -> list[Job]:
         """Everyone's jobs, newest first, with ids below `before_id` when given."""
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status."""
+
+
+class JobQueue(Protocol):
+    """The queue: jobs go in, workers claim them, fenced by the claim token, until settled.
+
+    Writes after a claim return False when this process no longer owns the job.
+    """
+
+    def submit(self, new: NewJob) -> tuple[Job, bool]:
+        """Store a waiting job (and its `queued` notification); (job, created).
+
+        With an idempotency key that already exists, returns the existing job and False.
+        """
 
     def cancel(self, job_id: int) -> Job | None:
         """Cancel a waiting job (writing its `finished` notification); None if not waiting."""
@@ -93,8 +89,9 @@ class JobStore(Protocol):
         """Settle running jobs whose lease expired: requeue the never-invoked, and mark the
         invoked ones `error` ("interrupted") with their `finished` notification."""
 
-    def count_by_status(self) -> dict[JobStatus, int]:
-        """How many jobs are in each status."""
+
+class Outbox(Protocol):
+    """What is to be told about jobs (queued, started, finished), delivered in order."""
 
     def claim_notifications(
         self, routes: Sequence[str], limit: int, lease_s: float
@@ -123,28 +120,27 @@ class JobStore(Protocol):
     def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
         """(event, state) of a job's notifications, oldest first."""
 
-    def first_time(self, key: str) -> bool:
-        """Record a dedupe key; True only for the first caller ever."""
 
-    def forget_keys(self, prefix: str, before: datetime) -> int:
-        """Delete the dedupe keys starting with `prefix` recorded before `before`; how many."""
+class Schema(Protocol):
+    """The database itself: its schema and whether it answers."""
 
-    def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
-        """Journal a request before it is handled; False if one with this key is held already.
-        Nobody else takes it up before `lease_s` has passed."""
+    def migrate(self) -> None:
+        """Create or update the schema; idempotent."""
 
-    def claim_held_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
-        """Take up to `limit` held requests whose lease ran out (their handler died), oldest
-        first, leasing each again for `lease_s`."""
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
 
-    def drop_held_request(self, key: str) -> None:
-        """Forget a request once it has been handled (whatever the outcome)."""
+    def schema_version(self) -> int | None:
+        """The applied schema version, or None before the first migration."""
 
-    def remember_upload(self, upload: Upload) -> None:
-        """Remember a file a user shared in a conversation."""
 
-    def latest_upload(self, user_id: int, channel: str, since: datetime) -> Upload | None:
-        """The user's newest upload in that conversation at or after `since`."""
+class JobStore(Users, JobReads, JobQueue, Outbox, Schema, Protocol):
+    """Core's durable state: users, jobs, the queue and the notification outbox.
+
+    Every method is one short transaction. Transient database failures raise
+    StoreUnavailable; others StoreError. What only an adapter needs (Slack's dedupe keys,
+    intake journal and uploads) is a port of that adapter's own, not part of this one.
+    """
 
 
 StartGate = Callable[[], bool]
@@ -192,6 +188,3 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """The current UTC time (timezone-aware)."""
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary fixed point; never goes back."""

@@ -7,11 +7,10 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from bot.core.inputs import check_file, check_input
-from bot.core.models import Actor, HeldRequest, Identity, Job, JobStatus, NewJob, Upload, User
+from bot.core.models import Actor, Identity, Job, JobStatus, NewJob, User
 from bot.core.ports import Clock, JobStore
 from bot.errors import Forbidden, JobNotFound, NotCancellable
 
@@ -185,36 +184,3 @@ class JobService:
     def get(self, job_id: int) -> Job | None:
         """A job by id, for adapters and waiters (no ownership check)."""
         return self.store.get(job_id)
-
-    # --- adapter memories --------------------------------------------------------------
-
-    def first_time(self, key: str) -> bool:
-        """True the first time a request key is seen (re-delivered events are False)."""
-        return self.store.first_time(key)
-
-    def forget_keys(self, prefix: str, older_than_s: float) -> int:
-        """Forget request keys with this prefix seen more than `older_than_s` ago."""
-        before = self.clock.now() - timedelta(seconds=older_than_s)
-        return self.store.forget_keys(prefix, before)
-
-    def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
-        """Journal a request before handling it (StoreError when the database is
-        down: then nothing was saved); False when the same request is already held."""
-        return self.store.hold_request(key, kind, payload, lease_s)
-
-    def orphaned_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
-        """Requests whose handler died before finishing them, to be finished here."""
-        return self.store.claim_held_requests(limit, lease_s)
-
-    def drop_request(self, key: str) -> None:
-        """Drop a handled request from the journal."""
-        self.store.drop_held_request(key)
-
-    def remember_upload(self, upload: Upload) -> None:
-        """Remember a file the user shared, for `/job run` without a file."""
-        self.store.remember_upload(upload)
-
-    def latest_upload(self, actor: Actor, channel: str, window_s: float) -> Upload | None:
-        """The actor's latest upload in a conversation within the window."""
-        since = self.clock.now() - timedelta(seconds=window_s)
-        return self.store.latest_upload(actor.user.id, channel, since)

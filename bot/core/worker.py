@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from bot.core.backoff import jittered, standard_backoff
 from bot.core.metrics import Metrics
 from bot.core.models import Claim, Outcome, RunRequest, RunResult
-from bot.core.ports import Executor, JobStore, StartGate
+from bot.core.ports import Executor, JobQueue, StartGate
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, StoreError, Throttled
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        store: JobStore,
+        store: JobQueue,
         executor: Executor,
         config: WorkerConfig,
         metrics: Metrics | None = None,

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -27,6 +28,7 @@ from bot.slack.home import HomePublisher
 from bot.slack.intake import Intake
 from bot.slack.journal import SWEEP_INTERVAL_S, Sweeper
 from bot.slack.listeners import register
+from bot.slack.memory import SlackMemory
 from bot.slack.posting import CallFailed, call
 from bot.slack.uploads import FileFetcher
 
@@ -114,6 +116,7 @@ class _QuietTokenWarning(logging.Filter):
 
 def build_app(
     service: JobService,
+    memory: SlackMemory,
     settings: Settings,
     client: WebClient,
     *,
@@ -121,7 +124,8 @@ def build_app(
     identity: BotIdentity | None = None,
     intake_threads: int = 8,
 ) -> SlackApp:
-    """The Bolt app for jobbot; `client` speaks to SLACK_API_URL with the bot token."""
+    """The Bolt app for jobbot; `client` speaks to SLACK_API_URL with the bot token, and
+    `memory` keeps the adapter's dedupe keys, intake journal and uploads."""
     identity = identity or BotIdentity(client, metrics)
     bolt_logger = logging.getLogger("slack_bolt.jobbot")
     bolt_logger.addFilter(_QuietTokenWarning())
@@ -155,6 +159,7 @@ def build_app(
         fetcher,
         Answerer(client, metrics),
         client,
+        memory=memory,
         pool=intake_pool,
         home=home,
         upload_window=settings.upload_window,
@@ -173,11 +178,13 @@ def build_app(
         return BoltResponse(status=400, body=f"malformed Slack payload: no {problem}\n")
 
     register(app, intake)
-    guard = RequestGuard(
-        settings.slack_signing_secret, service.first_time, service.forget_keys, metrics=metrics
-    )
+
+    def forget(prefix: str, older_than_s: float) -> int:
+        return memory.forget_keys(prefix, service.clock.now() - timedelta(seconds=older_than_s))
+
+    guard = RequestGuard(settings.slack_signing_secret, memory.first_time, forget, metrics=metrics)
     sweeper = Sweeper(
-        lambda: service.orphaned_requests(10, settings.intake_lease),
+        lambda: memory.claim_held_requests(10, settings.intake_lease),
         intake.take_up,
         interval_s=min(SWEEP_INTERVAL_S, settings.intake_lease / 2),
     )

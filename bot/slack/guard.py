@@ -49,7 +49,7 @@ class RequestGuard:
 
     Args:
         signing_secret: SLACK_SIGNING_SECRET.
-        remember: records a key; True only the first time (JobService.first_time).
+        remember: records a key; True only the first time (SlackMemory.first_time).
         forget: deletes keys with a prefix older than some seconds (run once a minute).
         metrics: counts rejections as jobbot_slack_requests_rejected_total{reason}.
     """

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -28,6 +29,7 @@ from bot.slack import journal
 from bot.slack.answers import Answerer, Where
 from bot.slack.formatting import Message, unescape
 from bot.slack.home import HomePublisher
+from bot.slack.memory import SlackMemory
 from bot.slack.origin import Kind, Origin
 from bot.slack.posting import CallFailed, call
 from bot.slack.replyviews import problem, render
@@ -100,6 +102,7 @@ class Intake:
         answerer: Answerer,
         client: WebClient,
         *,
+        memory: SlackMemory,
         pool: Executor,
         home: HomePublisher,
         upload_window: float = 900.0,
@@ -108,6 +111,7 @@ class Intake:
         metrics: Metrics | None = None,
     ) -> None:
         self.service = service
+        self.memory = memory
         self.handler = handler
         self.fetcher = fetcher
         self.answerer = answerer
@@ -124,6 +128,11 @@ class Intake:
     def actor(self, asker: Asker) -> Actor:
         """The jobbot user behind a Slack user (created on first contact)."""
         return self.service.actor(Identity("slack", asker.team, asker.user), asker.display_name)
+
+    def latest_upload(self, actor: Actor, channel: str) -> Upload | None:
+        """The actor's latest .py file shared in that conversation within the upload window."""
+        since = self.service.clock.now() - timedelta(seconds=self.upload_window)
+        return self.memory.latest_upload(actor.user.id, channel, since)
 
     def later(self, fn: Callable[[], None]) -> Future[None]:
         """Run work after the ack on the intake pool; failures are logged, never raised."""
@@ -156,7 +165,7 @@ class Intake:
         person is told privately that nothing was saved). Without one (already acknowledged)
         it is PENDING, and if the hold fails the work runs unjournaled and says what it can.
         """
-        hold = self.pool.submit(self.service.hold_request, key, kind, payload, self.hold_lease_s)
+        hold = self.pool.submit(self.memory.hold_request, key, kind, payload, self.hold_lease_s)
 
         def settle(done: Future[bool]) -> None:
             try:
@@ -197,7 +206,7 @@ class Intake:
             work()
         finally:
             try:
-                self.service.drop_request(key)
+                self.memory.drop_held_request(key)
             except StoreError:
                 # Still held: it is taken up again later, and handled idempotently.
                 log.warning("could not drop a handled request from the journal")
@@ -296,7 +305,7 @@ class Intake:
             actor = self.actor(asker)
             upload = None
             if command.path is None and asker.channel:
-                upload = self.service.latest_upload(actor, asker.channel, self.upload_window)
+                upload = self.latest_upload(actor, asker.channel)
         except StoreError as exc:
             self.answerer.tell(asker.where, problem(refusal(exc)))
             return
@@ -352,7 +361,7 @@ class Intake:
             )
         except (UserError, StoreError) as exc:
             log.info("submission refused", extra={"user_id": actor.user.id, "kind": kind.value})
-            if once is None or self.service.first_time(once):
+            if once is None or self.memory.first_time(once):
                 self.answerer.tell(asker.where, problem(refusal(exc)))
             return
         except Exception:
@@ -478,7 +487,7 @@ class Intake:
             files = [self.fetcher.resolve(f) for f in files]  # Slack Connect stubs
             for file in files:
                 if file.is_python:
-                    self.service.remember_upload(
+                    self.memory.remember_upload(
                         Upload(
                             actor.user.id,
                             channel,
@@ -498,10 +507,10 @@ class Intake:
             # it, so a crash before that point never swallows Slack's re-delivery. Other
             # commands only answer, and answer once (the same message can arrive as
             # app_mention and as message, and be re-delivered).
-            if not isinstance(command, RunCommand) and not self.service.first_time(key):
+            if not isinstance(command, RunCommand) and not self.memory.first_time(key):
                 return
         except UsageError as exc:
-            if self.service.first_time(f"msg:{channel}:{ts}"):
+            if self.memory.first_time(f"msg:{channel}:{ts}"):
                 self.answerer.tell(asker.where, problem(exc.message, exc.usage))
             return
         except (UserError, StoreError) as exc:
@@ -529,9 +538,9 @@ class Intake:
         file = python[0] if python else (files[0] if files else None)
         refused = f"{key}:refused"  # a refusal is told once, however often the message arrives
         if file is None:
-            upload = self.service.latest_upload(actor, str(asker.channel), self.upload_window)
+            upload = self.latest_upload(actor, str(asker.channel))
             if upload is None:
-                if self.service.first_time(refused):
+                if self.memory.first_time(refused):
                     self.answerer.tell(
                         asker.where,
                         problem("Attach a .py file to your message, or share one here first."),
@@ -541,7 +550,7 @@ class Intake:
         try:
             check_input(command.input_text, self.service.limits.max_input_bytes)
         except UserError as exc:
-            if self.service.first_time(refused):
+            if self.memory.first_time(refused):
                 self.answerer.tell(asker.where, problem(exc.message))
             return
         self.submit(

@@ -1,4 +1,5 @@
-"""SqlStore: the JobStore port on MySQL/MariaDB (production) or SQLite (embedded default)."""
+"""SqlStore: core's JobStore and the Slack adapter's memory (bot.slack.memory.SlackMemory,
+satisfied structurally) on MySQL/MariaDB (production) or SQLite (embedded default)."""
 
 from __future__ import annotations
 
@@ -31,16 +32,11 @@ from bot.store.types import utcnow
 
 
 class SqlStore:
-    """Jobs, users, the outbox and adapter memories in one SQL database."""
+    """Jobs, users, the outbox and the Slack adapter's memories in one SQL database."""
 
     def __init__(self, engine: Engine) -> None:
         self.db = Database(engine)
         self.engine = engine
-
-    @property
-    def dialect(self) -> str:
-        """'mysql' or 'sqlite'."""
-        return self.db.dialect
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -127,15 +123,6 @@ class SqlStore:
             return user
 
         return self.db.write(upsert)
-
-    def get_user(self, user_id: int) -> User | None:
-        """A user by id."""
-
-        def read(conn: Connection) -> User | None:
-            row = conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
-            return None if row is None else to_user(row)
-
-        return self.db.read(read)
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -225,7 +212,7 @@ class SqlStore:
         """(event, state) of a job's notifications."""
         return self.db.read(lambda conn: outbox.events(conn, job_id))
 
-    # --- adapter memories ---------------------------------------------------------------
+    # --- the Slack adapter's memories (its own port) -------------------------------------
 
     def first_time(self, key: str) -> bool:
         """Record a dedupe key; True only the first time."""

@@ -27,6 +27,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -705,7 +706,8 @@ def test_hostile_output_is_inert_in_every_slack_message(
             file = slack.add_file("<!here>`x`\u202e.py", HOSTILE_JOB)
             send(sr.event(sr.file_message("here", [file])))
             actor = runtime.service.actor(Identity("slack", sr.TEAM, sr.ALICE))
-            wait_until(lambda: runtime.service.latest_upload(actor, sr.CHANNEL, 60))
+            since = datetime.now(UTC) - timedelta(seconds=60)
+            wait_until(lambda: runtime.store.latest_upload(actor.user.id, sr.CHANNEL, since))
             for fail in ("false", "true"):
                 send(sr.slash(f'run {{"fail": {fail}}}'))
             jobs = wait_until(lambda: len(found := mariadb_store.list_all(10)) == 2 and found)

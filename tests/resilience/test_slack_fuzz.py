@@ -55,7 +55,7 @@ def bolt() -> Iterator[tuple[SlackApp, Errors]]:
         )
         store = InMemoryStore(SystemClock())
         store.migrate()
-        app = build_app(JobService(store, SystemClock()), config, web_client(config))
+        app = build_app(JobService(store, SystemClock()), store, config, web_client(config))
         app.identity.resolve()
         yield app, errors
         app.close()  # lets the intake finish what the requests scheduled

@@ -37,7 +37,6 @@ class FakeClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
-        self._mono = 1000.0
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -45,16 +44,10 @@ class FakeClock:
         with self._lock:
             return self._now
 
-    def monotonic(self) -> float:
-        """Fake monotonic seconds."""
-        with self._lock:
-            return self._mono
-
     def advance(self, seconds: float) -> None:
         """Move time forward."""
         with self._lock:
             self._now += timedelta(seconds=seconds)
-            self._mono += seconds
 
 
 @dataclasses.dataclass
@@ -74,7 +67,8 @@ class _Note:
 
 
 class InMemoryStore:
-    """The JobStore port in memory, one lock for everything; `down` simulates an outage."""
+    """Core's JobStore and the Slack adapter's SlackMemory in memory, one lock for everything;
+    `down` simulates an outage."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -132,12 +126,6 @@ class InMemoryStore:
                 user = dataclasses.replace(user, display_name=display_name)
             self._users[identity] = user
             return user
-
-    def get_user(self, user_id: int) -> User | None:
-        """By id."""
-        with self._lock:
-            self._check()
-            return next((u for u in self._users.values() if u.id == user_id), None)
 
     def submit(self, new: NewJob) -> tuple[Job, bool]:
         """Store a waiting job."""

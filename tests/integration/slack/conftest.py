@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -57,8 +58,9 @@ class Stack:
     def wait_upload(self, user: str = ALICE, channel: str = CHANNEL) -> Upload:
         """Poll until the user's shared file is remembered in that conversation."""
         actor = self.runtime.service.actor(Identity("slack", TEAM, user))
+        since = datetime.now(UTC) - timedelta(seconds=60)
         return wait_until(
-            lambda: self.runtime.service.latest_upload(actor, channel, 60),
+            lambda: self.runtime.store.latest_upload(actor.user.id, channel, since),
             message=f"an upload of {user} in {channel}",
         )
 

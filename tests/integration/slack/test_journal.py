@@ -32,7 +32,7 @@ def asker(**changes: Any) -> dict[str, Any]:
 
 def orphan(stack: Stack, key: str, kind: str, payload: dict[str, Any]) -> None:
     """A request a process acknowledged and then died on: held, its lease about to run out."""
-    assert stack.runtime.service.hold_request(key, kind, payload, 0.01)
+    assert stack.runtime.store.hold_request(key, kind, payload, 0.01)
 
 
 def swept(stack: Stack) -> int:
@@ -113,6 +113,6 @@ def test_a_handled_command_leaves_nothing_in_the_journal(stack: Stack) -> None:
     assert stack.dispatch(sr.slash('run {"a": 5, "b": 3}')).status == 200
     stack.wait_final(stack.wait_jobs(1)[0].id)
     # The lease (1 s) has long run out if anything were still held; nothing is.
-    wait_until(lambda: stack.runtime.service.orphaned_requests(10, 60) == [], timeout=5)
+    wait_until(lambda: stack.runtime.store.claim_held_requests(10, 60) == [], timeout=5)
     assert stack.slack.sweeper.sweep() == 0
     assert len(stack.jobs()) == 1

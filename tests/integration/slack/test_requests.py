@@ -90,7 +90,8 @@ def test_a_database_outage_is_a_clear_try_again(stack: Stack) -> None:
     from bot.store import SqlStore, make_engine
 
     dead = SqlStore(make_engine("mysql+pymysql://root@127.0.0.1:1/jobbot"))
-    slack = build_app(JobService(dead, SystemClock()), stack.settings, web_client(stack.settings))
+    client = web_client(stack.settings)
+    slack = build_app(JobService(dead, SystemClock()), dead, stack.settings, client)
     try:
         request = sr.slash("status 1")
         response = slack.app.dispatch(BoltRequest(body=request.body, headers=request.headers))

@@ -34,7 +34,7 @@ def test_killed_pooled_connections_are_replaced_transparently(
         for connection_id in set(rows) | own_ids:
             conn.execute(text(f"KILL {int(connection_id)}"))
     admin.dispose()
-    assert mariadb_store.get_user(user.id) == user
+    assert mariadb_store.ensure_user(Identity("local", "h", "alice")) == user
 
 
 def test_an_unreachable_database_is_store_unavailable() -> None:
