@@ -1,4 +1,4 @@
-"""Per-process limits: rlimits, privilege drop and the prctl switches, via ctypes."""
+"""Per-process limits: rlimits, privilege drop, the prctl switches (via ctypes), closed fds."""
 
 from __future__ import annotations
 
@@ -122,3 +122,14 @@ def drop_privileges(uid: int, gid: int) -> None:
 def die_with_parent(signum: int) -> None:
     """Get `signum` when the parent dies (must come after any uid change, which resets it)."""
     prctl(PR_SET_PDEATHSIG, signum)
+
+
+def close_all_but(keep: set[int]) -> None:
+    """Close every open fd of this process that is not in `keep`, so nothing of the caller's
+    reaches the job."""
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in keep:
+            try:
+                os.close(int(name))
+            except OSError:  # the directory fd of the listing itself
+                pass

@@ -37,12 +37,29 @@ def _parents() -> dict[int, int]:
     return parents
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (someone else's counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def kill(pid: int) -> None:
     """SIGKILL one process, if it still exists."""
     try:
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL one child of ours and wait for it."""
+    kill(pid)
+    os.waitpid(pid, 0)
 
 
 def killpg(pgid: int) -> None:
@@ -82,18 +99,23 @@ def reap_all() -> bool:
 
 
 def sweep_own(
-    pgid: int,
+    pgid: int | None = None,
     *,
     cgroup_procs: Callable[[], list[int]] | None = None,
     uid: int | None = None,
     deadline_s: float = 5.0,
 ) -> bool:
-    """For a subreaper that owns all its children: kill and reap every process of the job.
+    """For a subreaper that owns all its children: kill and reap every process of the job
+    (its process group `pgid` first, then every child this process has, the job's cgroup
+    or uid included when given).
 
+    As a child subreaper this process inherits every orphaned descendant (setsid and
+    double-fork escapees included), so "no children" means "nothing of the job left".
     Returns False if something survived until the deadline.
     """
     deadline = time.monotonic() + deadline_s
-    killpg(pgid)
+    if pgid is not None:
+        killpg(pgid)
     while True:
         victims = children(os.getpid())
         if cgroup_procs is not None:

@@ -24,12 +24,7 @@ def _read_all(fd: int) -> bytes:
 
 def main(argv: list[str]) -> None:
     """argv: [job directory]. Never returns: runner.execute exits the process."""
-    for name in os.listdir("/proc/self/fd"):  # nothing else of the caller's may reach the job
-        if int(name) > RECORD_FD:
-            try:
-                os.close(int(name))
-            except OSError:  # the directory fd of the listing itself
-                pass
+    limits.close_all_but(set(range(RECORD_FD + 1)))  # nothing else of the caller's
     raw = json.loads(_read_all(REQUEST_FD))
     os.dup2(RECORD_FD, JOB_RECORD_FD)  # the same fd table as a job forked by the zygote
     os.close(RECORD_FD)

@@ -16,7 +16,6 @@ import os
 import shutil
 import stat
 import sys
-import time
 from typing import Any
 
 from .. import protocol, reaper
@@ -60,25 +59,6 @@ def budget(context: object) -> float | None:
     if not math.isfinite(left):
         return None
     return max(spawn.MIN_TIMEOUT_S, math.floor(left * 10) / 10)
-
-
-def kill_descendants(deadline_s: float = _KILL_DEADLINE_S) -> bool:
-    """SIGKILL and reap every child of this process until none is left; False if some survive.
-
-    As a child subreaper this process inherits every orphaned descendant (setsid and
-    double-fork escapees included), so "no children" means "nothing of the job left".
-    """
-    deadline = time.monotonic() + deadline_s
-    me = os.getpid()
-    while True:
-        victims = reaper.children(me)
-        for pid in victims:
-            reaper.kill(pid)
-        if reaper.reap_all() and not reaper.children(me):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
 
 
 def _make_writable(path: str) -> None:
@@ -196,7 +176,7 @@ def probe() -> dict[str, Any]:
 
 def _clean_environment() -> None:
     # what cannot be removed is reported to the function's log (CloudWatch), for operators
-    if not kill_descendants():
+    if not reaper.sweep_own(deadline_s=_KILL_DEADLINE_S):
         print("jobbot: processes of a job survived SIGKILL for 5 s", file=sys.stderr)
     left = empty_dir(SCRATCH)
     if left:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
@@ -14,6 +13,7 @@ from typing import Any
 
 from .. import boot, protocol, reaper, supervisor, verdict
 from ..environment import job_env
+from ..fds import high, unlinked_file
 from ..inside import runner
 from ..limits import Limits, forbid_new_privileges, set_child_subreaper, set_dumpable
 from ..protocol import Request, SandboxUnavailable
@@ -39,16 +39,6 @@ def _prepare_caller() -> None:
     forbid_new_privileges()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_dirs(root: str | None = None) -> None:
     """Remove job directories left behind by a cut-off run (ours, or a dead process's)."""
     root = root or tempfile.gettempdir()
@@ -56,23 +46,8 @@ def sweep_stale_dirs(root: str | None = None) -> None:
         if not name.startswith(DIR_PREFIX):
             continue
         pid_text = name[len(DIR_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and (int(pid_text) == os.getpid() or not _pid_alive(int(pid_text))):
+        if pid_text.isdigit() and (int(pid_text) == os.getpid() or not reaper.alive(int(pid_text))):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-
-
-def _high(fd: int) -> int:
-    """A close-on-exec copy of fd above the child's fixed slots 0-4, the original closed."""
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-    os.close(fd)
-    return high
-
-
-def _temp_file(workdir: str, data: bytes) -> int:
-    fd, path = tempfile.mkstemp(dir=workdir)
-    os.unlink(path)  # the job sees only the open fd
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return _high(fd)
 
 
 def _start(
@@ -82,12 +57,12 @@ def _start(
     ends: dict[int, int] = {}  # the child's fd number -> our fd that becomes it
     reads: list[int] = []
     try:
-        ends[0] = _temp_file(workdir, request.input_json.encode("utf-8"))
-        ends[entry.REQUEST_FD] = _temp_file(workdir, payload)
+        ends[0] = unlinked_file(workdir, request.input_json.encode("utf-8"))
+        ends[entry.REQUEST_FD] = unlinked_file(workdir, payload)
         for target in (1, 2, entry.RECORD_FD):
             read, write = os.pipe()
-            reads.append(_high(read))
-            ends[target] = _high(write)
+            reads.append(high(read))
+            ends[target] = high(write)
         actions = [(os.POSIX_SPAWN_DUP2, src, dst) for dst, src in sorted(ends.items())]
         before = reaper.children(os.getpid())
         try:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .. import reaper
+
 PREFIX = "jobbot-"
 _CONTROLLERS = ("pids", "memory")
 
@@ -251,19 +253,9 @@ def sweep_stale() -> None:
             continue
         for name in names:
             pid = name[len(PREFIX) :].split("-", 1)[0]
-            if not (name.startswith(PREFIX) and pid.isdigit()) or _alive(int(pid)):
+            if not (name.startswith(PREFIX) and pid.isdigit()) or reaper.alive(int(pid)):
                 continue
             top = os.path.join(parent, name)
             with contextlib.suppress(OSError):
                 remove([os.path.join(top, s) for s in os.listdir(top) if s.startswith("slot-")])
             remove([top])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -15,11 +14,13 @@ from typing import Any, NoReturn
 
 from .. import protocol, reaper, supervisor, verdict
 from ..environment import job_env
+from ..fds import high, unlinked_file
 from ..inside import runner
 from ..limits import (
     MIB,
     Limits,
     apply_rlimits,
+    close_all_but,
     die_with_parent,
     drop_privileges,
     forbid_new_privileges,
@@ -82,13 +83,6 @@ def _await_go(sock: socket.socket) -> bool:
     return isinstance(frame, dict) and frame.get("go") is True
 
 
-def _high(fd: int) -> int:
-    """A close-on-exec copy of fd above the user process's fixed slots, the original closed."""
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-    os.close(fd)
-    return high
-
-
 def _make_workdir(request: Request, slot: SlotConfig) -> str:
     path = tempfile.mkdtemp(prefix=f"jobbot-job-{os.getpid()}-", dir=mounts.TMP)
     file_path = os.path.join(path, request.file_name)
@@ -98,14 +92,6 @@ def _make_workdir(request: Request, slot: SlotConfig) -> str:
         os.chown(path, slot.uid, slot.uid)
         os.chown(file_path, slot.uid, slot.uid)
     return path
-
-
-def _stdin(workdir: str, data: bytes) -> int:
-    fd, path = tempfile.mkstemp(dir=workdir)
-    os.unlink(path)  # the job sees only its fd 0
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return _high(fd)
 
 
 def _user_process(
@@ -125,13 +111,7 @@ def _user_process(
             slot.cgroup.join()
         for target, fd in fds.items():
             os.dup2(fd, target)
-        keep = {*fds.keys(), ready, *([] if go is None else [go])}  # sources: closed here
-        for name in os.listdir("/proc/self/fd"):
-            if int(name) not in keep:
-                try:
-                    os.close(int(name))
-                except OSError:  # the listing's own fd
-                    pass
+        close_all_but({*fds.keys(), ready, *([] if go is None else [go])})  # the dup2 sources too
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update(job_env(workdir))
@@ -168,8 +148,7 @@ def _wait_ready(pid: int, ready: int) -> None:
     with os.fdopen(ready, "rb") as fh:
         message = fh.read(4096)
     if message != b"1":
-        reaper.kill(pid)
-        os.waitpid(pid, 0)
+        reaper.kill_and_reap(pid)
         raise SandboxUnavailable(message.decode(errors="replace") or "job setup died")
 
 
@@ -182,8 +161,7 @@ def _open_gate(pid: int, go_w: int, gate: Callable[[], bool] | None) -> None:
     finally:
         os.close(go_w)
     if not go:
-        reaper.kill(pid)
-        os.waitpid(pid, 0)
+        reaper.kill_and_reap(pid)
         raise SandboxCalledOff("the run was called off before it started")
 
 
@@ -225,7 +203,7 @@ def _prepare(request: Request, slot: SlotConfig) -> tuple[list[str], str, int, i
             mounts.setns(slot.netns, mounts.CLONE_NEWNET)
         points = mounts.private_tmp(slot.tmp_bytes) if slot.tmp_bytes else []
         workdir = _make_workdir(request, slot)
-        stdin = _stdin(workdir, request.input_json.encode("utf-8"))
+        stdin = unlinked_file(workdir, request.input_json.encode("utf-8"))
         if slot.cgroup is None:
             return points, workdir, stdin, 0
         slot.cgroup.set_memory(request.memory_mb * MIB + (slot.tmp_bytes or 0))
@@ -242,7 +220,7 @@ def run(
     With a `gate`, the job's process is set up first and the user code starts only once
     `gate()` said yes; on a no it is killed (SandboxCalledOff): nothing of the user's ran."""
     points, workdir, stdin, oom_before = _prepare(request, slot)
-    pipes = [tuple(_high(fd) for fd in os.pipe()) for _ in range(4 if gate is None else 5)]
+    pipes = [tuple(high(fd) for fd in os.pipe()) for _ in range(4 if gate is None else 5)]
     (out_r, out_w), (err_r, err_w), (rec_r, rec_w), (ready_r, ready_w) = pipes[:4]
     go_r, go_w = pipes[4] if gate is not None else (None, None)
     pid = os.fork()
