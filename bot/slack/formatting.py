@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.models import Identity, Job, JobStatus
-from bot.core.units import human_duration
+from bot.core.models import Identity, JobStatus
 
 Block = dict[str, Any]
 
@@ -127,11 +126,6 @@ def user_tag(identity: Identity) -> str:
 def file_label(name: str) -> str:
     """A file name as inline code (backticks in the name would end it early)."""
     return "`" + escape(name.replace("`", "'")) + "`"
-
-
-def duration(job: Job) -> str:
-    """'31 ms' or '2.4 s'; empty before the job ran."""
-    return human_duration(job.duration_ms)
 
 
 def mrkdwn(text: str) -> Block:

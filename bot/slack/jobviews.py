@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.models import Job, JobStatus, ResultKind
+from bot.core.units import human_duration
 from bot.slack.formatting import (
     ICONS,
     VERBS,
@@ -14,7 +15,6 @@ from bot.slack.formatting import (
     clip,
     code_block,
     context,
-    duration,
     escape,
     file_label,
     fit,
@@ -71,7 +71,7 @@ def output_document(job: Job) -> str:
     """Every output piece in full, as one plain-text file."""
     head = f"Job #{job.id} {job.file_name}: {VERBS[job.status]}"
     if job.duration_ms is not None:
-        head += f" in {duration(job)}"
+        head += f" in {human_duration(job.duration_ms)}"
     parts = [head, f"Input: {job.input_json}", ""]
     for piece in pieces(job):
         parts += [f"----- {piece.title} -----", piece.text.rstrip("\n"), ""]
@@ -85,7 +85,7 @@ def headline(job: Job) -> str:
     text = f"{ICONS[job.status]} *Job #{job.id} {VERBS[job.status]}*: {file_label(job.file_name)}"
     text += f" by {user_tag(job.owner)}"
     if job.duration_ms is not None and job.status.is_final:
-        text += f" in {duration(job)}"
+        text += f" in {human_duration(job.duration_ms)}"
     if job.rerun_of:
         text += f" (re-run of #{job.rerun_of})"
     return text
@@ -101,7 +101,7 @@ def plain_headline(job: Job) -> str:
     """The headline without markup, for notification text."""
     text = f"Job #{job.id} {VERBS[job.status]}: {_plain(job.file_name)}"
     if job.duration_ms is not None and job.status.is_final:
-        text += f" in {duration(job)}"
+        text += f" in {human_duration(job.duration_ms)}"
     return text
 
 
@@ -185,7 +185,7 @@ def one_line(job: Job, with_result: bool) -> str:
     """`:white_check_mark: *#12* `soma.py` done 31 ms → 8` for listings and the Home tab."""
     text = f"{ICONS[job.status]} *#{job.id}* {file_label(job.file_name)} {VERBS[job.status]}"
     if job.duration_ms is not None and job.status.is_final:
-        text += f" {duration(job)}"
+        text += f" {human_duration(job.duration_ms)}"
     if with_result:
         raw = job.result_text if job.status is JobStatus.DONE else (job.error_message or "")
         first = clip(raw.strip(), lines=1, chars=80)

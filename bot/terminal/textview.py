@@ -35,11 +35,6 @@ def owner_name(identity: Identity) -> str:
     return f"{identity.provider}:{identity.external_id}"
 
 
-def duration(job: Job) -> str:
-    """'31 ms' or '2.4 s'; empty before the job ran."""
-    return human_duration(job.duration_ms)
-
-
 def result_text(job: Job) -> str:
     """The result as people read it (Job.result_text), made safe for a terminal."""
     return safe(job.result_text)
@@ -49,7 +44,7 @@ def one_line(job: Job, with_result: bool) -> str:
     """`✓ #12 soma.py  done 31 ms  8`"""
     parts = [f"{ICONS[job.status]} #{job.id}", job.file_name, job.status.value]
     if job.duration_ms is not None:
-        parts.append(duration(job))
+        parts.append(human_duration(job.duration_ms))
     if with_result:
         text = result_text(job) if job.status is JobStatus.DONE else safe(job.error_message or "")
         first = text.strip().splitlines()[0] if text.strip() else ""
@@ -73,7 +68,7 @@ def job_detail(job: Job, full: bool) -> str:
     """A job in full for its owner, or its existence, status and owner for anyone else."""
     head = f"{ICONS[job.status]} Job #{job.id}  {job.file_name}  {job.status.value}"
     if job.duration_ms is not None:
-        head += f" in {duration(job)}"
+        head += f" in {human_duration(job.duration_ms)}"
     head += f"  (owner: {owner_name(job.owner)}, user #{job.owner_id})"
     if not full:
         return head + "\nOnly its owner or an admin can see its input and output."
