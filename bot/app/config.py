@@ -1,110 +1,244 @@
-"""Settings: read once from the environment and `.env` into a frozen object, every problem
-reported at once. The only module that reads os.environ or `.env`."""
+"""Settings: each declared once (variable, type, default, range or choices, one line of help),
+read once from the environment and `.env` into a frozen object, every problem reported at once.
+The only module that reads os.environ or `.env`."""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
 
+T = TypeVar("T")
+MIB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Spec:
-    """One setting: its variable name, default and a one-line meaning (for .env.example)."""
+    """One setting as declared; its type is the annotation of its Settings field."""
 
-    name: str
-    default: str
-    meaning: str
-    secret: bool = False
+    name: str  # the variable read
+    default: str  # as written in `.env`; "" means unset
+    help: str  # one line: what it means
+    low: float | None = None  # numbers: the accepted range, both ends included
+    high: float | None = None
+    choices: tuple[str, ...] = ()  # text: the accepted values (any case), as spelled here
+    secret: bool = False  # kept out of repr() and scrubbed from logs
+    example: str = ""  # one more comment line for `.env.example`
 
 
-# Every setting jobbot reads. `.env.example` documents each; a test keeps them in step.
-SPECS: tuple[Spec, ...] = (
-    Spec("DATABASE_URL", "sqlite:///jobbot.db", "SQLAlchemy URL of the job store", secret=True),
-    Spec("JOBBOT_EXECUTOR", "local", "where jobs run: local (subprocess sandbox) or lambda"),
-    Spec("JOBBOT_JOB_TIMEOUT", "10", "wall-clock seconds a job may run"),
-    Spec("JOBBOT_WORKERS", "4", "jobs run at once by one process"),
-    Spec("JOBBOT_MEMORY_MB", "256", "memory limit of a job, in MB"),
-    Spec("JOBBOT_MAX_CODE_BYTES", "262144", "largest accepted .py file, in bytes"),
-    Spec("JOBBOT_MAX_OUTPUT_BYTES", "1048576", "stdout/stderr kept per stream, in bytes"),
-    Spec("JOBBOT_MAX_INPUT_BYTES", "65536", "largest accepted JSON input, in bytes"),
-    Spec("JOBBOT_MAX_JOBS_PER_USER", "3", "running jobs per user at once; the rest wait"),
-    Spec("JOBBOT_POLL_INTERVAL", "0.25", "seconds between queue polls for other processes' jobs"),
-    Spec("JOBBOT_LEASE_MARGIN", "15", "seconds a claim outlives the job timeout before recovery"),
-    Spec("JOBBOT_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
-    Spec("JOBBOT_LOG_FORMAT", "json", "json (one object per line) or text"),
-    Spec(
-        "JOBBOT_SANDBOX_UID_BASE", "61000", "first uid of the local sandbox's job slots (as root)"
-    ),
-    Spec("JOBBOT_SANDBOX_MAX_PROCS", "64", "processes and threads one local job may have"),
-    Spec("JOBBOT_SANDBOX_TMP_MB", "256", "disk (tmpfs) one local job may fill, in MB"),
-    Spec("SLACK_BOT_TOKEN", "", "bot token (xoxb-...); unset = console mode", secret=True),
-    Spec("SLACK_SIGNING_SECRET", "", "signing secret; required in HTTP mode", secret=True),
-    Spec("SLACK_APP_TOKEN", "", "app-level token (xapp-...); set = Socket Mode", secret=True),
-    Spec("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"),
-    Spec("PORT", "3000", "HTTP port of /slack/events, /healthz and /metrics"),
-    Spec("JOBBOT_HTTP_THREADS", "16", "request threads of the HTTP server"),
-    Spec("JOBBOT_ADMINS", "", "comma-separated admin ids (Slack user ids or local user names)"),
-    Spec("JOBBOT_NOTIFY_CHANNEL", "", "channel id that gets a one-line summary of every job"),
-    Spec("JOBBOT_REPLY_BROADCAST", "true", "also show the final thread reply in the channel"),
-    Spec("JOBBOT_UPLOAD_WINDOW", "900", "seconds a shared .py counts as the latest upload"),
-    Spec(
+def setting(
+    name: str,
+    default: str,
+    help: str,
+    /,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] = (),
+    secret: bool = False,
+    example: str = "",
+) -> Any:
+    """A Settings field declared by its Spec: required, since load_settings fills every one."""
+    spec = Spec(name, default, help, low, high, choices, secret, example)
+    return field(repr=not secret, metadata={"spec": spec})
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(setting,))
+def _declared(cls: type[T]) -> type[T]:
+    return dataclass(frozen=True)(cls)
+
+
+# The sections of `.env.example`: each starts at its first setting.
+SECTIONS = {
+    "DATABASE_URL": "Database",
+    "JOBBOT_EXECUTOR": "Jobs",
+    "JOBBOT_SANDBOX_UID_BASE": "Local sandbox (JOBBOT_EXECUTOR=local)",
+    "JOBBOT_LOG_LEVEL": "Logging",
+    "SLACK_BOT_TOKEN": "Slack (leave SLACK_BOT_TOKEN empty for the console)",
+    "AWS_REGION": "AWS Lambda (JOBBOT_EXECUTOR=lambda); credentials and region come from the "
+    "standard AWS chain: AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+    "AWS_ENDPOINT_URL_LAMBDA",
+}
+
+
+@_declared
+class Settings:
+    """Every setting jobbot reads, validated. Secrets are kept out of repr()."""
+
+    database_url: str = setting(
+        "DATABASE_URL",
+        "sqlite:///jobbot.db",
+        "SQLAlchemy URL of the job store",
+        secret=True,
+        example="production: mysql+pymysql://jobbot:PASSWORD@db.example.com:3306/jobbot"
+        "?charset=utf8mb4",
+    )
+    executor: str = setting(
+        "JOBBOT_EXECUTOR",
+        "local",
+        "where jobs run: local is a sandbox on this machine, lambda is AWS Lambda",
+        choices=("local", "lambda"),
+    )
+    job_timeout: float = setting(
+        "JOBBOT_JOB_TIMEOUT", "10", "wall-clock seconds a job may run", low=1, high=900
+    )
+    workers: int = setting(
+        "JOBBOT_WORKERS", "4", "jobs run at once by one process", low=1, high=256
+    )
+    memory_mb: int = setting(
+        "JOBBOT_MEMORY_MB", "256", "memory limit of a job, in MB", low=32, high=10240
+    )
+    max_code_bytes: int = setting(
+        "JOBBOT_MAX_CODE_BYTES",
+        "262144",
+        "largest accepted .py file, in bytes",
+        low=1,
+        high=4 * MIB,
+    )
+    max_output_bytes: int = setting(
+        "JOBBOT_MAX_OUTPUT_BYTES",
+        "1048576",
+        "stdout/stderr kept per stream, in bytes",
+        low=1024,
+        high=4 * MIB,
+    )
+    max_input_bytes: int = setting(
+        "JOBBOT_MAX_INPUT_BYTES", "65536", "largest accepted JSON input, in bytes", low=2, high=MIB
+    )
+    max_jobs_per_user: int = setting(
+        "JOBBOT_MAX_JOBS_PER_USER",
+        "3",
+        "running jobs per user at once; the rest wait",
+        low=1,
+        high=1000,
+    )
+    poll_interval: float = setting(
+        "JOBBOT_POLL_INTERVAL",
+        "0.25",
+        "seconds between queue polls for other processes' jobs",
+        low=0.01,
+        high=10,
+    )
+    lease_margin: float = setting(
+        "JOBBOT_LEASE_MARGIN",
+        "15",
+        "seconds a claim outlives the job timeout before recovery",
+        low=1,
+        high=600,
+    )
+    sandbox_uid_base: int = setting(
+        "JOBBOT_SANDBOX_UID_BASE",
+        "61000",
+        "first uid of the local sandbox's job slots (as root)",
+        low=1000,
+        high=2**31 - 1024,
+    )
+    sandbox_max_procs: int = setting(
+        "JOBBOT_SANDBOX_MAX_PROCS",
+        "64",
+        "processes and threads one local job may have",
+        low=1,
+        high=4096,
+    )
+    sandbox_tmp_mb: int = setting(
+        "JOBBOT_SANDBOX_TMP_MB",
+        "256",
+        "disk (tmpfs) one local job may fill, in MB",
+        low=1,
+        high=65536,
+    )
+    log_level: str = setting(
+        "JOBBOT_LOG_LEVEL",
+        "INFO",
+        "the least severe level logged",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    )
+    log_format: str = setting(
+        "JOBBOT_LOG_FORMAT",
+        "json",
+        "log lines as json (one object per line) or text",
+        choices=("json", "text"),
+    )
+    slack_bot_token: str = setting(
+        "SLACK_BOT_TOKEN", "", "bot token (xoxb-...); unset = console mode", secret=True
+    )
+    slack_signing_secret: str = setting(
+        "SLACK_SIGNING_SECRET", "", "signing secret; required in HTTP mode", secret=True
+    )
+    slack_app_token: str = setting(
+        "SLACK_APP_TOKEN", "", "app-level token (xapp-...); set = Socket Mode", secret=True
+    )
+    slack_api_url: str = setting(
+        "SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"
+    )
+    port: int = setting(
+        "PORT", "3000", "HTTP port of /slack/events, /healthz and /metrics", low=1, high=65535
+    )
+    http_threads: int = setting(
+        "JOBBOT_HTTP_THREADS", "16", "request threads of the HTTP server", low=1, high=512
+    )
+    admins: frozenset[str] = setting(
+        "JOBBOT_ADMINS", "", "admin ids: Slack user ids or local user names"
+    )
+    notify_channel: str = setting(
+        "JOBBOT_NOTIFY_CHANNEL", "", "channel id that gets a one-line summary of every job"
+    )
+    reply_broadcast: bool = setting(
+        "JOBBOT_REPLY_BROADCAST", "true", "also show the final thread reply in the channel"
+    )
+    upload_window: float = setting(
+        "JOBBOT_UPLOAD_WINDOW",
+        "900",
+        "seconds a shared .py counts as the latest upload",
+        low=1,
+        high=86400,
+    )
+    intake_lease: float = setting(
         "JOBBOT_INTAKE_LEASE",
         "60",
         "seconds before another serve or worker finishes a request its dead process acknowledged",
-    ),
-    Spec("AWS_REGION", "", "AWS region of the runner function (else AWS_DEFAULT_REGION/profile)"),
-    Spec("JOBBOT_LAMBDA_FUNCTION", "jobbot-runner", "name of the runner Lambda function"),
-    Spec("JOBBOT_LAMBDA_ROLE_ARN", "", "execution role ARN used by `lambda deploy`"),
-    Spec("JOBBOT_LAMBDA_CONCURRENCY", "16", "Lambda invokes in flight from one process"),
-    Spec("JOBBOT_LAMBDA_MEMORY_MB", "512", "memory of the runner function, in MB"),
-    Spec("JOBBOT_LAMBDA_RESERVED_CONCURRENCY", "", "reserved concurrency applied by deploy"),
-)
-SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every setting, validated. Secrets are kept out of repr()."""
-
-    database_url: str = field(repr=False)
-    executor: str
-    job_timeout: float
-    workers: int
-    memory_mb: int
-    max_code_bytes: int
-    max_output_bytes: int
-    max_input_bytes: int
-    max_jobs_per_user: int
-    poll_interval: float
-    lease_margin: float
-    log_level: str
-    log_format: str
-    sandbox_uid_base: int
-    sandbox_max_procs: int
-    sandbox_tmp_mb: int
-    slack_bot_token: str = field(repr=False)
-    slack_signing_secret: str = field(repr=False)
-    slack_app_token: str = field(repr=False)
-    slack_api_url: str
-    port: int
-    http_threads: int
-    admins: frozenset[str]
-    notify_channel: str
-    reply_broadcast: bool
-    upload_window: float
-    intake_lease: float
-    aws_region: str
-    lambda_function: str
-    lambda_role_arn: str
-    lambda_concurrency: int
-    lambda_memory_mb: int
-    lambda_reserved_concurrency: int | None
+        low=1,
+        high=3600,
+    )
+    aws_region: str = setting(
+        "AWS_REGION", "", "AWS region of the runner function (else AWS_DEFAULT_REGION/profile)"
+    )
+    lambda_function: str = setting(
+        "JOBBOT_LAMBDA_FUNCTION", "jobbot-runner", "name of the runner Lambda function"
+    )
+    lambda_role_arn: str = setting(
+        "JOBBOT_LAMBDA_ROLE_ARN", "", "execution role ARN used by `lambda deploy`"
+    )
+    lambda_concurrency: int = setting(
+        "JOBBOT_LAMBDA_CONCURRENCY",
+        "16",
+        "Lambda invokes in flight from one process",
+        low=1,
+        high=1000,
+    )
+    lambda_memory_mb: int = setting(
+        "JOBBOT_LAMBDA_MEMORY_MB",
+        "512",
+        "memory of the runner function, in MB",
+        low=128,
+        high=10240,
+    )
+    lambda_reserved_concurrency: int | None = setting(
+        "JOBBOT_LAMBDA_RESERVED_CONCURRENCY",
+        "",
+        "reserved concurrency applied by deploy",
+        low=0,
+        high=10000,
+    )
 
     @property
     def slack_enabled(self) -> bool:
@@ -140,6 +274,26 @@ class Settings:
         return [v for v in values if len(v) >= 4]
 
 
+@cache
+def declared() -> tuple[tuple[str, Spec, type], ...]:
+    """(field name, spec, type) of every setting, in declaration order."""
+    hints = typing.get_type_hints(Settings)
+    return tuple((f.name, f.metadata["spec"], hints[f.name]) for f in fields(Settings))
+
+
+def specs() -> tuple[Spec, ...]:
+    """Every setting's Spec, in declaration order."""
+    return tuple(spec for _, spec, _ in declared())
+
+
+def kind_of(kind: Any) -> tuple[type, bool]:
+    """The value type of a setting's annotation, and whether it may be unset (X | None)."""
+    if typing.get_origin(kind) in {types.UnionType, typing.Union}:
+        (inner,) = [a for a in typing.get_args(kind) if a is not type(None)]
+        return inner, True
+    return typing.get_origin(kind) or kind, False
+
+
 def redact_url(url: str) -> str:
     """Replace the password of a URL with ***."""
     parts = urlsplit(url)
@@ -149,54 +303,76 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-class _Reader:
-    """Collects parse problems instead of stopping at the first."""
+def number_text(value: float) -> str:
+    """A range's end as written: 2147482624, not 2.14748e+09; 0.25 as is."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self.values = values
-        self.problems: list[str] = []
 
-    def raw(self, name: str) -> str:
-        value = self.values.get(name)
-        if value is None or value.strip() == "":
-            return SPEC_BY_NAME[name].default
-        return value.strip()
-
-    def _parse(self, name: str, conv: Callable[[str], Any], low: float, high: float) -> Any:
-        text = self.raw(name)
+def _parse(spec: Spec, annotation: Any, given: str | None, problems: list[str]) -> Any:
+    """The value of one setting from its text (its default when unset), or its default with a
+    problem noted."""
+    text = spec.default if given is None or given.strip() == "" else given.strip()
+    kind, optional = kind_of(annotation)
+    if optional and text == "":
+        return None
+    if kind is bool:
+        if text.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if text.lower() in {"0", "false", "no", "off"}:
+            return False
+        problems.append(f"{spec.name} must be true or false, got {text.lower()!r}")
+        return spec.default == "true"
+    if kind is frozenset:
+        return frozenset(part.strip() for part in text.split(",") if part.strip())
+    if kind in {int, float}:
+        low = -math.inf if spec.low is None else spec.low
+        high = math.inf if spec.high is None else spec.high
         try:
-            value = conv(text)
+            value = kind(text)
         except ValueError:
             value = None
-        if value is None or not (low <= value <= high):
-            kind = "an integer" if conv is int else "a number"
-            self.problems.append(f"{name} must be {kind} from {low:g} to {high:g}, got {text!r}")
-            return conv(SPEC_BY_NAME[name].default)
+        if value is None or not low <= value <= high:
+            problems.append(
+                f"{spec.name} must be {'an integer' if kind is int else 'a number'} from "
+                f"{number_text(low)} to {number_text(high)}, got {text!r}"
+            )
+            return kind(spec.default)
         return value
+    if spec.choices:
+        by_key = {choice.lower(): choice for choice in spec.choices}
+        if text.lower() not in by_key:
+            problems.append(
+                f"{spec.name} must be one of {', '.join(spec.choices)}, got {text.lower()!r}"
+            )
+            return spec.default
+        return by_key[text.lower()]
+    return text
 
-    def integer(self, name: str, low: int, high: int) -> int:
-        value: int = self._parse(name, int, low, high)
-        return value
 
-    def number(self, name: str, low: float, high: float) -> float:
-        value: float = self._parse(name, float, low, high)
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...]) -> str:
-        text = self.raw(name).lower()
-        if text not in choices:
-            self.problems.append(f"{name} must be one of {', '.join(choices)}, got {text!r}")
-            return SPEC_BY_NAME[name].default.lower()
-        return text
-
-    def flag(self, name: str) -> bool:
-        text = self.raw(name).lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-        self.problems.append(f"{name} must be true or false, got {text!r}")
-        return SPEC_BY_NAME[name].default == "true"
+def _check(values: dict[str, Any], problems: list[str]) -> None:
+    """The rules that tie settings together or look inside a value (URLs, token prefixes)."""
+    url = values["database_url"]
+    if "://" not in url or not (url.startswith("sqlite") or url.startswith("mysql")):
+        problems.append(
+            "DATABASE_URL must be sqlite:///path.db or mysql+pymysql://user:pass@host:3306/db, "
+            f"got {redact_url(url)!r}"
+        )
+    bot_token, app_token = values["slack_bot_token"], values["slack_app_token"]
+    if bot_token and not bot_token.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+    if app_token and not app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+    if (app_token or values["slack_signing_secret"]) and not bot_token:
+        problems.append("SLACK_BOT_TOKEN is required when other Slack settings are set")
+    if bot_token and not app_token and not values["slack_signing_secret"]:
+        problems.append(
+            "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    api_url = values["slack_api_url"]
+    if urlsplit(api_url).scheme not in {"http", "https"}:
+        problems.append(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")
+    elif not api_url.endswith("/"):
+        values["slack_api_url"] = api_url + "/"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -213,76 +389,14 @@ def load_settings(
 ) -> Settings:
     """Build Settings from `environ` (default os.environ) over `env_file`; ConfigError lists
     every problem."""
-    values: dict[str, str] = read_env_file(env_file) if env_file is not None else {}
-    values.update(os.environ if environ is None else environ)
-    r = _Reader(values)
-
-    database_url = r.raw("DATABASE_URL")
-    if "://" not in database_url or not (
-        database_url.startswith("sqlite") or database_url.startswith("mysql")
-    ):
-        r.problems.append(
-            "DATABASE_URL must be sqlite:///path.db or mysql+pymysql://user:pass@host:3306/db, "
-            f"got {redact_url(database_url)!r}"
-        )
-    bot_token = r.raw("SLACK_BOT_TOKEN")
-    signing_secret = r.raw("SLACK_SIGNING_SECRET")
-    app_token = r.raw("SLACK_APP_TOKEN")
-    if bot_token and not bot_token.startswith("xoxb-"):
-        r.problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-    if app_token and not app_token.startswith("xapp-"):
-        r.problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
-    if (app_token or signing_secret) and not bot_token:
-        r.problems.append("SLACK_BOT_TOKEN is required when other Slack settings are set")
-    if bot_token and not app_token and not signing_secret:
-        r.problems.append(
-            "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
-        )
-    api_url = r.raw("SLACK_API_URL")
-    if urlsplit(api_url).scheme not in {"http", "https"}:
-        r.problems.append(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")
-    elif not api_url.endswith("/"):
-        api_url += "/"
-    executor = r.choice("JOBBOT_EXECUTOR", ("local", "lambda"))
-    reserved_text = r.raw("JOBBOT_LAMBDA_RESERVED_CONCURRENCY")
-    reserved = r.integer("JOBBOT_LAMBDA_RESERVED_CONCURRENCY", 0, 10000) if reserved_text else None
-    notify_channel = r.raw("JOBBOT_NOTIFY_CHANNEL")
-
-    settings = Settings(
-        database_url=database_url,
-        executor=executor,
-        job_timeout=r.number("JOBBOT_JOB_TIMEOUT", 1, 900),
-        workers=r.integer("JOBBOT_WORKERS", 1, 256),
-        memory_mb=r.integer("JOBBOT_MEMORY_MB", 32, 10240),
-        max_code_bytes=r.integer("JOBBOT_MAX_CODE_BYTES", 1, 4 * 1024 * 1024),
-        max_output_bytes=r.integer("JOBBOT_MAX_OUTPUT_BYTES", 1024, 4 * 1024 * 1024),
-        max_input_bytes=r.integer("JOBBOT_MAX_INPUT_BYTES", 2, 1024 * 1024),
-        max_jobs_per_user=r.integer("JOBBOT_MAX_JOBS_PER_USER", 1, 1000),
-        poll_interval=r.number("JOBBOT_POLL_INTERVAL", 0.01, 10),
-        lease_margin=r.number("JOBBOT_LEASE_MARGIN", 1, 600),
-        log_level=r.choice("JOBBOT_LOG_LEVEL", ("debug", "info", "warning", "error")).upper(),
-        log_format=r.choice("JOBBOT_LOG_FORMAT", ("json", "text")),
-        sandbox_uid_base=r.integer("JOBBOT_SANDBOX_UID_BASE", 1000, 2**31 - 1024),
-        sandbox_max_procs=r.integer("JOBBOT_SANDBOX_MAX_PROCS", 1, 4096),
-        sandbox_tmp_mb=r.integer("JOBBOT_SANDBOX_TMP_MB", 1, 65536),
-        slack_bot_token=bot_token,
-        slack_signing_secret=signing_secret,
-        slack_app_token=app_token,
-        slack_api_url=api_url,
-        port=r.integer("PORT", 1, 65535),
-        http_threads=r.integer("JOBBOT_HTTP_THREADS", 1, 512),
-        admins=frozenset(a.strip() for a in r.raw("JOBBOT_ADMINS").split(",") if a.strip()),
-        notify_channel=notify_channel,
-        reply_broadcast=r.flag("JOBBOT_REPLY_BROADCAST"),
-        upload_window=r.number("JOBBOT_UPLOAD_WINDOW", 1, 86400),
-        intake_lease=r.number("JOBBOT_INTAKE_LEASE", 1, 3600),
-        aws_region=r.raw("AWS_REGION"),
-        lambda_function=r.raw("JOBBOT_LAMBDA_FUNCTION"),
-        lambda_role_arn=r.raw("JOBBOT_LAMBDA_ROLE_ARN"),
-        lambda_concurrency=r.integer("JOBBOT_LAMBDA_CONCURRENCY", 1, 1000),
-        lambda_memory_mb=r.integer("JOBBOT_LAMBDA_MEMORY_MB", 128, 10240),
-        lambda_reserved_concurrency=reserved,
-    )
-    if r.problems:
-        raise ConfigError(r.problems)
-    return settings
+    given: dict[str, str] = read_env_file(env_file) if env_file is not None else {}
+    given.update(os.environ if environ is None else environ)
+    problems: list[str] = []
+    values = {
+        name: _parse(spec, annotation, given.get(spec.name), problems)
+        for name, spec, annotation in declared()
+    }
+    _check(values, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)

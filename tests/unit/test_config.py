@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.config import SPECS, load_settings, redact_url
+from bot.app import settings_doc
+from bot.app.config import declared, kind_of, load_settings, redact_url, specs
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,8 +88,68 @@ def test_socket_mode_needs_no_signing_secret() -> None:
     assert settings.socket_mode
 
 
-def test_env_example_documents_every_setting() -> None:
-    text = (ROOT / ".env.example").read_text()
-    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
-    missing = {spec.name for spec in SPECS} - documented
-    assert not missing, f".env.example lacks {sorted(missing)}"
+def test_every_number_setting_declares_its_range_and_every_default_is_valid() -> None:
+    for name, spec, annotation in declared():
+        if kind_of(annotation)[0] in {int, float}:
+            assert spec.low is not None and spec.high is not None, name
+    assert len({spec.name for spec in specs()}) == len(specs())
+    load_settings({}, env_file=None)  # every declared default passes its own rules
+
+
+def test_a_value_out_of_its_declared_range_is_refused_with_the_range() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"JOBBOT_SANDBOX_UID_BASE": "12", "JOBBOT_LOG_LEVEL": "loud"}, env_file=None)
+    assert info.value.problems == [
+        "JOBBOT_SANDBOX_UID_BASE must be an integer from 1000 to 2147482624, got '12'",
+        "JOBBOT_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'loud'",
+    ]
+
+
+def test_values_take_their_declared_types() -> None:
+    settings = load_settings(
+        {
+            "JOBBOT_LOG_LEVEL": "debug",
+            "JOBBOT_ADMINS": "U1, alice,,",
+            "JOBBOT_REPLY_BROADCAST": "off",
+            "JOBBOT_LAMBDA_RESERVED_CONCURRENCY": "5",
+        },
+        env_file=None,
+    )
+    assert settings.log_level == "DEBUG"
+    assert settings.admins == frozenset({"U1", "alice"})
+    assert settings.reply_broadcast is False
+    assert settings.lambda_reserved_concurrency == 5
+    assert load_settings({}, env_file=None).lambda_reserved_concurrency is None
+
+
+def test_env_example_is_written_from_the_declarations() -> None:
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert text == settings_doc.env_example(), ".env.example is out of date: run scripts/settings"
+
+
+def test_the_settings_table_in_the_docs_is_written_from_the_declarations() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert settings_doc.with_table(text) == text, (
+        "docs/operations.md's settings table is out of date: run scripts/settings"
+    )
+
+
+def test_the_readme_quotes_the_declared_defaults() -> None:
+    by_name = {spec.name: spec for spec in specs()}
+    rows = re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.M)
+    assert rows, "the README's configuration table"
+    for name, default in rows:
+        declared_default = f"`{by_name[name].default}`" if by_name[name].default else "–"
+        assert default.strip() == declared_default, name
+
+
+def test_the_settings_script_checks_and_rewrites(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / ".env.example").write_text("old\n")
+    doc = tmp_path / "docs" / "operations.md"
+    doc.write_text(f"# Ops\n\n{settings_doc.BEGIN}\nold\n{settings_doc.END}\n\nmore\n")
+    assert settings_doc.main(["--check", str(tmp_path)]) == 1
+    assert (tmp_path / ".env.example").read_text() == "old\n"
+    assert settings_doc.main([str(tmp_path)]) == 0
+    assert settings_doc.main(["--check", str(tmp_path)]) == 0
+    assert doc.read_text().endswith(f"{settings_doc.END}\n\nmore\n")
