@@ -21,9 +21,9 @@ from sqlalchemy.engine import make_url
 
 from bench.stats import ms, summary, table
 from bot.app.config import load_settings
-from bot.app.wiring import Runtime, build_executor
+from bot.app.wiring import Runtime, build_executor, worker_config
 from bot.core.models import Identity, JobStatus
-from bot.core.worker import WorkerConfig, WorkerPool
+from bot.core.worker import WorkerPool
 
 BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 DATABASE = "jobbot_bench_engine"
@@ -64,12 +64,7 @@ def main() -> None:
     pool = WorkerPool(
         runtime.store,
         executor,
-        WorkerConfig(
-            slots=settings.workers,
-            lease_s=settings.lease_s,
-            max_per_user=4,
-            poll_interval=settings.poll_interval,
-        ),
+        worker_config(settings),  # JOBBOT_MAX_JOBS_PER_USER=4 above
         on_settled=settled.set,
     )
     runtime.pool = pool  # submit() wakes this pool in-process, as in `serve`

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import ms, summary, table
+from bot.app.config import load_settings
 from bot.executors.local import LocalExecutor
 from bot.sandbox.fresh.spawn import run_fresh
 
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_SPAWN", "60"))
 WARMUP = 5
+DEFAULTS = load_settings({}, env_file=None)  # the sandbox limits a default install runs with
 INTERPRETER = str(Path(sys.executable).resolve())  # the real binary, never a shim
 REQUEST = {
     "v": 1,
@@ -62,7 +64,13 @@ def main() -> None:
         ("zygote (full isolation)", {}),
         ("zygote (no namespaces/cgroups)", {"namespaces": False, "cgroups": False}),
     ):
-        executor = LocalExecutor(slots=1, uid_base=61900, **options)  # type: ignore[arg-type]
+        executor = LocalExecutor(
+            slots=1,
+            uid_base=61900,
+            max_procs=DEFAULTS.sandbox_max_procs,
+            tmp_bytes=DEFAULTS.sandbox_tmp_mb << 20,
+            **options,  # type: ignore[arg-type]
+        )
         try:
             results[label] = measure(lambda ex=executor: checked(ex.run_harness(REQUEST)))
         finally:

@@ -15,9 +15,9 @@ import time
 from bench.slack_common import fresh_database, share, start, stop
 from bench.stats import ms, summary, table
 from bot.app.config import load_settings
-from bot.app.wiring import Runtime, build_executor
+from bot.app.wiring import Runtime, build_executor, worker_config
 from bot.core.models import Identity, JobStatus
-from bot.core.worker import WorkerConfig, WorkerPool
+from bot.core.worker import WorkerPool
 from testbed import slack_requests as sr
 from testbed.waiting import wait_until
 
@@ -70,7 +70,7 @@ def b1(samples: int) -> list[float]:
     pool = WorkerPool(
         runtime.store,
         executor,
-        WorkerConfig(slots=4, lease_s=settings.lease_s, poll_interval=settings.poll_interval),
+        worker_config(settings),
         on_settled=settled.set,
     )
     runtime.pool = pool

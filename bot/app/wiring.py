@@ -82,8 +82,31 @@ def build_executor(settings: Settings, metrics: Metrics | None = None) -> Execut
         python=sys.executable,
         uid_base=settings.sandbox_uid_base,
         max_procs=settings.sandbox_max_procs,
-        tmp_bytes=settings.sandbox_tmp_mb * 1024 * 1024,
+        tmp_bytes=settings.sandbox_tmp_mb << 20,
         hide_paths=hidden_paths(settings),
+    )
+
+
+def service_limits(settings: Settings) -> Limits:
+    """What the job service accepts."""
+    return Limits(settings.max_code_bytes, settings.max_input_bytes)
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    """How a worker pool claims and runs jobs (a fresh worker id each call)."""
+    slots = settings.workers
+    if settings.executor == "lambda":
+        slots = max(slots, settings.lambda_concurrency)
+    return WorkerConfig(
+        slots=slots,
+        job_timeout=settings.job_timeout,
+        memory_mb=settings.memory_mb,
+        max_output_bytes=settings.max_output_bytes,
+        lease_s=settings.lease_s,
+        max_per_user=settings.max_jobs_per_user,
+        poll_interval=settings.poll_interval,
+        # Sweep often enough that a crashed worker's job settles soon after its lease.
+        sweep_interval=min(5.0, max(0.5, settings.lease_s / 4)),
     )
 
 
@@ -106,7 +129,7 @@ class Runtime:
         self.service = JobService(
             self.store,
             SystemClock(),
-            Limits(settings.max_code_bytes, settings.max_input_bytes),
+            service_limits(settings),
             admins=settings.admins,
             on_submit=self._on_submit,
         )
@@ -144,24 +167,10 @@ class Runtime:
     def start_workers(self) -> WorkerPool:
         """Start the executor and a worker pool."""
         self.executor = self._executor_factory(self.settings)
-        slots = self.settings.workers
-        if self.settings.executor == "lambda":
-            slots = max(slots, self.settings.lambda_concurrency)
-        config = WorkerConfig(
-            slots=slots,
-            job_timeout=self.settings.job_timeout,
-            memory_mb=self.settings.memory_mb,
-            max_output_bytes=self.settings.max_output_bytes,
-            lease_s=self.settings.lease_s,
-            max_per_user=self.settings.max_jobs_per_user,
-            poll_interval=self.settings.poll_interval,
-            # Sweep often enough that a crashed worker's job settles soon after its lease.
-            sweep_interval=min(5.0, max(0.5, self.settings.lease_s / 4)),
-        )
         self.pool = WorkerPool(
             self.store,
             self.executor,
-            config,
+            worker_config(self.settings),
             self.metrics,
             on_settled=self._on_settled,
             on_started=self._on_settled,

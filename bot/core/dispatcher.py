@@ -36,11 +36,11 @@ class Dispatcher:
         store: JobStore,
         notifiers: Mapping[str, Notifier],
         *,
+        poll_interval: float,
         metrics: Metrics | None = None,
         threads: int = 2,
         batch: int = 10,
         lease_s: float = 60.0,
-        poll_interval: float = 0.5,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)

@@ -20,10 +20,10 @@ PAGE_SIZE = 20
 
 @dataclass(frozen=True)
 class Limits:
-    """What the service accepts."""
+    """What the service accepts (from the settings, via the assembler)."""
 
-    max_code_bytes: int = 262144
-    max_input_bytes: int = 65536
+    max_code_bytes: int
+    max_input_bytes: int
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,13 @@ class JobService:
         self,
         store: JobStore,
         clock: Clock,
-        limits: Limits | None = None,
+        limits: Limits,
         admins: frozenset[str] = frozenset(),
         on_submit: Callable[[Job], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.limits = limits or Limits()
+        self.limits = limits
         self.admins = admins
         self._on_submit = on_submit or (lambda job: None)
         self._users: dict[Identity, User] = {}

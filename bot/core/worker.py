@@ -29,16 +29,16 @@ def default_worker_id() -> str:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How a pool claims and runs jobs."""
+    """How a pool claims and runs jobs (the values come from the settings, via the assembler)."""
 
-    slots: int = 4
-    job_timeout: float = 10.0
-    memory_mb: int = 256
-    max_output_bytes: int = 1 << 20
-    lease_s: float = 25.0
-    max_per_user: int = 3
-    poll_interval: float = 0.25
-    sweep_interval: float = 5.0
+    slots: int
+    job_timeout: float
+    memory_mb: int
+    max_output_bytes: int
+    lease_s: float
+    max_per_user: int
+    poll_interval: float
+    sweep_interval: float
     max_attempts: int = 12  # claims of a job that never got to run before giving up
     worker_id: str = field(default_factory=default_worker_id)
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from slack_bolt.request import BoltRequest
 
 from bot.app.config import load_settings
+from bot.app.wiring import service_limits
 from bot.core.clock import SystemClock
 from bot.core.service import JobService
 from bot.slack.app import SlackApp, build_app
@@ -55,7 +56,8 @@ def bolt() -> Iterator[tuple[SlackApp, Errors]]:
         )
         store = InMemoryStore(SystemClock())
         store.migrate()
-        app = build_app(JobService(store, SystemClock()), store, config, web_client(config))
+        service = JobService(store, SystemClock(), service_limits(config))
+        app = build_app(service, store, config, web_client(config))
         app.identity.resolve()
         yield app, errors
         app.close()  # lets the intake finish what the requests scheduled

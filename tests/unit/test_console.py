@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.app.config import load_settings
+from bot.app.wiring import service_limits
 from bot.core.commands import CONSOLE_USAGE
 from bot.core.handler import CommandHandler
 from bot.core.models import Identity
@@ -14,7 +16,7 @@ from tests.support.fakes import FakeClock, InMemoryStore
 
 
 def console(store: InMemoryStore, clock: FakeClock) -> Console:
-    service = JobService(store, clock)
+    service = JobService(store, clock, service_limits(load_settings({}, env_file=None)))
     actor = service.actor(Identity("local", "h", "alice"))
     return Console(CommandHandler(service, CONSOLE_USAGE), actor, "local:test")
 

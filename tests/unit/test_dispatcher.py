@@ -25,7 +25,7 @@ def finished_job(store: InMemoryStore, route: str = "r") -> int:
 def test_events_are_delivered_in_order_and_marked_sent(memory_store: InMemoryStore) -> None:
     job_id = finished_job(memory_store)
     notifier = RecordingNotifier()
-    dispatcher = Dispatcher(memory_store, {"r": notifier})
+    dispatcher = Dispatcher(memory_store, {"r": notifier}, poll_interval=0.5)
     while dispatcher.run_once():
         pass
     assert [e for e, _, _ in notifier.delivered] == [
@@ -40,7 +40,7 @@ def test_events_are_delivered_in_order_and_marked_sent(memory_store: InMemorySto
 
 def test_other_routes_are_left_for_their_process(memory_store: InMemoryStore) -> None:
     job_id = finished_job(memory_store, route="slack")
-    dispatcher = Dispatcher(memory_store, {"local:me": RecordingNotifier()})
+    dispatcher = Dispatcher(memory_store, {"local:me": RecordingNotifier()}, poll_interval=0.5)
     assert dispatcher.run_once() == 0
     assert all(state == "pending" for _, state in memory_store.notification_events(job_id))
 
@@ -83,7 +83,7 @@ def test_a_permanent_failure_is_recorded_and_does_not_block_the_next(
     memory_store: InMemoryStore,
 ) -> None:
     job_id = finished_job(memory_store)
-    dispatcher = Dispatcher(memory_store, {"r": Refusing()})
+    dispatcher = Dispatcher(memory_store, {"r": Refusing()}, poll_interval=0.5)
     while dispatcher.run_once():
         pass
     assert [s for _, s in memory_store.notification_events(job_id)] == ["failed"] * 3
@@ -110,7 +110,7 @@ def test_a_delivery_is_recorded_once_the_database_is_back_so_it_is_not_posted_ag
 ) -> None:
     job_id = finished_job(memory_store)
     notifier = CutOff(memory_store)
-    dispatcher = Dispatcher(memory_store, {"r": notifier})
+    dispatcher = Dispatcher(memory_store, {"r": notifier}, poll_interval=0.5)
     assert dispatcher.run_once() == 1
     assert memory_store.notification_events(job_id)[0][1] == "sent"
     while dispatcher.run_once():

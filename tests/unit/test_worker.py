@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 
 import pytest
 
+from bot.app.config import load_settings
+from bot.app.wiring import worker_config
 from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.core.worker import WorkerConfig, WorkerPool
@@ -21,6 +24,11 @@ def add_job(store: InMemoryStore, user: str = "alice", route: str | None = "r") 
     return job.id
 
 
+def config(**changes: object) -> WorkerConfig:
+    """The pool configuration of the default settings, with the changes a test needs."""
+    return dataclasses.replace(worker_config(load_settings({}, env_file=None)), **changes)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def pools() -> Iterator[list[WorkerPool]]:
     started: list[WorkerPool] = []
@@ -30,10 +38,10 @@ def pools() -> Iterator[list[WorkerPool]]:
 
 
 def start(
-    pools: list[WorkerPool], store: InMemoryStore, executor: FakeExecutor, **config: object
+    pools: list[WorkerPool], store: InMemoryStore, executor: FakeExecutor, **changes: object
 ) -> WorkerPool:
-    settings = {"slots": 2, "poll_interval": 0.01, "sweep_interval": 0.05, **config}
-    pool = WorkerPool(store, executor, WorkerConfig(**settings))  # type: ignore[arg-type]
+    changes = {"slots": 2, "poll_interval": 0.01, "sweep_interval": 0.05, **changes}
+    pool = WorkerPool(store, executor, config(**changes))
     pool.start()
     pools.append(pool)
     return pool
@@ -169,9 +177,7 @@ def test_stop_lets_running_jobs_finish(memory_store: InMemoryStore) -> None:
         go.wait(5)
         return ok_result(request)
 
-    pool = WorkerPool(
-        memory_store, FakeExecutor(behaviour), WorkerConfig(slots=1, poll_interval=0.01)
-    )
+    pool = WorkerPool(memory_store, FakeExecutor(behaviour), config(slots=1, poll_interval=0.01))
     pool.start()
     started.wait(5)
     threading.Timer(0.2, go.set).start()
@@ -208,9 +214,7 @@ def test_after_stop_claiming_running_jobs_go_on_and_nothing_new_is_claimed(
         go.wait(5)
         return ok_result(request)
 
-    pool = WorkerPool(
-        memory_store, FakeExecutor(behaviour), WorkerConfig(slots=2, poll_interval=0.01)
-    )
+    pool = WorkerPool(memory_store, FakeExecutor(behaviour), config(slots=2, poll_interval=0.01))
     pool.start()
     started.wait(5)
     pool.stop_claiming()

@@ -87,7 +87,7 @@ class LambdaExecutor:
         client: LambdaClient,
         function_name: str,
         *,
-        concurrency: int = 16,
+        concurrency: int,
         throttle_retries: int = 3,
         throttle_backoff_s: float = 0.1,
         requeue_backoff_s: float = 1.0,

@@ -26,6 +26,7 @@ from bot.sandbox.protocol import SandboxCalledOff, SandboxFailed, SandboxUnavail
 _LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
 _CLOSE_WAIT_S = 60.0
 _UID_BLOCKS = 16  # how far past uid_base to look for uids no other executor holds
+_SANDBOX = Limits()  # the sandbox's own file limits, which no setting changes
 
 
 def _lock_block(directory: str, uids: Sequence[int]) -> list[int] | None:
@@ -79,7 +80,7 @@ class LocalExecutor:
     `hide_paths` masked) and forks one supervisor per job, which forks the user process.
     Everything is probed at start; `describe()` says what is in force.
 
-    Args:
+    Args (those without a default come from the settings, through the assembler):
         slots: jobs that may run at once; further `run()` calls wait for a free slot.
         python: the interpreter (a venv's python is fine: it is resolved to the real binary).
         uid_base: when the bot runs as root, slot N runs as uid and gid `uid_base + N`.
@@ -104,13 +105,13 @@ class LocalExecutor:
     def __init__(
         self,
         *,
-        slots: int = 4,
+        slots: int,
+        uid_base: int,
+        max_procs: int,
+        tmp_bytes: int,
         python: str = sys.executable,
-        uid_base: int = 61000,
-        max_procs: int = 64,
-        max_file_bytes: int = 64 * MIB,
-        max_open_files: int = 256,
-        tmp_bytes: int = 128 * MIB,
+        max_file_bytes: int = _SANDBOX.max_file_bytes,
+        max_open_files: int = _SANDBOX.max_open_files,
         hide_paths: Sequence[str] = (),
         namespaces: bool = True,
         cgroups: bool = True,

@@ -122,7 +122,9 @@ def test_another_uid_can_start_the_bots_interpreter_only_if_its_path_is_searchab
 @pytest.fixture
 def bare_executor(secret_env: dict[str, str]) -> Iterator[LocalExecutor]:
     """Root, but with namespaces and cgroups turned off (like a container without them)."""
-    ex = LocalExecutor(slots=2, uid_base=61700, tmp_bytes=16 * MIB, namespaces=False, cgroups=False)
+    ex = LocalExecutor(
+        slots=2, uid_base=61700, max_procs=64, tmp_bytes=16 * MIB, namespaces=False, cgroups=False
+    )
     yield ex
     ex.close()
 

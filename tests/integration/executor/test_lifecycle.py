@@ -100,7 +100,7 @@ def test_more_concurrent_runs_than_slots_all_complete(own_executor: LocalExecuto
 def test_close_stops_the_zygote_and_removes_cgroups_and_uid_locks(
     secret_env: dict[str, str],
 ) -> None:
-    ex = LocalExecutor(slots=2, uid_base=61300, tmp_bytes=16 * MIB)
+    ex = LocalExecutor(slots=2, uid_base=61300, max_procs=64, tmp_bytes=16 * MIB)
     first_uid = ex.uids[0] if IS_ROOT else 61300  # the cgroup tag names the uid block
     zygote = ex.zygote_pid
     assert zygote is not None
@@ -113,7 +113,7 @@ def test_close_stops_the_zygote_and_removes_cgroups_and_uid_locks(
     assert not any(os.path.exists(d) for d in tag_dirs(first_uid))
     with pytest.raises(ExecutorUnavailable, match="closed"):
         ex.run(RunRequest(1, "a.py", "print(1)", "{}", 5.0, 256, MIB))
-    again = LocalExecutor(slots=2, uid_base=first_uid, tmp_bytes=16 * MIB)
+    again = LocalExecutor(slots=2, uid_base=first_uid, max_procs=64, tmp_bytes=16 * MIB)
     try:
         assert again.uids == ex.uids or not IS_ROOT  # the uids were released
     finally:
@@ -123,7 +123,7 @@ def test_close_stops_the_zygote_and_removes_cgroups_and_uid_locks(
 @pytest.mark.skipif(not IS_ROOT, reason="uids are only used (and locked) as root")
 def test_a_second_executor_takes_the_next_free_block_of_uids(own_executor: LocalExecutor) -> None:
     taken = own_executor.uids
-    second = LocalExecutor(slots=2, uid_base=taken[1], tmp_bytes=16 * MIB)
+    second = LocalExecutor(slots=2, uid_base=taken[1], max_procs=64, tmp_bytes=16 * MIB)
     try:
         uids = second.uids
         assert uids[0] >= taken[1] + 2 and uids[1] == uids[0] + 1  # a later, whole block
@@ -139,7 +139,7 @@ def test_a_second_executor_takes_the_next_free_block_of_uids(own_executor: Local
 @pytest.mark.skipif(not IS_ROOT, reason="uids are only used (and locked) as root")
 def test_uids_of_passwd_accounts_are_never_job_uids(secret_env: dict[str, str]) -> None:
     nobody = 65534  # "nobody" exists on every Linux system
-    ex = LocalExecutor(slots=1, uid_base=nobody, tmp_bytes=16 * MIB)
+    ex = LocalExecutor(slots=1, uid_base=nobody, max_procs=64, tmp_bytes=16 * MIB)
     try:
         (uid,) = ex.uids
         assert uid > nobody
@@ -150,7 +150,9 @@ def test_uids_of_passwd_accounts_are_never_job_uids(secret_env: dict[str, str]) 
 
 
 def test_each_hide_path_is_masked_on_its_own(secret_env: dict[str, str], bot_dir: Path) -> None:
-    ex = LocalExecutor(slots=1, uid_base=61400, tmp_bytes=16 * MIB, hide_paths=[str(bot_dir)])
+    ex = LocalExecutor(
+        slots=1, uid_base=61400, max_procs=64, tmp_bytes=16 * MIB, hide_paths=[str(bot_dir)]
+    )
     try:
         code = (
             "import json\nout = []\nfor path in paths:\n"
@@ -176,14 +178,14 @@ def test_each_hide_path_is_masked_on_its_own(secret_env: dict[str, str], bot_dir
 def test_a_crashed_bots_leftover_job_processes_are_killed_at_start(
     secret_env: dict[str, str],
 ) -> None:
-    probe = LocalExecutor(slots=1, uid_base=61500, tmp_bytes=16 * MIB)
+    probe = LocalExecutor(slots=1, uid_base=61500, max_procs=64, tmp_bytes=16 * MIB)
     (uid,) = probe.uids  # a free slot uid (released again by close)
     probe.close()
     # a process of that uid, as if left behind by a bot that crashed mid-job
     leftover = subprocess.Popen(["sleep", "60"], user=uid, group=uid, extra_groups=[])
     try:
         wait_until(lambda: processes_of([uid]) == [leftover.pid])
-        ex = LocalExecutor(slots=1, uid_base=uid, tmp_bytes=16 * MIB)
+        ex = LocalExecutor(slots=1, uid_base=uid, max_procs=64, tmp_bytes=16 * MIB)
         assert ex.uids == (uid,)
         ex.close()
         assert leftover.wait(timeout=5) == -signal.SIGKILL
@@ -192,18 +194,21 @@ def test_a_crashed_bots_leftover_job_processes_are_killed_at_start(
         leftover.wait()
 
 
+SENSIBLE = {"slots": 1, "uid_base": 61600, "max_procs": 16, "tmp_bytes": 16 * MIB}
+
+
 @pytest.mark.parametrize(
     ("option", "value"), [("slots", 0), ("tmp_bytes", 0), ("max_procs", 0), ("max_open_files", 3)]
 )
 def test_nonsensical_limits_are_refused_before_anything_starts(option: str, value: int) -> None:
     with pytest.raises(ValueError, match=f"{option} must be at least"):
-        LocalExecutor(**{option: value})  # type: ignore[arg-type]
+        LocalExecutor(**{**SENSIBLE, option: value})  # type: ignore[arg-type]
 
 
 def test_a_broken_python_makes_the_executor_unavailable(secret_env: dict[str, str]) -> None:
     with pytest.raises(ExecutorUnavailable, match="did not start"):
-        LocalExecutor(slots=1, uid_base=61600, python="/nonexistent/python3")
-    LocalExecutor(slots=1, uid_base=61600, tmp_bytes=16 * MIB).close()  # locks were released
+        LocalExecutor(**SENSIBLE, python="/nonexistent/python3")  # type: ignore[arg-type]
+    LocalExecutor(**SENSIBLE).close()  # type: ignore[arg-type]  # locks were released
 
 
 def test_run_results_carry_the_executor_name_and_outcome(own_executor: LocalExecutor) -> None:

@@ -93,7 +93,7 @@ def main() -> None:
     if mode == "executor":
         from bot.executors.local import LocalExecutor
 
-        executor = LocalExecutor(slots=2, max_procs=16, tmp_bytes=16 << 20)
+        executor = LocalExecutor(slots=2, uid_base=61000, max_procs=16, tmp_bytes=16 << 20)
         run = executor.run_harness
         out["describe"] = executor.describe()
         spared = {executor.zygote_pid}

@@ -135,7 +135,7 @@ def test_lasting_throttling_hands_the_job_back_without_running_it(
     standin: LambdaStandIn,
 ) -> None:
     executor = LambdaExecutor(
-        build_lambda_client(lambda_settings()), "jobbot-runner", throttle_retries=2
+        build_lambda_client(lambda_settings()), "jobbot-runner", concurrency=4, throttle_retries=2
     )
     standin.throttle(times=3, retry_after="2")
 
@@ -152,7 +152,7 @@ def test_a_read_timeout_is_an_unknown_outcome_and_the_code_ran_exactly_once(
     standin: LambdaStandIn,
 ) -> None:
     client = build_lambda_client(lambda_settings(), read_timeout=0.5)
-    executor = LambdaExecutor(client, "jobbot-runner")
+    executor = LambdaExecutor(client, "jobbot-runner", concurrency=4)
     standin.delay_response(1.5)
 
     with pytest.raises(ExecutorError) as caught:
@@ -174,7 +174,7 @@ def test_the_sdk_default_retry_would_have_run_the_code_again(standin: LambdaStan
         endpoint_url=standin.endpoint_url,
         config=Config(read_timeout=0.5, retries={"mode": "standard"}),
     )
-    executor = LambdaExecutor(client, "jobbot-runner")
+    executor = LambdaExecutor(client, "jobbot-runner", concurrency=4)
     standin.delay_response(1.0, times=3)
 
     with pytest.raises(ExecutorError):
@@ -227,7 +227,7 @@ def test_output_that_would_overflow_lambdas_response_limit_is_cut_not_lost(
 
 
 def test_a_missing_function_hands_the_job_back_with_a_deploy_hint(standin: LambdaStandIn) -> None:
-    executor = LambdaExecutor(build_lambda_client(lambda_settings()), "not-deployed")
+    executor = LambdaExecutor(build_lambda_client(lambda_settings()), "not-deployed", concurrency=4)
 
     with pytest.raises(ExecutorUnavailable) as caught:
         executor.run(job("print(1)"))

@@ -61,7 +61,13 @@ def run_request(case: Case) -> RunRequest | None:
 @pytest.fixture(scope="module")
 def local() -> Iterator[LocalExecutor]:
     """The local executor as the bot builds it (repository and HOME hidden)."""
-    executor = LocalExecutor(slots=2, uid_base=UID_BASE, hide_paths=[str(REPO), str(Path.home())])
+    executor = LocalExecutor(
+        slots=2,
+        uid_base=UID_BASE,
+        max_procs=64,
+        tmp_bytes=128 << 20,
+        hide_paths=[str(REPO), str(Path.home())],
+    )
     yield executor
     executor.close()
 

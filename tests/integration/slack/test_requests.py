@@ -83,6 +83,7 @@ def test_a_dm_command_without_a_file_is_answered_in_the_dm(stack: Stack) -> None
 
 
 def test_a_database_outage_is_a_clear_try_again(stack: Stack) -> None:
+    from bot.app.wiring import service_limits
     from bot.core.clock import SystemClock
     from bot.core.service import JobService
     from bot.slack.app import build_app
@@ -90,8 +91,8 @@ def test_a_database_outage_is_a_clear_try_again(stack: Stack) -> None:
     from bot.store import SqlStore, make_engine
 
     dead = SqlStore(make_engine("mysql+pymysql://root@127.0.0.1:1/jobbot"))
-    client = web_client(stack.settings)
-    slack = build_app(JobService(dead, SystemClock()), dead, stack.settings, client)
+    service = JobService(dead, SystemClock(), service_limits(stack.settings))
+    slack = build_app(service, dead, stack.settings, web_client(stack.settings))
     try:
         request = sr.slash("status 1")
         response = slack.app.dispatch(BoltRequest(body=request.body, headers=request.headers))
