@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from bot.core.dispatcher import Dispatcher
-from bot.core.models import Identity, Job, NewJob, NotificationEvent
-from bot.errors import NotifyError
+from bot.core.models import Identity, Job, NewJob, Notification, NotificationEvent
+from bot.errors import NotifyError, StoreUnavailable
 from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, InMemoryStore, RecordingNotifier, ok_result
 
@@ -90,8 +89,8 @@ def test_a_permanent_failure_is_recorded_and_does_not_block_the_next(
 
 
 class CutOff(RecordingNotifier):
-    """Delivers, and then the database goes away for a moment (the outage starts just after
-    Slack accepted the message and before the outbox could record it)."""
+    """Delivers, and then the database goes away (the outage starts just after Slack accepted
+    the message and before the outbox could record it)."""
 
     def __init__(self, store: InMemoryStore) -> None:
         super().__init__()
@@ -101,18 +100,37 @@ class CutOff(RecordingNotifier):
         update = super().deliver(event, job)
         if len(self.delivered) == 1:
             self.store.down = True
-            threading.Timer(0.3, lambda: setattr(self.store, "down", False)).start()
         return update
 
 
+class BackAfterOneRefusal(InMemoryStore):
+    """The database comes back as soon as it refused to record a delivery once."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.refused = 0
+
+    def complete_notification(
+        self, notification: Notification, origin_update: Mapping[str, Any] | None = None
+    ) -> bool:
+        try:
+            return super().complete_notification(notification, origin_update)
+        except StoreUnavailable:
+            self.refused += 1
+            self.down = False
+            raise
+
+
 def test_a_delivery_is_recorded_once_the_database_is_back_so_it_is_not_posted_again(
-    memory_store: InMemoryStore,
+    fake_clock: FakeClock,
 ) -> None:
-    job_id = finished_job(memory_store)
-    notifier = CutOff(memory_store)
-    dispatcher = Dispatcher(memory_store, {"r": notifier}, poll_interval=0.5)
+    store = BackAfterOneRefusal(fake_clock)
+    job_id = finished_job(store)
+    notifier = CutOff(store)
+    dispatcher = Dispatcher(store, {"r": notifier}, poll_interval=0.5)
     assert dispatcher.run_once() == 1
-    assert memory_store.notification_events(job_id)[0][1] == "sent"
+    assert store.refused == 1, "the first record of the delivery met the outage"
+    assert store.notification_events(job_id)[0][1] == "sent"
     while dispatcher.run_once():
         pass
     assert [e for e, _, _ in notifier.delivered] == [
@@ -120,4 +138,4 @@ def test_a_delivery_is_recorded_once_the_database_is_back_so_it_is_not_posted_ag
         NotificationEvent.STARTED,
         NotificationEvent.FINISHED,
     ]
-    assert all(state == "sent" for _, state in memory_store.notification_events(job_id))
+    assert all(state == "sent" for _, state in store.notification_events(job_id))

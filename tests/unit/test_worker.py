@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from bot.app.wiring import worker_config
 from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.core.worker import WorkerConfig, WorkerPool
-from bot.errors import ExecutorError, ExecutorUnavailable, Throttled
+from bot.errors import ExecutorError, ExecutorUnavailable, StoreUnavailable, Throttled
 from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
 
@@ -149,38 +150,65 @@ def test_executor_failure_after_start_is_an_error_not_a_rerun(
     assert executor.calls == [job_id]
 
 
-def test_result_is_kept_through_a_database_outage_at_finish(
-    memory_store: InMemoryStore, pools: list[WorkerPool]
-) -> None:
-    job_id = add_job(memory_store)
-    ran = threading.Event()
+class RefusingFinish(InMemoryStore):
+    """Says when it refused to store a result because the database was down."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.refused = 0
+        self.refusal = threading.Event()
+
+    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
+        try:
+            return super().finish(job_id, token, result)
+        except StoreUnavailable:
+            self.refused += 1
+            self.refusal.set()
+            raise
+
+
+def test_result_is_kept_through_a_database_outage_at_finish(pools: list[WorkerPool]) -> None:
+    store = RefusingFinish(FakeClock())
+    job_id = add_job(store)
 
     def behaviour(request: RunRequest) -> RunResult:
-        memory_store.down = True
-        ran.set()
+        store.down = True  # the database goes away while the job runs
         return ok_result(request)
 
-    start(pools, memory_store, FakeExecutor(behaviour))
-    ran.wait(5)
-    memory_store.down = False
-    job = wait_until(lambda: (j := memory_store.get(job_id)) and j.status.is_final and j)
-    assert job.status is JobStatus.DONE
+    executor = FakeExecutor(behaviour)
+    start(pools, store, executor)
+    assert store.refusal.wait(10), "the result met the outage"
+    store.down = False
+    job = wait_until(lambda: (j := store.get(job_id)) and j.status.is_final and j)
+    assert job.status is JobStatus.DONE and job.result == "ok"
+    assert store.refused >= 1 and executor.calls == [job_id], "stored by a retry, run once"
+
+
+class StopWatched(WorkerPool):
+    """Says when a stop began (stop() starts by calling stop_claiming())."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = threading.Event()
+
+    def stop_claiming(self) -> None:
+        super().stop_claiming()
+        self.stopping.set()
 
 
 def test_stop_lets_running_jobs_finish(memory_store: InMemoryStore) -> None:
     job_id = add_job(memory_store)
     started = threading.Event()
-    go = threading.Event()
 
     def behaviour(request: RunRequest) -> RunResult:
+        """Run until stop() has begun: stop has a running job to wait for."""
         started.set()
-        go.wait(5)
+        pool.stopping.wait(5)
         return ok_result(request)
 
-    pool = WorkerPool(memory_store, FakeExecutor(behaviour), config(slots=1, poll_interval=0.01))
+    pool = StopWatched(memory_store, FakeExecutor(behaviour), config(slots=1, poll_interval=0.01))
     pool.start()
-    started.wait(5)
-    threading.Timer(0.2, go.set).start()
+    assert started.wait(5)
     assert pool.stop(grace_s=5)
     assert memory_store.get(job_id).status is JobStatus.DONE  # type: ignore[union-attr]
 
