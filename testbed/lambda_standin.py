@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.executors.aws_lambda import package as lambda_package
+from testbed.processes import descendants, uid_of
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes, request and response of a synchronous invoke
 RUNTIME_UID = 993  # Lambda's sandbox user (sbx_user1051)
@@ -507,6 +508,13 @@ class LambdaStandIn:
         """Environments whose runtime is still alive."""
         with self._lock:
             return sum(not e.dead.is_set() for e in self._environments)
+
+    def processes(self, uid: int = RUNTIME_UID) -> list[int]:
+        """Pids of the processes running as `uid` inside this stand-in's environments (other
+        stand-ins on the machine, of other tests or sessions, have their own)."""
+        with self._lock:
+            launchers = [e.process.pid for e in self._environments if not e.dead.is_set()]
+        return sorted(pid for root in launchers for pid in descendants(root) if uid_of(pid) == uid)
 
     def logs(self) -> str:
         """Everything the environments wrote to stdout/stderr (for failure messages)."""

@@ -1,5 +1,5 @@
 """Processes a test starts are registered here, so that a failing test cannot leave a serve or
-worker running into the next test (or past the session)."""
+worker running into the next test (or past the session); and what /proc says about them."""
 
 from __future__ import annotations
 
@@ -57,3 +57,37 @@ def kill_leftovers(since: int = 0) -> list[int]:
             if stream is not None:
                 stream.close()
     return killed
+
+
+def descendants(root: int) -> set[int]:
+    """Pids of every process below `root` (children, their children, ...), now."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+                    ppid = int(fh.read().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def uid_of(pid: int) -> int | None:
+    """The real uid of a process; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None

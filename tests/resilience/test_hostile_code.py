@@ -10,7 +10,9 @@ probes only at 127.0.0.1). Each ends with a clear status, and then, for every en
 - a normal job right after succeeds (the executor, the zygote or the environment serve on);
 - nothing of the job is left: no process (host-wide for the job uids, or inside the Lambda
   environment), no file in any /tmp;
-- the machine keeps its memory and disk (MemAvailable, free space of / and /dev/shm).
+- the machine keeps its disk (free space of / and /dev/shm). Memory outlives a job only in a
+  process or a tmpfs file, and both are checked above; the machine's MemAvailable is not,
+  since every other process on a shared test machine moves it.
 
 Where the executors legitimately differ, the test says so and asserts each one's documented
 behaviour (the README's "Security tested" section has the table).
@@ -65,6 +67,9 @@ ALLOWED_ENV = {
     "PATH", "LANG", "TZ", "HOME", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 }  # fmt: skip
 NORMAL = "def main(a, b):\n    return a + b\n"
+# A job stopped at its 2 s limit reports about 2 s; a loaded 2-core machine may add seconds,
+# but a job that was not stopped would run 60 s, or for ever.
+STOPPED_WELL_BEFORE_MS = 10_000
 LOOK_AROUND = """\
 import json, os
 me, parent = os.getpid(), os.getppid()
@@ -82,25 +87,18 @@ print(json.dumps({
 
 @dataclass(frozen=True)
 class Machine:
-    """What a job must not take from the machine."""
+    """What a job must not take from the machine: its disk."""
 
-    mem_available_mb: int
     root_free_mb: int
     shm_free_mb: int
 
     @classmethod
     def now(cls) -> Machine:
-        with open("/proc/meminfo") as fh:
-            info = {line.split(":")[0]: int(line.split()[1]) for line in fh}
-        return cls(
-            info["MemAvailable"] // 1024,
-            shutil.disk_usage("/").free // MIB,
-            shutil.disk_usage("/dev/shm").free // MIB,
-        )
+        return cls(shutil.disk_usage("/").free // MIB, shutil.disk_usage("/dev/shm").free // MIB)
 
     def assert_kept_by(self, after: Machine) -> None:
-        """Nothing lasting was taken (slack for other processes on the test machine)."""
-        assert after.mem_available_mb > self.mem_available_mb - 300, (self, after)
+        """Nothing lasting was taken (slack for other processes on the test machine; a disk
+        filler would take GiBs, its private tmpfs allows 64 MiB)."""
         assert after.root_free_mb > self.root_free_mb - 100, (self, after)
         assert after.shm_free_mb > self.shm_free_mb - 16, (self, after)
 
@@ -166,7 +164,7 @@ class Target:
         # and host-wide: the runtimes of live environments are the only processes of its uid
         standin = self.standin
         wait_until(
-            lambda: len(processes_of([RUNTIME_UID])) == standin.live_environments(),
+            lambda: len(standin.processes(RUNTIME_UID)) == standin.live_environments(),
             timeout=5,
             message="only the runtimes run as the Lambda uid",
         )
@@ -350,7 +348,7 @@ def test_an_infinite_loop_is_stopped_at_the_time_limit(target: Target) -> None:
     assert result.outcome is Outcome.TIMEOUT, result
     assert result.error_message == "the job ran longer than 2 s and was stopped"
     assert result.stdout == "spinning\n"  # output before the kill is kept
-    assert 1900 <= result.duration_ms < 4000
+    assert 1900 <= result.duration_ms < STOPPED_WELL_BEFORE_MS
 
 
 def test_sleeping_past_the_timeout_is_stopped_at_the_time_limit(target: Target) -> None:
@@ -358,7 +356,7 @@ def test_sleeping_past_the_timeout_is_stopped_at_the_time_limit(target: Target) 
 
     assert result.outcome is Outcome.TIMEOUT, result
     assert result.stdout == "before\n"
-    assert 1900 <= result.duration_ms < 4000
+    assert 1900 <= result.duration_ms < STOPPED_WELL_BEFORE_MS
 
 
 # --- escaping the sandbox --------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_a_caller_deadline_shorter_than_the_timeout_is_the_limit() -> None:
     response = run_fresh(harness_request("while True: pass", timeout_s=10), deadline_s=0.4)
     assert response["outcome"] == "timeout"
     assert response["error_message"] == "the job ran longer than 0.4 s and was stopped"
-    assert response["duration_ms"] < 1000
+    assert 400 <= response["duration_ms"] < 5_000  # well before its own 10 s limit
 
 
 def test_a_malformed_request_gives_an_error_response() -> None:

@@ -162,7 +162,9 @@ def test_the_job_is_stopped_in_time_for_the_handler_to_answer() -> None:
     assert response["outcome"] == "timeout"
     assert response["error_message"] == "the job ran longer than 1.1 s and was stopped"
     assert response["stdout"] == "a\n"
-    assert 1_100 <= response["duration_ms"] < 2_000
+    # at least the budget, and stopped before the invocation's 2.6 s ran out (in Lambda the
+    # runtime would be killed unanswered after that)
+    assert 1_100 <= response["duration_ms"] < 2_600
 
 
 @pytest.mark.parametrize(
