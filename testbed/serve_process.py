@@ -86,14 +86,26 @@ class ServeProcess:
             return 0, ""
 
     def start(self, timeout: float = 30.0) -> ServeProcess:
-        """Start and wait until /healthz answers 200."""
+        """Start and wait until /healthz answers 200. The port was free when chosen, but any
+        process on the machine may take it before serve binds it: then serve starts again on
+        another one (and that attempt's lines leave the log)."""
+        for _ in range(5):
+            if self._start_once(timeout):
+                return self
+            self.port = free_port()
+            self.env["PORT"] = str(self.port)
+        raise AssertionError(f"serve found no free port: {self.log()[-3000:]}")
+
+    def _start_once(self, timeout: float) -> bool:
+        """One start; False if the port was taken meanwhile."""
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         command = (
             [sys.executable, "-m", "bot", "serve"]
             if self.entry is None
             else [sys.executable, "-m", "testbed.serve_process", *self.entry]
         )
-        self.process = track(
+        process = self.process = track(
             subprocess.Popen(
                 command,
                 cwd=self.workdir,
@@ -104,12 +116,21 @@ class ServeProcess:
         )
         log.close()
 
-        def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log()
-            return self.get("/healthz")[0] == 200
+        def answered() -> bool:
+            # Ours has bound the port once it logged "serving" (another process may answer
+            # on a port it took meanwhile).
+            if process.poll() is not None:
+                return True
+            return "serving" in self.log()[logged:] and self.get("/healthz")[0] == 200
 
-        wait_until(ready, timeout=timeout, interval=0.05, message="serve to answer /healthz")
-        return self
+        wait_until(answered, timeout=timeout, interval=0.05, message="serve to answer /healthz")
+        if process.poll() is None:
+            return True
+        if "Address already in use" in self.log()[logged:]:
+            with self.log_path.open("r+b") as fh:
+                fh.truncate(logged)
+            return False
+        raise AssertionError(f"serve exited {process.returncode}: {self.log()[-3000:]}")
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; returns the exit code."""
