@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,7 @@ class Submitter:
         """`/job run INPUT` with a trigger id and a response_url of its own."""
         trigger = sr.unique("trig.")
         hook = self.standin.response_url(f"{self.user}-{trigger}")
+        sent_at = time.monotonic()
         answer = sr.post(
             server.url,
             sr.slash(
@@ -76,7 +78,7 @@ class Submitter:
             ),
             timeout=timeout,
         )
-        return Submission(self, trigger, hook, answer.status, answer.body, answer.elapsed)
+        return Submission(self, trigger, hook, answer.status, answer.body, answer.elapsed, sent_at)
 
     def jobs(self) -> list[Job]:
         """This user's jobs, oldest first."""
@@ -93,6 +95,12 @@ class Submission:
     status: int
     body: str
     elapsed: float
+    sent_at: float  # time.monotonic() as it was sent
+
+    @property
+    def answered_at(self) -> float:
+        """time.monotonic() when its answer came back."""
+        return self.sent_at + self.elapsed
 
     @property
     def key(self) -> str:
