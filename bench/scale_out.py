@@ -28,7 +28,7 @@ from sqlalchemy import func, select, text
 from bench.slack_common import fresh_database
 from bench.stats import table
 from bot.core.models import Identity, JobStatus, NewJob
-from bot.slack.intake import WORKING
+from bot.slack.intake.context import WORKING
 from bot.store import SqlStore, make_engine
 from bot.store.tables import NotificationState, notifications
 from testbed.serve_process import ServeProcess

@@ -26,7 +26,8 @@ from bot.slack.answers import Answerer
 from bot.slack.guard import RequestGuard, malformed
 from bot.slack.home import HomePublisher
 from bot.slack.intake import Intake
-from bot.slack.journal import SWEEP_INTERVAL_S, Sweeper
+from bot.slack.intake.context import IntakeContext
+from bot.slack.intake.journal import SWEEP_INTERVAL_S, Sweeper
 from bot.slack.listeners import register
 from bot.slack.memory import SlackMemory
 from bot.slack.posting import CallFailed, call
@@ -153,7 +154,7 @@ def build_app(
     fetcher = FileFetcher(
         client, str(client.token), settings.slack_api_url, settings.max_code_bytes, metrics=metrics
     )
-    intake = Intake(
+    context = IntakeContext(
         service,
         CommandHandler(service, USAGE),
         fetcher,
@@ -163,9 +164,9 @@ def build_app(
         pool=intake_pool,
         home=home,
         upload_window=settings.upload_window,
-        hold_lease_s=settings.intake_lease,
         metrics=metrics,
     )
+    intake = Intake(context, hold_lease_s=settings.intake_lease)
 
     @app.use
     def refuse_malformed(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:

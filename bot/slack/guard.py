@@ -14,11 +14,11 @@ from typing import Any
 
 from bot.core.metrics import Metrics
 from bot.errors import StoreError, StoreUnavailable
+from bot.slack import keys
 
 log = logging.getLogger(__name__)
 WINDOW_S = 300  # Slack's own rule: a request signed more than 5 minutes ago is refused
 PRUNE_EVERY_S = 60.0
-KEY_PREFIX = "sig:"
 _LOCAL_MAX = 50_000  # signatures kept in memory while the database cannot remember them
 DOWN_PAUSE_S = 5.0  # after the database failed to remember, ask it again only this much later
 REMEMBER_BUDGET_S = 1.0  # the longest a request waits for the database to remember it
@@ -113,7 +113,7 @@ class RequestGuard:
                 self._db_retry_at = now + DOWN_PAUSE_S
         if ask_database:
             try:
-                first = self._ask(KEY_PREFIX + signature)
+                first = self._ask(keys.signature(signature))
             except StoreError as exc:
                 # A try waits out the store's retries (a second or more; a silent database, its
                 # timeouts): every request paying that would push acks past Slack's 3 s.
@@ -162,7 +162,7 @@ class RequestGuard:
 
     def _prune(self) -> None:
         try:
-            self._forget(KEY_PREFIX, WINDOW_S + PRUNE_EVERY_S)
+            self._forget(keys.SIGNATURE_PREFIX, WINDOW_S + PRUNE_EVERY_S)
         except StoreError as exc:
             log.info("old request signatures not pruned: %s", exc)
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
-from bot.slack.intake import Asker, Intake
+from bot.slack.intake import Intake
+from bot.slack.intake.request import event_team
 from bot.slack.jobviews import RERUN_ACTION
 from bot.slack.views import RUN_MODAL
 
@@ -22,41 +23,34 @@ def register(app: App, intake: Intake) -> None:
 
     @app.command(COMMAND)
     def job_command(ack: Ack, body: dict[str, Any]) -> None:
-        asker = Asker(
-            team=str(body.get("team_id") or ""),
-            user=str(body.get("user_id") or ""),
-            channel=body.get("channel_id"),
-            response_url=body.get("response_url"),
-            display_name=body.get("user_name"),
-        )
-        ack(**intake.command(asker, str(body.get("text") or ""), str(body.get("trigger_id") or "")))
+        ack(**intake.command.ack(body))
 
     @app.view(RUN_MODAL)
     def run_form(ack: Ack, body: dict[str, Any]) -> None:
-        ack(**intake.view_submission(body))
+        ack(**intake.form.ack(body))
 
     @app.action(RERUN_ACTION)
     def rerun(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        intake.rerun_clicked(body, action)
+        intake.buttons.rerun(body, action)
 
     @app.action(re.compile(".*"))
     def other_action(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         # a button of an older jobbot, or one it never made: say so instead of failing
         ack()
-        intake.unknown_action(body, action)
+        intake.buttons.unknown(body, action)
 
     @app.event("app_mention")
     def mention(body: dict[str, Any], event: dict[str, Any]) -> None:
-        intake.mention(str(body.get("team_id") or ""), event)
+        intake.messages.mention(event_team(body), event)
 
     @app.event("message")
     def message(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
-        intake.message(str(body.get("team_id") or ""), event, context.bot_user_id)
+        intake.messages.message(event_team(body), event, context.bot_user_id)
 
     @app.event("app_home_opened")
     def home(body: dict[str, Any], event: dict[str, Any]) -> None:
-        intake.home_opened(str(body.get("team_id") or ""), event)
+        intake.home.opened(event_team(body), event)
 
     @app.event(re.compile(".*"))
     def anything_else(event: dict[str, Any]) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import Identity, JobStatus, NewJob, Upload
-from bot.slack.intake import Asker
-from bot.slack.journal import HeldKind
+from bot.slack.intake.journal import HeldKind
+from bot.slack.intake.request import Asker
 from bot.slack.uploads import SlackFile
 from bot.store import SqlStore
 from testbed import slack_requests as sr

@@ -18,7 +18,7 @@ from bot.app.config import load_settings
 from bot.app.wiring import Runtime
 from bot.core.models import Identity, JobStatus
 from bot.errors import StoreError
-from bot.slack.intake import WORKING
+from bot.slack.intake.context import WORKING
 from bot.store import SqlStore, make_engine
 from bot.store.tables import jobs
 from testbed.serve_process import ServeProcess

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bot.core.models import JobStatus
-from bot.slack.intake import Asker
-from bot.slack.journal import HeldKind
+from bot.slack.intake.journal import HeldKind
+from bot.slack.intake.request import Asker
 from testbed import slack_requests as sr
 from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack

@@ -1,0 +1,167 @@
+"""IntakeContext: what every Slack entry point works with (the service, the adapter's memory,
+the intake pool, private answers) and the steps they share: who the actor is, a reply within
+the ack's budget, and a file's download and submission."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.core.commands import RunCommand
+from bot.core.handler import CommandHandler
+from bot.core.inputs import check_input
+from bot.core.metrics import Metrics
+from bot.core.models import Actor, Identity, Upload
+from bot.core.replies import UNAVAILABLE, Reply
+from bot.core.service import JobService
+from bot.errors import StoreError, UsageError, UserError
+from bot.slack.answers import Answerer, Where
+from bot.slack.formatting import Message
+from bot.slack.home import HomePublisher
+from bot.slack.intake.request import Asker
+from bot.slack.memory import SlackMemory
+from bot.slack.origin import Kind
+from bot.slack.replyviews import problem, render
+from bot.slack.uploads import FileFetcher, SlackFile
+
+log = logging.getLogger(__name__)
+ROUTE = "slack"
+WORKING = "Working on it…"
+OOPS = "Something went wrong on jobbot's side; nothing was changed. Please try again."
+
+
+def refusal(exc: UserError | StoreError) -> str:
+    """What to tell the person whose request could not be done: their mistake as it is
+    worded, a database failure as UNAVAILABLE (its cause goes to the log, not to them)."""
+    if isinstance(exc, UserError):
+        return exc.message
+    log.warning("database failed under a slack request: %s", exc)
+    return UNAVAILABLE.message
+
+
+def no_run(command: RunCommand) -> Reply:
+    """The CommandHandler's `run`, never called: each entry point handles `run` itself."""
+    raise UsageError("`run` is handled before this point.")  # pragma: no cover
+
+
+class IntakeContext:
+    """The collaborators of the Slack entry points, and what they do alike."""
+
+    def __init__(
+        self,
+        service: JobService,
+        handler: CommandHandler,
+        fetcher: FileFetcher,
+        answerer: Answerer,
+        client: WebClient,
+        *,
+        memory: SlackMemory,
+        pool: Executor,
+        home: HomePublisher,
+        upload_window: float = 900.0,
+        reply_budget: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.service = service
+        self.memory = memory
+        self.handler = handler
+        self.fetcher = fetcher
+        self.answerer = answerer
+        self.client = client
+        self.pool = pool
+        self.home = home
+        self.upload_window = upload_window
+        self.reply_budget = reply_budget
+        self.metrics = metrics
+
+    def actor(self, asker: Asker) -> Actor:
+        """The jobbot user behind a Slack user (created on first contact)."""
+        return self.service.actor(Identity("slack", asker.team, asker.user), asker.display_name)
+
+    def latest_upload(self, actor: Actor, channel: str) -> Upload | None:
+        """The actor's latest .py file shared in that conversation within the upload window."""
+        since = self.service.clock.now() - timedelta(seconds=self.upload_window)
+        return self.memory.latest_upload(actor.user.id, channel, since)
+
+    def check_input(self, text: str) -> None:
+        """Raise InvalidInput unless `text` is an acceptable JSON input."""
+        check_input(text, self.service.limits.max_input_bytes)
+
+    def tell(self, where: Where, message: str, usage: str | None = None) -> None:
+        """Answer the person alone with a problem."""
+        self.answerer.tell(where, problem(message, usage))
+
+    def later(self, fn: Callable[[], None]) -> Future[None]:
+        """Run work after the ack on the intake pool; failures are logged, never raised."""
+
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("slack intake failed")
+
+        return self.pool.submit(guarded)
+
+    def reply(self, compute: Callable[[], Reply]) -> Message:
+        """A command's reply as a message; a refusal or a failure of ours as a problem."""
+        try:
+            return render(compute())
+        except (UserError, StoreError) as exc:
+            return problem(refusal(exc))
+        except Exception:
+            log.exception("command failed")
+            return problem(OOPS)
+
+    def within_budget(self, asker: Asker, compute: Callable[[], Reply]) -> dict[str, Any]:
+        """The ack body for a reply computed in time; else a holding text, with the real
+        reply sent through the response_url when it is ready."""
+        future = self.pool.submit(self.reply, compute)
+        try:
+            return future.result(timeout=self.reply_budget).as_kwargs()
+        except TimeoutError:
+            future.add_done_callback(lambda f: self.answerer.tell(asker.where, f.result()))
+            return {"text": WORKING}
+
+    def submit(
+        self,
+        actor: Actor,
+        asker: Asker,
+        file: SlackFile,
+        input_text: str,
+        *,
+        kind: Kind,
+        key: str,
+        once: str | None = None,
+    ) -> None:
+        """Download the file and store the job; any problem goes to the user alone (once per
+        `once` key, when the same request can arrive more than once)."""
+        try:
+            name, data = self.fetcher.fetch(file)
+            job, created = self.service.submit(
+                actor,
+                name,
+                data,
+                input_text,
+                origin=asker.origin(kind),
+                route=ROUTE,
+                idempotency_key=key,
+            )
+        except (UserError, StoreError) as exc:
+            log.info("submission refused", extra={"user_id": actor.user.id, "kind": kind.value})
+            if once is None or self.memory.first_time(once):
+                self.tell(asker.where, refusal(exc))
+            return
+        except Exception:
+            # a bug of ours must not leave the person waiting for a job that never comes
+            log.exception("submission failed", extra={"user_id": actor.user.id})
+            self.tell(asker.where, OOPS)
+            return
+        if not created:
+            log.info(
+                "duplicate submission merged", extra={"job_id": job.id, "user_id": actor.user.id}
+            )

@@ -1,0 +1,151 @@
+"""Messages to the bot (DMs and mentions): shared .py files are remembered; a request is
+journaled, then run (with the attached or the latest shared file) or answered in its thread."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.core.commands import RunCommand, parse_command
+from bot.core.models import Actor, HeldRequest, Upload
+from bot.errors import StoreError, UsageError, UserError
+from bot.slack import keys
+from bot.slack.formatting import unescape
+from bot.slack.intake.context import ROUTE, IntakeContext, no_run, refusal
+from bot.slack.intake.journal import HeldKind, Journal
+from bot.slack.intake.request import Asker
+from bot.slack.origin import Kind
+from bot.slack.uploads import SlackFile
+
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+NO_FILE = "Attach a .py file to your message, or share one here first."
+
+
+def _from_a_person(event: Mapping[str, Any]) -> bool:
+    """Sent by a person (not a bot), in a conversation, with a timestamp to answer under."""
+    return not event.get("bot_id") and all(event.get(k) for k in ("user", "channel", "ts"))
+
+
+class MessageIntake:
+    """What happens behind the message and app_mention listeners."""
+
+    def __init__(self, context: IntakeContext, journal: Journal) -> None:
+        self.context = context
+        self.journal = journal
+        journal.register(HeldKind.MESSAGE, self._redo)
+
+    def message(self, team: str, event: Mapping[str, Any], bot_user_id: str | None) -> None:
+        """A message event: remember shared .py files; run or answer requests to the bot."""
+        if not _from_a_person(event) or event.get("subtype") not in {None, "file_share"}:
+            return
+        text = str(event.get("text") or "")
+        is_dm = event.get("channel_type") == "im"
+        mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in text
+        if not event.get("files") and not is_dm:
+            return  # channel chatter; mentions of the bot arrive as app_mention too
+        self._later(team, event, is_dm or mentioned)
+
+    def mention(self, team: str, event: Mapping[str, Any]) -> None:
+        """An app_mention event: always a request to the bot."""
+        if _from_a_person(event):
+            self._later(team, event, True)
+
+    def _later(self, team: str, event: Mapping[str, Any], is_request: bool) -> None:
+        """Requests to the bot are journaled (a file shared in passing only remembered)."""
+
+        def work() -> None:
+            self._handle(team, event, is_request)
+
+        if not is_request:
+            self.context.later(work)
+            return
+        asker = Asker.from_message(team, event)
+        key = keys.message(asker.channel, asker.thread_ts)
+        payload = {"team": team, "event": dict(event), "is_request": is_request}
+        self.journal.hold(key, HeldKind.MESSAGE, payload, work, where=asker.where)
+
+    def _redo(self, request: HeldRequest) -> bool:
+        data = request.payload
+        event = data.get("event")
+        if not isinstance(event, dict):
+            return False
+        self._handle(str(data.get("team") or ""), event, bool(data.get("is_request")))
+        return True
+
+    def _handle(self, team: str, event: Mapping[str, Any], is_request: bool) -> None:
+        context, asker = self.context, Asker.from_message(team, event)
+        channel = str(asker.channel)
+        key = keys.message(channel, asker.thread_ts)
+        files = [SlackFile.from_payload(f) for f in event.get("files") or [] if isinstance(f, dict)]
+        try:
+            actor = context.actor(asker)
+            files = [context.fetcher.resolve(f) for f in files]  # Slack Connect stubs
+            for file in files:
+                if file.is_python:
+                    context.memory.remember_upload(
+                        Upload(
+                            actor.user.id,
+                            channel,
+                            file.id,
+                            file.name,
+                            file.size or 0,
+                            file.meta(),
+                            context.service.clock.now(),
+                        )
+                    )
+            text = _MENTION.sub(" ", str(event.get("text") or "")).strip()
+            if not is_request or (files and not text.lower().startswith("run")):
+                return
+            command = parse_command(unescape(text))
+            # A job is deduplicated by its idempotency key in the same transaction that stores
+            # it, so a crash before that point never swallows Slack's re-delivery. Other
+            # commands only answer, and answer once (the same message can arrive as
+            # app_mention and as message, and be re-delivered).
+            if not isinstance(command, RunCommand) and not context.memory.first_time(key):
+                return
+        except UsageError as exc:
+            if context.memory.first_time(key):
+                context.tell(asker.where, exc.message, exc.usage)
+            return
+        except (UserError, StoreError) as exc:
+            context.tell(asker.where, refusal(exc))
+            return
+        if isinstance(command, RunCommand):
+            self._run(actor, asker, files, command, key)
+            return
+        reply = context.reply(
+            lambda: context.handler.handle(
+                actor,
+                command,
+                no_run,
+                origin=asker.origin(Kind.MESSAGE),
+                route=ROUTE,
+                idempotency_key=key,
+            )
+        )
+        context.answerer.tell(asker.where, reply)
+
+    def _run(
+        self, actor: Actor, asker: Asker, files: list[SlackFile], command: RunCommand, key: str
+    ) -> None:
+        context = self.context
+        python = [f for f in files if f.is_python]
+        file = python[0] if python else (files[0] if files else None)
+        refused = keys.refused(key)  # a refusal is told once, however often the message arrives
+        if file is None:
+            upload = context.latest_upload(actor, str(asker.channel))
+            if upload is None:
+                if context.memory.first_time(refused):
+                    context.tell(asker.where, NO_FILE)
+                return
+            file = SlackFile.from_upload(upload)
+        try:
+            context.check_input(command.input_text)
+        except UserError as exc:
+            if context.memory.first_time(refused):
+                context.tell(asker.where, exc.message)
+            return
+        context.submit(
+            actor, asker, file, command.input_text, kind=Kind.MESSAGE, key=key, once=refused
+        )
