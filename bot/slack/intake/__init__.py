@@ -11,7 +11,7 @@ from bot.slack.intake.command import CommandIntake
 from bot.slack.intake.context import IntakeContext
 from bot.slack.intake.form import FormIntake
 from bot.slack.intake.home import HomeIntake
-from bot.slack.intake.journal import HOLD_LEASE_S, Journal
+from bot.slack.intake.journal import Journal
 from bot.slack.intake.message import MessageIntake
 
 
@@ -19,7 +19,7 @@ class Intake:
     """The entry points the listeners hand Slack's requests to, sharing one context and one
     intake journal."""
 
-    def __init__(self, context: IntakeContext, hold_lease_s: float = HOLD_LEASE_S) -> None:
+    def __init__(self, context: IntakeContext, hold_lease_s: float) -> None:
         self.context = context
         self.journal = Journal(context, hold_lease_s)
         self.command = CommandIntake(context, self.journal)

@@ -63,7 +63,7 @@ class IntakeContext:
         memory: SlackMemory,
         pool: Executor,
         home: HomePublisher,
-        upload_window: float = 900.0,
+        upload_window: float,
         reply_budget: float = 2.0,
         metrics: Metrics | None = None,
     ) -> None:

@@ -24,10 +24,6 @@ log = logging.getLogger(__name__)
 # How long an unacknowledged request waits for its journal record: with the replay check's
 # own budget it keeps the ack well inside Slack's 3 s even when the database hangs.
 HOLD_BUDGET_S = 0.8
-# A request not finished after this long is taken up by another (or a restarted) process. It
-# is far longer than any download and submission, which take well under a second
-# (JOBBOT_INTAKE_LEASE).
-HOLD_LEASE_S = 60.0
 SWEEP_INTERVAL_S = 10.0
 
 
@@ -66,7 +62,10 @@ Redo = Callable[[HeldRequest], bool]
 class Journal:
     """Holds requests before their work starts, and takes up those a dead process left."""
 
-    def __init__(self, context: IntakeContext, lease_s: float = HOLD_LEASE_S) -> None:
+    def __init__(self, context: IntakeContext, lease_s: float) -> None:
+        # A request not finished after `lease_s` (JOBBOT_INTAKE_LEASE) is taken up by another
+        # (or a restarted) process: far longer than any download and submission, which take
+        # well under a second.
         self.context = context
         self.lease_s = lease_s
         self._redo: dict[str, Redo] = {}
