@@ -45,8 +45,14 @@ from bot.sandbox.limits import MIB
 from bot.store import SqlStore
 from testbed.lambda_standin import RUNTIME_UID, LambdaStandIn
 from testbed.waiting import wait_until
-from tests.integration.executor.conftest import memory_kb, processes_of, reset_peak_memory
+from tests.integration.executor.conftest import (
+    memory_kb,
+    owned_by,
+    processes_of,
+    reset_peak_memory,
+)
 from tests.integration.lambda_executor.conftest import lambda_settings
+from tests.support import probes
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 2.0
@@ -70,16 +76,6 @@ NORMAL = "def main(a, b):\n    return a + b\n"
 # A job stopped at its 2 s limit reports about 2 s; a loaded 2-core machine may add seconds,
 # but a job that was not stopped would run 60 s, or for ever.
 STOPPED_WELL_BEFORE_MS = 10_000
-LOOK_AROUND = """\
-import json, os
-me, parent = os.getpid(), os.getppid()
-print(json.dumps({
-    "others": sorted(int(p) for p in os.listdir("/proc")
-                     if p.isdigit() and int(p) not in (1, me, parent)),
-    "tmp": sorted(os.listdir("/tmp")),
-    "own_dir": os.path.basename(os.getcwd()),
-}))
-"""
 
 
 # --- the machine -------------------------------------------------------------------------
@@ -158,7 +154,7 @@ class Target:
             for tmp in ("/tmp", "/var/tmp", "/dev/shm", f"/proc/{self.zygote}/root/tmp"):
                 assert owned_by(tmp, self.uids) == [], tmp
             return
-        seen = json.loads(self.run(LOOK_AROUND).stdout)
+        seen = json.loads(self.run(probes.LOOK_AROUND).stdout)
         assert seen["others"] == []  # no process of an earlier job in the environment
         assert seen["tmp"] == [seen["own_dir"]]  # /tmp holds only the running job's directory
         # and host-wide: the runtimes of live environments are the only processes of its uid
@@ -168,18 +164,6 @@ class Target:
             timeout=5,
             message="only the runtimes run as the Lambda uid",
         )
-
-
-def owned_by(directory: str, uids: tuple[int, ...]) -> list[str]:
-    """Entries of `directory` that belong to one of `uids`."""
-    found = []
-    for entry in os.scandir(directory):
-        try:
-            if entry.stat(follow_symlinks=False).st_uid in uids:
-                found.append(entry.name)
-        except FileNotFoundError:
-            continue
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -256,25 +240,8 @@ def target(request: pytest.FixtureRequest) -> Target:
 # --- exhausting the machine ------------------------------------------------------------
 
 
-FORK_BOMB = """\
-import os, time
-made = failed = 0
-for _ in range(500):  # bounded: a containment failure cannot take the machine down
-    try:
-        pid = os.fork()
-    except OSError:
-        failed += 1
-        continue
-    if pid == 0:
-        time.sleep(60)
-        os._exit(0)
-    made += 1
-print(made, failed)
-"""
-
-
 def test_a_fork_bomb_stops_at_the_process_limit(target: Target) -> None:
-    result = target.hostile(FORK_BOMB)
+    result = target.hostile(probes.FORK_BOMB)
 
     assert result.outcome is Outcome.OK, result
     made, failed = map(int, result.stdout.split())
@@ -300,41 +267,19 @@ def test_a_memory_bomb_ends_as_out_of_memory(target: Target) -> None:
 
 
 def test_a_disk_filler_stops_at_its_private_tmp_limit(target: Target) -> None:
-    code = """\
-import os
-chunk = b"q" * (1 << 20)
-written, errors = 0, []
-for where in (".", "/tmp", "/dev/shm", "/var/tmp"):
-    i = 0
-    try:
-        while written < (2 << 30):  # bounded: 2 GiB at most
-            with open(f"{where}/fill-{i}", "wb") as fh:
-                fh.write(chunk)
-            written += len(chunk)
-            i += 1
-    except OSError as exc:
-        errors.append(exc.errno)
-print(written >> 20, errors)
-"""
-    result = target.hostile(code)
+    result = target.hostile(probes.DISK_FILLER, {"wheres": [".", "/tmp", "/dev/shm", "/var/tmp"]})
 
     assert result.outcome is Outcome.OK, result
-    mib, errors = result.stdout.split(" ", 1)
+    found = json.loads(result.stdout)
     # ENOSPC everywhere writable (the job's private tmpfs: 64 MiB), EACCES on /var/tmp for
     # Lambda (read-only there), ENOSPC for the local job's private /var/tmp
-    assert int(mib) <= 64 + 16
-    assert errors.strip() == ("[28, 28, 28, 13]" if target.is_lambda else "[28, 28, 28, 28]")
+    assert sum(mib for _, mib in found) <= 64 + 16
+    assert [errno for errno, _ in found] == ([28, 28, 28, 13] if target.is_lambda else [28] * 4)
 
 
 def test_an_output_flood_is_cut_at_the_cap_while_read(target: Target) -> None:
     baseline = reset_peak_memory()
-    code = (
-        "import sys\nchunk = 'y' * (1 << 20)\n"
-        "for _ in range(100):  # 100 MiB on each stream\n"
-        "    sys.stdout.write(chunk)\n    sys.stderr.write(chunk)\n"
-        "print('done')\n"
-    )
-    result = target.hostile(code, timeout_s=10)
+    result = target.hostile(probes.OUTPUT_FLOOD, {"streams": ["stdout", "stderr"]}, timeout_s=10)
 
     assert result.outcome is Outcome.OK, result
     assert (result.stdout_truncated, result.stderr_truncated) == (True, True)
@@ -363,21 +308,7 @@ def test_sleeping_past_the_timeout_is_stopped_at_the_time_limit(target: Target) 
 
 
 def test_a_setsid_double_fork_does_not_outlive_the_job(target: Target) -> None:
-    code = """\
-import os, time
-r, w = os.pipe()
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:  # a daemon: new session, its parent gone
-        os.write(w, str(os.getpid()).encode())
-        time.sleep(300)
-    os._exit(0)
-os.close(w)
-pid = int(os.read(r, 32))
-os.kill(pid, 0)  # alive when the job ends
-print(pid)
-"""
-    result = target.hostile(code)
+    result = target.hostile(probes.DAEMON)
 
     assert result.outcome is Outcome.OK, result
     if not target.is_lambda:  # host pids; on Lambda it lived in the environment's PID space
@@ -385,37 +316,19 @@ print(pid)
     # nothing_left (in hostile()) found no process of the job, host-wide or in the environment
 
 
-ENVIRONMENT = """\
-import json, os
-def read(path):
-    try:
-        with open(path, "rb") as fh:
-            return fh.read().decode(errors="replace")
-    except OSError as exc:
-        return type(exc).__name__
-found = {"env": dict(os.environ), "ppid": read(f"/proc/{os.getppid()}/environ"),
-         "init": read("/proc/1/environ"), "bot": read(f"/proc/{bot}/environ") if bot else None,
-         "tasks": [read(f"/proc/{os.getppid()}/task/{t}/environ")
-                   for t in os.listdir(f"/proc/{os.getppid()}/task")]}
-found["readable"] = sorted(p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())
-                           and not read(f"/proc/{p}/environ").endswith("Error"))
-print(json.dumps(found))
-"""
-
-
 def test_the_bots_environment_and_proc_environ_are_out_of_reach(target: Target) -> None:
     bot = None if target.is_lambda else os.getpid()  # Lambda: the bot is not on that machine
-    result = target.hostile(ENVIRONMENT, {"bot": bot})
+    result = target.hostile(probes.ENVIRONS, {"pids": {"bot": bot}})
 
     assert result.outcome is Outcome.OK, result
     found = json.loads(result.stdout)
     assert set(found["env"]) == ALLOWED_ENV
     # the parent (supervisor / handler) and init: PermissionError (root, another uid, or a
     # non-dumpable handler of the same uid on Lambda)
-    assert (found["ppid"], found["init"]) == ("PermissionError", "PermissionError")
-    assert set(found["tasks"]) == {"PermissionError"}
+    assert (found["parent"], found["init"]) == ("PermissionError", "PermissionError")
+    assert found["parent_tasks"] == ["PermissionError"]
     if bot is not None:
-        assert found["bot"] == "PermissionError"
+        assert found["named"] == {"bot": "PermissionError"}
     assert found["readable"] == []  # no other process's environment, anywhere
 
 
@@ -428,16 +341,9 @@ def test_the_bots_files_are_out_of_reach(target: Target, planted: Path) -> None:
         str(Path.home() / ".bash_history"),
         "/proc/1/cwd/.env",
         "/proc/1/environ",
+        "/proc/{ppid}/cwd/.env",
     ]
-    code = (
-        "import json, os\nout = {}\n"
-        "paths.append(f'/proc/{os.getppid()}/cwd/.env')\n"
-        "for path in paths:\n"
-        "    try:\n        out[path] = open(path, 'rb').read(200).decode(errors='replace')\n"
-        "    except OSError as exc:\n        out[path] = type(exc).__name__\n"
-        "print(json.dumps(out))\n"
-    )
-    result = target.hostile(code, {"paths": paths})
+    result = target.hostile(probes.READ_FILES, {"paths": paths})
 
     assert result.outcome is Outcome.OK, result
     found = json.loads(result.stdout)
@@ -452,20 +358,7 @@ def test_the_bots_files_are_out_of_reach(target: Target, planted: Path) -> None:
 def test_local_services_on_127_0_0_1_are_unreachable(target: Target) -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:  # one we know is listening
         own = listener.getsockname()[1]
-        code = (
-            "import json, socket\nout = {}\n"
-            "for port in (3306, 5432, 6379, 5672, own):\n"
-            "    try:\n"
-            "        socket.create_connection(('127.0.0.1', port), timeout=2).close()\n"
-            "        out[port] = 'connected'\n"
-            "    except OSError as exc:\n        out[port] = exc.errno\n"
-            "for path in ('/run/mysqld/mysqld.sock', '/var/run/postgresql/.s.PGSQL.5432'):\n"
-            "    s = socket.socket(socket.AF_UNIX)\n"
-            "    try:\n        s.connect(path)\n        out[path] = 'connected'\n"
-            "    except OSError as exc:\n        out[path] = exc.errno\n"
-            "print(json.dumps(out))\n"
-        )
-        result = target.hostile(code, {"own": own})
+        result = target.hostile(probes.NETWORK, {"ports": [3306, 5432, 6379, 5672, own]})
 
     assert result.outcome is Outcome.OK, result
     found = json.loads(result.stdout)
@@ -589,13 +482,7 @@ def test_writing_outside_the_working_directory_never_reaches_the_host(
     targets = ["/etc/jobbot-x", "/usr/jobbot-x", "/jobbot-x", "/var/jobbot-x", "/root/jobbot-x",
                f"{REPO}/jobbot-x", f"{planted}/jobbot-x", "/run/jobbot-x", "/var/tmp/jobbot-x",
                "/tmp/jobbot-x", "/dev/shm/jobbot-x", f"{sys.base_prefix}/jobbot-x"]  # fmt: skip
-    code = (
-        "import json\nout = {}\nfor path in targets:\n"
-        "    try:\n        open(path, 'w').write('x')\n        out[path] = 'written'\n"
-        "    except OSError as exc:\n        out[path] = exc.errno\n"
-        "print(json.dumps(out))\n"
-    )
-    result = target.hostile(code, {"targets": targets})
+    result = target.hostile(probes.WRITE_FILES, {"targets": targets})
 
     assert result.outcome is Outcome.OK, result
     found = json.loads(result.stdout)

@@ -60,6 +60,19 @@ def harness_request(
     return request
 
 
+def owned_by(directory: str, uids: Iterable[int]) -> list[str]:
+    """Entries of `directory` that belong to one of `uids` (a job's, had it escaped there)."""
+    uids = set(uids)
+    found = []
+    for entry in os.scandir(directory):
+        try:
+            if entry.stat(follow_symlinks=False).st_uid in uids:
+                found.append(entry.name)
+        except FileNotFoundError:  # someone else's, removed meanwhile
+            continue
+    return found
+
+
 def processes_of(uids: Iterable[int]) -> list[int]:
     """Pids of every process running as one of `uids`."""
     uids = set(uids)

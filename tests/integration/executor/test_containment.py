@@ -19,6 +19,7 @@ import pytest
 
 from bot.executors.local import LocalExecutor
 from testbed.waiting import wait_until
+from tests.support import probes
 
 from .conftest import (
     IS_ROOT,
@@ -29,6 +30,7 @@ from .conftest import (
     TMP_BYTES,
     harness_request,
     memory_kb,
+    owned_by,
     processes_of,
     reset_peak_memory,
     under_private_tmp,
@@ -103,31 +105,19 @@ def test_the_environment_holds_none_of_the_bots_variables(executor: LocalExecuto
 def test_proc_environ_of_the_parent_init_bot_and_zygote_is_unreadable(
     executor: LocalExecutor,
 ) -> None:
-    code = (
-        "import os, json\nfound = {}\n"
-        "pids = [('ppid', os.getppid()), ('init', 1), ('bot', bot), ('zygote', zygote)]\n"
-        "for name, pid in pids:\n"
-        "    try:\n"
-        "        found[name] = open(f'/proc/{pid}/environ', 'rb').read().decode(errors='replace')\n"
-        "    except OSError as exc:\n"
-        "        found[name] = exc.errno\n"
-        "print(json.dumps(found))\n"
-    )
-    response = run(executor, code, {"bot": os.getpid(), "zygote": executor.zygote_pid})
+    pids = {"bot": os.getpid(), "zygote": executor.zygote_pid}
+    response = run(executor, probes.ENVIRONS, {"pids": pids})
     found = json.loads(response["stdout"])
-    assert found == {"ppid": 13, "init": 13, "bot": 13, "zygote": 13}  # EACCES everywhere
+    # EACCES everywhere: another uid, or root
+    assert (found["parent"], found["init"]) == ("PermissionError", "PermissionError")
+    assert found["named"] == {"bot": "PermissionError", "zygote": "PermissionError"}
+    assert found["readable"] == []  # no other process's environment, anywhere
     assert not any(secret in response["stdout"] for secret in SECRETS.values())
 
 
 def test_the_bot_dir_repository_and_home_are_hidden(executor: LocalExecutor, bot_dir: Path) -> None:
     targets = [bot_dir / ".env", bot_dir / "jobbot.db", REPO / "pyproject.toml", Path.home()]
-    code = (
-        "import json\nout = {}\nfor path in paths:\n"
-        "    try:\n        out[path] = open(path, 'rb').read(100).decode(errors='replace')\n"
-        "    except OSError as exc:\n        out[path] = exc.__class__.__name__\n"
-        "print(json.dumps(out))\n"
-    )
-    response = run(executor, code, {"paths": [str(p) for p in targets]})
+    response = run(executor, probes.READ_FILES, {"paths": [str(p) for p in targets]})
     found = json.loads(response["stdout"])
     assert found == {
         str(bot_dir / ".env"): "FileNotFoundError",
@@ -144,19 +134,7 @@ def test_the_bot_dir_repository_and_home_are_hidden(executor: LocalExecutor, bot
 def test_loopback_tcp_and_database_sockets_are_unreachable(executor: LocalExecutor) -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        code = (
-            "import json, socket\nout = {}\n"
-            "for port in (3306, 5432, own):\n"
-            "    try:\n        socket.create_connection(('127.0.0.1', port), timeout=2)\n"
-            "        out[port] = 'connected'\n"
-            "    except OSError as exc:\n        out[port] = exc.errno\n"
-            "for path in ('/run/mysqld/mysqld.sock', '/var/run/postgresql/.s.PGSQL.5432'):\n"
-            "    s = socket.socket(socket.AF_UNIX)\n"
-            "    try:\n        s.connect(path)\n        out[path] = 'connected'\n"
-            "    except OSError as exc:\n        out[path] = exc.errno\n"
-            "print(json.dumps(out))\n"
-        )
-        response = run(executor, code, {"own": port})
+        response = run(executor, probes.NETWORK, {"ports": [3306, 5432, port]})
     found = json.loads(response["stdout"])
     assert found == {
         "3306": 101,  # ENETUNREACH: loopback is down in the job's network namespace
@@ -186,16 +164,7 @@ def test_signalling_the_parent_the_zygote_and_the_bot_is_not_permitted(
 def test_a_bounded_fork_bomb_stops_at_the_process_limit_and_leaves_nothing(
     executor: LocalExecutor,
 ) -> None:
-    code = (
-        "import os, time\nforked = failed = 0\n"
-        "for _ in range(500):\n"
-        "    try:\n        pid = os.fork()\n"
-        "    except OSError:\n        failed += 1\n        continue\n"
-        "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n"
-        "    forked += 1\n"
-        "print(forked, failed)\n"
-    )
-    response = run(executor, code, timeout_s=10)
+    response = run(executor, probes.FORK_BOMB, timeout_s=10)
     assert response["outcome"] == "ok"
     forked, failed = map(int, response["stdout"].split())
     assert forked == MAX_PROCS - 1  # the job's own process counts too
@@ -204,21 +173,7 @@ def test_a_bounded_fork_bomb_stops_at_the_process_limit_and_leaves_nothing(
 
 
 def test_a_setsid_double_fork_escapee_dies_with_the_job(executor: LocalExecutor) -> None:
-    code = (
-        "import os, time\n"
-        "r, w = os.pipe()\n"
-        "if os.fork() == 0:\n"
-        "    os.setsid()\n"
-        "    if os.fork() == 0:\n"
-        "        os.write(w, str(os.getpid()).encode())\n"
-        "        time.sleep(2)\n"
-        "        open('marker', 'w').write('survived')\n"
-        "        time.sleep(60)\n"
-        "    os._exit(0)\n"
-        "print(os.read(r, 20).decode(), flush=True)\n"
-        "time.sleep(30)\n"
-    )
-    response = run(executor, code, timeout_s=1)
+    response = run(executor, probes.DAEMON, {"linger": True}, timeout_s=1)
     assert response["outcome"] == "timeout"
     escapee = int(response["stdout"])
     assert not Path(f"/proc/{escapee}").exists()
@@ -247,11 +202,7 @@ def test_100_mb_of_output_is_cut_at_the_cap_and_the_job_still_finishes(
     executor: LocalExecutor,
 ) -> None:
     baseline = reset_peak_memory()
-    code = (
-        "import sys\nchunk = 'y' * (1 << 20)\nfor _ in range(100):\n    sys.stdout.write(chunk)\n"
-        "print('done', file=sys.stderr)\n"
-    )
-    response = run(executor, code, timeout_s=30)
+    response = run(executor, probes.OUTPUT_FLOOD, {"streams": ["stdout"]}, timeout_s=30)
     assert response["outcome"] == "ok"
     assert response["stdout_truncated"] is True
     assert response["stdout"] == "y" * (1 << 20)
@@ -274,32 +225,18 @@ def test_writing_a_1_gb_file_stops_at_the_file_size_limit(executor: LocalExecuto
 def test_a_disk_filler_hits_the_private_tmpfs_limit_long_before_2_gb(
     executor: LocalExecutor,
 ) -> None:
-    code = (
-        "import os\nchunk = b'q' * (1 << 20)\nfiles = 0\n"
-        "try:\n"
-        "    for i in range(2048):\n"
-        "        with open(f'{where}/fill-{i}', 'wb') as fh:\n            fh.write(chunk)\n"
-        "        files += 1\n"
-        "except OSError as exc:\n    print(exc.errno, files)\n"
-    )
     for where in (".", "/tmp", "/var/tmp", "/dev/shm"):
-        response = run(executor, code, {"where": where})
-        errno, files = map(int, response["stdout"].split())
+        response = run(executor, probes.DISK_FILLER, {"wheres": [where]})
+        [[errno, mib]] = json.loads(response["stdout"])
         assert errno == 28  # ENOSPC
-        assert files <= TMP_BYTES >> 20
+        assert mib <= TMP_BYTES >> 20
 
 
 def test_writing_outside_the_job_directory_fails_or_stays_private(executor: LocalExecutor) -> None:
     targets = ["/etc/jobbot-x", "/usr/jobbot-x", "/jobbot-x", "/var/jobbot-x", "/root/jobbot-x",
                f"{REPO}/jobbot-x", "/run/jobbot-x", "/tmp/jobbot-x", "/var/tmp/jobbot-x",
                "/dev/shm/jobbot-x", "/run/lock/jobbot-x"]  # fmt: skip
-    code = (
-        "import json\nout = {}\nfor path in targets:\n"
-        "    try:\n        open(path, 'w').write('x')\n        out[path] = 'written'\n"
-        "    except OSError as exc:\n        out[path] = exc.errno\n"
-        "print(json.dumps(out))\n"
-    )
-    found = json.loads(run(executor, code, {"targets": targets})["stdout"])
+    found = json.loads(run(executor, probes.WRITE_FILES, {"targets": targets})["stdout"])
     private = {"/tmp/jobbot-x", "/var/tmp/jobbot-x", "/dev/shm/jobbot-x", "/run/lock/jobbot-x"}
     for path in targets:
         if path in private:
@@ -351,18 +288,6 @@ def test_concurrent_jobs_see_neither_each_others_files_nor_sockets(
         assert sorted(listing) == sorted([os.path.basename(cwd), f"secret-{name}"])
         cwds.add(cwd)
     assert len(cwds) == 3
-
-
-def owned_by(directory: str, uids: tuple[int, ...]) -> list[str]:
-    """Entries of `directory` that belong to one of `uids` (a job's, had it escaped there)."""
-    found = []
-    for entry in os.scandir(directory):
-        try:
-            if entry.stat(follow_symlinks=False).st_uid in uids:
-                found.append(entry.name)
-        except FileNotFoundError:  # someone else's, removed meanwhile
-            continue
-    return found
 
 
 def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecutor) -> None:

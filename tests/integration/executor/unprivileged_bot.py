@@ -1,7 +1,7 @@
 """Run by test_degraded.py as an unprivileged uid: a bot without root, like a developer laptop
 (mode "executor") or the Lambda handler (mode "fresh"). Prints what it observed as JSON.
 
-Usage: python -S unprivileged_bot.py <repo> executor|fresh <marker path>
+Usage: python -S unprivileged_bot.py <repo> executor|fresh
 """
 
 from __future__ import annotations
@@ -15,43 +15,7 @@ from typing import Any
 sys.path.insert(0, sys.argv[1])
 
 from bot.sandbox.fresh.spawn import run_fresh
-
-ENV_PROBE = """
-import json, os
-out = {"env": dict(os.environ)}
-for name, pid in (("bot", bot), ("parent", os.getppid())):
-    try:
-        out[name] = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace")
-    except OSError as exc:
-        out[name] = exc.errno
-print(json.dumps(out))
-"""
-FORK_BOMB = """
-import os, time
-forked = failed = 0
-for _ in range(500):
-    try:
-        pid = os.fork()
-    except OSError:
-        failed += 1
-        continue
-    if pid == 0:
-        time.sleep(60)
-        os._exit(0)
-    forked += 1
-print(forked, failed)
-"""
-ESCAPE = """
-import os, time
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        time.sleep(1)
-        open(marker, "w").write("survived")
-        os._exit(0)
-    os._exit(0)
-time.sleep(30)
-"""
+from tests.support import probes
 
 
 def request(code: str, **input_: Any) -> dict[str, Any]:
@@ -88,7 +52,7 @@ def _describe(pid: int) -> str:
 
 
 def main() -> None:
-    mode, marker = sys.argv[2], sys.argv[3]
+    mode = sys.argv[2]
     out: dict[str, Any] = {"uid": os.getuid()}
     if mode == "executor":
         from bot.executors.local import LocalExecutor
@@ -101,17 +65,17 @@ def main() -> None:
         run = run_fresh
         spared = set()
     out["sum"] = run(request("def main(a, b):\n    return a + b\n", a=2, b=3))["result_json"]
-    out["probe"] = json.loads(run(request(ENV_PROBE, bot=os.getpid()))["stdout"])
-    out["forks"] = run(request(FORK_BOMB))["stdout"]
-    escape = request(ESCAPE, marker=marker)
+    out["probe"] = json.loads(run(request(probes.ENVIRONS, pids={"bot": os.getpid()}))["stdout"])
+    out["forks"] = run(request(probes.FORK_BOMB))["stdout"]
+    escape = request(probes.DAEMON, linger=True)
     escape["timeout_s"] = 0.5
-    out["escape"] = run(escape)["outcome"]
+    escaped = run(escape)
+    out["escape"] = escaped["outcome"]
+    out["escapee_alive"] = os.path.exists(f"/proc/{int(escaped['stdout'])}")
     deadline = time.monotonic() + 5  # job supervisors exit right after answering
     while (left := set(my_processes()) - spared) and time.monotonic() < deadline:
         time.sleep(0.01)
     out["leftovers"] = [_describe(pid) for pid in sorted(left)]
-    time.sleep(1.5)  # an observation window: the escapee would have written its marker by now
-    out["marker"] = os.path.exists(marker)
     out["job_dirs"] = [
         name
         for name in os.listdir("/tmp")

@@ -24,73 +24,23 @@ from tests.integration.lambda_executor.conftest import (
     lambda_python,
     lambda_settings,
 )
+from tests.support import probes
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
-PEEK = """\
-import json, os
-ppid = os.getppid()
-
-def read(path):
-    try:
-        with open(path, "rb") as fh:
-            return fh.read().decode(errors="replace")
-    except OSError as exc:
-        return type(exc).__name__
-
-def uid_of(pid):
-    for line in read(f"/proc/{pid}/status").splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-
-seen = {}
-for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
-    for name in ("environ", "cmdline"):
-        text = read(f"/proc/{pid}/{name}")
-        if "AWS_" in text or "standin-" in text:
-            seen[f"{pid}/{name}"] = text
-print(json.dumps({
-    "env": sorted(os.environ),
-    "parent_environ": read(f"/proc/{ppid}/environ"),
-    "parent_task_environ": [read(f"/proc/{ppid}/task/{t}/environ")
-                            for t in os.listdir(f"/proc/{ppid}/task")],
-    "uid": os.getuid(),
-    "parent_uid": uid_of(ppid),
-    "leaks": seen,
-}))
-"""
-
-LEAVE_BEHIND = """\
-import os, pathlib, time
+# files in /tmp (one of them hard to delete), and a daemon (probes.DAEMON)
+LEAVE_BEHIND = (
+    """\
+import pathlib
 pathlib.Path("/tmp/left-by-job-1").write_text("user 1's secret")
 locked = pathlib.Path("/tmp/locked")
 (locked / "deeper").mkdir(parents=True)
 (locked / "deeper" / "file").write_text("x")
 (locked / "deeper").chmod(0)
 locked.chmod(0o500)
-r, w = os.pipe()
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:  # a daemon: new session, parent gone
-        os.write(w, str(os.getpid()).encode())
-        time.sleep(300)
-    os._exit(0)
-os.close(w)
-pid = int(os.read(r, 32))
-os.kill(pid, 0)  # alive as the job ends
-print(pid)
 """
-
-LOOK_AROUND = """\
-import json, os
-me, parent = os.getpid(), os.getppid()
-print(json.dumps({
-    "others": sorted(int(p) for p in os.listdir("/proc")
-                     if p.isdigit() and int(p) not in (1, me, parent)),
-    "tmp": sorted(os.listdir("/tmp")),
-    "own_dir": os.path.basename(os.getcwd()),
-}))
-"""
+    + probes.DAEMON
+)
 
 
 @pytest.fixture(params=["bootstrap", "awslambdaric", "python3.13"])
@@ -121,7 +71,7 @@ def test_user_code_cannot_read_the_runtimes_aws_credentials(
 ) -> None:
     standin, executor = warm
 
-    result = executor.run(job(PEEK))
+    result = executor.run(job(probes.ENVIRONS))
 
     assert result.outcome is Outcome.OK, standin.logs()
     seen = json.loads(result.stdout)
@@ -129,8 +79,8 @@ def test_user_code_cannot_read_the_runtimes_aws_credentials(
                            "OPENBLAS_NUM_THREADS", "PATH", "TZ"]  # fmt: skip
     # same uid as the handler, so only its non-dumpable flag stands in the way
     assert seen["uid"] == seen["parent_uid"] != 0
-    assert seen["parent_environ"] == "PermissionError"
-    assert set(seen["parent_task_environ"]) == {"PermissionError"}
+    assert seen["parent"] == "PermissionError"
+    assert seen["parent_tasks"] == ["PermissionError"]
     assert seen["leaks"] == {}
     everything = json.dumps(result.__dict__, default=str)
     for secret in FAKE_CREDENTIALS.values():
@@ -143,7 +93,7 @@ def test_nothing_of_one_job_is_left_for_the_next(
     standin, executor = warm
 
     first = executor.run(job(LEAVE_BEHIND, job_id=1))
-    second = executor.run(job(LOOK_AROUND, job_id=2))
+    second = executor.run(job(probes.LOOK_AROUND, job_id=2))
 
     assert first.outcome is Outcome.OK, standin.logs()
     assert int(first.stdout)  # the daemon's pid: it was alive when the job ended
@@ -198,22 +148,8 @@ def test_a_bounded_fork_bomb_ends_and_leaves_nothing_behind(
     warm: tuple[LambdaStandIn, LambdaExecutor],
 ) -> None:
     standin, executor = warm
-    bomb = (
-        "import os, time\n"
-        "made = failed = 0\n"
-        "for _ in range(500):  # bounded: a containment failure cannot take the host down\n"
-        "    try:\n"
-        "        if os.fork() == 0:\n"
-        "            time.sleep(30)\n"
-        "            os._exit(0)\n"
-        "        made += 1\n"
-        "    except OSError:\n"
-        "        failed += 1\n"
-        "print(made, failed)\n"
-    )
-
-    result = executor.run(job(bomb))
-    after = executor.run(job(LOOK_AROUND))
+    result = executor.run(job(probes.FORK_BOMB))
+    after = executor.run(job(probes.LOOK_AROUND))
 
     assert result.outcome is Outcome.OK, standin.logs()
     made, failed = map(int, result.stdout.split())
