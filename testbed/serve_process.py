@@ -163,27 +163,14 @@ class ServeProcess:
 
 def main() -> None:
     """serve on a Runtime whose executor records executions and whose store may crash."""
-    import argparse
-
     from bot.app import logs
     from bot.app.config import load_settings
-    from bot.app.wiring import Process, Runtime, build_store
-    from testbed.worker_process import CRASH_POINTS, CrashingStore, executor_factory
+    from bot.app.wiring import Process
+    from testbed.worker_process import instrumented_runtime
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("executions")
-    parser.add_argument("--crash-at", choices=CRASH_POINTS)
-    parser.add_argument("--executor", default="local")
-    parser.add_argument("--hold-claims", metavar="FILE")
-    args = parser.parse_args()
     settings = load_settings(env_file=None)
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
-    store = build_store(settings)
-    if args.crash_at or args.hold_claims:
-        store = CrashingStore(store, args.crash_at, args.hold_claims)  # type: ignore[assignment]
-    runtime = Runtime(
-        settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
-    )
+    runtime = instrumented_runtime(settings)
     process = Process(settings, runtime, slack=True, http=True)  # as `serve` composes it
     sys.exit(0 if process.run_until_signal() else 1)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.app.config import Settings, load_settings
-from bot.app.wiring import Runtime, build_executor, build_store
+from bot.app.wiring import Process, Runtime, build_executor, build_store
 from bot.core.models import (
     JobStatus,
     Notification,
@@ -213,39 +213,36 @@ def executor_factory(kind: str, path: str) -> Callable[[Settings], Executor]:
     return build
 
 
-def main() -> None:
+def instrumented_runtime(settings: Settings) -> Runtime:
+    """The Runtime of an instrumented process (this one, or testbed.serve_process), from its
+    arguments: EXECUTIONS_FILE [--crash-at POINT] [--executor KIND] [--hold-claims FILE]."""
     parser = argparse.ArgumentParser()
     parser.add_argument("executions")
     parser.add_argument("--crash-at", choices=CRASH_POINTS)
     parser.add_argument("--executor", default="local")
     parser.add_argument("--hold-claims", metavar="FILE")
     args = parser.parse_args()
-    settings = load_settings(env_file=None)
     store = build_store(settings)
     if args.crash_at or args.hold_claims:
         store = CrashingStore(store, args.crash_at, args.hold_claims)  # type: ignore[assignment]
-    runtime = Runtime(
+    return Runtime(
         settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
     )
-    runtime.migrate()
-    slack = None
-    if settings.slack_enabled:  # as `python -m bot worker` does (bot/terminal/cli.py cmd_worker)
-        from bot.app.wiring import notifiers_for, slack_app_for
 
-        slack = slack_app_for(settings, runtime)
-        runtime.start_dispatcher(notifiers_for(settings, runtime))
-    stop = threading.Event()
+
+def main() -> None:
+    """`python -m bot worker` on the instrumented Runtime."""
+    settings = load_settings(env_file=None)
+    runtime = instrumented_runtime(settings)
+    runtime.migrate()
+    stop = threading.Event()  # a SIGTERM right after "ready" still stops it cleanly
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print("ready", flush=True)  # migrated; a crash point may fire as soon as work starts
-    runtime.start_workers()
-    if slack is not None:
-        slack.start()
+    process = Process(settings, runtime, slack=True)  # as `worker` composes it
+    process.start()
     stop.wait()
-    runtime.stop_claiming()
-    if slack is not None:
-        slack.close()
-    sys.exit(0 if runtime.stop() else 1)
+    sys.exit(0 if process.stop() else 1)
 
 
 if __name__ == "__main__":
