@@ -8,6 +8,7 @@ import pytest
 
 from bot.store import SqlStore, make_engine
 from tests.conftest import clean_mariadb
+from tests.e2e.people import Person
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +18,9 @@ def store(_mariadb_schema: str) -> Iterator[SqlStore]:
     view = SqlStore(make_engine(_mariadb_schema))
     yield view
     view.close()
+
+
+@pytest.fixture(scope="module")
+def people() -> list[Person]:
+    """Everyone the module's tests made (their promised job counts are checked at its end)."""
+    return []

@@ -27,12 +27,6 @@ def standin() -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture(scope="module")
-def people() -> list[Person]:
-    """Everyone the module's tests made."""
-    return []
-
-
-@pytest.fixture(scope="module")
 def server(
     standin: SlackStandIn,
     store: SqlStore,

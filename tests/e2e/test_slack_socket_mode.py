@@ -33,12 +33,6 @@ def standin(sockets: SocketModeStandIn) -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture(scope="module")
-def people() -> list[Person]:
-    """Everyone the module's tests made."""
-    return []
-
-
-@pytest.fixture(scope="module")
 def server(
     standin: SlackStandIn,
     sockets: SocketModeStandIn,
