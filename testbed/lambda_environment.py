@@ -13,13 +13,17 @@ stay out of the test process:
 - the runtime runs as an unprivileged uid (Lambda: sbx_user1051, uid 993), with the
   function's environment, AWS credentials included;
 - optionally ("forward" set) a network namespace of its own, whose loopback, like a
-  microVM's, has nothing listening but the Runtime API: each port in "forward" is relayed
-  to the same port on the host's loopback (the Runtime API, and the stand-in's beacons as a
-  stand-in for the internet), everything else on 127.0.0.1 is refused.
+  microVM's, has nothing listening but the Runtime API: each [inner, outer] pair in
+  "forward" relays 127.0.0.1:inner in here to 127.0.0.1:outer on the host (the Runtime API
+  at 9001 as on Lambda, and the stand-in's beacons as a stand-in for the internet),
+  everything else on 127.0.0.1 is refused;
+- when the runtime ends by itself, how it ended ("exit N" or "signal N") is written to
+  "status_fd", which the runtime does not inherit (rapid reports it as
+  "Runtime exited with error: ...").
 
 The CONFIG JSON comes on stdin (argv would show it in /proc/1/cmdline):
 {"uid", "gid", "tmp_mb", "binds": [[host, target], ...], "hide": [dir, ...], "env": {...},
-"argv": [...], "cwd", "forward": [port, ...]}.
+"argv": [...], "cwd", "forward": [[inner, outer], ...], "status_fd"}.
 """
 
 from __future__ import annotations
@@ -153,17 +157,16 @@ def start_relay() -> socket.socket:
     ours.close()
     try:
         _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
-        _, fds, _, _ = socket.recv_fds(theirs, 16, 16)
-        for fd in fds:
+        data, fds, _, _ = socket.recv_fds(theirs, 4096, 16)
+        for fd, outer in zip(fds, json.loads(data), strict=True):
             listener = socket.socket(fileno=fd)
-            threading.Thread(target=_serve, args=(listener,), daemon=True).start()
+            threading.Thread(target=_serve, args=(listener, outer), daemon=True).start()
         theirs.recv(1)  # until the launcher is gone
     finally:
         os._exit(0)
 
 
-def _serve(listener: socket.socket) -> None:
-    port = listener.getsockname()[1]
+def _serve(listener: socket.socket, port: int) -> None:
     while True:
         inner, _ = listener.accept()
         try:
@@ -195,10 +198,12 @@ def loopback_up() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
 
 
-def forward(ports: list[int], relay: socket.socket) -> None:
-    """Listen on 127.0.0.1:port in here for each port and hand the listeners to the relay."""
-    listeners = [socket.create_server(("127.0.0.1", port), backlog=64) for port in ports]
-    socket.send_fds(relay, [b"L"], [listener.fileno() for listener in listeners])
+def forward(pairs: list[list[int]], relay: socket.socket) -> None:
+    """Listen on 127.0.0.1:inner in here for each [inner, outer] pair and hand the listeners
+    (and the ports they relay to) to the relay."""
+    listeners = [socket.create_server(("127.0.0.1", inner), backlog=64) for inner, _ in pairs]
+    outers = json.dumps([outer for _, outer in pairs]).encode()
+    socket.send_fds(relay, [outers], [listener.fileno() for listener in listeners])
     for listener in listeners:
         listener.close()
 
@@ -220,12 +225,20 @@ def run_runtime(config: dict) -> int:
     while True:  # init: reap whatever gets re-parented here until the runtime is gone
         pid, status = os.wait()
         if pid == runtime:
+            if os.WIFSIGNALED(status):
+                ended = f"signal {os.WTERMSIG(status)}"
+            else:
+                ended = f"exit {os.waitstatus_to_exitcode(status)}"
+            if config.get("status_fd") is not None:
+                os.write(config["status_fd"], ended.encode() + b"\n")
             return os.waitstatus_to_exitcode(status)
 
 
 def main() -> None:
     """Enter new namespaces and run the runtime inside them."""
     config = json.loads(sys.stdin.read())
+    if config.get("status_fd") is not None:  # ours and init's, never the runtime's
+        os.set_inheritable(config["status_fd"], False)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
