@@ -212,8 +212,6 @@ def _function_error(
     message = cap(str(error.get("errorMessage") or body[:MESSAGE_CAP].decode(errors="replace")))
     if "Task timed out after" in message:  # older runtimes name no errorType
         error_type = error_type or "Sandbox.Timedout"
-    if "signal: killed" in message:
-        error_type = error_type or "Runtime.OutOfMemory"
     count(_FUNCTION_ERROR_KINDS.get(error_type, "function_error"))
     if error_type == "SandboxUnavailable":
         raise ExecutorUnavailable(f"the runner could not start the job: {message}")
@@ -227,7 +225,9 @@ def _function_error(
             "`python -m bot lambda deploy` so the function timeout fits JOBBOT_JOB_TIMEOUT.",
             executor=executor,
         )
-    if error_type == "Runtime.OutOfMemory" or "signal: killed" in message:
+    # Only Lambda's memory accounting says out of memory. "signal: killed" alone is any
+    # SIGKILL of the runtime (Runtime.ExitError), a job killing its parent included.
+    if error_type == "Runtime.OutOfMemory":
         return RunResult(
             outcome=Outcome.MEMORY,
             duration_ms=elapsed_ms,
@@ -246,6 +246,16 @@ def _function_error(
             executor=executor,
         )
     detail = f"{error_type}: {message}" if error_type else message
+    if error_type == "Runtime.ExitError":
+        return RunResult(
+            outcome=Outcome.CRASHED,
+            duration_ms=elapsed_ms,
+            error_type="LambdaFunctionError",
+            error_message=f"the Lambda runtime exited during the job ({detail}); Lambda "
+            "did not report it out of memory, so something else ended it (the job itself, "
+            "perhaps). The job may have run, so it is not run again",
+            executor=executor,
+        )
     return RunResult(
         outcome=Outcome.CRASHED,
         duration_ms=elapsed_ms,

@@ -90,6 +90,23 @@ def test_a_function_error_is_a_final_error_saying_so(
     assert standin.executions == 1
 
 
+@pytest.mark.parametrize("oom", [False, True])
+def test_a_killed_runtime_is_told_apart_from_running_out_of_memory(
+    executor: LambdaExecutor, standin: LambdaStandIn, oom: bool
+) -> None:
+    standin.kill_runtime(after_s=0.3, oom=oom)
+
+    result = executor.run(job("import time\ntime.sleep(5)\n"))
+
+    message = result.error_message or ""
+    if oom:  # Lambda's own verdict (its memory accounting): the job's memory
+        assert (result.outcome, result.error_type) == (Outcome.MEMORY, "MemoryError")
+    else:  # any other SIGKILL of the runtime: a crash that may have run the job
+        assert (result.outcome, result.error_type) == (Outcome.CRASHED, "LambdaFunctionError")
+        assert "signal: killed" in message and "not report it out of memory" in message
+        assert "out of memory;" not in message
+
+
 @pytest.mark.parametrize(
     "body",
     [b"not json", b'{"v": 2, "outcome": "ok"}', b'{"v": 1, "outcome": "exploded"}', b"[]"],
