@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from testbed.processes import clean_env, track
+from testbed.processes import clean_env, listens_on, track
 from testbed.slack_requests import ADMIN, SECRET
 from testbed.slack_standin import SlackStandIn
 from testbed.waiting import wait_until
@@ -117,11 +117,10 @@ class ServeProcess:
         log.close()
 
         def answered() -> bool:
-            # Ours has bound the port once it logged "serving" (another process may answer
-            # on a port it took meanwhile).
+            # our serve's own socket (another process may answer on a port it took meanwhile)
             if process.poll() is not None:
                 return True
-            return "serving" in self.log()[logged:] and self.get("/healthz")[0] == 200
+            return listens_on(process.pid, self.port) and self.get("/healthz")[0] == 200
 
         wait_until(answered, timeout=timeout, interval=0.05, message="serve to answer /healthz")
         if process.poll() is None:
