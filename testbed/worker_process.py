@@ -76,6 +76,9 @@ class CountingExecutor:
 
         return self.inner.run(request, counted)
 
+    def stop(self, job_id: int) -> bool:
+        return self.inner.stop(job_id)
+
     def describe(self) -> list[tuple[str, str, bool]]:
         return self.inner.describe()
 
@@ -103,6 +106,9 @@ class SleepExecutor:
             stdout="ok\n",
             executor=self.name,
         )
+
+    def stop(self, job_id: int) -> bool:
+        return False
 
     def describe(self) -> list[tuple[str, str, bool]]:
         return [("isolation", "none (test executor)", True)]

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.store import SqlStore, make_engine
+from testbed.jobenv import job_python
 from testbed.processes import kill_leftovers, mark
 from tests.support.fakes import FakeClock, InMemoryStore
 
@@ -34,6 +35,12 @@ def _no_leftover_processes() -> Iterator[None]:
     since = mark()
     yield
     kill_leftovers(since)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build the job environment first if it is missing or out of date (scripts/test does
+    it too): the local sandbox runs every job with it."""
+    job_python()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -156,6 +156,11 @@ class Settings:
         low=1,
         high=65536,
     )
+    job_python: str = setting(
+        "JOBBOT_JOB_PYTHON",
+        "",
+        "python of the local job environment; unset = .venv-jobs (built by scripts/setup)",
+    )
     log_level: str = setting(
         "JOBBOT_LOG_LEVEL",
         "INFO",

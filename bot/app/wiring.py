@@ -8,7 +8,6 @@ import getpass
 import logging
 import os
 import socket
-import sys
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +26,9 @@ from bot.core.models import Identity, Job, JobStatus
 from bot.core.ports import Executor, JobStore, Notifier
 from bot.core.service import JobService, Limits
 from bot.core.worker import WorkerConfig, WorkerPool
+from bot.errors import ExecutorUnavailable
+from bot.executors.jobenv import JobPackages
+from bot.executors.jobenv import job_packages as read_job_packages
 from bot.slack.memory import SlackMemory
 
 if TYPE_CHECKING:
@@ -69,6 +71,21 @@ def hidden_paths(settings: Settings) -> list[str]:
     return sorted(p for p in paths if p not in {"/", ""})
 
 
+JOB_REQUIREMENTS = PROJECT_DIR / "requirements-jobs.txt"
+
+
+def job_python(settings: Settings) -> str:
+    """The interpreter of the local job environment (JOBBOT_JOB_PYTHON, else .venv-jobs)."""
+    return settings.job_python or str(PROJECT_DIR / ".venv-jobs" / "bin" / "python")
+
+
+def job_packages(settings: Settings) -> JobPackages:
+    """What jobs can import beside the standard library, for `/job help` and the README:
+    the pinned list, with the versions installed in the local job environment."""
+    local = job_python(settings) if settings.executor == "local" else None
+    return read_job_packages(JOB_REQUIREMENTS, local)
+
+
 def build_executor(settings: Settings, metrics: Metrics | None = None) -> Executor:
     """The executor selected by JOBBOT_EXECUTOR (its own failures counted in `metrics`)."""
     if settings.executor == "lambda":
@@ -77,9 +94,15 @@ def build_executor(settings: Settings, metrics: Metrics | None = None) -> Execut
         return build_lambda_executor(settings, metrics)
     from bot.executors.local import LocalExecutor
 
+    python = job_python(settings)
+    if not os.path.exists(python):
+        raise ExecutorUnavailable(
+            f"the job environment {python} is missing: run scripts/setup (or set JOBBOT_JOB_PYTHON)"
+        )
     return LocalExecutor(
         slots=settings.workers,
-        python=sys.executable,
+        python=python,
+        packages=job_packages(settings),
         uid_base=settings.sandbox_uid_base,
         max_procs=settings.sandbox_max_procs,
         tmp_bytes=settings.sandbox_tmp_mb << 20,

@@ -18,7 +18,7 @@ class JobStatus(StrEnum):
     DONE = "done"  # the code ran to the end; result recorded
     ERROR = "error"  # the code raised, crashed, ran out of memory, or the run was interrupted
     TIMEOUT = "timeout"  # killed at the wall-clock limit
-    CANCELLED = "cancelled"  # cancelled while waiting; never ran
+    CANCELLED = "cancelled"  # cancelled while waiting (never ran), or stopped while running
 
     @property
     def is_final(self) -> bool:
@@ -39,6 +39,7 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"  # killed at the wall-clock limit
     MEMORY = "memory"  # ran out of memory
     CRASHED = "crashed"  # died by a signal or exited without a result
+    CANCELLED = "cancelled"  # stopped on request while it ran (Executor.stop)
 
     @property
     def job_status(self) -> JobStatus:
@@ -47,6 +48,8 @@ class Outcome(StrEnum):
             return JobStatus.DONE
         if self is Outcome.TIMEOUT:
             return JobStatus.TIMEOUT
+        if self is Outcome.CANCELLED:
+            return JobStatus.CANCELLED
         return JobStatus.ERROR
 
 

@@ -166,6 +166,17 @@ class Executor(Protocol):
         the exception propagates.
         """
 
+    def stop(self, job_id: int) -> bool:
+        """Ask for the run of `job_id` in progress here to stop (from any thread).
+
+        True: the executor stops it; `run` then returns a RunResult with outcome CANCELLED
+        and the output printed until then (or, if the run ended meanwhile, its real result).
+        A stop that arrives while the run is being set up takes effect as soon as the code
+        may start. False: no run of that job is in progress here, or this executor cannot
+        stop one: a Lambda invoke runs to its end and `run` returns its result normally, so
+        the caller that asked for the stop must discard that late result.
+        """
+
     def describe(self) -> list[tuple[str, str, bool]]:
         """Facts for `doctor`: (check, detail, ok)."""
 

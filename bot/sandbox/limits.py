@@ -80,9 +80,9 @@ def cpu_seconds(timeout_s: float) -> int:
     return math.ceil(timeout_s) + 1
 
 
-def apply_rlimits(limits: Limits, *, memory_mb: int, timeout_s: float, nproc: int) -> None:
-    """Set this process's rlimits for a job; children inherit them."""
-    _set(resource.RLIMIT_AS, memory_mb * MIB)
+def apply_rlimits(limits: Limits, *, address_space: int, timeout_s: float, nproc: int) -> None:
+    """Set this process's rlimits for a job (address_space in bytes); children inherit them."""
+    _set(resource.RLIMIT_AS, address_space)
     soft = cpu_seconds(timeout_s)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
     _set(resource.RLIMIT_FSIZE, limits.max_file_bytes)
@@ -126,10 +126,12 @@ def die_with_parent(signum: int) -> None:
 
 def close_all_but(keep: set[int]) -> None:
     """Close every open fd of this process that is not in `keep`, so nothing of the caller's
-    reaches the job."""
-    for name in os.listdir("/proc/self/fd"):
-        if int(name) not in keep:
-            try:
-                os.close(int(name))
-            except OSError:  # the directory fd of the listing itself
-                pass
+    reaches the job (close_range(2) where the kernel has it: no /proc listing)."""
+    low = 0
+    for fd in sorted(keep):
+        if low < fd:  # closerange(n, n) would close everything from n on (3.11)
+            os.closerange(low, fd)
+        low = fd + 1
+    # an fd at or above the soft RLIMIT_NOFILE cannot be open unless the limit was lowered
+    # after it was made, which nothing here does
+    os.closerange(low, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], low + 1024))

@@ -7,7 +7,7 @@ import math
 from typing import Any, NamedTuple
 
 VERSION = 1
-OUTCOMES = ("ok", "error", "timeout", "memory", "crashed")
+OUTCOMES = ("ok", "error", "timeout", "memory", "crashed", "cancelled")
 RESULT_KINDS = ("return", "stdout")
 MAX_TIMEOUT_S = 3600.0
 MIN_MEMORY_MB = 32  # below this the interpreter itself cannot start under RLIMIT_AS

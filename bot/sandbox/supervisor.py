@@ -26,6 +26,7 @@ class Observation:
     wait_status: int
     timed_out: bool
     duration_ms: int
+    stopped: bool = False  # stopped on request (or because the caller went away)
 
 
 def _pidfd(pid: int) -> int | None:
@@ -40,14 +41,14 @@ def _exited(pid: int) -> int | None:
     return status if done else None
 
 
-def _pump(sel: selectors.BaseSelector, captures: dict[int, Capture], timeout: float) -> bool:
-    """Read what is ready into the captures; True if the child's pidfd fired."""
-    fired = False
+def _pump(sel: selectors.BaseSelector, captures: dict[int, Capture], timeout: float) -> set[int]:
+    """Read what is ready into the captures; the other fds that fired (unregistered)."""
+    fired: set[int] = set()
     for key, _ in sel.select(max(timeout, 0)):
         capture = captures.get(key.fd)
         if capture is None:
             sel.unregister(key.fd)
-            fired = True
+            fired.add(key.fd)
             continue
         data = os.read(key.fd, _CHUNK)
         if data:
@@ -63,18 +64,24 @@ def _wait_for_exit(
     sel: selectors.BaseSelector,
     captures: dict[int, Capture],
     deadline: float,
-) -> tuple[int, bool]:
-    """(wait status, timed out): the child's end, reading its output meanwhile."""
+    *,
+    stop_fd: int | None,
+) -> tuple[int, str | None]:
+    """(wait status, why it was killed: "timeout", "stop" or None): the child's end,
+    reading its output meanwhile."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             reaper.killpg(pid)
-            return os.waitpid(pid, 0)[1], True
+            return os.waitpid(pid, 0)[1], "timeout"
         fired = _pump(sel, captures, left if pidfd is not None else min(_POLL_S, left))
-        if fired or pidfd is None:
+        if stop_fd is not None and stop_fd in fired:
+            reaper.killpg(pid)
+            return os.waitpid(pid, 0)[1], "stop"
+        if pidfd in fired or pidfd is None:
             status = _exited(pid)
             if status is not None:
-                return status, False
+                return status, None
 
 
 def _drain(sel: selectors.BaseSelector, captures: dict[int, Capture], until: float) -> None:
@@ -95,12 +102,14 @@ def supervise(
     max_output_bytes: int,
     max_record_bytes: int,
     kill_rest: Callable[[], object],
+    stop_fd: int | None = None,
 ) -> Observation:
     """Watch child `pid` until it exits or the deadline passes; the fds are read-ends we own.
 
-    At the deadline the child's process group is SIGKILLed. Once the child is gone,
-    `kill_rest()` removes every other process of the job, then the pipes are drained.
-    The fds are closed on return.
+    At the deadline, or as soon as `stop_fd` (the caller's, not closed here) is readable,
+    the child's process group is SIGKILLed. Once the child is gone, `kill_rest()` removes
+    every other process of the job, then the pipes are drained. The fds are closed on
+    return; what was read before the kill is kept.
     """
     start = time.monotonic()
     captures = {stdout_fd: Capture(max_output_bytes), stderr_fd: Capture(max_output_bytes)}
@@ -112,7 +121,10 @@ def supervise(
             sel.register(fd, selectors.EVENT_READ)
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ)
-        status, timed_out = _wait_for_exit(pid, pidfd, sel, captures, start + timeout_s)
+        if stop_fd is not None:
+            sel.register(stop_fd, selectors.EVENT_READ)
+        deadline = start + timeout_s
+        status, killed = _wait_for_exit(pid, pidfd, sel, captures, deadline, stop_fd=stop_fd)
         ended = time.monotonic()
         kill_rest()
         _drain(sel, captures, time.monotonic() + _DRAIN_S)
@@ -126,6 +138,7 @@ def supervise(
         stderr=captures[stderr_fd],
         record=captures[record_fd],
         wait_status=status,
-        timed_out=timed_out,
+        timed_out=killed == "timeout",
         duration_ms=max(0, round((ended - start) * 1000)),
+        stopped=killed == "stop",
     )

@@ -53,6 +53,11 @@ def build(
         "signal": signum,
     }
     limit = request.timeout_s if timeout_s is None else timeout_s
+    if obs.stopped:
+        message = "the job was stopped while it ran (what it printed until then is kept)"
+        return protocol.response(
+            "cancelled", error_type="Cancelled", error_message=message, **common
+        )
     if obs.timed_out:
         message = f"the job ran longer than {seconds(limit)} s and was stopped"
         return protocol.response("timeout", error_type="Timeout", error_message=message, **common)

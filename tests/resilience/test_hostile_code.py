@@ -20,6 +20,7 @@ behaviour (the README's "Security tested" section has the table).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -43,6 +44,7 @@ from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_execu
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from bot.store import SqlStore
+from testbed import jobenv
 from testbed.lambda_standin import RUNTIME_UID, LambdaStandIn
 from testbed.waiting import wait_until
 from tests.integration.executor.conftest import (
@@ -71,7 +73,9 @@ SECRETS = {
 }
 ALLOWED_ENV = {
     "PATH", "LANG", "TZ", "HOME", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    "MPLBACKEND",
 }  # fmt: skip
+JOB_ENVIRONMENT_ENV = {"MPLCONFIGDIR"}  # the local job environment's read-only font cache
 NORMAL = "def main(a, b):\n    return a + b\n"
 # A job stopped at its 2 s limit reports about 2 s; a loaded 2-core machine may add seconds,
 # but a job that was not stopped would run 60 s, or for ever.
@@ -198,6 +202,8 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def local_target(planted: Path) -> Iterator[Target]:
     """The local executor configured like the bot's (its directory, the repo and HOME hidden)."""
     executor = LocalExecutor(
+        python=jobenv.job_python(),
+        packages=jobenv.packages(),
         slots=2,
         uid_base=UID_BASE,
         max_procs=MAX_PROCS,
@@ -322,7 +328,7 @@ def test_the_bots_environment_and_proc_environ_are_out_of_reach(target: Target) 
 
     assert result.outcome is Outcome.OK, result
     found = json.loads(result.stdout)
-    assert set(found["env"]) == ALLOWED_ENV
+    assert set(found["env"]) == ALLOWED_ENV | (set() if target.is_lambda else JOB_ENVIRONMENT_ENV)
     # the parent (supervisor / handler) and init: PermissionError (root, another uid, or a
     # non-dumpable handler of the same uid on Lambda)
     assert (found["parent"], found["init"]) == ("PermissionError", "PermissionError")
@@ -410,6 +416,65 @@ os.kill(-1, signal.SIGKILL)  # everything this uid may signal
     assert os.getppid() > 1  # and the bot (this process) is alive to check
 
 
+TAMPER = """\
+import ctypes, errno, json, os, sys
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+tried = {}
+modules = [json] + [sys.modules[m] for m in ("pandas", "numpy") if m in sys.modules]
+targets = [m.__file__ for m in modules]
+targets += [os.path.join(p, name) for p in sys.path if p.endswith(("site-packages", "lib-dynload"))
+            for name in ("sitecustomize.py", "usercustomize.py", "zz-jobbot.pth")]
+targets.append(os.path.join(os.path.dirname(json.__file__), "..", "sitecustomize.py"))
+for target in targets:
+    try:
+        with open(target, "a") as fh:
+            fh.write("\\nimport os; os.environ['TAMPERED'] = '1'\\n")
+        tried[target] = "WRITTEN"
+    except OSError as exc:
+        tried[target] = errno.errorcode[exc.errno]
+libc = ctypes.CDLL(None, use_errno=True)
+parent = os.getppid()
+for pid in (parent, parent_of(parent)):  # the supervisor or handler, and the template
+    try:
+        with open(f"/proc/{pid}/mem", "r+b") as fh:
+            fh.write(b"x")
+        tried[f"mem {pid}"] = "WRITTEN"
+    except OSError as exc:
+        tried[f"mem {pid}"] = errno.errorcode[exc.errno]
+    attached = libc.ptrace(16, pid, None, None)  # PTRACE_ATTACH
+    tried[f"ptrace {pid}"] = "ATTACHED" if attached == 0 else errno.errorcode[ctypes.get_errno()]
+json.dumps = lambda *a, **k: "tampered"  # this process's copy only
+json.JOBBOT_MARK = True
+print(repr(tried))
+"""
+
+AFTER_TAMPER = """\
+import json, os, sys
+print(json.dumps({"dumps": json.dumps([1]), "mark": hasattr(json, "JOBBOT_MARK"),
+                  "env": os.environ.get("TAMPERED"), "site": "sitecustomize" in sys.modules}))
+"""
+
+
+def test_a_job_that_tampers_with_preloaded_modules_cannot_reach_the_next_job(
+    target: Target,
+) -> None:
+    tampered = target.hostile(TAMPER)
+
+    assert tampered.outcome is Outcome.OK, tampered
+    tried = ast.literal_eval(tampered.stdout)
+    assert any(t.endswith("json/__init__.py") for t in tried)
+    if not target.is_lambda:  # the job environment's packages, preloaded in a template
+        assert any("/site-packages/" in t for t in tried)
+    for what, verdict in tried.items():
+        assert verdict in ("EACCES", "EROFS", "EPERM", "ENOENT"), (what, verdict)
+    after = target.run(AFTER_TAMPER)
+    assert json.loads(after.stdout) == {"dumps": "[1]", "mark": False, "env": None, "site": False}
+
+
 # --- breaking the result ---------------------------------------------------------------
 
 
@@ -447,14 +512,24 @@ def test_recursion_past_the_limit_is_a_recursion_error(target: Target) -> None:
     assert result.error_message == "maximum recursion depth exceeded"
 
 
-def test_recursion_with_the_limit_lifted_is_stopped_at_the_time_limit(target: Target) -> None:
+def test_recursion_with_the_limit_lifted_is_stopped_by_its_memory_or_time_limit(
+    target: Target,
+) -> None:
     code = "import sys\nsys.setrecursionlimit(10**7)\n\ndef f(n):\n    return f(n + 1)\n\nf(0)\n"
     result = target.hostile(code)
 
-    # Python frames live on the heap since 3.11 (no C stack to overflow): the job recurses
-    # until the time limit stops it
-    assert result.outcome is Outcome.TIMEOUT, result
-    assert result.error_message == "the job ran longer than 2 s and was stopped"
+    # Python frames live on the heap since 3.11 (no C stack to overflow), so the frames fill
+    # the job's memory. Locally the memory cgroup kills the job when they pass its limit, if
+    # the machine is fast enough to get there within the time limit. On Lambda RLIMIT_AS
+    # raises MemoryError instead, and formatting a traceback millions of frames deep runs
+    # into the time limit.
+    stopped = {
+        Outcome.TIMEOUT: "the job ran longer than 2 s and was stopped",
+        Outcome.MEMORY: f"the job ran out of memory (limit {MEMORY_MB} MB)",
+    }
+    if target.is_lambda:
+        assert result.outcome is Outcome.TIMEOUT, result
+    assert stopped.get(result.outcome) == result.error_message, result
 
 
 def test_stdin_can_be_read_once_and_closed(target: Target) -> None:
@@ -543,6 +618,9 @@ class Borrowed:
 
     def run(self, request: RunRequest, start: StartGate | None = None) -> RunResult:
         return self.inner.run(request, start)
+
+    def stop(self, job_id: int) -> bool:
+        return self.inner.stop(job_id)
 
     def describe(self) -> list[tuple[str, str, bool]]:
         return self.inner.describe()

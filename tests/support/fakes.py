@@ -545,6 +545,10 @@ class FakeExecutor:
             self.calls.append(request.job_id)
         return self.behaviour(request)
 
+    def stop(self, job_id: int) -> bool:
+        """Runs finish at once: there is never one to stop."""
+        return False
+
     def describe(self) -> list[tuple[str, str, bool]]:
         """Nothing to isolate."""
         return [("isolation", "fake executor: runs nothing", True)]

@@ -176,6 +176,12 @@ class LambdaExecutor:
             )
         return result
 
+    def stop(self, job_id: int) -> bool:
+        """Always False: a synchronous invoke cannot be stopped. It runs to its end (at most
+        the function timeout) and `run` returns its result; whoever asked for the stop
+        discards that late result (docs/operations.md)."""
+        return False
+
     def describe(self) -> list[tuple[str, str, bool]]:
         """Facts for `doctor`: (check, detail, ok)."""
         meta = self._client.meta

@@ -17,7 +17,9 @@ from typing import Any
 from bot.core.models import RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable
-from bot.executors.local.zygote_client import ZygoteClient
+from bot.executors.jobenv import JobPackages
+from bot.executors.local import facts
+from bot.executors.local.zygote_client import ZygoteClient, package_pattern
 from bot.executors.results import result_from_response
 from bot.sandbox import protocol
 from bot.sandbox.limits import MIB, Limits, set_dumpable
@@ -71,18 +73,38 @@ def _claim_uids(uid_base: int, slots: int) -> tuple[int, list[int]]:
     raise ExecutorError(f"no free block of {slots} job uids in {uid_base}-{last}")
 
 
+def _job_python(python: str | None) -> str:
+    """The interpreter of the job environment; never one of the bot's own virtualenv."""
+    if python is None:  # the interpreter itself, outside any virtualenv: the stdlib only
+        return os.path.realpath(sys.executable)
+    python = os.path.abspath(python)  # not resolved: a virtualenv's python is a symlink
+    venv = os.path.dirname(os.path.dirname(python))
+    ours = sys.prefix != sys.base_prefix and os.path.isdir(venv)
+    if ours and os.path.samefile(venv, sys.prefix):
+        raise ValueError(
+            f"{python} is the bot's own environment: jobs would import the bot's packages"
+        )
+    return python
+
+
 class LocalExecutor:
     """Runs jobs here, each in a fresh process forked from a pre-started, isolated zygote.
 
-    The zygote is a separate `python -I -S -u -B` process exec'd with an allow-list
-    environment, so it never holds the bot's secrets. It isolates itself as far as the
-    host allows (network, mount and IPC namespaces; host filesystem read-only; `/run` and
-    `hide_paths` masked) and forks one supervisor per job, which forks the user process.
-    Everything is probed at start; `describe()` says what is in force.
+    The zygote is a separate `python -I -S -u -B` process of the job environment, exec'd
+    with an allow-list environment, so it never holds the bot's secrets. It preloads the
+    standard library and, in a second template, the offered packages; it isolates itself
+    as far as the host allows (network, mount and IPC namespaces; host filesystem
+    read-only; `/run` and `hide_paths` masked) and forks one supervisor per job, which
+    forks the user process: no job starts an interpreter. Everything is probed at start;
+    `describe()` says what is in force.
 
     Args (those without a default come from the settings, through the assembler):
         slots: jobs that may run at once; further `run()` calls wait for a free slot.
-        python: the interpreter (a venv's python is fine: it is resolved to the real binary).
+        python: the job environment's interpreter: a virtualenv's python (never the bot's
+            own), whose site-packages jobs import read-only. None: this interpreter
+            outside any virtualenv, so jobs import the standard library only.
+        packages: the job environment's pins: which modules to preload, and what the
+            hint after a failed import names.
         uid_base: when the bot runs as root, slot N runs as uid and gid `uid_base + N`.
             These uids must belong to this executor alone: if another executor on this
             host holds them (lock files in /run/lock) or one is a passwd account, the next
@@ -109,7 +131,8 @@ class LocalExecutor:
         uid_base: int,
         max_procs: int,
         tmp_bytes: int,
-        python: str = sys.executable,
+        python: str | None = None,
+        packages: JobPackages | None = None,
         max_file_bytes: int = _SANDBOX.max_file_bytes,
         max_open_files: int = _SANDBOX.max_open_files,
         hide_paths: Sequence[str] = (),
@@ -128,6 +151,8 @@ class LocalExecutor:
                 raise ValueError(f"{name} must be at least {least}, not {value}")
         self._limits = Limits(max_procs, max_file_bytes, max_open_files)
         self._hide_paths = tuple(os.path.abspath(p) for p in hide_paths)
+        self._packages = packages
+        job_python = _job_python(python)
         root = os.geteuid() == 0
         self._locks: list[int] = []
         if root:
@@ -145,9 +170,15 @@ class LocalExecutor:
             "namespaces": namespaces,
             "cgroups": cgroups,
             "cgroup_tag": f"jobbot-{os.getpid()}-{uid_base}",
+            "preload": packages.preload if packages else [],
+            "offered": packages.offered if packages else [],
         }
-        real_python = os.path.realpath(python)
-        self._client = ZygoteClient(real_python, config, start_timeout_s=start_timeout_s)
+        self._client = ZygoteClient(
+            job_python,
+            config,
+            start_timeout_s=start_timeout_s,
+            packages=package_pattern(config["preload"]),
+        )
         try:
             hello = self._client.start()
         except SandboxUnavailable as exc:
@@ -194,10 +225,23 @@ class LocalExecutor:
         except protocol.ProtocolError as exc:
             raise ExecutorError(f"the local sandbox answered nonsense: {exc}") from exc
 
+    def stop(self, job_id: int) -> bool:
+        """Stop the job's run: its supervisor kills the job's processes, and `run` returns
+        a CANCELLED result with the output printed until then. A stop asked for while the
+        job's process is still being set up takes effect as soon as its code may run.
+        False when no run of that job is in progress here."""
+        return self._client.stop(job_id)
+
     @property
     def uids(self) -> tuple[int, ...]:
         """The uids jobs run as, one per slot (empty when the bot is not root)."""
         return tuple(self._client.hello.get("uids", ()))
+
+    @property
+    def package_template_pid(self) -> int | None:
+        """The pid of the zygote's package template (a child of the zygote), if it runs."""
+        template = self._client.hello.get("packages")
+        return None if template is None else int(template["pid"])
 
     @property
     def zygote_pid(self) -> int | None:
@@ -206,7 +250,9 @@ class LocalExecutor:
 
     def describe(self) -> list[tuple[str, str, bool]]:
         """Facts for `doctor`: (check, detail, ok)."""
-        return _rows(self._client.hello, self._client.pid, self._limits, self._hide_paths)
+        return facts.rows(
+            self._client.hello, self._client.pid, self._limits, self._hide_paths, self._packages
+        )
 
     def _release_locks(self) -> None:
         for fd in self._locks:
@@ -228,89 +274,3 @@ class LocalExecutor:
         self._release_locks()
         for slot in taken:  # callers still waiting for a slot now see "closed"
             self._free.put(slot)
-
-
-def _within(path: str, roots: Sequence[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def _span(uids: Sequence[int]) -> str:
-    return f"{uids[0]}-{uids[-1]}" if len(uids) > 1 else str(uids[0])
-
-
-def _rows(
-    hello: dict[str, Any], pid: int | None, limits: Limits, hide_paths: Sequence[str]
-) -> list[tuple[str, str, bool]]:
-    iso, cgroup, uids = hello["isolation"], hello["cgroup"], hello["uids"]
-    notes = "; ".join(iso["notes"])
-    layers = [
-        "network namespace" if iso["network"] else "NO network namespace",
-        "private mounts" if iso["mounts"] else "NO private mounts",
-        "a uid per slot" if uids else "NO uid of its own",
-        f"cgroup {cgroup['version']}" if cgroup["version"] is not None else "NO cgroup",
-    ]
-    full = iso["network"] and iso["mounts"] and bool(uids) and cgroup["version"] is not None
-    rows = [
-        (
-            "isolation",
-            f"local sandbox ({', '.join(layers)}); the embedded default, Lambda is the "
-            "production isolation",
-            full,
-        ),
-        (
-            "zygote",
-            f"pid {pid}, python {hello['python']} ({hello['executable']})"
-            if pid
-            else "not running (restarted on the next job)",
-            pid is not None,
-        ),
-        (
-            "network isolation",
-            "a network namespace per slot (loopback down)"
-            if iso["network"]
-            else f"NOT isolated: namespaces unavailable ({notes})",
-            iso["network"],
-        ),
-    ]
-    if uids:
-        rows.append(("privileges", f"jobs run as uid {_span(uids)}, no_new_privs", True))
-    else:
-        detail = f"NOT dropped: jobs run as the bot's uid {hello['euid']} (bot is non-dumpable)"
-        rows.append(("privileges", detail, False))
-    if not hello["stdlib_readable"]:
-        detail = "NOT readable by the job uids: only preloaded modules import"
-        rows.append(("standard library", detail, False))
-    has_pids = cgroup["version"] is not None and "no pids" not in cgroup["note"]
-    has_memory = cgroup["version"] is not None and "no memory" not in cgroup["note"]
-    nproc = "RLIMIT_NPROC on its own uid" if uids else "RLIMIT_NPROC shared with the bot's uid"
-    pids = f" + {cgroup['note']} pids.max" if has_pids else f" (no cgroup: {cgroup['note']})"
-    rows.append(
-        ("process limit", f"{limits.max_procs} per job: {nproc}{pids}", bool(uids) or has_pids)
-    )
-    memory = "address space (RLIMIT_AS) = the job's memory_mb"
-    memory += " + a cgroup limit on all its processes" if has_memory else ", per process only"
-    rows.append(("memory limit", memory, has_memory))
-    rows.append(
-        (
-            "file limits",
-            f"files up to {limits.max_file_bytes // MIB} MiB, {limits.max_open_files} open",
-            True,
-        )
-    )
-    if iso["mounts"]:
-        hidden = [p for p in hide_paths if _within(os.path.realpath(p), iso["masked"])]
-        missing = [p for p in hide_paths if p not in hidden]
-        detail = (
-            f"private tmpfs /tmp ({hello['tmp_bytes'] // MIB} MiB per job), host read-only"
-            if iso["readonly"]
-            else f"private tmpfs /tmp ({hello['tmp_bytes'] // MIB} MiB per job), host NOT read-only"
-        )
-        detail += f", hidden: {', '.join(iso['masked'])}"
-        if missing:
-            detail += f"; NOT hidden: {', '.join(missing)}"
-        rows.append(("filesystem", detail, iso["readonly"] and not missing))
-    else:
-        detail = "NOT isolated: jobs see the host filesystem (job dir in /tmp, removed after)"
-        rows.append(("filesystem", detail, False))
-    rows.append(("environment", "allow-list only (PATH, LANG, TZ, HOME, *_NUM_THREADS)", True))
-    return rows

@@ -33,6 +33,7 @@ def main(argv: list[str]) -> None:
     os.chdir(argv[0])
     # the uid may run other processes (the Lambda runtime): they count, this one does not
     nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
-    limits.apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=raw["timeout_s"], nproc=nproc)
+    address_space = request.memory_mb * limits.MIB  # a fresh interpreter maps little of its own
+    limits.apply_rlimits(lim, address_space=address_space, timeout_s=raw["timeout_s"], nproc=nproc)
     # no_new_privs comes from the caller (spawn._prepare_caller), inherited across exec
     runner.execute(request, JOB_RECORD_FD)

@@ -11,9 +11,12 @@ import types
 from typing import NamedTuple, NoReturn
 
 from ..protocol import Request
+from . import hints
 
 # the runner writes at most this much besides the result and the traceback
 _RECORD_SLACK = 64 * 1024
+# bound now: a job that replaces json.dumps changes its own module, not how it is reported
+_dumps = json.dumps
 
 
 class Record(NamedTuple):
@@ -31,7 +34,7 @@ class Record(NamedTuple):
 
     def encode(self) -> bytes:
         """ASCII JSON, so lone surrogates in user text survive the pipe."""
-        return json.dumps(self._asdict(), ensure_ascii=True).encode("ascii")
+        return _dumps(self._asdict(), ensure_ascii=True).encode("ascii")
 
     @classmethod
     def decode(cls, data: bytes) -> Record | None:
@@ -108,6 +111,7 @@ def _failure(exc: BaseException, request: Request) -> Record:
     if isinstance(exc, SyntaxError) and exc.filename == request.file_name and exc.lineno:
         message = f"{exc.msg} (line {exc.lineno})"
     else:
+        hints.extend(exc)
         message = _message(exc)
     trace = _trimmed(exc, request)
     return Record("error", None, type_name(type(exc)), message, trace, 1)
@@ -115,7 +119,7 @@ def _failure(exc: BaseException, request: Request) -> Record:
 
 def _encode(value: object, request: Request) -> Record:
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = _dumps(value, ensure_ascii=False, allow_nan=False)
         size = len(text.encode("utf-8"))
     except MemoryError as exc:
         return _failure(exc, request)

@@ -22,12 +22,18 @@ def _left(deadline: float) -> float:
     return left
 
 
+def encode(obj: Any) -> bytes:
+    """One frame: the length, then the JSON."""
+    data = json.dumps(obj).encode("utf-8")
+    return _HEADER.pack(len(data)) + data
+
+
 def send(sock: socket.socket, obj: Any, deadline: float) -> None:
     """Send one JSON frame before `deadline` (time.monotonic())."""
-    data = json.dumps(obj).encode("utf-8")
+    frame = encode(obj)
     sock.settimeout(_left(deadline))
     try:
-        sock.sendall(_HEADER.pack(len(data)) + data)
+        sock.sendall(frame)
     except TimeoutError as exc:
         raise FrameError("timed out sending a frame") from exc
 

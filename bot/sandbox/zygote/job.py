@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .. import protocol, reaper, supervisor, verdict
-from ..environment import job_env
 from ..fds import high, unlinked_file
 from ..inside import runner
-from ..limits import (
-    MIB,
-    Limits,
-    apply_rlimits,
-    close_all_but,
-    die_with_parent,
-    drop_privileges,
-    forbid_new_privileges,
-    set_child_subreaper,
-    threads_of,
-)
+from ..limits import MIB, Limits, set_child_subreaper
 from ..protocol import Request, SandboxCalledOff, SandboxUnavailable
-from . import cgroups, frames, mounts
+from . import cgroups, frames, mounts, specialise
 
 REQUEST_LIMIT = 256 * MIB
 READ_TIMEOUT_S = 30.0
@@ -46,10 +34,15 @@ class SlotConfig:
     tmp_bytes: int | None  # size of the private tmpfs; None without mount namespaces
     limits: Limits
     netns: int | None = None  # an fd of the slot's own network namespace (else the zygote's)
+    env: dict[str, str] = field(default_factory=dict)  # the job environment's own variables
 
 
 def serve(sock: socket.socket, slots: list[SlotConfig]) -> None:
-    """Run in a freshly forked supervisor: read one job, run it, send back the result."""
+    """Run in a freshly forked supervisor: read one job, run it, send back the result.
+
+    While the job runs, anything from the executor on `sock` (a stop frame, or the end of
+    the connection) stops it: the job then ends "cancelled" with the output so far.
+    """
     frame = frames.recv(sock, REQUEST_LIMIT, time.monotonic() + READ_TIMEOUT_S)
     if frame is None:
         return
@@ -62,7 +55,7 @@ def serve(sock: socket.socket, slots: list[SlotConfig]) -> None:
         reply: dict[str, Any] = {"response": protocol.error_response(str(exc))}
     else:
         try:
-            reply = {"response": run(request, slots[frame["slot"]], gate)}
+            reply = {"response": run(request, slots[frame["slot"]], gate, sock.fileno())}
         except SandboxCalledOff:
             reply = {"called_off": True}
         except SandboxUnavailable as exc:
@@ -103,28 +96,11 @@ def _user_process(
     *,
     go: int | None,
 ) -> NoReturn:
-    """In the forked child: become the job (fds, cgroup, limits, uid), wait for the go (when
-    gated), then run the user code."""
+    """In the forked child: become the job (specialise.py), wait for the go (when gated),
+    then run the user code."""
     try:
-        os.setsid()
-        if slot.cgroup is not None:
-            slot.cgroup.join()
-        for target, fd in fds.items():
-            os.dup2(fd, target)
-        close_all_but({*fds.keys(), ready, *([] if go is None else [go])})  # the dup2 sources too
-        os.chdir(workdir)
-        os.environ.clear()
-        os.environ.update(job_env(workdir))
-        lim = slot.limits
-        # a uid of our own starts with no processes; otherwise count what the uid runs
-        # (this process included, as on its own uid)
-        nproc = lim.max_procs + (0 if slot.uid is not None else threads_of(os.getuid()) - 1)
-        apply_rlimits(lim, memory_mb=request.memory_mb, timeout_s=request.timeout_s, nproc=nproc)
-        if slot.uid is not None:
-            drop_privileges(slot.uid, slot.uid)
-        else:
-            forbid_new_privileges()
-        die_with_parent(signal.SIGKILL)
+        job = specialise.Slot(slot.uid, slot.cgroup, slot.limits, slot.env)
+        specialise.become_job(request, job, workdir, fds, {ready, *([] if go is None else [go])})
         os.write(ready, b"1")
         os.close(ready)
     except BaseException as exc:
@@ -213,12 +189,19 @@ def _prepare(request: Request, slot: SlotConfig) -> tuple[list[str], str, int, i
 
 
 def run(
-    request: Request, slot: SlotConfig, gate: Callable[[], bool] | None = None
+    request: Request,
+    slot: SlotConfig,
+    gate: Callable[[], bool] | None = None,
+    stop_fd: int | None = None,
 ) -> dict[str, Any]:
     """Run one job in this supervisor process and return its v1 response.
 
     With a `gate`, the job's process is set up first and the user code starts only once
-    `gate()` said yes; on a no it is killed (SandboxCalledOff): nothing of the user's ran."""
+    `gate()` said yes; on a no it is killed (SandboxCalledOff): nothing of the user's ran.
+    `stop_fd` turning readable while the job runs stops it (outcome "cancelled").
+    With a private /tmp, nothing is left to clean once the job's processes are gone: the
+    mounts go with this process's mount namespace when it exits, after the answer.
+    """
     points, workdir, stdin, oom_before = _prepare(request, slot)
     pipes = [tuple(high(fd) for fd in os.pipe()) for _ in range(4 if gate is None else 5)]
     (out_r, out_w), (err_r, err_w), (rec_r, rec_w), (ready_r, ready_w) = pipes[:4]
@@ -252,14 +235,13 @@ def run(
             max_output_bytes=request.max_output_bytes,
             max_record_bytes=runner.record_limit(request),
             kill_rest=lambda: reaper.sweep_own(pid, cgroup_procs=procs, uid=slot.uid),
+            stop_fd=stop_fd,
         )
         oom = slot.cgroup is not None and slot.cgroup.oom_kills() > oom_before
         return verdict.build(request, obs, oom=oom)
     finally:
         reaper.sweep_own(pid, cgroup_procs=procs, uid=slot.uid)
-        for point in points:
-            mounts.detach(point)
-        if not points:
+        if not points:  # the job shared the host's /tmp: clean it before the slot's next job
             shutil.rmtree(workdir, ignore_errors=True)
             if slot.uid is not None:
                 _clean_shared_tmp(slot.uid)

@@ -165,12 +165,18 @@ def _mask(path: str, keep: dict[str, int]) -> None:
     mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
-def isolate(hide: Sequence[str], keep: Sequence[str]) -> Isolation:
-    """In the zygote: new net, IPC and mount namespaces; host read-only; `hide` masked.
+@dataclass
+class Namespaces:
+    """The zygote's namespaces, entered before anything is preloaded and sealed after."""
 
-    `keep` are directories jobs still need (the interpreter's prefix): they stay visible
-    even under a mask, and directories above them that a job uid could not search are
-    masked too (so /root, 0700, is hidden while /root/.pyenv/... stays reachable).
+    done: dict[str, bool]
+    notes: list[str]
+
+
+def enter() -> Namespaces:
+    """In the zygote: new net, IPC and mount namespaces (as far as the host allows).
+
+    Processes forked from here on share them, so what `seal` mounts later shows in all.
     """
     notes: list[str] = []
     done = {}
@@ -181,9 +187,22 @@ def isolate(hide: Sequence[str], keep: Sequence[str]) -> Isolation:
         except OSError as exc:
             done[name] = False
             notes.append(f"no {name} namespace: {exc.strerror}")
+    if done["mounts"]:
+        mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the host
+    return Namespaces(done, notes)
+
+
+def seal(spaces: Namespaces, hide: Sequence[str], keep: Sequence[str]) -> Isolation:
+    """In the zygote, once everything is preloaded: the host read-only, `hide` masked.
+
+    `keep` are directories jobs still need (the interpreter's prefix, the job environment):
+    they stay visible, read-only, even under a mask, and directories above them that a job
+    uid could not search are masked too (so /root, 0700, is hidden while /root/.pyenv/...
+    stays reachable).
+    """
+    done, notes = spaces.done, list(spaces.notes)
     if not done["mounts"]:
         return Isolation(done["network"], done["ipc"], False, False, (), tuple(notes))
-    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the host
     readonly = _readonly_host(notes)
     keep_real = [os.path.realpath(k) for k in keep if os.path.isdir(k)]
     wanted = {os.path.realpath(p) for p in (*ALWAYS_MASKED, *hide)}

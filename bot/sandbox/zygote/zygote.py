@@ -1,37 +1,33 @@
-"""The zygote: a secret-free, pre-imported, isolated server that forks one supervisor per job."""
+"""The zygote: a secret-free, preloaded, isolated server that forks one supervisor per job.
+
+It runs as the job environment's interpreter and holds two templates, both single-threaded:
+itself, with the standard library imported, and a child that also imported the offered
+packages (numpy, pandas, matplotlib.pyplot). A job's supervisor is forked from the template
+the executor asks for, and the job's process is forked from its supervisor: no job ever
+starts an interpreter. A fork of the package template costs more (it maps every package's
+pages), so jobs that name no package go to the light one.
+"""
 
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import os
 import signal
 import socket
 import sys
 import traceback
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from .. import reaper
-from ..limits import Limits, libc
-from . import cgroups, job, mounts
+from ..inside import hints
+from ..limits import Limits, libc, set_dumpable
+from . import cgroups, job, mounts, packages, preload
 
-# imported once here so each job starts with them loaded (fork shares the pages)
-PRELOAD = (
-    *("base64", "bisect", "collections", "copy", "csv", "dataclasses", "datetime", "decimal"),
-    *("enum", "fractions", "functools", "hashlib", "heapq", "itertools", "json", "linecache"),
-    *("math", "operator", "pathlib", "random", "re", "socket", "statistics", "string"),
-    *("struct", "subprocess", "textwrap", "threading", "time", "tokenize", "traceback"),
-    *("typing",),
-)
 CONFIG_LIMIT = 1 << 20
-
-
-def _preload() -> None:
-    for name in PRELOAD:
-        importlib.import_module(name)
-    libc()  # ctypes and libc are needed after the harness directory may be hidden
+LIGHT, HEAVY = b"J", b"H"  # the executor's choice of template for one job
 
 
 def _stdlib_readable_by_others() -> bool:
@@ -43,14 +39,11 @@ def _stdlib_readable_by_others() -> bool:
     return True
 
 
-def setup(config: dict[str, Any]) -> tuple[list[job.SlotConfig], dict[str, Any]]:
-    """Isolate this process as far as the host allows; (slot configs, hello for the executor)."""
+def _slots(
+    config: dict[str, Any], spaces: mounts.Namespaces
+) -> tuple[list[job.SlotConfig], cgroups.Cgroups]:
+    """The job slots (uid, cgroup, network namespace, private /tmp size) and the cgroups."""
     root = os.geteuid() == 0
-    if config["namespaces"]:
-        keep = [sys.base_prefix, os.path.dirname(sys.executable)]
-        isolation = mounts.isolate(config["hide_paths"], keep)
-    else:
-        isolation = mounts.Isolation(False, False, False, False, (), ("disabled by configuration",))
     uid_base = config["uid_base"]
     uids = [uid_base + i for i in range(config["slots"])] if root and uid_base is not None else []
     limits = Limits(**config["limits"])
@@ -63,13 +56,13 @@ def setup(config: dict[str, Any]) -> tuple[list[job.SlotConfig], dict[str, Any]]
     if config["sweep"]:
         for uid in uids:  # leftovers of a previous bot that died with jobs running
             reaper.kill_uid(uid)
-    tmp_bytes = config["tmp_bytes"] if isolation.mounts else None
+    tmp_bytes = config["tmp_bytes"] if spaces.done["mounts"] else None
     netns: list[int] = []
-    if isolation.network:
+    if spaces.done["network"]:
         try:
             netns = mounts.network_namespaces(config["slots"])
         except OSError as exc:  # jobs then share the zygote's (still cut-off) namespace
-            isolation = replace(isolation, notes=(*isolation.notes, f"no per-slot network: {exc}"))
+            spaces.notes.append(f"no per-slot network: {exc}")
     slots = [
         job.SlotConfig(
             uid=uids[i] if uids else None,
@@ -77,31 +70,21 @@ def setup(config: dict[str, Any]) -> tuple[list[job.SlotConfig], dict[str, Any]]
             tmp_bytes=tmp_bytes,
             limits=limits,
             netns=netns[i] if netns else None,
+            env=dict(config.get("env", {})),
         )
         for i in range(config["slots"])
     ]
-    hello = {
-        "pid": os.getpid(),
-        "python": sys.version.split()[0],
-        "executable": sys.executable,
-        "euid": os.geteuid(),
-        "uids": uids,
-        "isolation": asdict(isolation),
-        "cgroup": {"version": groups.version, "created": groups.created, "note": groups.note},
-        # a job uid must be able to reach the standard library to import from it
-        "stdlib_readable": not uids or isolation.mounts or _stdlib_readable_by_others(),
-        "tmp_bytes": tmp_bytes,
-    }
-    return slots, hello
+    return slots, groups
 
 
-def _fork_supervisor(ctrl: socket.socket, fd: int, slots: list[job.SlotConfig]) -> None:
+def _fork_supervisor(fd: int, slots: list[job.SlotConfig], close: list[socket.socket]) -> None:
     if os.fork() != 0:
         os.close(fd)
         return
     code = 0
     try:
-        ctrl.close()
+        for sock in close:  # the zygote's channels are none of a job's business
+            sock.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor reaps its own
         with socket.socket(fileno=fd) as sock:
             job.serve(sock, slots)
@@ -112,28 +95,85 @@ def _fork_supervisor(ctrl: socket.socket, fd: int, slots: list[job.SlotConfig]) 
         os._exit(code)
 
 
-def serve(ctrl: socket.socket, slots: list[job.SlotConfig]) -> None:
-    """Fork a supervisor for each job socket received; return on "Q" or when the bot is gone."""
+def serve(
+    ctrl: socket.socket,
+    slots: list[job.SlotConfig],
+    template: packages.PackageTemplate | None = None,
+) -> None:
+    """Start a supervisor for each job socket received, from the template asked for;
+    return on "Q" or when the other end is gone."""
     while True:
         msg, fds, _, _ = socket.recv_fds(ctrl, 16, 4)
-        if msg != b"J" or len(fds) != 1:
+        if msg not in (LIGHT, HEAVY) or len(fds) != 1:
             for fd in fds:
                 os.close(fd)
             if not msg or msg == b"Q":
                 return
             continue
-        _fork_supervisor(ctrl, fds[0], slots)
+        if msg == HEAVY and template is not None:
+            if template.forward(fds[0]):
+                os.close(fds[0])
+                continue
+            template = None  # it died: jobs import the packages themselves from now on
+        _fork_supervisor(fds[0], slots, [ctrl] if template is None else [ctrl, template.sock])
+
+
+def _serve_packages(slots: list[job.SlotConfig]) -> Callable[[socket.socket], None]:
+    def run(sock: socket.socket) -> None:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        serve(sock, slots)
+
+    return run
 
 
 def main(argv: list[str]) -> None:
-    """argv: [control socket fd]. Configure, say hello, then serve until told to stop."""
+    """argv: [control socket fd]. Preload, isolate, say hello, then serve until told to stop.
+
+    The order matters: the namespaces are entered first, so the package template (forked
+    next) shares them; it imports while the host is still writable in them; only then are
+    the host made read-only and the bot's directories hidden, for both templates at once.
+    """
     ctrl = socket.socket(fileno=int(argv[0]))
     os.set_inheritable(ctrl.fileno(), False)
     config = json.loads(ctrl.recv(CONFIG_LIMIT))
-    _preload()
-    slots, hello = setup(config)
+    # jobs that share our uid (no root) must not ptrace or read the templates; forks inherit it
+    set_dumpable(False)
+    venv = preload.job_environment()
+    config["env"] = preload.enter(venv)
+    preload.stdlib()
+    libc()  # ctypes and libc are needed after the harness directory may be hidden
+    hints.offer(config.get("offered", []))
+    if config["namespaces"]:
+        spaces = mounts.enter()
+    else:
+        off = {"network": False, "ipc": False, "mounts": False}
+        spaces = mounts.Namespaces(off, ["disabled by configuration"])
+    slots, groups = _slots(config, spaces)
+    template = None
+    if venv is not None and config.get("preload"):
+        template = packages.start(config["preload"], _serve_packages(slots), config["start_s"])
+    keep = [sys.base_prefix, os.path.dirname(sys.executable), *([venv] if venv else [])]
+    isolation = mounts.seal(spaces, config["hide_paths"], keep)
+    uids = [s.uid for s in slots if s.uid is not None]
+    tmp_bytes = slots[0].tmp_bytes if slots else None
+    hello = {
+        "pid": os.getpid(),
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "job_environment": venv,
+        "euid": os.geteuid(),
+        "uids": uids,
+        "isolation": asdict(isolation),
+        "cgroup": {"version": groups.version, "created": groups.created, "note": groups.note},
+        # a job uid must be able to reach the standard library to import from it
+        "stdlib_readable": not uids or isolation.mounts or _stdlib_readable_by_others(),
+        "tmp_bytes": tmp_bytes,
+        "rss_kb": preload.rss_kb(),
+        "packages": None if template is None else template.report,
+    }
     ctrl.send(json.dumps(hello).encode())
     # supervisors are reaped by the kernel; each one restores SIGCHLD for its own children
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every fork instead of copied by the GC
-    serve(ctrl, slots)
+    serve(ctrl, slots, template)

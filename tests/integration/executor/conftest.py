@@ -14,6 +14,7 @@ import pytest
 
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
+from testbed import jobenv
 
 REPO = Path(__file__).resolve().parents[3]
 IS_ROOT = os.geteuid() == 0
@@ -141,6 +142,8 @@ def executor(secret_env: dict[str, str], bot_dir: Path) -> Iterator[LocalExecuto
     """The shared executor, configured like the bot's (bot dir, repository and HOME hidden)."""
     hide = [str(bot_dir), str(REPO), str(Path.home())]
     ex = LocalExecutor(
+        python=jobenv.job_python(),
+        packages=jobenv.packages(),
         slots=SLOTS,
         uid_base=UID_BASE,
         max_procs=MAX_PROCS,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bot.executors.local import LocalExecutor
+from testbed import jobenv
 from testbed.waiting import wait_until
 from tests.support import probes
 
@@ -98,7 +99,9 @@ def test_the_environment_holds_none_of_the_bots_variables(executor: LocalExecuto
     env = json.loads(response["stdout"])
     assert set(env) == {
         "PATH", "LANG", "TZ", "HOME", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+        "MPLBACKEND", "MPLCONFIGDIR",
     }  # fmt: skip
+    assert env["MPLCONFIGDIR"] == f"{Path(jobenv.job_python()).parents[1]}/mplconfig"
     assert not any(secret in response["stdout"] for secret in SECRETS.values())
 
 
@@ -311,8 +314,15 @@ def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecu
     assert Path("/proc/self/mountinfo").read_text() == host_mounts  # nothing propagated
     for tmp in ("/tmp", f"/proc/{zygote}/root/tmp"):  # the host's, and the zygote's view
         assert owned_by(tmp, executor.uids) == []
-    children = Path(f"/proc/{zygote}/task/{zygote}/children")
-    wait_until(lambda: not children.read_text().split(), message="job supervisors to exit")
+    template = executor.package_template_pid
+    assert template is not None
+    supervisors = {  # every job's supervisor is a child of one of the two templates
+        Path(f"/proc/{pid}/task/{pid}/children") for pid in (zygote, template)
+    }
+    wait_until(
+        lambda: {int(p) for c in supervisors for p in c.read_text().split()} == {template},
+        message="job supervisors to exit",
+    )
 
 
 LISTENER = """

@@ -16,6 +16,7 @@ import pytest
 
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
+from testbed import jobenv
 
 from .conftest import IS_ROOT, REPO, SECRETS, harness_request, processes_of
 
@@ -65,6 +66,7 @@ def assert_contained_without_root(found: dict[str, Any], max_procs: int) -> None
     probe = found["probe"]
     assert set(probe["env"]) == {
         "PATH", "LANG", "TZ", "HOME", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+        "MPLBACKEND",
     }  # fmt: skip
     assert probe["named"] == {"bot": "PermissionError"}  # the bot made itself non-dumpable
     assert not any(secret in json.dumps(probe) for secret in SECRETS.values())
@@ -90,7 +92,8 @@ def test_a_bot_without_root_runs_jobs_with_documented_degraded_isolation() -> No
     assert rows["filesystem"][1] is False
     assert rows["zygote"][1] is True
     assert_contained_without_root(found, max_procs=16)
-    assert found["probe"]["parent"] != "PermissionError"  # same uid: readable, no secrets in it
+    # same uid, but the supervisor is non-dumpable like the templates it was forked from
+    assert found["probe"]["parent"] == "PermissionError"
 
 
 def test_fresh_mode_without_root_is_contained_like_in_lambda() -> None:
@@ -120,7 +123,14 @@ def test_another_uid_can_start_the_bots_interpreter_only_if_its_path_is_searchab
 def bare_executor(secret_env: dict[str, str]) -> Iterator[LocalExecutor]:
     """Root, but with namespaces and cgroups turned off (like a container without them)."""
     ex = LocalExecutor(
-        slots=2, uid_base=61700, max_procs=64, tmp_bytes=16 * MIB, namespaces=False, cgroups=False
+        python=jobenv.job_python(),
+        packages=jobenv.packages(),
+        slots=2,
+        uid_base=61700,
+        max_procs=64,
+        tmp_bytes=16 * MIB,
+        namespaces=False,
+        cgroups=False,
     )
     yield ex
     ex.close()
@@ -171,3 +181,29 @@ def test_root_without_namespaces_cleans_the_jobs_files_and_processes(
     for top in ("/tmp", "/var/tmp", "/dev/shm"):
         assert not os.path.exists(f"{top}/{name}")
     assert processes_of(bare_executor.uids) == []
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="without root this is the unprivileged case above")
+def test_root_without_namespaces_runs_package_jobs_that_cannot_write_the_environment(
+    bare_executor: LocalExecutor,
+) -> None:
+    code = """\
+import numpy as np
+import pandas as pd
+frame = pd.DataFrame({"x": np.arange(4)})
+try:
+    open(np.__file__, "a")
+    written = "WRITTEN"
+except OSError as exc:
+    written = exc.strerror
+print(int(frame.x.sum()), written)
+"""
+    response = bare_executor.run_harness(harness_request(code))
+    assert response["stdout"] == "6 Permission denied\n", response
+    rows = {check: (detail, ok) for check, detail, ok in bare_executor.describe()}
+    assert rows["templates"][1] is True
+    # without private mounts RLIMIT_AS is the only memory limit: memory_mb above the template
+    assert rows["memory limit"] == (
+        "address space (RLIMIT_AS) = the job's memory_mb above the template, per process only",
+        False,
+    )

@@ -75,7 +75,7 @@ def test_user_code_cannot_read_the_runtimes_aws_credentials(
 
     assert result.outcome is Outcome.OK, standin.logs()
     seen = json.loads(result.stdout)
-    assert seen["env"] == ["HOME", "LANG", "MKL_NUM_THREADS", "OMP_NUM_THREADS",
+    assert seen["env"] == ["HOME", "LANG", "MKL_NUM_THREADS", "MPLBACKEND", "OMP_NUM_THREADS",
                            "OPENBLAS_NUM_THREADS", "PATH", "TZ"]  # fmt: skip
     # same uid as the handler, so only its non-dumpable flag stands in the way
     assert seen["uid"] == seen["parent_uid"] != 0

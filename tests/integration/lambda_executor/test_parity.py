@@ -23,6 +23,7 @@ from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
+from testbed import jobenv
 from testbed.lambda_standin import LambdaStandIn
 from tests.integration.executor.test_contract import CASES, Case
 from tests.integration.lambda_executor.conftest import lambda_python, lambda_settings
@@ -62,6 +63,8 @@ def run_request(case: Case) -> RunRequest | None:
 def local() -> Iterator[LocalExecutor]:
     """The local executor as the bot builds it (repository and HOME hidden)."""
     executor = LocalExecutor(
+        python=jobenv.job_python(),
+        packages=jobenv.packages(),
         slots=2,
         uid_base=UID_BASE,
         max_procs=64,

@@ -131,3 +131,13 @@ def test_an_oversized_record_is_not_trusted() -> None:
     obs = observe(exited(0))
     obs.record.feed(b"x" * 2000)
     assert verdict.build(REQUEST, obs)["outcome"] == "crashed"
+
+
+def test_a_stopped_job_is_cancelled_with_the_output_it_printed() -> None:
+    out, err, rec = Capture(100), Capture(100), Capture(1000)
+    out.feed(b"so far\n")
+    obs = Observation(out, err, rec, killed(signal.SIGKILL), False, 40, stopped=True)
+    response = verdict.build(REQUEST, obs)
+    assert protocol.check_response(response)["outcome"] == "cancelled"
+    assert (response["error_type"], response["stdout"]) == ("Cancelled", "so far\n")
+    assert response["result_json"] is None

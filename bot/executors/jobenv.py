@@ -1,0 +1,109 @@
+"""The job environment's packages: the pinned list (requirements-jobs.txt) and the versions
+installed in a virtualenv, read from its metadata files without importing anything."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path
+
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
+
+
+def canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them (Pillow, pillow and PIL_low alike)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One line of requirements-jobs.txt."""
+
+    name: str
+    version: str
+    offered: bool = False  # named to users (help, doctor, the hint after a failed import)
+    preload: tuple[str, ...] = ()  # modules the local sandbox's package template imports
+
+
+def read_pins(path: Path) -> list[Pin]:
+    """The pins of a requirements file; a trailing `# offered; preload: a b.c` marks a
+    package for users and the modules to preload."""
+    pins = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = _PIN.match(line)
+        if match is None:
+            continue
+        _, _, comment = line.partition("#")
+        marks = [part.strip() for part in comment.split(";")]
+        preload: tuple[str, ...] = ()
+        for mark in marks:
+            if mark.startswith("preload:"):
+                preload = tuple(mark.removeprefix("preload:").replace(",", " ").split())
+        pins.append(Pin(match[1], match[2], "offered" in marks, preload))
+    return pins
+
+
+def site_packages(python: str) -> list[Path]:
+    """The site-packages directories of the virtualenv `python` belongs to; [] when it is
+    not a virtualenv's (jobs then import the standard library only)."""
+    venv = Path(os.path.abspath(python)).parent.parent
+    if not (venv / "pyvenv.cfg").is_file():
+        return []
+    return sorted(p for p in venv.glob("lib*/python3*/site-packages") if p.is_dir())
+
+
+def installed(python: str) -> dict[str, str]:
+    """{canonical name: version} of every distribution in the job environment of `python`,
+    from its *.dist-info/METADATA files: the bot never imports the job environment."""
+    found: dict[str, str] = {}
+    for directory in site_packages(python):
+        for info in directory.glob("*.dist-info"):
+            try:
+                text = (info / "METADATA").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            meta = HeaderParser().parsestr(text, headersonly=True)
+            if meta["Name"] and meta["Version"]:
+                found[canonical(meta["Name"])] = meta["Version"]
+    return found
+
+
+@dataclass(frozen=True)
+class JobPackages:
+    """What jobs can import beside the standard library: the pins and what is installed."""
+
+    pins: tuple[Pin, ...]
+    installed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def offered(self) -> list[str]:
+        """ "numpy 2.4.6", ... for each offered package, at its installed version (else the
+        pinned one)."""
+        return [
+            f"{pin.name} {self.installed.get(canonical(pin.name), pin.version)}"
+            for pin in self.pins
+            if pin.offered
+        ]
+
+    @property
+    def preload(self) -> list[str]:
+        """The modules the package template imports."""
+        return [module for pin in self.pins for module in pin.preload]
+
+    @property
+    def out_of_date(self) -> list[str]:
+        """Pins the environment does not hold as written ("numpy 2.4.6 (installed: 2.3.0)")."""
+        wrong = []
+        for pin in self.pins:
+            have = self.installed.get(canonical(pin.name))
+            if have != pin.version:
+                wrong.append(f"{pin.name} {pin.version} (installed: {have or 'none'})")
+        return wrong
+
+
+def job_packages(requirements: Path, python: str | None) -> JobPackages:
+    """The pins of `requirements` and, for a local job environment `python`, its versions."""
+    pins = tuple(read_pins(requirements)) if requirements.is_file() else ()
+    return JobPackages(pins, installed(python) if python else {})

@@ -1,0 +1,98 @@
+"""The package template: a child of the zygote that imports the offered packages once, then
+forks the supervisor of each job that uses them (the zygote forwards those jobs to it)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..limits import die_with_parent
+from . import preload
+
+REPORT_LIMIT = 1 << 16
+
+
+@dataclass
+class PackageTemplate:
+    """The zygote's handle on its package template."""
+
+    pid: int
+    sock: socket.socket  # forwards job sockets; closed once the template is gone
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def forward(self, fd: int) -> bool:
+        """Hand a job's socket to the template; False if it is gone (the caller runs the
+        job itself: the packages then import in the job, slower but the same)."""
+        try:
+            socket.send_fds(self.sock, [b"J"], [fd])
+        except OSError:
+            self.sock.close()
+            return False
+        return True
+
+
+def start(
+    modules: list[str],
+    serve: Callable[[socket.socket], None],
+    timeout_s: float,
+) -> PackageTemplate | None:
+    """Fork the template and wait until it has imported `modules` (None if it died).
+
+    Call it after the zygote entered its namespaces but before it sealed them: the template
+    shares them, and some packages write on first import (matplotlib's config directory).
+    In the template, `serve(sock)` runs until the zygote closes its end.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            ours.close()
+            die_with_parent(signal.SIGKILL)  # the zygote's stop is the template's too
+            if os.getppid() != parent:
+                os._exit(0)
+            _become_template(modules, theirs, serve)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    ours.settimeout(timeout_s)
+    try:
+        data = ours.recv(REPORT_LIMIT)
+    except OSError:
+        data = b""
+    ours.settimeout(None)
+    if not data:
+        ours.close()
+        return None
+    return PackageTemplate(pid, ours, json.loads(data))
+
+
+def _become_template(
+    modules: list[str], sock: socket.socket, serve: Callable[[socket.socket], None]
+) -> None:
+    failed = preload.packages(modules)
+    threads = preload.threads()
+    report = {
+        "pid": os.getpid(),
+        "loaded": [m for m in modules if m not in failed],
+        "failed": failed,
+        "threads": threads,
+        "rss_kb": preload.rss_kb(),
+    }
+    if threads != 1:  # a fork would copy a lock some other thread holds: serve nothing
+        report["failed"] = {**failed, "*": f"{threads} threads after the imports"}
+        sock.send(json.dumps(report).encode())
+        return
+    sock.send(json.dumps(report).encode())
+    gc.collect()
+    gc.freeze()  # keep the imported heap shared with every fork instead of copied by the GC
+    serve(sock)
