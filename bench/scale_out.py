@@ -40,7 +40,7 @@ from testbed.workers import executions, start_workers, stop_workers
 CODE = "def main(n):\n    return n * n\n"
 USERS = 50  # the per-user limit (3 running) never binds: 50 x 3 > 24 slots
 SENDERS = 16  # concurrent Slack requests, as Slack sends them (it does not wait for one answer)
-FLEET = {"JOBBOT_WORKERS": "4"}
+FLEET = {"JOBBOT_WORKERS": "4", "JOBBOT_LOG_LEVEL": "WARNING"}
 
 
 @dataclass(frozen=True)
@@ -110,16 +110,12 @@ def run(
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "executions.log"
     servers = [
-        # at INFO: ServeProcess knows its serve is up by the "serving" line
-        ServeProcess(
-            standin, url, workdir, entry=[str(log)], **FLEET, JOBBOT_LOG_LEVEL="INFO"
-        ).start()
+        ServeProcess(standin, url, workdir, entry=[str(log)], **FLEET).start()
         for _ in range(serves)
     ]
     procs: list[subprocess.Popen[str]] = []
     try:
-        quiet = {**FLEET, "JOBBOT_LOG_LEVEL": "WARNING", **slack_env(standin)}
-        procs = start_workers(workers, url, log, env=quiet)
+        procs = start_workers(workers, url, log, env={**FLEET, **slack_env(standin)})
         submit = (
             _slack_submitter(store, standin, servers) if via_slack else _direct_submitter(store)
         )
