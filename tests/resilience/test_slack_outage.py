@@ -19,6 +19,7 @@ from bot.store import SqlStore
 from testbed.serve_process import ServeProcess
 from testbed.slack_ledger import Submitter, assert_told_once, settled
 from testbed.slack_standin import SlackStandIn
+from testbed.waiting import wait_until
 from testbed.workers import executions
 
 PHASE_S = 10.0
@@ -37,9 +38,12 @@ def standin() -> Iterator[SlackStandIn]:
 
 
 def submit(people: list[Submitter], server: ServeProcess, sleeps: list[float]) -> None:
+    """Each person runs a job; back once every one is stored (its file downloaded from the
+    stand-in, which a later phase of the outage takes down)."""
     for person, seconds in zip(people, sleeps, strict=True):
         sent = person.run(server, json.dumps({"n": len(person.jobs()), "s": seconds}))
         assert sent.status == 200
+    wait_until(lambda: all(person.jobs() for person in people), message="the batch stored")
 
 
 @pytest.mark.mariadb
