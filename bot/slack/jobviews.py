@@ -3,9 +3,8 @@ full output document; pure functions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from bot.core.models import Job, JobStatus, ResultKind
+from bot.core.models import Job, JobStatus
+from bot.core.outputs import Part, input_hint, pieces
 from bot.core.units import human_duration
 from bot.slack.formatting import (
     ICONS,
@@ -25,36 +24,14 @@ from bot.slack.formatting import (
 RERUN_ACTION = "job_rerun"
 
 
-@dataclass(frozen=True)
-class Piece:
-    """One part of a job's output: a title, the raw text, and whether its end matters most."""
-
-    title: str
-    text: str
-    tail: bool = False
-    engine_truncated: bool = False
-
-
-def pieces(job: Job) -> list[Piece]:
-    """The parts of the output worth showing, in reading order."""
-    out: list[Piece] = []
-    result = job.result_text
-    if job.status is JobStatus.DONE:
-        out.append(Piece("Result", result or "(no result)"))
-    if job.error_type or job.error_message:
-        out.append(Piece("Error", f"{job.error_type or 'Error'}: {job.error_message or ''}"))
-    if job.traceback:
-        out.append(Piece("Traceback", job.traceback, tail=True))
-    stdout_is_result = (
-        job.status is JobStatus.DONE
-        and job.result_kind is ResultKind.STDOUT
-        and (job.stdout or "").strip() == result.strip()
-    )
-    if job.stdout and job.stdout.strip() and not stdout_is_result:
-        out.append(Piece("Output (stdout)", job.stdout, engine_truncated=job.stdout_truncated))
-    if job.stderr and job.stderr.strip():
-        out.append(Piece("Errors (stderr)", job.stderr, engine_truncated=job.stderr_truncated))
-    return out
+# How each part of a job's outcome is titled in Slack.
+TITLES = {
+    Part.RESULT: "Result",
+    Part.ERROR: "Error",
+    Part.TRACEBACK: "Traceback",
+    Part.STDOUT: "Output (stdout)",
+    Part.STDERR: "Errors (stderr)",
+}
 
 
 def needs_upload(job: Job) -> bool:
@@ -74,9 +51,12 @@ def output_document(job: Job) -> str:
         head += f" in {human_duration(job.duration_ms)}"
     parts = [head, f"Input: {job.input_json}", ""]
     for piece in pieces(job):
-        parts += [f"----- {piece.title} -----", piece.text.rstrip("\n"), ""]
+        parts += [f"----- {TITLES[piece.part]} -----", piece.text.rstrip("\n")]
         if piece.engine_truncated:
             parts.append("(cut at the output size limit)")
+        if piece.part is Part.ERROR and (hint := input_hint(job)):
+            parts.append(f"Hint: {hint}")
+        parts.append("")
     return "\n".join(parts)
 
 
@@ -132,7 +112,10 @@ def output_blocks(job: Job, file_note: str) -> list[Block]:
             note = f" ({part.hidden_lines} {where} lines not shown)"
         elif part.clipped:
             note = " (cut short)"
-        blocks.append(section(f"*{piece.title}*{note}\n{code_block(escape(part.shown))}"))
+        title = TITLES[piece.part]
+        blocks.append(section(f"*{title}*{note}\n{code_block(escape(part.shown))}"))
+        if piece.part is Part.ERROR and (hint := input_hint(job)):
+            blocks.append(context(f"Hint: {escape(hint)}"))
         if piece.engine_truncated:
             blocks.append(
                 context("The job printed more than the output limit; the rest was dropped.")

@@ -6,7 +6,8 @@ import json
 import re
 from typing import Any
 
-from bot.core.models import Identity, Job, JobStatus, ResultKind
+from bot.core.models import Identity, Job, JobStatus
+from bot.core.outputs import Part, Piece, input_hint, pieces
 from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
 from bot.core.units import human_duration
 
@@ -21,6 +22,7 @@ ICONS = {
 # Control characters (except newline and tab) could drive the terminal: show them inert.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_OUTPUT_LINES = 200
+MAX_LINE_CHARS = 2000  # a line longer than this is cut (one line can be the whole output)
 
 
 def safe(text: str) -> str:
@@ -53,9 +55,22 @@ def one_line(job: Job, with_result: bool) -> str:
     return "  ".join(p for p in parts if p)
 
 
+# How each part is titled when it is shown as a block.
+TITLES = {
+    Part.RESULT: "result",
+    Part.TRACEBACK: "traceback",
+    Part.STDOUT: "stdout",
+    Part.STDERR: "stderr",
+}
+
+
 def _block(title: str, text: str, truncated: bool) -> list[str]:
+    """At most MAX_OUTPUT_LINES lines, each at most MAX_LINE_CHARS, then what was left out."""
     lines = safe(text).rstrip("\n").splitlines()
-    shown = lines[:MAX_OUTPUT_LINES]
+    shown = [
+        line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "…"
+        for line in lines[:MAX_OUTPUT_LINES]
+    ]
     out = [f"--- {title} ---", *shown]
     if len(lines) > MAX_OUTPUT_LINES:
         out.append(f"... ({len(lines) - MAX_OUTPUT_LINES} more lines; use --json for all)")
@@ -64,8 +79,19 @@ def _block(title: str, text: str, truncated: bool) -> list[str]:
     return out
 
 
+def _piece(piece: Piece) -> list[str]:
+    text = safe(piece.text)
+    if piece.part is Part.ERROR:
+        return [f"Error: {text}"]
+    inline = "\n" not in text.strip() and len(text) <= MAX_LINE_CHARS
+    if piece.part is Part.RESULT and inline and not piece.engine_truncated:
+        return [f"Result: {text}"]
+    return _block(TITLES[piece.part], piece.text, piece.engine_truncated)
+
+
 def job_detail(job: Job, full: bool) -> str:
-    """A job in full for its owner, or its existence, status and owner for anyone else."""
+    """A job in full for its owner, or its existence, status and owner for anyone else.
+    Every output piece, a printed result included, is shown by the same bounded rule."""
     head = f"{ICONS[job.status]} Job #{job.id}  {job.file_name}  {job.status.value}"
     if job.duration_ms is not None:
         head += f" in {human_duration(job.duration_ms)}"
@@ -75,20 +101,11 @@ def job_detail(job: Job, full: bool) -> str:
     lines = [head, f"Input: {safe(job.input_json)}"]
     if job.rerun_of:
         lines.append(f"Re-run of job #{job.rerun_of}")
-    if job.status is JobStatus.DONE:
-        lines.append(f"Result: {result_text(job)}")
-    if job.error_message or job.error_type:
-        lines.append(f"Error: {safe(job.error_type or 'Error')}: {safe(job.error_message or '')}")
-    if job.traceback:
-        lines += _block("traceback", job.traceback, False)
-    if job.stdout and not (
-        job.result_kind is ResultKind.STDOUT
-        and job.status is JobStatus.DONE
-        and job.stdout.strip() == result_text(job).strip()
-    ):
-        lines += _block("stdout", job.stdout, job.stdout_truncated)
-    if job.stderr:
-        lines += _block("stderr", job.stderr, job.stderr_truncated)
+    hint = input_hint(job)
+    for piece in pieces(job):
+        lines += _piece(piece)
+        if piece.part is Part.ERROR and hint:
+            lines.append(f"Hint: {safe(hint)}")
     return "\n".join(lines)
 
 

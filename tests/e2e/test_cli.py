@@ -230,3 +230,22 @@ def test_a_database_that_does_not_answer_exits_four_database_unavailable(tmp_pat
     )
     assert done.returncode == 4
     assert done.stderr.startswith("jobbot: database unavailable: OperationalError (2003)")
+
+
+def test_a_long_printed_result_is_bounded_and_says_it_was_cut(cli: Cli, tmp_path: Path) -> None:
+    code = "import sys\nsys.stdout.write(''.join(f'line {i}\\n' for i in range(200_000)))\n"
+    loud = write(tmp_path, "loud.py", code)
+    for done in (cli("run", loud), cli("status", "1")):
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) < 220, "200 lines at most, like printed output that is not the result"
+        assert "line 199" in done.stdout and "line 200\n" not in done.stdout
+        assert "more lines; use --json for all" in done.stdout
+        assert lines[-1] == "... (output was cut at the size limit)"
+
+
+def test_run_without_input_hints_at_the_input_after_a_name_error(cli: Cli, tmp_path: Path) -> None:
+    done = cli("run", write(tmp_path, "double.py", "print(n * 2)\n"))
+    assert done.returncode == 1
+    assert "NameError: name 'n' is not defined" in done.stdout
+    assert 'Hint: no input was given; pass one like {"n": 1}' in done.stdout

@@ -57,3 +57,13 @@ def test_console_prints_the_completion_and_status_shows_it(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "[job #1] ✓ #1  stats.py  done" in done.stdout
     assert '"median": 2' in done.stdout
+
+
+def test_run_without_json_hints_at_the_input_after_a_name_error(tmp_path: Path) -> None:
+    script = tmp_path / "double.py"
+    script.write_text("def main():\n    return n * 2\n")
+    done = console(tmp_path, [f"/job run {script}"])
+    assert done.returncode == 0, done.stderr
+    assert "name 'n' is not defined" in done.stdout
+    status = console(tmp_path, ["/job status 1"])
+    assert 'Hint: no input was given; pass one like {"n": 1}' in status.stdout

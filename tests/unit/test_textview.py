@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.core.models import Actor, Identity, Job, JobStatus, ResultKind, User
@@ -92,3 +94,39 @@ def test_listing_rows_show_printed_text_unquoted_even_when_cut_short() -> None:
     assert returned.result_text == '"8"', "a returned string stays JSON, as in the full view"
     returned_cut = job(is_summary=True, result_json='{"a": [1, 2', result_kind=ResultKind.RETURN)
     assert returned_cut.result_text == '{"a": [1, 2'
+
+
+def test_a_printed_result_is_bounded_like_printed_output_and_says_it_was_cut() -> None:
+    """A result that is the job's printed output obeys the rule printed output obeys: at most
+    200 lines, then how many more, and whether the job printed past the output limit."""
+    printed = "\n".join(f"row {i}" for i in range(200_000)) + "\nhalf a li"
+    cut = job(
+        result_json=json.dumps(printed),
+        stdout=printed,
+        stdout_truncated=True,
+    )
+    text = job_detail(cut, full=True)
+    assert "row 199" in text and "row 200\n" not in text
+    assert "199801 more lines" in text
+    assert "cut at the size limit" in text
+    assert len(text.splitlines()) < 220
+    assert text == job_detail(cut, full=True)
+    short = job_detail(job(), full=True)
+    assert "Result: 8" in short and "cut" not in short
+
+
+def test_a_name_error_with_no_input_hints_at_the_input() -> None:
+    failed = job(
+        status=JobStatus.ERROR,
+        result_json=None,
+        result_kind=None,
+        code="print(a + b)\n",
+        input_json="{}",
+        error_type="NameError",
+        error_message="name 'a' is not defined",
+    )
+    assert 'no input was given; pass one like {"a": 1}' in job_detail(failed, full=True)
+    with_input = job_detail(replace(failed, input_json='{"b": 1}'), full=True)
+    assert "no input was given" not in with_input
+    typo = replace(failed, code="a = 1\npirnt(a)\n", error_message="name 'a' is not defined")
+    assert "no input was given" not in job_detail(typo, full=True), "a is bound in the file"

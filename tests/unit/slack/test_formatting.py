@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +28,7 @@ from bot.slack.jobviews import (
     status_message,
     summary_text,
 )
+from testbed.slack_standin import iter_blocks_text
 
 ALICE = Identity("slack", "T0TEAM", "U0ALICE")
 
@@ -169,3 +171,32 @@ def test_status_lines_name_the_state(status: JobStatus, word: str) -> None:
 
 def test_the_summary_line_never_carries_output() -> None:
     assert "8" not in summary_text(job(result_json='"secret 8"')).replace("#12", "")
+
+
+def test_a_printed_result_cut_at_the_output_limit_says_so() -> None:
+    printed = "\n".join(f"row {i}" for i in range(50_000))
+    cut = job(
+        result_json=json.dumps(printed),
+        result_kind=ResultKind.STDOUT,
+        stdout=printed,
+        stdout_truncated=True,
+    )
+    assert "printed more than the output limit" in all_text(final_message(cut))
+    assert "(cut at the output size limit)" in output_document(cut)
+    assert "output limit" not in all_text(final_message(replace(cut, stdout_truncated=False)))
+
+
+def test_a_name_error_with_no_input_hints_at_the_input_in_slack() -> None:
+    failed = job(
+        status=JobStatus.ERROR,
+        result_json=None,
+        result_kind=None,
+        code="def main():\n    return n * 2\n",
+        input_json="{}",
+        error_type="NameError",
+        error_message="name 'n' is not defined",
+    )
+    shown = "\n".join(iter_blocks_text(final_message(failed).blocks))
+    assert 'no input was given; pass one like {"n": 1}' in shown
+    with_input = final_message(replace(failed, input_json='{"m": 1}'))
+    assert "no input was given" not in "\n".join(iter_blocks_text(with_input.blocks))
