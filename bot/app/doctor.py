@@ -12,8 +12,8 @@ Row = tuple[str, str, bool]
 def run_checks(settings: Settings) -> list[Row]:
     """Check the database, the schema, the executor and its isolation, and the adapters."""
     rows: list[Row] = [("config", "settings valid", True)]
-    store = build_store(settings)
     try:
+        store = build_store(settings)
         store.ping()
         rows.append(("database", f"{settings.redacted_database_url()} answers", True))
         version, expected = store.schema_version(), expected_schema_version()

@@ -59,7 +59,12 @@ def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         path = Path(database)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # No folder is made: a mistyped path would otherwise become an empty database that
+        # answers "No jobs." (the default, jobbot.db, lives in the working directory).
+        if not path.parent.is_dir():
+            raise StoreError(
+                f"the folder {path.parent} does not exist; create it or correct DATABASE_URL"
+            )
         # Owner-only: the database holds everyone's code and output. SQLite gives its
         # -wal and -shm files the same permissions.
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)

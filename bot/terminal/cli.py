@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Detail, Listing, Problem
 from bot.errors import ConfigError, InfraError, UsageError, UserError
 from bot.terminal.console import Console, PrintNotifier, read_source
-from bot.terminal.textview import job_detail, job_json, render
+from bot.terminal.textview import job_data, job_detail, job_json, render
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TIMEOUT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 STATUS_EXIT = {
@@ -93,11 +94,28 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     try:
         return COMMANDS[command](settings, args, out)
     except UserError as exc:
-        print(render(Problem(exc.message)), file=sys.stderr)
+        print(render(Problem(cli_wording(exc.message))), file=sys.stderr)
         return EXIT_BAD_INPUT
     except InfraError as exc:  # the database (or the executor) failed: "database unavailable: …"
         print(f"jobbot: {exc.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+_SLASH_COMMAND = re.compile(r"`/job ([a-z]+)((?: [^`]*)?)`")
+_CLI_OPTION = {"list": " --page", "mine": " --limit"}  # their one argument is an option here
+
+
+def cli_wording(message: str) -> str:
+    """A message of the shared core, which names commands as the console and Slack spell
+    them (`/job status 12`), with those commands spelled as this CLI takes them."""
+
+    def spell(match: re.Match[str]) -> str:
+        verb, rest = match.group(1), match.group(2)
+        if rest and verb in _CLI_OPTION:
+            rest = _CLI_OPTION[verb] + rest
+        return f"`python -m bot {verb}{rest}`"
+
+    return _SLASH_COMMAND.sub(spell, message)
 
 
 def _actor(runtime: Runtime, args: argparse.Namespace) -> Actor:
@@ -186,35 +204,23 @@ def cmd_status(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
     runtime = _runtime(settings)
     view = runtime.service.view(_actor(runtime, args), job_id)
     if args.json:
-        text = (
-            job_json(view.job)
-            if view.full
-            else json.dumps(
-                {"id": view.job.id, "status": view.job.status.value, "owner_id": view.job.owner_id}
-            )
-        )
-        print(text, file=out)
+        print(job_json(view.job, view.full), file=out)
     else:
         print(render(Detail(view.job, view.full)), file=out)
     return EXIT_OK
 
 
-def _listing(jobs: list[Job], listing: Listing, as_json: bool, out: TextIO) -> int:
-    if as_json:
-        rows = [
-            json.loads(job_json(j))
-            if listing.shows_output(j)
-            else {
-                "id": j.id,
-                "status": j.status.value,
-                "owner_id": j.owner_id,
-                "file_name": j.file_name,
-            }
-            for j in jobs
-        ]
-        print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
-    else:
+def _listing(runtime: Runtime, listing: Listing, as_json: bool, out: TextIO) -> int:
+    """A listing as text, or as JSON by the same visibility rule: the rows whose output the
+    viewer may see are loaded in full (listing rows are summaries)."""
+    if not as_json:
         print(render(listing), file=out)
+        return EXIT_OK
+    rows = []
+    for job in listing.jobs:
+        full = listing.shows_output(job)
+        rows.append(job_data((runtime.service.get(job.id) or job) if full else job, full))
+    print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
     return EXIT_OK
 
 
@@ -226,7 +232,7 @@ def cmd_mine(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     actor = _actor(runtime, args)
     jobs = runtime.service.mine(actor, args.limit)
     listing = Listing("Your jobs", tuple(jobs), actor, "You have no jobs yet.")
-    return _listing(jobs, listing, args.json, out)
+    return _listing(runtime, listing, args.json, out)
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
@@ -238,7 +244,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     jobs = runtime.service.list_page(args.page)
     more = f"Older jobs: python -m bot list --page {args.page + 1}" if len(jobs) == 20 else ""
     listing = Listing(f"All jobs, page {args.page}", tuple(jobs), actor, "No jobs.", more)
-    return _listing(jobs, listing, args.json, out)
+    return _listing(runtime, listing, args.json, out)
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:

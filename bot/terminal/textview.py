@@ -146,31 +146,44 @@ def finished_line(job: Job) -> str:
     return f"[job #{job.id}] " + one_line(job, with_result=True)
 
 
-def job_json(job: Job) -> str:
-    """The job as JSON (for --json), without the claim internals."""
+def job_data(job: Job, full: bool = True) -> dict[str, Any]:
+    """The job as `--json` shows it: in full (claim internals aside) to those who may see its
+    output, else only what the text view shows anyone (no input, result or output)."""
     data: dict[str, Any] = {
         "id": job.id,
         "owner_id": job.owner_id,
         "owner": owner_name(job.owner),
         "status": job.status.value,
         "file_name": job.file_name,
-        "code_sha256": job.code_sha256,
-        "input": json.loads(job.input_json) if not job.is_summary else None,
-        "result": job.result if not job.is_summary else None,
-        "result_kind": job.result_kind.value if job.result_kind else None,
-        "stdout": job.stdout,
-        "stderr": job.stderr,
-        "stdout_truncated": job.stdout_truncated,
-        "stderr_truncated": job.stderr_truncated,
-        "error_type": job.error_type,
-        "error_message": job.error_message,
-        "traceback": job.traceback,
-        "duration_ms": job.duration_ms,
-        "executor": job.executor,
-        "attempts": job.attempts,
-        "created_at": job.created_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "rerun_of": job.rerun_of,
     }
-    return json.dumps(data, ensure_ascii=False, indent=2)
+    if not full:
+        data.update(duration_ms=job.duration_ms, created_at=job.created_at.isoformat())
+        return data
+    data.update(
+        {
+            "code_sha256": job.code_sha256,
+            "input": json.loads(job.input_json) if not job.is_summary else None,
+            "result": job.result if not job.is_summary else None,
+            "result_kind": job.result_kind.value if job.result_kind else None,
+            "stdout": job.stdout,
+            "stderr": job.stderr,
+            "stdout_truncated": job.stdout_truncated,
+            "stderr_truncated": job.stderr_truncated,
+            "error_type": job.error_type,
+            "error_message": job.error_message,
+            "traceback": job.traceback,
+            "duration_ms": job.duration_ms,
+            "executor": job.executor,
+            "attempts": job.attempts,
+            "created_at": job.created_at.isoformat(),
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "rerun_of": job.rerun_of,
+        }
+    )
+    return data
+
+
+def job_json(job: Job, full: bool = True) -> str:
+    """job_data as indented JSON."""
+    return json.dumps(job_data(job, full), ensure_ascii=False, indent=2)

@@ -156,8 +156,14 @@ def test_status_mine_and_list_respect_ownership(cli: Cli) -> None:
     assert "Only its owner or an admin" in other.stdout
     assert "#1" in cli("mine", user="alice").stdout
     assert cli("mine", user="bob").stdout.strip() == "You have no jobs yet."
-    listing = json.loads(cli("list", "--json", user="bob").stdout)
-    assert listing == [{"id": 1, "status": "done", "owner_id": 1, "file_name": "soma.py"}]
+    (row,) = json.loads(cli("list", "--json", user="bob").stdout)
+    assert (row["id"], row["status"], row["owner_id"], row["file_name"]) == (
+        1,
+        "done",
+        1,
+        "soma.py",
+    )
+    assert "result" not in row and "input" not in row
 
 
 def test_cancelling_someone_elses_job_exits_two(cli: Cli, tmp_path: Path) -> None:
@@ -249,3 +255,66 @@ def test_run_without_input_hints_at_the_input_after_a_name_error(cli: Cli, tmp_p
     assert done.returncode == 1
     assert "NameError: name 'n' is not defined" in done.stdout
     assert 'Hint: no input was given; pass one like {"n": 1}' in done.stdout
+
+
+def test_mine_and_list_json_are_complete_where_the_text_shows_output(cli: Cli) -> None:
+    soma = str(ROOT / "examples" / "soma.py")
+    assert cli("run", soma, "--input", '{"a": 2, "b": 5}', user="alice").returncode == 0
+    text = cli("mine", user="alice").stdout
+    assert "→ 7" in text, "the text view shows the result to its owner"
+    for command in (("mine", "--json"), ("list", "--json")):
+        (own,) = json.loads(cli(*command, user="alice").stdout)
+        assert (own["result"], own["input"]) == ("7", {"a": 2, "b": 5})
+        assert own["stdout"] == "7\n" and own["status"] == "done"
+        assert own == json.loads(cli("status", "1", "--json", user="alice").stdout)
+    (theirs,) = json.loads(cli("list", "--json", user="bob").stdout)
+    assert "→" not in cli("list", user="bob").stdout, "nor does the text to anyone else"
+    assert theirs["id"] == 1 and theirs["owner"] == "alice" and theirs["status"] == "done"
+    assert not {"result", "input", "stdout", "stderr", "traceback"} & set(theirs)
+    assert theirs == json.loads(cli("status", "1", "--json", user="bob").stdout)
+
+
+def test_a_mistyped_sqlite_folder_exits_four_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "dir"
+    env = clean_env(DATABASE_URL=f"sqlite:///{missing / 'j.db'}", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 4, done.stdout
+    assert f"the folder {missing} does not exist" in done.stderr
+    assert "No jobs" not in done.stdout
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_with_no_database_url_the_default_jobbot_db_is_created_here(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "list"],
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "No jobs."
+    assert (tmp_path / "jobbot.db").is_file()
+
+
+def test_cli_errors_name_cli_commands_not_console_ones(cli: Cli) -> None:
+    for args, command in [
+        (("status", "abc"), "python -m bot status 12"),
+        (("cancel", ""), "python -m bot cancel 12"),
+        (("rerun", "0"), "python -m bot rerun 12"),
+        (("status", "42"), "python -m bot mine"),
+    ]:
+        done = cli(*args)
+        assert done.returncode == 2
+        assert command in done.stderr, done.stderr
+        assert "/job" not in done.stderr
