@@ -112,7 +112,9 @@ def _no_crash_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 def nothing_stored(stack: Stack) -> None:
-    """No job, no notification and no user without a Slack id."""
+    """Once every request sent has been handled to the end: no job, no notification and no
+    user without a Slack id. Call it last."""
+    stack.finish_intake()
     assert stack.jobs() == []
     with stack.runtime.store.engine.connect() as conn:  # type: ignore[attr-defined]
         blank = conn.execute(text("SELECT COUNT(*) FROM users WHERE external_id = ''")).scalar()
@@ -190,6 +192,7 @@ def test_slacks_own_retries_are_signed_anew_and_pass(stack: Stack, server: Serve
 
     assert [a.status for a in answers] == [200, 200, 200]
     job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    stack.finish_intake()  # the retries have been handled too
     assert job.result == 3 and len(stack.jobs()) == 1
 
 

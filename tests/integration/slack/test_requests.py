@@ -115,4 +115,5 @@ def test_events_jobbot_has_no_use_for_are_acknowledged(stack: Stack) -> None:
         "ts": sr.new_ts(),
     }
     assert stack.dispatch(sr.event(edited)).status == 200
+    stack.finish_intake()  # both events handled to the end
     assert stack.jobs() == []
