@@ -21,19 +21,28 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    """Runs the CLI against a fresh SQLite database, from an empty working directory."""
+    """Runs the CLI against a fresh SQLite database, from an empty working directory; keyword
+    arguments override settings."""
     env = clean_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'jobbot.db'}",
         PYTHONPATH=str(ROOT),
         JOBBOT_JOB_TIMEOUT="3",
     )
 
-    def run(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, user: str | None = None, **settings: str
+    ) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "bot", *args]
         if user:
             command += ["--user", user]
         return subprocess.run(
-            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+            command,
+            cwd=tmp_path,
+            env={**env, **settings},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     return run
@@ -207,33 +216,15 @@ def test_migrate_is_idempotent(cli: Cli) -> None:
     assert f"schema version {SCHEMA_VERSION}" in second.stdout
 
 
-def test_invalid_settings_are_all_reported_and_exit_two(cli: Cli, tmp_path: Path) -> None:
-    env = {**os.environ, "JOBBOT_WORKERS": "zero", "JOBBOT_MEMORY_MB": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "mine"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_invalid_settings_are_all_reported_and_exit_two(cli: Cli) -> None:
+    done = cli("mine", JOBBOT_WORKERS="zero", JOBBOT_MEMORY_MB="1")
     assert done.returncode == 2
     assert "JOBBOT_WORKERS" in done.stderr
     assert "JOBBOT_MEMORY_MB" in done.stderr
 
 
-def test_a_database_that_does_not_answer_exits_four_database_unavailable(tmp_path: Path) -> None:
-    env = clean_env(DATABASE_URL="mysql+pymysql://root@127.0.0.1:1/jobbot", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "mine"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_a_database_that_does_not_answer_exits_four_database_unavailable(cli: Cli) -> None:
+    done = cli("mine", DATABASE_URL="mysql+pymysql://root@127.0.0.1:1/jobbot")
     assert done.returncode == 4
     assert done.stderr.startswith("jobbot: database unavailable: OperationalError (2003)")
 
