@@ -2,12 +2,13 @@
 with every execution recorded (one job id per line) so tests count executions, not rows.
 
     python -m testbed.worker_process EXECUTIONS_FILE [--crash-at POINT] [--executor KIND]
-        [--hold-claims FILE]
+        [--hold-claims FILE] [--delivery-lease SECONDS]
 
 POINT makes the process SIGKILL itself at that moment of the first job's life (the way a
 crash or `kill -9` would): before-claim (a job is waiting), after-claim, after-invoked,
 after-result (stored, not yet notified), after-post (Slack took the outcome messages, the
-outbox has not recorded it). While FILE exists the process claims nothing.
+outbox has not recorded it). While FILE exists the process claims nothing. SECONDS is how long
+its dispatcher leases a notification (60 s by default, as in production).
 KIND is `local` (the real sandbox, default) or `sleep:SECONDS` (an executor that only waits,
 for scale tests that are about the queue rather than the sandbox).
 Settings come from the environment, exactly as for `python -m bot worker`.
@@ -21,11 +22,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.app.config import Settings, load_settings
 from bot.app.wiring import Process, Runtime, build_executor, build_store
+from bot.core.dispatcher import Dispatcher
 from bot.core.models import (
     JobStatus,
     Notification,
@@ -35,7 +37,7 @@ from bot.core.models import (
     RunRequest,
     RunResult,
 )
-from bot.core.ports import Executor, JobStore, StartGate
+from bot.core.ports import Executor, JobStore, Notifier, StartGate
 from bot.errors import CalledOff
 
 CRASH_POINTS = (
@@ -219,21 +221,44 @@ def executor_factory(kind: str, path: str) -> Callable[[Settings], Executor]:
     return build
 
 
+class ShortLeaseRuntime(Runtime):
+    """A Runtime whose dispatcher leases a notification for `delivery_lease_s` instead of the
+    production 60 s (not a setting): a test that waits one out after a crash waits less."""
+
+    def __init__(self, settings: Settings, *, delivery_lease_s: float, **parts: Any) -> None:
+        super().__init__(settings, **parts)
+        self.delivery_lease_s = delivery_lease_s
+
+    def start_dispatcher(self, notifiers: Mapping[str, Notifier]) -> Dispatcher:
+        self.dispatcher = Dispatcher(
+            self.store,
+            notifiers,
+            metrics=self.metrics,
+            poll_interval=max(0.1, self.settings.poll_interval),
+            lease_s=self.delivery_lease_s,
+        )
+        self.dispatcher.start()
+        return self.dispatcher
+
+
 def instrumented_runtime(settings: Settings) -> Runtime:
     """The Runtime of an instrumented process (this one, or testbed.serve_process), from its
-    arguments: EXECUTIONS_FILE [--crash-at POINT] [--executor KIND] [--hold-claims FILE]."""
+    arguments: EXECUTIONS_FILE [--crash-at POINT] [--executor KIND] [--hold-claims FILE]
+    [--delivery-lease SECONDS]."""
     parser = argparse.ArgumentParser()
     parser.add_argument("executions")
     parser.add_argument("--crash-at", choices=CRASH_POINTS)
     parser.add_argument("--executor", default="local")
     parser.add_argument("--hold-claims", metavar="FILE")
+    parser.add_argument("--delivery-lease", type=float, metavar="SECONDS")
     args = parser.parse_args()
     store = build_store(settings)
     if args.crash_at or args.hold_claims:
         store = CrashingStore(store, args.crash_at, args.hold_claims)  # type: ignore[assignment]
-    return Runtime(
-        settings, store=store, executor_factory=executor_factory(args.executor, args.executions)
-    )
+    parts = {"store": store, "executor_factory": executor_factory(args.executor, args.executions)}
+    if args.delivery_lease is None:
+        return Runtime(settings, **parts)
+    return ShortLeaseRuntime(settings, delivery_lease_s=args.delivery_lease, **parts)
 
 
 def main() -> None:

@@ -161,16 +161,14 @@ def test_kill_9_of_serve_between_slacks_answer_and_the_outbox_record_posts_the_o
     mariadb_store: SqlStore, mariadb_url: str, standin: SlackStandIn, tmp_path: Path
 ) -> None:
     """The one documented repeat: Slack took the outcome messages, then the process died before
-    the outbox recorded them. After the delivery's lease (60 s) a survivor delivers again, so
-    the outcome reply appears twice; the job still ran once and its status message is one."""
+    the outbox recorded them. After the delivery's lease (60 s; 10 s here, so the test does not
+    wait a minute) a survivor delivers again, so the outcome reply appears twice; the job still
+    ran once and its status message is one."""
     log, hold = tmp_path / "executions.log", tmp_path / "hold"
     hold.touch()
+    entry = [str(log), "--crash-at", "after-post", "--hold-claims", str(hold)]
     crasher = ServeProcess(
-        standin,
-        mariadb_url,
-        tmp_path,
-        entry=[str(log), "--crash-at", "after-post", "--hold-claims", str(hold)],
-        **CRASHER,
+        standin, mariadb_url, tmp_path, entry=[*entry, "--delivery-lease", "10"], **CRASHER
     ).start()
     try:
         person = Submitter(standin, mariadb_store)
