@@ -1,10 +1,9 @@
 """A FakeExecutor behaviour steered by markers in the job's code, for Slack tests that need
-long, failing, hostile or slow jobs without running anything."""
+long, failing or hostile jobs without running anything."""
 
 from __future__ import annotations
 
 import json
-import time
 
 from bot.core.models import Outcome, ResultKind, RunRequest, RunResult
 
@@ -15,10 +14,8 @@ HOSTILE = "<!channel> <@U0BOB> & ``` done \u202egnp.exe\x1b[31m"
 
 
 def scripted(request: RunRequest) -> RunResult:
-    """ok by default; `# fake: error|long|hostile|slow|timeout` change the outcome."""
+    """ok by default; `# fake: error|long|hostile|timeout` change the outcome."""
     code = request.code
-    if "# fake: slow" in code:
-        time.sleep(1.0)
     if "# fake: error" in code:
         return RunResult(
             Outcome.ERROR,

@@ -357,6 +357,18 @@ else:
 """
 
 
+def listening(uids: tuple[int, ...]) -> bool:
+    """Whether a job of these uids listens on the abstract socket (seen in its own network
+    namespace: /proc/PID/net/unix)."""
+    for pid in processes_of(uids):
+        try:
+            if "@jobbot-cross-job-channel" in Path(f"/proc/{pid}/net/unix").read_text():
+                return True
+        except OSError:  # ended meanwhile
+            continue
+    return False
+
+
 def test_concurrent_jobs_share_no_abstract_unix_socket(executor: LocalExecutor) -> None:
     """Each slot has its own network namespace: a job listening on an abstract unix socket is
     unreachable from a job running at the same time in another slot."""
@@ -364,7 +376,7 @@ def test_concurrent_jobs_share_no_abstract_unix_socket(executor: LocalExecutor) 
     listener = threading.Thread(target=lambda: listened.append(run(executor, LISTENER)))
     listener.start()
     try:
-        wait_until(lambda: processes_of(executor.uids), message="the listening job")
+        wait_until(lambda: listening(executor.uids), message="the job listening")
         knocked = run(executor, KNOCKER)
     finally:
         listener.join(10)

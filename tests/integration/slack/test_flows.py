@@ -4,14 +4,16 @@ request to the messages at the stand-in."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
-from bot.core.models import Job, JobStatus
+from bot.core.models import Job, JobStatus, RunRequest, RunResult
 from testbed import slack_requests as sr
 from testbed.slack_standin import message_text
 from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack
+from tests.support.fake_jobs import scripted
 
 CODE = "def main(a, b):\n    return a + b\n"
 
@@ -202,28 +204,40 @@ def test_the_home_tab_lists_only_your_jobs_with_rerun_buttons(stack: Stack) -> N
 
 @pytest.mark.parametrize("stack_options", [{"JOBBOT_MAX_JOBS_PER_USER": "1"}])
 def test_cancel_only_waiting_jobs_of_your_own(stack: Stack) -> None:
-    share(stack, code=CODE + "# fake: slow\n")
+    release = threading.Event()
+
+    def held(request: RunRequest) -> RunResult:
+        """Run until the test is done cancelling."""
+        release.wait(15)
+        return scripted(request)
+
+    stack.executor.behaviour = held
+    share(stack)
     stack.dispatch(sr.slash("run"))
     stack.dispatch(sr.slash("run"))  # a second trigger id: a second job
 
-    # One runs (1 s), the other waits its turn (one job per user). Which one runs depends on
-    # which submission committed first: both are handled at once.
+    # One runs, the other waits its turn (one job per user). Which one runs depends on which
+    # submission committed first: both are handled at once.
     def split() -> tuple[Job, Job] | None:
         jobs = stack.jobs()
         running = [j for j in jobs if j.status is JobStatus.RUNNING]
         waiting = [j for j in jobs if j.status is JobStatus.WAITING]
         return (waiting[0], running[0]) if len(jobs) == 2 and waiting and running else None
 
-    waiting, running = wait_until(split, message="one job running, one waiting")
-    bob = message_text(
-        json.loads(stack.dispatch(sr.slash(f"cancel {waiting.id}", user=sr.BOB)).body)
-    )
-    assert "not yours" in bob
-    mine = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {waiting.id}")).body))
-    assert f"Job #{waiting.id} cancelled" in mine
+    try:
+        waiting, running = wait_until(split, message="one job running, one waiting")
+        bob = message_text(
+            json.loads(stack.dispatch(sr.slash(f"cancel {waiting.id}", user=sr.BOB)).body)
+        )
+        assert "not yours" in bob
+        mine = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {waiting.id}")).body))
+        assert f"Job #{waiting.id} cancelled" in mine
+        again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
+        assert "only waiting jobs can be cancelled" in again
+    finally:
+        release.set()
     cancelled = stack.wait_final(waiting.id)
     assert cancelled.status is JobStatus.CANCELLED
     final = stack.standin.posts(thread_ts=cancelled.origin["slack_status_ts"])
     assert "cancelled" in message_text(final[-1])
-    again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
-    assert "only waiting jobs can be cancelled" in again
+    assert stack.wait_final(running.id).status is JobStatus.DONE
