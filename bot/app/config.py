@@ -244,6 +244,13 @@ class Settings:
         low=0,
         high=10000,
     )
+    lambda_network: str = setting(
+        "JOBBOT_LAMBDA_NETWORK",
+        "off",
+        "Internet sockets for Lambda jobs; on also lets a job reach the Runtime API, so only "
+        "tenant isolation keeps users apart (docs/security.md)",
+        choices=("off", "on"),
+    )
 
     @property
     def slack_enabled(self) -> bool:

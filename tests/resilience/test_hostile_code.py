@@ -370,9 +370,9 @@ def test_local_services_on_127_0_0_1_are_unreachable(target: Target) -> None:
     found = json.loads(result.stdout)
     ports = {found[str(p)] for p in (3306, 5432, 6379, 5672, own)}
     if target.is_lambda:
-        # the microVM's loopback is its own: nothing listens there (ECONNREFUSED); the
-        # network itself is not cut (egress to the internet is documented)
-        assert ports == {111}
+        # EPERM: the job's seccomp filter gives it no Internet sockets at all (unless
+        # JOBBOT_LAMBDA_NETWORK=on), so neither the microVM's loopback nor the Runtime API
+        assert ports == {1}
     else:
         assert ports == {101}  # ENETUNREACH: the job's network namespace has no loopback
     assert found["/run/mysqld/mysqld.sock"] == found["/var/run/postgresql/.s.PGSQL.5432"] == 2
@@ -399,14 +399,17 @@ os.kill(-1, signal.SIGKILL)  # everything this uid may signal
 """
     bot = None if target.is_lambda else os.getpid()
     zygote = target.zygote
+    environments = target.standin.environments() if target.standin else 0
     result = target.hostile(code, {"bot": bot})
 
     if target.is_lambda:
-        # same uid as the runtime inside Lambda: killing it fails this job with a function
-        # error and resets the environment; the next job ran in a fresh one (hostile())
-        assert result.outcome is Outcome.CRASHED, result
-        assert result.error_type == "LambdaFunctionError"
-        assert "Runtime exited" in (result.error_message or "")
+        # the same uid as the runtime, but the job's seccomp filter refuses (EPERM) every
+        # signal to a task that was there before it, -1 included: the job fails on its own
+        # and the runtime serves on in the same environment
+        assert result.outcome is Outcome.ERROR, result
+        assert result.error_type == "PermissionError"
+        assert result.stdout == '{"init": 1}\nparent: 1\n'
+        assert target.standin is not None and target.standin.environments() == environments
     else:
         # another uid than everything else: EPERM (1) everywhere, and kill(-1) reaches only
         # the job's own uid (of which nothing else runs; Linux spares the caller itself)

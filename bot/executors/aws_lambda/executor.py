@@ -48,17 +48,40 @@ def build_lambda_executor(settings: Settings, metrics: Metrics | None = None) ->
         build_lambda_client(settings),
         settings.lambda_function,
         concurrency=settings.lambda_concurrency,
+        network=settings.lambda_network == "on",
         metrics=metrics,
     )
 
 
-def encode_request(request: RunRequest) -> bytes:
-    """The protocol-v1 request as the invoke payload (compact UTF-8 JSON)."""
-    body = protocol.request_body(request)
+def encode_request(request: RunRequest, *, network: bool = False) -> bytes:
+    """The protocol-v1 request as the invoke payload (compact UTF-8 JSON); `"network": true`
+    lets the job open Internet sockets (the handler's filter refuses them otherwise)."""
+    body: dict[str, object] = protocol.request_body(request)
+    if network:
+        body["network"] = True
     try:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: ASCII escapes carry it losslessly
         return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+
+def network_row(network: bool) -> tuple[str, str, bool]:
+    """Doctor's row on the jobs' network, and what the filter cannot enforce with it on."""
+    if not network:
+        return (
+            "lambda network",
+            "off (JOBBOT_LAMBDA_NETWORK): jobs get Unix sockets only, so the Runtime API "
+            "is out of their reach",
+            True,
+        )
+    return (
+        "lambda network",
+        "WARNING on (JOBBOT_LAMBDA_NETWORK): jobs can open Internet sockets, and so reach "
+        "the Runtime API on 127.0.0.1:9001, which no filter can tell apart: a job can answer "
+        "its own invoke and take the next invocation of its environment. Only per-user "
+        "tenancy keeps users apart then",
+        True,
+    )
 
 
 class LambdaExecutor:
@@ -76,6 +99,7 @@ class LambdaExecutor:
         requeue_backoff_s, requeue_cap_s: how long a throttled job waits in the queue;
             grows while Lambda keeps throttling, and resets after any invoke gets through.
         max_payload_bytes: larger requests are refused before invoking.
+        network: let jobs open Internet sockets (JOBBOT_LAMBDA_NETWORK=on).
         metrics: where every failed or throttled invoke is counted, as
             jobbot_lambda_errors_total{kind} (kinds: outcomes.ERROR_KINDS).
     """
@@ -93,6 +117,7 @@ class LambdaExecutor:
         requeue_backoff_s: float = 1.0,
         requeue_cap_s: float = 15.0,
         max_payload_bytes: int = SYNC_PAYLOAD_LIMIT,
+        network: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
         if concurrency < 1:
@@ -106,6 +131,7 @@ class LambdaExecutor:
         self._requeue_backoff_s = requeue_backoff_s
         self._requeue_cap_s = requeue_cap_s
         self._max_payload_bytes = max_payload_bytes
+        self.network = network
         self._lock = threading.Lock()
         self._throttle_streak = 0
         self._closed = False
@@ -126,7 +152,7 @@ class LambdaExecutor:
         Invoke."""
         if self._closed:
             raise ExecutorUnavailable("the Lambda executor is closed")
-        payload = encode_request(request)
+        payload = encode_request(request, network=self.network)
         if len(payload) > self._max_payload_bytes:
             self._count("payload_too_large")
             return refused(
@@ -196,9 +222,11 @@ class LambdaExecutor:
             (
                 "isolation",
                 "Lambda (Firecracker microVM per execution environment); each job in a fresh "
-                "child: allow-list environment, non-dumpable handler, subreaper, /tmp emptied",
+                "child: allow-list environment, non-dumpable handler, subreaper, /tmp emptied, "
+                "seccomp filter (no signals to the runtime, no ptrace, no io_uring)",
                 True,
             ),
+            network_row(self.network),
         ]
 
     def close(self) -> None:

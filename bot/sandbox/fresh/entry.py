@@ -1,4 +1,4 @@
-"""Entry point of a fresh child (fresh mode): read the request, set limits, run the job."""
+"""Entry point of a fresh child (fresh mode): read the request, set limits, confine, run the job."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import os
 
 from .. import limits, protocol
-from ..inside import runner
+from ..inside import runner, seccomp
 
 # fds the parent sets up: 0 stdin (the input JSON), 1 stdout, 2 stderr, then these
 REQUEST_FD = 3
@@ -35,5 +35,11 @@ def main(argv: list[str]) -> None:
     nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
     address_space = request.memory_mb * limits.MIB  # a fresh interpreter maps little of its own
     limits.apply_rlimits(lim, address_space=address_space, timeout_s=raw["timeout_s"], nproc=nproc)
-    # no_new_privs comes from the caller (spawn._prepare_caller), inherited across exec
+    # no_new_privs comes from the caller (spawn._prepare_caller), inherited across exec; the
+    # filter comes last, as it binds everything after it
+    try:
+        seccomp.confine(seccomp.Confinement(**raw["confinement"]))
+    except seccomp.ConfinementError as exc:
+        message = f"jobbot could not confine the job here ({exc}), so none of it ran"
+        runner.refuse(JOB_RECORD_FD, "ConfinementError", message)
     runner.execute(request, JOB_RECORD_FD)

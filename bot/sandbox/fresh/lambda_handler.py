@@ -2,7 +2,9 @@
 
 Deployed as `sandbox.fresh.lambda_handler.handler`. Every invocation runs one protocol-v1 request
 through `spawn.run_fresh` (allow-list environment, new session, rlimits, this process made
-non-dumpable and a child subreaper) and returns the v1 response. Inside Lambda it also
+non-dumpable and a child subreaper, and the job's seccomp filter, which keeps it from
+signalling this process and, unless the bot turned the network on, from reaching the
+Runtime API) and returns the v1 response. Inside Lambda it also
 kills every remaining descendant and empties `/tmp` before it returns, because the
 execution environment (its processes and `/tmp`) is frozen and reused for the next job,
 which may be another user's.
@@ -19,6 +21,7 @@ import sys
 from typing import Any
 
 from .. import protocol, reaper
+from ..inside.seccomp import Confinement
 from ..protocol import SandboxUnavailable
 from . import spawn
 
@@ -30,6 +33,8 @@ MARGIN_S = 1.5
 RESPONSE_LIMIT = 6 * 1024 * 1024
 RESPONSE_BUDGET = RESPONSE_LIMIT - 256 * 1024
 SCRATCH = "/tmp"  # noqa: S108 - Lambda's only writable directory, ours alone
+# emptied between jobs too: Lambda has no /dev/shm, but a runtime that has one keeps it warm
+SHARED_MEMORY = "/dev/shm"  # noqa: S108 - emptied, never used
 _KILL_DEADLINE_S = 5.0
 
 
@@ -178,13 +183,24 @@ def _clean_environment() -> None:
     # what cannot be removed is reported to the function's log (CloudWatch), for operators
     if not reaper.sweep_own(deadline_s=_KILL_DEADLINE_S):
         print("jobbot: processes of a job survived SIGKILL for 5 s", file=sys.stderr)
-    left = empty_dir(SCRATCH)
-    if left:
-        print(f"jobbot: could not empty {SCRATCH}: {len(left)} entries left", file=sys.stderr)
+    for directory in (SCRATCH, SHARED_MEMORY):
+        left = empty_dir(directory)
+        if left:
+            print(f"jobbot: could not empty {directory}: {len(left)} entries left", file=sys.stderr)
 
 
 def handler(event: object, context: object) -> dict[str, Any]:
     """Run one job: `event` is a protocol-v1 request, the result a v1 response.
+
+    The job confines itself with the seccomp filter (inside/seccomp.py); it may open
+    Internet sockets only when the event says `"network": true`, which the bot adds for
+    JOBBOT_LAMBDA_NETWORK=on (only the bot can invoke the function).
+    """
+    return handle(event, context)
+
+
+def handle(event: object, context: object, *, syscall_filter: bool = True) -> dict[str, Any]:
+    """handler() itself; `syscall_filter=False` is for a test's deliberately weakened handler.
 
     User code failing, a timeout and a malformed event all give a well-formed response.
     Only SandboxUnavailable (the interpreter could not start: nothing ran, safe to retry)
@@ -198,7 +214,10 @@ def handler(event: object, context: object) -> dict[str, Any]:
         _clean_environment()
     try:
         if isinstance(event, dict):
-            response = spawn.run_fresh(event, deadline_s=budget(context))
+            confinement = Confinement(
+                network=event.get("network") is True, syscall_filter=syscall_filter
+            )
+            response = spawn.run_fresh(event, deadline_s=budget(context), confinement=confinement)
         else:
             kind = type(event).__name__
             response = protocol.error_response(f"a request must be a JSON object, not {kind}")

@@ -15,6 +15,7 @@ from .. import boot, protocol, reaper, supervisor, verdict
 from ..environment import job_env
 from ..fds import high, unlinked_file
 from ..inside import runner
+from ..inside.seccomp import Confinement
 from ..limits import Limits, forbid_new_privileges, set_child_subreaper, set_dumpable
 from ..protocol import Request, SandboxUnavailable
 from . import entry
@@ -85,7 +86,9 @@ def _start(
     return pid, reads, before
 
 
-def _run(request: Request, timeout_s: float, python: str, lim: Limits) -> dict[str, Any]:
+def _run(
+    request: Request, timeout_s: float, python: str, lim: Limits, confinement: Confinement
+) -> dict[str, Any]:
     # Until the child exists nothing of the user's has run: a failure here (full disk, no
     # file descriptors) is the sandbox being unavailable, which callers may retry.
     try:
@@ -98,7 +101,12 @@ def _run(request: Request, timeout_s: float, python: str, lim: Limits) -> dict[s
                 fh.write(request.code)
         except OSError as exc:
             raise SandboxUnavailable(f"cannot write the job's file: {exc}") from exc
-        payload = {"request": request.to_dict(), "limits": lim._asdict(), "timeout_s": timeout_s}
+        payload = {
+            "request": request.to_dict(),
+            "limits": lim._asdict(),
+            "timeout_s": timeout_s,
+            "confinement": confinement._asdict(),
+        }
         try:
             pid, reads, before = _start(python, workdir, request, json.dumps(payload).encode())
         except OSError as exc:  # pipes or descriptors could not be made: nothing ran
@@ -122,12 +130,15 @@ def run_fresh(
     deadline_s: float | None = None,
     python: str | None = None,
     limits: Limits | None = None,
+    confinement: Confinement | None = None,
 ) -> dict[str, Any]:
     """Run one protocol-v1 request in a fresh interpreter and return the v1 response.
 
     `deadline_s` is the time the caller has left (Lambda: remaining time minus a margin);
-    the job gets min(timeout_s, deadline_s). Malformed requests give an "error" response.
-    Raises SandboxUnavailable only when the interpreter cannot be started.
+    the job gets min(timeout_s, deadline_s). `confinement` says how the child confines
+    itself before the user's code (inside/seccomp.py; a child that cannot is refused).
+    Malformed requests give an "error" response. Raises SandboxUnavailable only when the
+    interpreter cannot be started.
     """
     try:
         req = protocol.parse_request(request)
@@ -138,4 +149,10 @@ def run_fresh(
     with _lock:
         _prepare_caller()
         sweep_stale_dirs()
-        return _run(req, timeout_s, python or sys.executable, limits or Limits())
+        return _run(
+            req,
+            timeout_s,
+            python or sys.executable,
+            limits or Limits(),
+            confinement or Confinement(),
+        )

@@ -214,6 +214,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def refuse(result_fd: int, error_type: str, message: str) -> NoReturn:
+    """End the child before the user's code ran, with an error record saying why."""
+    try:
+        _write_all(result_fd, Record("error", None, error_type, message, None, 1).encode())
+    finally:
+        os._exit(1)
+
+
 def execute(request: Request, result_fd: int) -> NoReturn:
     """Run the job in this (child) process, write its Record to `result_fd`, and exit."""
     atexit._clear()  # callbacks inherited from the harness are not the job's

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,13 @@ def lambda_python() -> str | None:
         if ran.returncode == 0:
             return candidate
     return None
+
+
+def weakened_handler() -> dict[str, Any]:
+    """LambdaStandIn arguments for a handler with the job's seccomp filter off (the real one
+    called by weakened_handler.py, which the stand-in puts in the task root)."""
+    source = (Path(__file__).parent / "weakened_handler.py").read_bytes()
+    return {"handler": "weakened_handler.handler", "extra_files": {"weakened_handler.py": source}}
 
 
 def job(

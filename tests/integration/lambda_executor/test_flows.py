@@ -97,10 +97,12 @@ class Storm:
 
 
 def storm_settings(**values: str) -> Settings:
-    """Settings for the storm: two invokes in flight (as many as the stand-in's environments)
-    and all four jobs of one user allowed to run at once."""
+    """Settings for the storm: two invokes in flight (as many as the stand-in's environments),
+    all four jobs of one user allowed to run at once, and the network on (the jobs report to
+    the stand-in's beacons)."""
     return lambda_settings(
         JOBBOT_JOB_TIMEOUT="2",
+        JOBBOT_LAMBDA_NETWORK="on",
         JOBBOT_LAMBDA_CONCURRENCY="2",
         JOBBOT_MAX_JOBS_PER_USER="4",
         JOBBOT_POLL_INTERVAL="0.05",
@@ -176,6 +178,7 @@ def test_a_throttling_storm_delays_jobs_but_runs_each_exactly_once(
             build_lambda_client(s),
             s.lambda_function,
             concurrency=s.lambda_concurrency,
+            network=s.lambda_network == "on",
             requeue_backoff_s=0.1,
             requeue_cap_s=0.5,
         ),

@@ -7,6 +7,7 @@ import json
 import re
 import socket
 import threading
+from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -30,7 +31,8 @@ from tests.integration.lambda_executor.conftest import job, lambda_settings
 
 
 def beacon_code(standin: LambdaStandIn, key: str, then: str = "") -> str:
-    """User code that reports to the stand-in each time it really runs."""
+    """User code that reports to the stand-in each time it really runs (it needs the
+    network: an executor with network=True, JOBBOT_LAMBDA_NETWORK=on)."""
     host, port, path = standin.beacon_url(key)
     return (
         "import socket\n"
@@ -39,6 +41,14 @@ def beacon_code(standin: LambdaStandIn, key: str, then: str = "") -> str:
         "s.recv(100)\n"
         "s.close()\n" + then
     )
+
+
+@pytest.fixture
+def networked(standin: LambdaStandIn) -> Iterator[LambdaExecutor]:
+    """The executor with JOBBOT_LAMBDA_NETWORK=on, so that jobs can reach the beacons."""
+    built = build_lambda_executor(lambda_settings(JOBBOT_LAMBDA_NETWORK="on"))
+    yield built
+    built.close()
 
 
 def test_a_job_that_returns_gives_its_result(executor: LambdaExecutor) -> None:
@@ -139,11 +149,11 @@ def test_lambda_cutting_the_function_off_is_a_timeout_and_resets_the_environment
 
 
 def test_a_throttle_is_retried_and_the_job_runs_once(
-    executor: LambdaExecutor, standin: LambdaStandIn
+    networked: LambdaExecutor, standin: LambdaStandIn
 ) -> None:
     standin.throttle(times=2)
 
-    result = executor.run(job(beacon_code(standin, "throttled", "print('ran')")))
+    result = networked.run(job(beacon_code(standin, "throttled", "print('ran')")))
 
     assert result.result_json == '"ran"'
     assert standin.invocations == 3
@@ -172,7 +182,7 @@ def test_a_read_timeout_is_an_unknown_outcome_and_the_code_ran_exactly_once(
     standin: LambdaStandIn,
 ) -> None:
     client = build_lambda_client(lambda_settings(), read_timeout=0.5)
-    executor = LambdaExecutor(client, "jobbot-runner", concurrency=4)
+    executor = LambdaExecutor(client, "jobbot-runner", concurrency=4, network=True)
     standin.delay_response(1.5)
 
     with pytest.raises(ExecutorError) as caught:
@@ -194,7 +204,7 @@ def test_the_sdk_default_retry_would_have_run_the_code_again(standin: LambdaStan
         endpoint_url=standin.endpoint_url,
         config=Config(read_timeout=0.5, retries={"mode": "standard"}),
     )
-    executor = LambdaExecutor(client, "jobbot-runner", concurrency=4)
+    executor = LambdaExecutor(client, "jobbot-runner", concurrency=4, network=True)
     standin.delay_response(1.0, times=3)
 
     with pytest.raises(ExecutorError):
@@ -413,7 +423,7 @@ def test_every_failed_or_throttled_invoke_is_counted_by_kind(standin: LambdaStan
 
 
 def test_the_start_gate_is_passed_just_before_the_invoke(
-    executor: LambdaExecutor, standin: LambdaStandIn
+    networked: LambdaExecutor, standin: LambdaStandIn
 ) -> None:
     seen: list[int] = []
 
@@ -421,7 +431,7 @@ def test_the_start_gate_is_passed_just_before_the_invoke(
         seen.append(standin.invocations)
         return True
 
-    result = executor.run(job(beacon_code(standin, "gated", "print('ok')\n")), gate)
+    result = networked.run(job(beacon_code(standin, "gated", "print('ok')\n")), gate)
 
     assert result.outcome is Outcome.OK, result
     assert seen == [0], "the gate ran once, before any invoke"

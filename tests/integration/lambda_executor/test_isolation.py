@@ -1,5 +1,6 @@
-"""Hostile code inside the emulated execution environment: the runtime's AWS credentials stay
-out of reach, and nothing of one job (processes, files) is there for the next one.
+"""Hostile code inside the emulated execution environment: the runtime's AWS credentials,
+memory and descriptors stay out of reach, the runtime cannot be signalled, and nothing of one
+job (processes, files) is there for the next one.
 
 Each test also runs under AWS's own runtime client (awslambdaric) where the handler's process
 is what matters, because there the handler lives in awslambdaric's process.
@@ -23,6 +24,7 @@ from tests.integration.lambda_executor.conftest import (
     job,
     lambda_python,
     lambda_settings,
+    weakened_handler,
 )
 from tests.support import probes
 
@@ -33,6 +35,7 @@ LEAVE_BEHIND = (
     """\
 import pathlib
 pathlib.Path("/tmp/left-by-job-1").write_text("user 1's secret")
+pathlib.Path("/dev/shm/left-by-job-1").write_text("user 1's shared memory")
 locked = pathlib.Path("/tmp/locked")
 (locked / "deeper").mkdir(parents=True)
 (locked / "deeper" / "file").write_text("x")
@@ -41,6 +44,61 @@ locked.chmod(0o500)
 """
     + probes.DAEMON
 )
+
+
+# SIGSTOP and SIGKILL to the runtime (the parent), init, its group and everything (-1):
+# name -> "sent" or the errno
+SIGNALS = """\
+import json, os, signal
+out, ppid = {}, os.getppid()
+for name, pid in (("runtime", ppid), ("init", 1), ("group", -ppid), ("everything", -1)):
+    for sig in ("SIGSTOP", "SIGKILL"):
+        try:
+            os.kill(pid, getattr(signal, sig))
+            out[f"{name} {sig}"] = "sent"
+        except OSError as exc:
+            out[f"{name} {sig}"] = exc.errno
+print(json.dumps(out))
+"""
+
+# The runtime's memory, mappings, descriptors and environment, and the system calls that
+# read another process: each "read" or the error's class name
+HANDLER_MEMORY = """\
+import ctypes, json, os
+ppid = os.getppid()
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {"x86_64": (101, 310, 438), "aarch64": (117, 270, 438)}[os.uname().machine]
+
+def attempt(step):
+    try:
+        step()
+        return "read"
+    except OSError as exc:
+        return type(exc).__name__
+
+def syscall(nr, *args):  # every int as a long: the kernel reads whole registers
+    args = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
+    if libc.syscall(ctypes.c_long(nr), *args) == -1:
+        raise OSError(ctypes.get_errno(), "refused")
+
+def mem():
+    with open(f"/proc/{ppid}/mem", "rb") as fh:
+        fh.seek(0x400000)
+        fh.read(16)
+
+mine = ctypes.create_string_buffer(16)
+local = (ctypes.c_size_t * 2)(ctypes.addressof(mine), 16)
+remote = (ctypes.c_size_t * 2)(0x400000, 16)
+print(json.dumps({
+    "mem": attempt(mem),
+    "maps": attempt(lambda: open(f"/proc/{ppid}/maps").read()),
+    "fds": attempt(lambda: os.listdir(f"/proc/{ppid}/fd")),
+    "environ": attempt(lambda: open(f"/proc/{ppid}/environ", "rb").read()),
+    "process_vm_readv": attempt(lambda: syscall(NR[1], ppid, local, 1, remote, 1, 0)),
+    "ptrace": attempt(lambda: syscall(NR[0], 16, ppid, 0, 0)),  # PTRACE_ATTACH
+    "pidfd_getfd": attempt(lambda: syscall(NR[2], os.pidfd_open(ppid), 0, 0)),
+}))
+"""
 
 
 @pytest.fixture(params=["bootstrap", "awslambdaric", "python3.13"])
@@ -100,21 +158,70 @@ def test_nothing_of_one_job_is_left_for_the_next(
     after = json.loads(second.stdout)
     assert after["others"] == []  # the daemon, and everything else of job 1, is gone
     assert after["tmp"] == [after["own_dir"]]  # /tmp holds only the running job's directory
-    assert standin.environments() == 1  # both ran warm in the same environment
-    assert [r.environment for r in standin.records] == [0, 0]
+    shared = executor.run(job("import os\nprint(os.listdir('/dev/shm'))\n", job_id=3))
+    assert shared.stdout == "[]\n"
+    assert standin.environments() == 1  # all ran warm in the same environment
+    assert [r.environment for r in standin.records] == [0, 0, 0]
 
 
-def test_killing_the_runtime_fails_only_that_job(
+def test_the_job_cannot_signal_the_runtime_init_or_anything_but_its_own(
     warm: tuple[LambdaStandIn, LambdaExecutor],
 ) -> None:
     standin, executor = warm
 
-    killed = executor.run(job("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"))
+    tried = executor.run(job(SIGNALS))
+    after = executor.run(job("print('next')"))
+
+    assert tried.outcome is Outcome.OK, standin.logs()
+    refused = json.loads(tried.stdout)
+    assert refused == dict.fromkeys(refused, 1) and len(refused) == 8  # EPERM, every one
+    assert after.result_json == '"next"'
+    assert standin.environments() == 1  # the runtime never noticed
+
+
+def test_the_runtimes_memory_and_descriptors_are_out_of_the_jobs_reach(
+    warm: tuple[LambdaStandIn, LambdaExecutor],
+) -> None:
+    standin, executor = warm
+
+    result = executor.run(job(HANDLER_MEMORY))
+
+    assert result.outcome is Outcome.OK, standin.logs()
+    assert json.loads(result.stdout) == dict.fromkeys(
+        ("mem", "maps", "fds", "environ", "process_vm_readv", "ptrace", "pidfd_getfd"),
+        "PermissionError",
+    )
+
+
+def test_the_runtime_stays_non_dumpable_without_the_filter_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defence in depth: with the filter off (a weakened handler), the runtime's
+    non-dumpable flag alone still keeps its memory, descriptors and credentials away."""
+    with LambdaStandIn(
+        timeout_s=function_timeout_s(JOB_TIMEOUT), max_concurrency=1, **weakened_handler()
+    ) as standin:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        executor = build_lambda_executor(lambda_settings())
+        result = executor.run(job(HANDLER_MEMORY))
+        executor.close()
+
+    assert result.outcome is Outcome.OK, standin.logs()
+    assert set(json.loads(result.stdout).values()) == {"PermissionError"}
+
+
+def test_a_killed_runtime_fails_only_that_job(
+    warm: tuple[LambdaStandIn, LambdaExecutor],
+) -> None:
+    standin, executor = warm
+    standin.kill_runtime(after_s=0.3)  # from outside: the job itself no longer can
+
+    killed = executor.run(job("import time\ntime.sleep(5)\n"))
     after = executor.run(job("print('next')"))
 
     assert killed.status is JobStatus.ERROR
     assert killed.error_type == "LambdaFunctionError"
-    assert killed.error_message is not None and "Runtime exited" in killed.error_message
+    assert killed.error_message is not None and "signal: killed" in killed.error_message
     assert after.result_json == '"next"'
     assert standin.environments() == 2
 

@@ -45,6 +45,13 @@ def test_the_payload_is_the_protocol_request_in_compact_utf8() -> None:
     }
 
 
+def test_the_network_is_asked_for_only_when_turned_on() -> None:
+    request = RunRequest(3, "a.py", "print(1)", "{}", 10.0, 256, 1024)
+
+    assert "network" not in json.loads(encode_request(request))
+    assert json.loads(encode_request(request, network=True))["network"] is True
+
+
 def test_a_lone_surrogate_still_makes_a_valid_payload() -> None:
     request = RunRequest(3, "a.py", "print('\ud800')", "{}", 10.0, 256, 1024)
 
