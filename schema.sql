@@ -1,4 +1,4 @@
--- jobbot schema, version 2, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
+-- jobbot schema, version 3, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
 --
 -- Run it once as an operator:   mysql jobbot < schema.sql
 -- or let jobbot do it:           python -m bot migrate   (also done by serve, worker, console)
@@ -105,10 +105,13 @@ CREATE TABLE IF NOT EXISTS uploads (
   INDEX ix_uploads_recent (user_id, channel, created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- Keys of requests already handled (Slack event re-deliveries).
+-- Keys of requests already handled (Slack event re-deliveries). `claim` (version 3) names the
+-- call that recorded a key, so that call's transaction, re-run after its commit's answer was
+-- lost, knows the row as its own; `python -m bot migrate` adds it to an older database.
 CREATE TABLE IF NOT EXISTS dedupe_keys (
   dedupe_key  VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   created_at  DATETIME(6)  NOT NULL,
+  claim       VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_bin NULL,
   PRIMARY KEY (dedupe_key)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -127,6 +130,15 @@ CREATE TABLE IF NOT EXISTS held_requests (
   INDEX ix_held_requests_due (lease_expires_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 2, UTC_TIMESTAMP(6))
-  ON DUPLICATE KEY UPDATE version = GREATEST(version, 2),
-                          applied_at = IF(version < 2, UTC_TIMESTAMP(6), applied_at);
+-- Version 3. The worker pools alive: each refreshes its row while it runs and deletes it when
+-- it stops, so a waiting command can tell that no worker will take its job.
+CREATE TABLE IF NOT EXISTS workers (
+  worker_id  VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  seen_at    DATETIME(6)  NOT NULL,
+  PRIMARY KEY (worker_id),
+  INDEX ix_workers_seen (seen_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 3, UTC_TIMESTAMP(6))
+  ON DUPLICATE KEY UPDATE version = GREATEST(version, 3),
+                          applied_at = IF(version < 3, UTC_TIMESTAMP(6), applied_at);

@@ -1,5 +1,5 @@
 """The small interfaces the core talks through: the store (users, reads, queue, outbox,
-schema), Executor, Notifier, Clock."""
+presence, schema), Executor, Notifier, Clock."""
 
 from __future__ import annotations
 
@@ -121,6 +121,23 @@ class Outbox(Protocol):
         """(event, state) of a job's notifications, oldest first."""
 
 
+class Presence(Protocol):
+    """Which worker pools are alive, so a command waiting for its job can tell that none runs."""
+
+    def worker_seen(self, worker_id: str) -> None:
+        """Record that this worker pool is alive now."""
+
+    def worker_gone(self, worker_id: str) -> None:
+        """Forget a worker pool that stopped."""
+
+    def workers_alive(self, within_s: float) -> int:
+        """How many worker pools were seen in the last `within_s` seconds."""
+
+
+class WorkerStore(JobQueue, Presence, Protocol):
+    """What a worker pool needs of the store: the queue, and a say in who is alive."""
+
+
 class Schema(Protocol):
     """The database itself: its schema and whether it answers."""
 
@@ -134,8 +151,9 @@ class Schema(Protocol):
         """The applied schema version, or None before the first migration."""
 
 
-class JobStore(Users, JobReads, JobQueue, Outbox, Schema, Protocol):
-    """Core's durable state: users, jobs, the queue and the notification outbox.
+class JobStore(Users, JobReads, JobQueue, Outbox, Presence, Schema, Protocol):
+    """Core's durable state: users, jobs, the queue, the notification outbox and the worker
+    pools alive.
 
     Every method is one short transaction. Transient database failures raise
     StoreUnavailable; others StoreError. What only an adapter needs (Slack's dedupe keys,

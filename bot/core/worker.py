@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from bot.core.backoff import jittered, standard_backoff
 from bot.core.metrics import Metrics
 from bot.core.models import Claim, Outcome, RunRequest, RunResult
-from bot.core.ports import Executor, JobQueue, StartGate
+from bot.core.ports import Executor, StartGate, WorkerStore
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, StoreError, Throttled
 
 log = logging.getLogger(__name__)
+PRESENCE_EVERY_S = 5.0  # how often a running pool tells the store it is alive
+PRESENCE_WINDOW_S = 3 * PRESENCE_EVERY_S  # a pool not heard of for this long is gone
 
 
 def default_worker_id() -> str:
@@ -59,7 +61,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        store: JobQueue,
+        store: WorkerStore,
         executor: Executor,
         config: WorkerConfig,
         metrics: Metrics | None = None,
@@ -83,8 +85,13 @@ class WorkerPool:
     # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start claiming and sweeping in background threads."""
-        for name, target in (("claimer", self._claim_loop), ("sweeper", self._sweep_loop)):
+        """Start claiming, sweeping and saying it is alive in background threads."""
+        loops = (
+            ("claimer", self._claim_loop),
+            ("sweeper", self._sweep_loop),
+            ("presence", self._presence_loop),
+        )
+        for name, target in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -117,6 +124,10 @@ class WorkerPool:
             drained = self._cond.wait_for(lambda: not self._in_flight, timeout=grace_s)
         for thread in self._threads:
             thread.join(timeout=2)
+        try:
+            self.store.worker_gone(self.config.worker_id)
+        except StoreError as exc:  # its row ages out of the window instead
+            log.info("worker presence not cleared: %s", exc)
         self._pool.shutdown(wait=drained)
         log.info("worker pool stopped", extra={"drained": drained})
         return drained
@@ -290,6 +301,18 @@ class WorkerPool:
                 if self._stopping.wait(min(2.0, standard_backoff(attempt))):
                     break
         return False
+
+    # --- presence --------------------------------------------------------------------
+
+    def _presence_loop(self) -> None:
+        """Tell the store this pool is alive until it stops claiming."""
+        while True:
+            try:
+                self.store.worker_seen(self.config.worker_id)
+            except StoreError as exc:
+                log.warning("worker presence not recorded: %s", exc)
+            if self._stopping.wait(PRESENCE_EVERY_S):
+                return
 
     # --- recovery --------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, text, update
 
 from bot.core.models import (
     Claim,
@@ -27,7 +27,15 @@ from bot.core.ports import Recovery
 from bot.store import held, outbox, queue
 from bot.store.db import Database
 from bot.store.rows import to_upload, to_user
-from bot.store.tables import SCHEMA_VERSION, dedupe_keys, metadata, schema_info, uploads, users
+from bot.store.tables import (
+    SCHEMA_VERSION,
+    dedupe_keys,
+    metadata,
+    schema_info,
+    uploads,
+    users,
+    workers,
+)
 from bot.store.types import utcnow
 
 
@@ -52,6 +60,7 @@ class SqlStore:
                 # Several processes may start at once; DDL is not transactional in MySQL.
                 conn.execute(text("SELECT GET_LOCK('jobbot.migrate', 60)"))
             metadata.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
             queue.insert_ignore(
                 conn, schema_info, {"id": 1, "version": SCHEMA_VERSION, "applied_at": utcnow()}
             )
@@ -178,6 +187,34 @@ class SqlStore:
         """Jobs per status."""
         return self.db.read(queue.count_by_status)
 
+    # --- worker pools alive -------------------------------------------------------------
+
+    def worker_seen(self, worker_id: str) -> None:
+        """Record that a worker pool is alive now (forgetting pools silent for a day)."""
+
+        def seen(conn: Connection) -> None:
+            found = conn.execute(
+                update(workers).where(workers.c.worker_id == worker_id).values(seen_at=utcnow())
+            ).rowcount
+            if not found:
+                conn.execute(delete(workers).where(workers.c.seen_at < utcnow(-86400)))
+                queue.insert_ignore(conn, workers, {"worker_id": worker_id, "seen_at": utcnow()})
+
+        self.db.write(seen)
+
+    def worker_gone(self, worker_id: str) -> None:
+        """Forget a worker pool that stopped."""
+        self.db.write(
+            lambda conn: conn.execute(delete(workers).where(workers.c.worker_id == worker_id))
+        )
+
+    def workers_alive(self, within_s: float) -> int:
+        """How many worker pools were seen in the last `within_s` seconds."""
+        alive = (
+            select(func.count()).select_from(workers).where(workers.c.seen_at >= utcnow(-within_s))
+        )
+        return int(self.db.read(lambda conn: conn.execute(alive).scalar() or 0))
+
     # --- outbox -----------------------------------------------------------------------
 
     def claim_notifications(
@@ -273,3 +310,18 @@ class SqlStore:
             return None if row is None else to_upload(row)
 
         return self.db.read(read)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Add the columns a newer schema version declared on an existing table (nullable ones
+    only: rows already there have no value for them)."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:  # pragma: no cover - a rule for whoever adds a column
+                raise RuntimeError(f"{table.name}.{column.name} must be nullable to be added")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NULL"))

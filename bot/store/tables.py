@@ -24,7 +24,7 @@ from sqlalchemy import (
 from bot.core.models import JobStatus, NotificationEvent, ResultKind
 from bot.store.types import BigId, MediumText, UTCDateTime, ascii_str, binary_str
 
-SCHEMA_VERSION = 2  # 2: held_requests
+SCHEMA_VERSION = 3  # 2: held_requests; 3: workers, dedupe_keys.claim
 
 MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -174,6 +174,9 @@ dedupe_keys = Table(
     metadata,
     Column("dedupe_key", ascii_str(191), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Who recorded the key (a token of one call): that call's transaction, run again after
+    # its commit's answer was lost, finds its own row and is still the first (version 3).
+    Column("claim", ascii_str(32), nullable=True),
     **MYSQL_TABLE_ARGS,
 )
 
@@ -190,5 +193,16 @@ held_requests = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("request_key", name="uq_held_requests_key"),
     Index("ix_held_requests_due", "lease_expires_at"),
+    **MYSQL_TABLE_ARGS,
+)
+
+# The worker pools alive: each refreshes its row while it runs and deletes it when it stops,
+# so a waiting command can tell that no worker will take its job (version 3).
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", binary_str(191), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index("ix_workers_seen", "seen_at"),
     **MYSQL_TABLE_ARGS,
 )

@@ -15,6 +15,7 @@ from bot.app.config import Settings, load_settings
 from bot.app.wiring import Process, Runtime, lambda_command, local_identity, local_route
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Detail, Listing, Problem
+from bot.core.worker import PRESENCE_WINDOW_S
 from bot.errors import ConfigError, InfraError, UsageError, UserError
 from bot.terminal.console import Console, PrintNotifier, read_source
 from bot.terminal.textview import job_data, job_detail, job_json, render
@@ -155,6 +156,14 @@ def _wait_for(
         job, _ = submit(runtime, _actor(runtime, args), route)
         if not args.json:
             print(f"Job #{job.id} queued: {job.file_name}", file=sys.stderr, flush=True)
+        if args.no_worker and not runtime.store.workers_alive(PRESENCE_WINDOW_S):
+            print(
+                f"No worker is running: job #{job.id} stays queued until one starts "
+                "(python -m bot worker). Waiting for it; Ctrl-C stops waiting and leaves "
+                "the job queued.",
+                file=sys.stderr,
+                flush=True,
+            )
         done.wait()
     except KeyboardInterrupt:
         print("interrupted; the job stays queued", file=sys.stderr)

@@ -7,13 +7,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bot.core.models import JobStatus
+from bot.store import SqlStore, make_engine
 from bot.store.tables import SCHEMA_VERSION
-from testbed.processes import clean_env
+from testbed.processes import clean_env, track
+from testbed.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -309,3 +313,49 @@ def test_cli_errors_name_cli_commands_not_console_ones(cli: Cli) -> None:
         assert done.returncode == 2
         assert command in done.stderr, done.stderr
         assert "/job" not in done.stderr
+
+
+def test_run_no_worker_says_no_worker_runs_then_waits_for_one(tmp_path: Path) -> None:
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'jobbot.db'}", PYTHONPATH=str(ROOT))
+    soma = str(ROOT / "examples" / "soma.py")
+    with (tmp_path / "out.txt").open("w") as out:
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                soma,
+                "--input",
+                '{"a": 1, "b": 2}',
+                "--no-worker",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    track(run)
+    said: list[str] = []
+
+    def read() -> None:
+        assert run.stderr is not None
+        for line in run.stderr:
+            said.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_until(lambda: len(said) >= 2, timeout=60, message="what run --no-worker says first")
+    assert said[0] == "Job #1 queued: soma.py\n"
+    assert said[1].startswith("No worker is running: job #1 stays queued until one starts")
+    assert run.poll() is None, "and it keeps waiting, as documented"
+    store = SqlStore(make_engine(f"sqlite:///{tmp_path / 'jobbot.db'}"))
+    job = store.get(1)
+    store.close()
+    assert job is not None and job.status is JobStatus.WAITING
+    worker = track(subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=tmp_path, env=env))
+    run.wait(timeout=120)
+    worker.terminate()
+    assert worker.wait(timeout=60) == 0
+    assert run.returncode == 0 and "Result: 3" in (tmp_path / "out.txt").read_text()

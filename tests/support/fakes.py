@@ -82,6 +82,7 @@ class InMemoryStore:
         self._held: dict[str, tuple[HeldRequest, datetime]] = {}
         self._dedupe: dict[str, datetime] = {}
         self._not_before: dict[int, datetime] = {}
+        self._workers: dict[str, datetime] = {}
         self.migrated = False
 
     def _check(self) -> None:
@@ -357,6 +358,25 @@ class InMemoryStore:
             for job in self._jobs.values():
                 counts[job.status] += 1
             return counts
+
+    def worker_seen(self, worker_id: str) -> None:
+        """Alive now."""
+        with self._lock:
+            self._check()
+            self._workers[worker_id] = self._now()
+
+    def worker_gone(self, worker_id: str) -> None:
+        """Stopped."""
+        with self._lock:
+            self._check()
+            self._workers.pop(worker_id, None)
+
+    def workers_alive(self, within_s: float) -> int:
+        """Seen lately."""
+        with self._lock:
+            self._check()
+            since = self._now(-within_s)
+            return sum(1 for seen in self._workers.values() if seen >= since)
 
     def claim_notifications(
         self, routes: Sequence[str], limit: int, lease_s: float

@@ -13,7 +13,7 @@ from bot.app.config import load_settings
 from bot.app.wiring import worker_config
 from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunRequest, RunResult
 from bot.core.ports import StartGate
-from bot.core.worker import WorkerConfig, WorkerPool
+from bot.core.worker import PRESENCE_WINDOW_S, WorkerConfig, WorkerPool
 from bot.errors import ExecutorError, ExecutorUnavailable, StoreUnavailable, Throttled
 from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
@@ -286,3 +286,13 @@ def test_a_claim_lost_at_the_start_gate_runs_nothing(pools: list[WorkerPool]) ->
     assert job is not None and job.status is JobStatus.RUNNING and job.invoked_at is None
     events = [e for e, _ in store.notification_events(job_id)]
     assert NotificationEvent.STARTED not in events
+
+
+def test_a_pool_is_alive_while_it_runs_and_gone_once_it_stops(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    assert memory_store.workers_alive(PRESENCE_WINDOW_S) == 0
+    pool = start(pools, memory_store, FakeExecutor())
+    wait_until(lambda: memory_store.workers_alive(PRESENCE_WINDOW_S) == 1, message="alive")
+    pool.stop(5)
+    assert memory_store.workers_alive(PRESENCE_WINDOW_S) == 0

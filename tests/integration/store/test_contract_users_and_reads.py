@@ -1,4 +1,5 @@
-"""The store contract of core's Users and JobReads ports: one user per identity, listings."""
+"""The store contract of core's Users, JobReads and Presence ports: one user per identity,
+listings, the worker pools alive."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 from bot.core.models import Identity, JobStatus
 from bot.core.ports import JobStore
-from tests.integration.store.conftest import ALICE, BOB, new_job
+from tests.integration.store.conftest import ALICE, BOB, expire, new_job
 
 
 def test_identity_maps_to_one_user_even_under_concurrent_first_contact(
@@ -46,3 +47,15 @@ def test_counts_by_status(store: JobStore) -> None:
     counts = store.count_by_status()
     assert counts[JobStatus.WAITING] == 1 and counts[JobStatus.RUNNING] == 1
     assert counts[JobStatus.DONE] == 0
+
+
+def test_worker_pools_are_alive_from_their_last_word_until_they_are_gone(store: JobStore) -> None:
+    assert store.workers_alive(15) == 0
+    store.worker_seen("host:1:a")
+    store.worker_seen("host:2:b")
+    store.worker_seen("host:1:a")  # a refresh, not another pool
+    assert store.workers_alive(15) == 2
+    store.worker_gone("host:1:a")
+    assert store.workers_alive(15) == 1
+    expire(store)()  # time passes: the fake clock is moved, SQL's runs on
+    assert store.workers_alive(0) == 0, "not heard of within the window: gone"

@@ -170,3 +170,25 @@ def test_claim_and_listing_queries_use_their_indexes(mariadb_store: SqlStore) ->
     assert "filesort" not in (claim_plan[0]["Extra"] or "")
     assert mine_plan[0]["key"] == "ix_jobs_owner"
     assert "filesort" not in (mine_plan[0]["Extra"] or "")
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_migrate_brings_a_version_2_database_up_to_date(
+    backend: str, scratch_db: str, tmp_path: Path
+) -> None:
+    url = url_for(scratch_db) if backend == "mariadb" else f"sqlite:///{tmp_path / 'v2.db'}"
+    store = SqlStore(make_engine(url))
+    store.migrate()
+    with store.engine.begin() as conn:  # back to version 2: no workers, no dedupe claim
+        conn.execute(text("DROP TABLE workers"))
+        conn.execute(text("ALTER TABLE dedupe_keys DROP COLUMN claim"))
+        conn.execute(text("UPDATE jobbot_schema SET version = 2"))
+        conn.execute(
+            text("INSERT INTO dedupe_keys (dedupe_key, created_at) VALUES ('old', '2026-01-01')")
+        )
+    store.migrate()
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert not store.first_time("old") and store.first_time("new")
+    store.worker_seen("w")
+    assert store.workers_alive(60) == 1
+    store.close()
