@@ -44,8 +44,10 @@ class RequestGuard:
     its answer (a `/job status` of the victim, say) would go to whoever replays it. Each
     signature is remembered through `remember` (a dedupe key in the database, shared by
     every `serve` process) until it is too old to pass the age check anyway. Slack's own
-    retries are signed anew, so they pass. While the database cannot remember, this
-    process remembers alone: the request itself would fail on the database anyway.
+    retries are signed anew, so they pass. `remember` is idempotent for one call: when the
+    answer to its commit is lost and the database layer runs it again, it is still the
+    first. While the database cannot remember, this process remembers alone: the request
+    itself would fail on the database anyway.
 
     Args:
         signing_secret: SLACK_SIGNING_SECRET.

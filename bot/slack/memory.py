@@ -17,7 +17,8 @@ class SlackMemory(Protocol):
     """
 
     def first_time(self, key: str) -> bool:
-        """Record a dedupe key; True only for the first caller ever."""
+        """Record a dedupe key; True only for the first caller ever, also when the answer to
+        this call's commit was lost and its transaction ran again."""
 
     def forget_keys(self, prefix: str, before: datetime) -> int:
         """Delete the dedupe keys starting with `prefix` recorded before `before`; how many."""

@@ -4,6 +4,7 @@ satisfied structurally) on MySQL/MariaDB (production) or SQLite (embedded defaul
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -252,9 +253,19 @@ class SqlStore:
     # --- the Slack adapter's memories (its own port) -------------------------------------
 
     def first_time(self, key: str) -> bool:
-        """Record a dedupe key; True only the first time."""
-        values = {"dedupe_key": key[:191], "created_at": utcnow()}
-        return self.db.write(lambda conn: queue.insert_ignore(conn, dedupe_keys, values) == 1)
+        """Record a dedupe key; True only the first time. The key is recorded with a claim of
+        this call's own: when the answer to the commit is lost and the transaction runs again,
+        the row found is this call's, and the answer is still True."""
+        key, claim = key[:191], uuid.uuid4().hex
+        values = {"dedupe_key": key, "created_at": utcnow(), "claim": claim}
+
+        def record(conn: Connection) -> bool:
+            if queue.insert_ignore(conn, dedupe_keys, values) == 1:
+                return True
+            mine = select(dedupe_keys.c.claim).where(dedupe_keys.c.dedupe_key == key)
+            return conn.execute(mine).scalar() == claim
+
+        return self.db.write(record)
 
     def forget_keys(self, prefix: str, before: datetime) -> int:
         """Delete old dedupe keys with this prefix (a range of the primary key)."""
