@@ -217,6 +217,11 @@ class Runtime:
         if self.pool is not None:
             self.pool.stop_claiming()
 
+    def stop_runs(self) -> None:
+        """Stop claiming, and stop the runs in progress here instead of letting them finish."""
+        if self.pool is not None:
+            self.pool.stop_runs()
+
     def stop(self, grace_s: float | None = None) -> bool:
         """Stop claiming, let running jobs finish (up to the job timeout), deliver, close."""
         grace = self.settings.job_timeout + 2 if grace_s is None else grace_s

@@ -117,6 +117,17 @@ class WorkerPool:
         with self._cond:
             self._cond.notify_all()
 
+    def stop_runs(self) -> None:
+        """Stop claiming, and ask the executor to stop every run in progress here: each ends
+        cancelled, with what it printed until then (an executor that cannot stop a run, as
+        Lambda, lets it run out). For someone who will not wait for their jobs."""
+        self.stop_claiming()
+        with self._cond:
+            running = list(self._in_flight)
+        for job_id in running:
+            stopped = self.executor.stop(job_id)
+            log.info("stopping a run", extra={"job_id": job_id, "stopped": stopped})
+
     def stop(self, grace_s: float) -> bool:
         """Stop claiming, let running jobs finish for up to `grace_s`; True if all did."""
         self.stop_claiming()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -18,9 +19,11 @@ from bot.core.replies import Detail, Listing, Problem
 from bot.core.worker import PRESENCE_WINDOW_S
 from bot.errors import ConfigError, InfraError, UsageError, UserError
 from bot.terminal.console import Console, PrintNotifier, read_source
+from bot.terminal.screen import Screen
 from bot.terminal.textview import job_data, job_detail, job_json, render
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TIMEOUT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+QUIT_GRACE_S = 5.0  # after a second Ctrl-C: time for the stopped runs to be recorded, no more
 STATUS_EXIT = {
     JobStatus.DONE: EXIT_OK,
     JobStatus.ERROR: EXIT_ERROR,
@@ -290,12 +293,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    """The interactive console."""
+    """The interactive console. Ctrl-C at the prompt leaves it once this session's jobs have
+    finished; a second Ctrl-C leaves at once, waiting for nothing."""
     route = local_route()
-
-    def write(text: str) -> None:
-        print(text, file=out, flush=True)
-
+    screen = Screen(out)
+    write = screen.write
     process = Process(settings, routes={route: PrintNotifier(write)})
     process.start()
     runtime = process.runtime
@@ -306,17 +308,17 @@ def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
         f"you are {actor.user.identity.external_id} (user #{actor.user.id})."
     )
     write("Type /job help for commands, exit to quit.")
+    grace: float | None = None  # the job timeout: running jobs may finish
     try:
-        import readline  # noqa: F401 - line editing and history for input()
-    except ImportError:  # pragma: no cover - not on every platform
-        pass
-    try:
-        console.loop(input, write)
+        console.loop(screen.read, write)
         console.settle(write, settings.job_timeout + 5)
     except KeyboardInterrupt:
-        write("")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a third one must not interrupt the stop
+        write("\nQuitting at once: waiting jobs stay queued; jobs running here are stopped.")
+        runtime.stop_runs()
+        grace = QUIT_GRACE_S
     finally:
-        process.stop()
+        process.stop(grace)
     return EXIT_OK
 
 

@@ -1,13 +1,22 @@
-"""`python -m bot console` as a real process driven through its stdin: the Slack app's
-/job commands, a file path standing in for an upload, completion notices printed."""
+"""`python -m bot console` as a real process driven through its stdin (a pipe, or a terminal
+where line editing and Ctrl-C matter): the Slack app's /job commands, a file path standing
+in for an upload, completion notices printed."""
 
 from __future__ import annotations
 
+import errno
+import os
+import pty
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from testbed.processes import clean_env
+from bot.core.models import JobStatus
+from bot.store import SqlStore, make_engine
+from testbed.processes import clean_env, track
+from testbed.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,3 +76,109 @@ def test_run_without_json_hints_at_the_input_after_a_name_error(tmp_path: Path) 
     assert "name 'n' is not defined" in done.stdout
     status = console(tmp_path, ["/job status 1"])
     assert 'Hint: no input was given; pass one like {"n": 1}' in status.stdout
+
+
+class Terminal:
+    """The console on a pseudo-terminal, as a person at a keyboard has it (readline on)."""
+
+    def __init__(self, tmp_path: Path, **settings: str) -> None:
+        self.database = f"sqlite:///{tmp_path / 'jobbot.db'}"
+        env = clean_env(DATABASE_URL=self.database, PYTHONPATH=str(ROOT), TERM="xterm", **settings)
+        self.master, slave = pty.openpty()
+        self.process = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "bot", "console"],
+                cwd=ROOT,
+                env=env,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+            )
+        )
+        os.close(slave)
+        self.screen = b""
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError as exc:  # EIO: the console closed the terminal
+                assert exc.errno == errno.EIO
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self.screen += chunk
+
+    def shown(self) -> str:
+        """Everything the console wrote to the terminal so far."""
+        with self._lock:
+            return self.screen.decode(errors="replace")
+
+    def type(self, keys: str) -> None:
+        """Keystrokes (a carriage return is Enter)."""
+        os.write(self.master, keys.encode())
+
+    def wait_for(self, text: str, after: int = 0, timeout: float = 60) -> int:
+        """Wait until `text` is shown past position `after`; the position just past it."""
+        found = wait_until(
+            lambda: (at := self.shown().find(text, after)) >= 0 and at + 1,
+            timeout=timeout,
+            message=repr(text),
+        )
+        return found - 1 + len(text)
+
+    def job(self, job_id: int) -> JobStatus:
+        """A job's status, from the console's database."""
+        store = SqlStore(make_engine(self.database))
+        try:
+            job = store.get(job_id)
+            assert job is not None
+            return job.status
+        finally:
+            store.close()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        os.close(self.master)
+
+
+def test_a_notice_arriving_while_you_type_redraws_the_prompt_and_your_line(
+    tmp_path: Path,
+) -> None:
+    term = Terminal(tmp_path)
+    try:
+        term.wait_for("jobbot> ")
+        term.type('/job run examples/slow.py {"seconds": 2}\r')
+        queued = term.wait_for("Job #1 queued: slow.py")
+        term.type("/job stat")
+        notice = term.wait_for("[job #1] ", after=queued)
+        term.wait_for("jobbot> /job stat", after=notice)
+        term.type("us 1\r")  # the half-typed line was kept: this completes it
+        term.wait_for("Job #1  slow.py  done", after=notice)
+        term.type("exit\r")
+        assert term.process.wait(timeout=60) == 0
+    finally:
+        term.close()
+
+
+def test_a_second_ctrl_c_quits_at_once_stopping_the_running_job(tmp_path: Path) -> None:
+    term = Terminal(tmp_path, JOBBOT_JOB_TIMEOUT="120")
+    try:
+        term.wait_for("jobbot> ")
+        term.type('/job run examples/slow.py {"seconds": 100}\r')
+        queued = term.wait_for("Job #1 queued: slow.py")
+        wait_until(lambda: term.job(1) is JobStatus.RUNNING, message="the job running")
+        term.process.send_signal(signal.SIGINT)
+        term.wait_for("Waiting for 1 job(s) to finish (Ctrl-C leaves them queued)", after=queued)
+        term.process.send_signal(signal.SIGINT)
+        term.wait_for("Quitting at once", after=queued)
+        assert term.process.wait(timeout=60) == 0
+        assert term.job(1) is JobStatus.CANCELLED, "stopped, not waited for"
+    finally:
+        term.close()
