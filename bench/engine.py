@@ -2,8 +2,9 @@
 the local sandbox executor, beside a bare `python -I -S -c pass` measured in the same run.
 
     .venv/bin/python -m bench.engine             # JOBBOT_BENCH_MYSQL_URL, default local root
-B1: a trivial job end to end (submit until its result is stored), p50/p95, alternating with the
-    bare spawn so both see the same machine; target ratio <= 2.0.
+B1: a trivial job end to end (submit until its result is stored), p50, alternating with the
+    bare spawn so both see the same machine; JOBBOT_BENCH_RUNS runs (5) of JOBBOT_BENCH_B1
+    jobs (100); the median and range of the runs' ratios; target median ratio <= 1.0.
 B2: 1,000 trivial jobs submitted at once, jobs per second; target >= 40 jobs/s on 2 cores.
 """
 
@@ -19,27 +20,29 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.stats import ms, summary, table
+from bench.stats import median_range, ms, summary, table, verdict
 from bot.app.config import load_settings
 from bot.app.wiring import Runtime, build_executor, worker_config
-from bot.core.models import Identity, JobStatus
+from bot.core.models import Actor, Identity, JobStatus
 from bot.core.worker import WorkerPool
 
 BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 DATABASE = "jobbot_bench_engine"
-B1_SAMPLES = int(os.environ.get("JOBBOT_BENCH_B1", "200"))
+RUNS = int(os.environ.get("JOBBOT_BENCH_RUNS", "5"))
+B1_SAMPLES = int(os.environ.get("JOBBOT_BENCH_B1", "100"))
 B2_JOBS = int(os.environ.get("JOBBOT_BENCH_B2", "1000"))
 TRIVIAL = b"print(a + b)\n"
 INTERPRETER = str(Path(sys.executable).resolve())
 
 
-def fresh_database() -> str:
+def fresh_database(name: str = DATABASE) -> str:
+    """An empty database `name` on the bench server; its URL."""
     server = create_engine(BASE)
     with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
-        conn.execute(text(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
     server.dispose()
-    return make_url(BASE).set(database=DATABASE).render_as_string(hide_password=False)
+    return make_url(BASE).set(database=name).render_as_string(hide_password=False)
 
 
 def bare_interpreter(samples: int) -> list[float]:
@@ -52,97 +55,118 @@ def bare_interpreter(samples: int) -> list[float]:
     return out
 
 
-def main() -> None:
-    url = fresh_database()
-    settings = load_settings(
-        {"DATABASE_URL": url, "JOBBOT_WORKERS": "4", "JOBBOT_MAX_JOBS_PER_USER": "4"}, env_file=None
-    )
-    runtime = Runtime(settings)
-    runtime.migrate()
-    executor = build_executor(settings)
-    settled = threading.Event()
-    pool = WorkerPool(
-        runtime.store,
-        executor,
-        worker_config(settings),  # JOBBOT_MAX_JOBS_PER_USER=4 above
-        on_settled=settled.set,
-    )
-    runtime.pool = pool  # submit() wakes this pool in-process, as in `serve`
-    pool.start()
-    service = runtime.service
-    actors = [service.actor(Identity("local", "bench", f"user{i}")) for i in range(10)]
-    try:
-        # Warm-up: the zygote, the connection pool, the statement caches.
-        for _ in range(20):
-            settled.clear()
-            job, _ = service.submit(actors[0], "add.py", TRIVIAL, '{"a": 5, "b": 3}')
-            settled.wait(30)
-        # Job and baseline alternate, so both see the same machine (a shared 2-core box drifts).
-        b1: list[float] = []
-        baseline: list[float] = []
-        for i in range(B1_SAMPLES):
-            settled.clear()
-            start = time.perf_counter()
-            job, _ = service.submit(actors[i % 10], "add.py", TRIVIAL, '{"a": 5, "b": 3}')
-            settled.wait(30)
-            b1.append(time.perf_counter() - start)
-            done = runtime.store.get(job.id)
-            if done is None or done.status is not JobStatus.DONE or done.result != "8":
-                raise SystemExit(f"job {job.id} did not give 8: {done}")
-            baseline.extend(bare_interpreter(1))
+class Engine:
+    """The engine as `serve` runs it (MariaDB, a worker pool in process, the local sandbox),
+    with a hook to wait for each job to settle."""
 
-        # B2: everything submitted at once, then the clock runs until the last is stored.
+    def __init__(self, database: str, workers: int = 4) -> None:
+        settings = load_settings(
+            {
+                "DATABASE_URL": fresh_database(database),
+                "JOBBOT_WORKERS": str(workers),
+                "JOBBOT_MAX_JOBS_PER_USER": str(workers),
+            },
+            env_file=None,
+        )
+        self.settings = settings
+        self.runtime = Runtime(settings)
+        self.runtime.migrate()
+        self.executor = build_executor(settings)
+        self.settled = threading.Event()
+        self.pool = WorkerPool(
+            self.runtime.store, self.executor, worker_config(settings), on_settled=self.settled.set
+        )
+        self.runtime.pool = self.pool  # submit() wakes this pool in-process, as in `serve`
+        self.pool.start()
+        service = self.runtime.service
+        self.actors: list[Actor] = [
+            service.actor(Identity("local", "bench", f"user{i}")) for i in range(10)
+        ]
+
+    def one(self, i: int, name: str, code: bytes, input_json: str = "{}") -> tuple[float, int]:
+        """Submit one job and wait until its result is stored: (seconds, job id)."""
+        self.settled.clear()
         start = time.perf_counter()
-        for i in range(B2_JOBS):
-            service.submit(actors[i % 10], "add.py", TRIVIAL, f'{{"a": {i}, "b": 1}}')
-        deadline = time.monotonic() + 600
-        while (
-            runtime.store.count_by_status()[JobStatus.WAITING]
-            + runtime.store.count_by_status()[JobStatus.RUNNING]
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.05)
-        b2_s = time.perf_counter() - start
-        counts = runtime.store.count_by_status()
-        spawn_start = time.perf_counter()
-        bare_interpreter(200)
-        spawn_rate = 200 / (time.perf_counter() - spawn_start)
-    finally:
-        pool.stop(15)
-        executor.close()
-        runtime.store.close()  # type: ignore[attr-defined]
-    job_stats, base_stats = summary(b1), summary(baseline)
-    print(
-        f"B1 trivial job end to end (submit -> result stored), MariaDB + local sandbox, "
-        f"{B1_SAMPLES} sequential jobs"
-    )
-    print(
-        table(
-            [
-                ["", "p50", "p95", "ratio p50 / bare"],
+        job, _ = self.runtime.service.submit(self.actors[i % 10], name, code, input_json)
+        if not self.settled.wait(60):
+            raise SystemExit(f"job {job.id} did not settle")
+        return time.perf_counter() - start, job.id
+
+    def result(self, job_id: int) -> str | None:
+        """The stored result of a finished job (None if it did not finish done)."""
+        done = self.runtime.store.get(job_id)
+        return done.result if done is not None and done.status is JobStatus.DONE else None
+
+    def close(self) -> None:
+        self.pool.stop(15)
+        self.executor.close()
+        self.runtime.store.close()  # type: ignore[attr-defined]
+
+
+def b1_run(engine: Engine, samples: int) -> tuple[list[float], list[float]]:
+    """One run of B1: (job seconds, bare interpreter seconds), alternating."""
+    jobs: list[float] = []
+    bare: list[float] = []
+    for i in range(samples):
+        took, job_id = engine.one(i, "add.py", TRIVIAL, '{"a": 5, "b": 3}')
+        if engine.result(job_id) != "8":
+            raise SystemExit(f"job {job_id} did not give 8")
+        jobs.append(took)
+        bare.extend(bare_interpreter(1))
+    return jobs, bare
+
+
+def b2(engine: Engine) -> tuple[float, dict[JobStatus, int], float]:
+    """(jobs/s, final counts, bare spawns/s) for B2_JOBS trivial jobs submitted at once."""
+    store, service = engine.runtime.store, engine.runtime.service
+    start = time.perf_counter()
+    for i in range(B2_JOBS):
+        service.submit(engine.actors[i % 10], "add.py", TRIVIAL, f'{{"a": {i}, "b": 1}}')
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        counts = store.count_by_status()
+        if not counts[JobStatus.WAITING] + counts[JobStatus.RUNNING]:
+            break
+        time.sleep(0.05)
+    rate = B2_JOBS / (time.perf_counter() - start)
+    spawn_start = time.perf_counter()
+    bare_interpreter(200)
+    return rate, store.count_by_status(), 200 / (time.perf_counter() - spawn_start)
+
+
+def main() -> None:
+    engine = Engine(DATABASE)
+    rows = [["run", "job p50", "job p95", "bare p50", "ratio p50 / bare"]]
+    ratios = []
+    try:
+        for i in range(20):  # warm-up: the zygote, the connection pool, the statement caches
+            engine.one(i, "add.py", TRIVIAL, '{"a": 5, "b": 3}')
+        for run in range(1, RUNS + 1):
+            jobs, bare = b1_run(engine, B1_SAMPLES)
+            job_stats, bare_stats = summary(jobs), summary(bare)
+            ratios.append(job_stats["p50"] / bare_stats["p50"])
+            rows.append(
                 [
-                    "python -I -S -c pass (baseline)",
-                    ms(base_stats["p50"]),
-                    ms(base_stats["p95"]),
-                    "1.00",
-                ],
-                [
-                    "jobbot trivial job",
+                    str(run),
                     ms(job_stats["p50"]),
                     ms(job_stats["p95"]),
-                    f"{job_stats['p50'] / base_stats['p50']:.2f}",
-                ],
-            ]
-        )
-    )
+                    ms(bare_stats["p50"]),
+                    f"{ratios[-1]:.2f}",
+                ]
+            )
+        rate, counts, spawn_rate = b2(engine)
+    finally:
+        engine.close()
     print(
-        f"target ratio <= 2.0: {'met' if job_stats['p50'] <= 2 * base_stats['p50'] else 'MISSED'}"
+        f"B1 trivial job end to end (submit -> result stored), MariaDB + local sandbox, "
+        f"{RUNS} runs of {B1_SAMPLES} sequential jobs, each beside `python -I -S -c pass`"
     )
-    rate = B2_JOBS / b2_s
+    print(table(rows))
+    print(f"B1 ratio: {median_range(ratios)}; {verdict(ratios, 1.0)}")
     print(
-        f"\nB2 throughput: {B2_JOBS} trivial jobs submitted at once, {settings.workers} worker "
-        f"slots, {os.cpu_count()} cores: {rate:.1f} jobs/s ({b2_s:.1f} s; "
-        f"done={counts[JobStatus.DONE]})"
+        f"\nB2 throughput: {B2_JOBS} trivial jobs submitted at once, {engine.settings.workers} "
+        f"worker slots, {os.cpu_count()} cores: {rate:.1f} jobs/s "
+        f"(done={counts[JobStatus.DONE]})"
     )
     print(
         f"  beside {spawn_rate:.1f} bare `python -I -S -c pass` spawns/s sequentially "

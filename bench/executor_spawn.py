@@ -20,6 +20,7 @@ from bench.stats import ms, summary, table
 from bot.app.config import load_settings
 from bot.executors.local import LocalExecutor
 from bot.sandbox.fresh.spawn import run_fresh
+from testbed import jobenv
 
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_SPAWN", "60"))
 WARMUP = 5
@@ -65,6 +66,8 @@ def main() -> None:
         ("zygote (no namespaces/cgroups)", {"namespaces": False, "cgroups": False}),
     ):
         executor = LocalExecutor(
+            python=jobenv.job_python(),
+            packages=jobenv.packages(),
             slots=1,
             uid_base=61900,
             max_procs=DEFAULTS.sandbox_max_procs,

@@ -34,3 +34,18 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def median_range(values: Sequence[float], fmt: str = "{:.2f}") -> str:
+    """ "median M (range LO-HI over N runs)"."""
+    ordered = sorted(values)
+    middle = statistics.median(ordered)
+    low, high = fmt.format(ordered[0]), fmt.format(ordered[-1])
+    return f"median {fmt.format(middle)} (range {low}-{high} over {len(ordered)} runs)"
+
+
+def verdict(values: Sequence[float], target: float, *, at_most: bool = True) -> str:
+    """Whether the median of the runs meets the target."""
+    middle = statistics.median(values)
+    met = middle <= target if at_most else middle >= target
+    return f"target {'<=' if at_most else '>='} {target:g}: {'met' if met else 'MISSED'}"

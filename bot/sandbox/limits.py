@@ -80,15 +80,28 @@ def cpu_seconds(timeout_s: float) -> int:
     return math.ceil(timeout_s) + 1
 
 
-def apply_rlimits(limits: Limits, *, address_space: int, timeout_s: float, nproc: int) -> None:
-    """Set this process's rlimits for a job (address_space in bytes); children inherit them."""
-    _set(resource.RLIMIT_AS, address_space)
-    soft = cpu_seconds(timeout_s)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+def apply_rlimits(limits: Limits, *, nproc: int) -> None:
+    """Set this process's rlimits that no request changes; children inherit them."""
     _set(resource.RLIMIT_FSIZE, limits.max_file_bytes)
     _set(resource.RLIMIT_NOFILE, limits.max_open_files)
     _set(resource.RLIMIT_NPROC, nproc)
     _set(resource.RLIMIT_CORE, 0)
+
+
+def apply_job_rlimits(address_space: int, timeout_s: float) -> None:
+    """The request's own rlimits: address space (bytes) and the CPU-time backstop. They only
+    lower limits, so they work after privileges are gone too."""
+    _set(resource.RLIMIT_AS, address_space)
+    soft = cpu_seconds(timeout_s)
+    _set_pair(resource.RLIMIT_CPU, soft, soft + 1)
+
+
+def _set_pair(kind: int, soft: int, hard: int) -> None:
+    _, old_hard = resource.getrlimit(kind)
+    if old_hard != resource.RLIM_INFINITY and os.geteuid() != 0:
+        hard = min(hard, old_hard)
+        soft = min(soft, hard)
+    resource.setrlimit(kind, (soft, hard))
 
 
 def threads_of(uid: int) -> int:

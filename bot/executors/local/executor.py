@@ -244,6 +244,14 @@ class LocalExecutor:
         return None if template is None else int(template["pid"])
 
     @property
+    def template_pids(self) -> tuple[int, ...]:
+        """The zygote's long-lived descendants: its package template and the slot templates
+        (a slot's cgroup and network joined once, for the jobs forked from it)."""
+        hello = self._client.hello
+        package = self.package_template_pid
+        return (*([package] if package else []), *hello.get("slot_templates", ()))
+
+    @property
     def zygote_pid(self) -> int | None:
         """The zygote's pid while it runs (it is restarted on the next job if it died)."""
         return self._client.pid

@@ -241,6 +241,7 @@ class ZygoteClient:
         code = job["request"].get("code")
         heavy = self._packages is not None and isinstance(code, str)
         template = HEAVY if heavy and self._packages.search(code) else LIGHT  # type: ignore[union-attr]
+        template += str(job["slot"]).encode()  # the zygote hands it to the slot's template
         job_id = job["request"].get("job_id")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with ours:

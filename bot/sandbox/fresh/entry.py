@@ -33,8 +33,9 @@ def main(argv: list[str]) -> None:
     os.chdir(argv[0])
     # the uid may run other processes (the Lambda runtime): they count, this one does not
     nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
-    address_space = request.memory_mb * limits.MIB  # a fresh interpreter maps little of its own
-    limits.apply_rlimits(lim, address_space=address_space, timeout_s=raw["timeout_s"], nproc=nproc)
+    limits.apply_rlimits(lim, nproc=nproc)
+    # a fresh interpreter maps little of its own: the address space is the job's memory
+    limits.apply_job_rlimits(request.memory_mb * limits.MIB, raw["timeout_s"])
     # no_new_privs comes from the caller (spawn._prepare_caller), inherited across exec; the
     # filter comes last, as it binds everything after it
     try:

@@ -70,12 +70,10 @@ class Slot:
             pass
         return 0
 
-    def procs(self) -> list[int]:
-        """The processes in the slot now."""
-        found: set[int] = set()
-        for d in self.dirs:
-            found.update(_procs(d))
-        return sorted(found)
+    def procs(self, uid: int | None = None) -> list[int]:
+        """The processes in the slot now (only those of `uid`, when given). Every process
+        joins all of the slot's groups (`join`), so one group's list is the slot's."""
+        return _procs(self.dirs[0], uid) if self.dirs else []
 
 
 @dataclass(frozen=True)
@@ -93,12 +91,20 @@ def _write(path: str, text: str) -> None:
         fh.write(text)
 
 
-def _procs(directory: str) -> list[int]:
+def _procs(directory: str, uid: int | None = None) -> list[int]:
     try:
         with open(os.path.join(directory, "cgroup.procs")) as fh:
-            return [int(x) for x in fh.read().split()]
+            pids = [int(x) for x in fh.read().split()]
     except OSError:
         return []
+    return pids if uid is None else [pid for pid in pids if _owner(pid) == uid]
+
+
+def _owner(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:  # gone meanwhile
+        return None
 
 
 def _mounts() -> list[tuple[str, str, str, set[str]]]:
@@ -216,10 +222,11 @@ def _setup_v2(
     return tuple(made)
 
 
-def kill_all(directory: str, deadline_s: float = 2.0) -> bool:
-    """SIGKILL every process in a cgroup until it is empty; False if some survived."""
+def kill_all(directory: str, deadline_s: float = 2.0, *, uid: int | None = None) -> bool:
+    """SIGKILL every process in a cgroup (of `uid`, when given) until none is left; False if
+    some survived."""
     deadline = time.monotonic() + deadline_s
-    while procs := _procs(directory):
+    while procs := _procs(directory, uid):
         for pid in procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)

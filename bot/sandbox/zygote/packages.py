@@ -10,12 +10,21 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..limits import die_with_parent
 from . import preload
 
 REPORT_LIMIT = 1 << 16
+
+
+class Loop(Protocol):
+    """The template's serving loop, prepared: the pids of what it started for it."""
+
+    pids: list[int]
+
+    def __call__(self) -> None:
+        """Serve until the zygote closes its end."""
 
 
 @dataclass
@@ -26,11 +35,12 @@ class PackageTemplate:
     sock: socket.socket  # forwards job sockets; closed once the template is gone
     report: dict[str, Any] = field(default_factory=dict)
 
-    def forward(self, fd: int) -> bool:
-        """Hand a job's socket to the template; False if it is gone (the caller runs the
-        job itself: the packages then import in the job, slower but the same)."""
+    def forward(self, fd: int, msg: bytes) -> bool:
+        """Hand a job's socket (and its message) to the template; False if it is gone (the
+        caller runs the job itself: the packages then import in the job, slower but the
+        same)."""
         try:
-            socket.send_fds(self.sock, [b"J"], [fd])
+            socket.send_fds(self.sock, [msg], [fd])
         except OSError:
             self.sock.close()
             return False
@@ -39,14 +49,15 @@ class PackageTemplate:
 
 def start(
     modules: list[str],
-    serve: Callable[[socket.socket], None],
+    serve: Callable[[socket.socket], Loop],
     timeout_s: float,
 ) -> PackageTemplate | None:
     """Fork the template and wait until it has imported `modules` (None if it died).
 
     Call it after the zygote entered its namespaces but before it sealed them: the template
     shares them, and some packages write on first import (matplotlib's config directory).
-    In the template, `serve(sock)` runs until the zygote closes its end.
+    In the template, once the imports are done, `serve(sock)` prepares (the slot templates)
+    and returns the loop to run until the zygote closes its end; its `pids` go in the report.
     """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     parent = os.getpid()
@@ -77,7 +88,9 @@ def start(
 
 
 def _become_template(
-    modules: list[str], sock: socket.socket, serve: Callable[[socket.socket], None]
+    modules: list[str],
+    sock: socket.socket,
+    serve: Callable[[socket.socket], Loop],
 ) -> None:
     failed = preload.packages(modules)
     threads = preload.threads()
@@ -92,7 +105,9 @@ def _become_template(
         report["failed"] = {**failed, "*": f"{threads} threads after the imports"}
         sock.send(json.dumps(report).encode())
         return
-    sock.send(json.dumps(report).encode())
     gc.collect()
     gc.freeze()  # keep the imported heap shared with every fork instead of copied by the GC
-    serve(sock)
+    loop = serve(sock)
+    report["slot_templates"] = loop.pids
+    sock.send(json.dumps(report).encode())
+    loop()

@@ -7,18 +7,24 @@ job's process existed; everything that needs root comes before the privileges go
                namespaces: the slot's network namespace, a private mount and IPC namespace
                with a fresh tmpfs behind /tmp, /var/tmp, /dev/shm and /run/lock
                the job directory, owned by the job's uid; the slot cgroup's memory limit
-  job process: 1. a new session (its process group is killed as one)
-               2. the slot's cgroup (pids and memory of the job's processes together)
-               3. rlimits (CPU, file size, open files, processes; address space as a backstop)
+  job process: 1. a process group of its own, killed as one (not a new session: that makes
+                  a scheduler autogroup per job, which costs milliseconds; the zygote's
+                  session has no terminal, and all jobs share its autogroup's CPU share)
+               2. the slot's cgroup (pids and memory of the job's processes together); a job
+                  forked from a slot template (slots.py) is born in it
+               3. rlimits (file size, open files, processes; once the request is known, CPU
+                  time and the address-space backstop)
                4. descriptors: stdin, stdout, stderr and the record; every other one closed
                5. working directory and an allow-list environment
                6. randomness re-seeded (nothing forked from the template may repeat)
+                  -- ready: it waits, still root, for its request (jobprocess.py) --
                7. privileges dropped: the slot's uid and gid, no groups, no_new_privs
                8. a seccomp filter would come last; the local executor installs none
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import struct
@@ -29,6 +35,7 @@ from ..environment import job_env
 from ..limits import (
     MIB,
     Limits,
+    apply_job_rlimits,
     apply_rlimits,
     close_all_but,
     die_with_parent,
@@ -54,6 +61,7 @@ class Slot(NamedTuple):
     cgroup: cgroups.Slot | None
     limits: Limits
     env: dict[str, str]
+    in_slot: bool = False  # born in the slot's cgroup, from its slot template (slots.py)
 
 
 def address_space(request: Request, has_memory_cgroup: bool) -> int:
@@ -74,26 +82,20 @@ def reseed() -> None:
         numpy_random.seed(list(struct.unpack("8I", os.urandom(32))))
 
 
-def become_job(
-    request: Request, slot: Slot, workdir: str, fds: dict[int, int], keep: set[int]
-) -> None:
-    """Steps 1-7 above, in the freshly forked child; raises if one fails (nothing of the
-    user's has run). `fds` maps the job's fixed slots to the fds that become them; `keep`
-    are the supervisor's pipes this process still needs until the user code starts."""
-    os.setsid()
-    if slot.cgroup is not None:
+def become_ready(slot: Slot, workdir: str, fds: dict[int, int], keep: set[int]) -> None:
+    """Steps 1-6 above, in the freshly forked child, before its request is known (still
+    root: no job of the slot's uid can reach it); raises if one fails. `fds` maps the job's
+    fixed slots to the fds that become them; `keep` are the pipes to the supervisor."""
+    os.setpgid(0, 0)
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
+        fh.write("1000")  # out of memory, the kernel kills the job first (needs root here)
+    if slot.cgroup is not None and not slot.in_slot:
         slot.cgroup.join()
     limits = slot.limits
     # a uid of our own starts with no processes; otherwise count what the uid runs
     # (this process included, as on its own uid)
     nproc = limits.max_procs + (0 if slot.uid is not None else threads_of(os.getuid()) - 1)
-    memory_cgroup = slot.cgroup is not None and slot.cgroup.memory_dir is not None
-    apply_rlimits(
-        limits,
-        address_space=address_space(request, memory_cgroup),
-        timeout_s=request.timeout_s,
-        nproc=nproc,
-    )
+    apply_rlimits(limits, nproc=nproc)
     for target, fd in fds.items():
         os.dup2(fd, target)
     close_all_but({*fds.keys(), *keep})  # the dup2 sources too
@@ -101,6 +103,13 @@ def become_job(
     os.environ.clear()
     os.environ.update(job_env(workdir, slot.env))
     reseed()
+
+
+def become_job(request: Request, slot: Slot) -> None:
+    """The request's own limits (CPU time, the address-space backstop), then step 7:
+    privileges dropped for good, and death with the supervisor."""
+    memory_cgroup = slot.cgroup is not None and slot.cgroup.memory_dir is not None
+    apply_job_rlimits(address_space(request, memory_cgroup), request.timeout_s)
     if slot.uid is not None:
         drop_privileges(slot.uid, slot.uid)
     else:

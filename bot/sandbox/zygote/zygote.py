@@ -10,6 +10,7 @@ pages), so jobs that name no package go to the light one.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -17,17 +18,17 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from .. import reaper
 from ..inside import hints
 from ..limits import Limits, libc, set_dumpable
-from . import cgroups, job, mounts, packages, preload
+from . import cgroups, job, mounts, packages, preload, slots
 
 CONFIG_LIMIT = 1 << 20
-LIGHT, HEAVY = b"J", b"H"  # the executor's choice of template for one job
+# a job arrives as its socket, with the template asked for and the slot: b"J3", b"H0"
+LIGHT, HEAVY = b"J", b"H"
 
 
 def _stdlib_readable_by_others() -> bool:
@@ -50,7 +51,10 @@ def _slots(
     if config["cgroups"]:
         if config["sweep"]:
             cgroups.sweep_stale()
-        groups = cgroups.setup(config["cgroup_tag"], config["slots"], limits.max_procs)
+        # with a uid per slot the job's limit is its uid's RLIMIT_NPROC; pids.max leaves room
+        # for the sandbox's own processes in the slot (slot templates, supervisors)
+        pids = limits.max_procs + (slots.SANDBOX_PIDS if uids else 0)
+        groups = cgroups.setup(config["cgroup_tag"], config["slots"], pids)
     else:
         groups = cgroups.Cgroups(None, (), (), "disabled by configuration")
     if config["sweep"]:
@@ -63,7 +67,7 @@ def _slots(
             netns = mounts.network_namespaces(config["slots"])
         except OSError as exc:  # jobs then share the zygote's (still cut-off) namespace
             spaces.notes.append(f"no per-slot network: {exc}")
-    slots = [
+    made = [
         job.SlotConfig(
             uid=uids[i] if uids else None,
             cgroup=groups.slots[i] if groups.slots else None,
@@ -74,10 +78,12 @@ def _slots(
         )
         for i in range(config["slots"])
     ]
-    return slots, groups
+    return made, groups
 
 
-def _fork_supervisor(fd: int, slots: list[job.SlotConfig], close: list[socket.socket]) -> None:
+def _fork_supervisor(
+    fd: int, config: list[job.SlotConfig], close: list[socket.socket], *, in_slot: bool
+) -> None:
     if os.fork() != 0:
         os.close(fd)
         return
@@ -87,7 +93,7 @@ def _fork_supervisor(fd: int, slots: list[job.SlotConfig], close: list[socket.so
             sock.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor reaps its own
         with socket.socket(fileno=fd) as sock:
-            job.serve(sock, slots)
+            job.serve(sock, config, in_slot=in_slot)
     except BaseException:
         traceback.print_exc()  # to the bot's stderr: a harness bug, not a job failure
         code = 1
@@ -95,35 +101,65 @@ def _fork_supervisor(fd: int, slots: list[job.SlotConfig], close: list[socket.so
         os._exit(code)
 
 
+def _job(msg: bytes, fds: list[int]) -> tuple[bytes, int] | None:
+    """(template, slot) of a job message, or None for anything else."""
+    kind, digits = msg[:1], msg[1:]
+    if len(fds) != 1 or kind not in (LIGHT, HEAVY) or not digits.isdigit():
+        return None
+    return kind, int(digits)
+
+
 def serve(
     ctrl: socket.socket,
-    slots: list[job.SlotConfig],
+    config: list[job.SlotConfig],
     template: packages.PackageTemplate | None = None,
+    routes: dict[int, socket.socket] | None = None,
 ) -> None:
-    """Start a supervisor for each job socket received, from the template asked for;
-    return on "Q" or when the other end is gone."""
+    """Start a supervisor for each job socket received, from the template asked for and the
+    slot's template when there is one; return on "Q" or when the other end is gone."""
+    routes = {} if routes is None else routes
     while True:
         msg, fds, _, _ = socket.recv_fds(ctrl, 16, 4)
-        if msg not in (LIGHT, HEAVY) or len(fds) != 1:
+        parsed = _job(msg, fds)
+        if parsed is None:
             for fd in fds:
                 os.close(fd)
             if not msg or msg == b"Q":
                 return
             continue
-        if msg == HEAVY and template is not None:
-            if template.forward(fds[0]):
-                os.close(fds[0])
+        (kind, slot), fd = parsed, fds[0]
+        if kind == HEAVY and template is not None:
+            if template.forward(fd, LIGHT + str(slot).encode()):
+                os.close(fd)
                 continue
             template = None  # it died: jobs import the packages themselves from now on
-        _fork_supervisor(fds[0], slots, [ctrl] if template is None else [ctrl, template.sock])
+        if slots.hand(routes, slot, fd):
+            os.close(fd)
+            continue
+        own = [ctrl, *routes.values(), *([template.sock] if template else [])]
+        _fork_supervisor(fd, config, own, in_slot=False)
 
 
-def _serve_packages(slots: list[job.SlotConfig]) -> Callable[[socket.socket], None]:
-    def run(sock: socket.socket) -> None:
+def _spawner(config: list[job.SlotConfig]) -> slots.Spawn:
+    """How a slot template starts a supervisor that prepares the job's process itself."""
+
+    def spawn(fd: int, close: list[socket.socket], in_slot: bool) -> None:
+        _fork_supervisor(fd, config, close, in_slot=in_slot)
+
+    return spawn
+
+
+class _PackageLoop:
+    """The package template's loop, with its slot templates already started."""
+
+    def __init__(self, sock: socket.socket, config: list[job.SlotConfig]) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-        serve(sock, slots)
+        self.sock, self.config = sock, config
+        self.templates = slots.start(config, _spawner(config), [sock])
+        self.pids = self.templates.pids
 
-    return run
+    def __call__(self) -> None:
+        serve(self.sock, self.config, routes=self.templates.routes)
 
 
 def main(argv: list[str]) -> None:
@@ -148,14 +184,15 @@ def main(argv: list[str]) -> None:
     else:
         off = {"network": False, "ipc": False, "mounts": False}
         spaces = mounts.Namespaces(off, ["disabled by configuration"])
-    slots, groups = _slots(config, spaces)
+    config_slots, groups = _slots(config, spaces)
     template = None
     if venv is not None and config.get("preload"):
-        template = packages.start(config["preload"], _serve_packages(slots), config["start_s"])
+        loop = functools.partial(_PackageLoop, config=config_slots)
+        template = packages.start(config["preload"], loop, config["start_s"])
     keep = [sys.base_prefix, os.path.dirname(sys.executable), *([venv] if venv else [])]
     isolation = mounts.seal(spaces, config["hide_paths"], keep)
-    uids = [s.uid for s in slots if s.uid is not None]
-    tmp_bytes = slots[0].tmp_bytes if slots else None
+    uids = [s.uid for s in config_slots if s.uid is not None]
+    tmp_bytes = config_slots[0].tmp_bytes if config_slots else None
     hello = {
         "pid": os.getpid(),
         "python": sys.version.split()[0],
@@ -171,9 +208,13 @@ def main(argv: list[str]) -> None:
         "rss_kb": preload.rss_kb(),
         "packages": None if template is None else template.report,
     }
+    own = [ctrl, *([template.sock] if template else [])]
+    light = slots.start(config_slots, _spawner(config_slots), own)
+    heavy = template.report.get("slot_templates", []) if template else []
+    hello["slot_templates"] = light.pids + heavy
     ctrl.send(json.dumps(hello).encode())
     # supervisors are reaped by the kernel; each one restores SIGCHLD for its own children
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every fork instead of copied by the GC
-    serve(ctrl, slots, template)
+    serve(ctrl, config_slots, template, light.routes)

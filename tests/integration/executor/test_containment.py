@@ -29,6 +29,7 @@ from .conftest import (
     REPO,
     SECRETS,
     TMP_BYTES,
+    descendants,
     harness_request,
     memory_kb,
     owned_by,
@@ -296,6 +297,13 @@ def test_concurrent_jobs_see_neither_each_others_files_nor_sockets(
 def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecutor) -> None:
     still_serving(executor)
     zygote = executor.zygote_pid
+    assert zygote is not None
+    # the package and slot templates, and each slot template's spare (a supervisor and its
+    # prepared job process, both root): what the sandbox runs between jobs
+    assert set(executor.template_pids) <= descendants(zygote)
+    slot_templates = len(executor.template_pids) - 1  # all but the package template
+    idle = 1 + 3 * slot_templates
+    wait_until(lambda: len(descendants(zygote)) == idle, message="the last job's supervisor")
     before_fds = len(os.listdir("/proc/self/fd"))
     before_zygote_fds = len(os.listdir(f"/proc/{zygote}/fd"))
     before_mounts = Path(f"/proc/{zygote}/mountinfo").read_text()
@@ -314,15 +322,8 @@ def test_many_jobs_leak_no_processes_fds_mounts_or_job_dirs(executor: LocalExecu
     assert Path("/proc/self/mountinfo").read_text() == host_mounts  # nothing propagated
     for tmp in ("/tmp", f"/proc/{zygote}/root/tmp"):  # the host's, and the zygote's view
         assert owned_by(tmp, executor.uids) == []
-    template = executor.package_template_pid
-    assert template is not None
-    supervisors = {  # every job's supervisor is a child of one of the two templates
-        Path(f"/proc/{pid}/task/{pid}/children") for pid in (zygote, template)
-    }
-    wait_until(
-        lambda: {int(p) for c in supervisors for p in c.read_text().split()} == {template},
-        message="job supervisors to exit",
-    )
+    wait_until(lambda: len(descendants(zygote)) == idle, message="job supervisors to exit")
+    assert set(executor.template_pids) <= descendants(zygote)
 
 
 LISTENER = """

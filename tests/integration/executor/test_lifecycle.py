@@ -20,7 +20,14 @@ from bot.sandbox.limits import MIB
 from bot.sandbox.zygote import cgroups
 from testbed.waiting import wait_until
 
-from .conftest import IS_ROOT, REPO, harness_request, processes_of, under_private_tmp
+from .conftest import (
+    IS_ROOT,
+    REPO,
+    descendants,
+    harness_request,
+    processes_of,
+    under_private_tmp,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -68,10 +75,16 @@ def test_a_job_running_when_the_zygote_dies_still_finishes(own_executor: LocalEx
     )
     zygote = own_executor.zygote_pid
     assert zygote is not None
-    children = Path(f"/proc/{zygote}/task/{zygote}/children")
+    templates = set(own_executor.template_pids)
+    uids = own_executor.uids
     thread.start()
-    # once the job's supervisor is forked, the job no longer depends on the zygote
-    wait_until(lambda: children.read_text().split(), message="the job's supervisor")
+    # once the job's supervisor has it, the job no longer depends on the zygote (nor on the
+    # slot template that forked the supervisor, which dies with the zygote): as root, the
+    # job's process has taken its slot's uid; otherwise a supervisor was forked for it
+    wait_until(
+        lambda: processes_of(uids) if uids else descendants(zygote) - templates,
+        message="the job to start",
+    )
     os.kill(zygote, signal.SIGKILL)
     thread.join()
     assert results[0]["stdout"] == "done\n"

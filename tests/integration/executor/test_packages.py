@@ -152,7 +152,8 @@ import os
 def parent_of(pid):
     with open(f"/proc/{pid}/stat") as fh:
         return int(fh.read().rsplit(")", 1)[1].split()[1])
-print(parent_of(os.getppid()), open("/proc/self/cmdline", "rb").read().hex())
+slot_template = parent_of(os.getppid())
+print(slot_template, parent_of(slot_template), open("/proc/self/cmdline", "rb").read().hex())
 """
 
 
@@ -162,10 +163,12 @@ def test_every_job_is_a_fork_of_a_template_without_a_new_interpreter(
 ) -> None:
     code = GRANDPARENT + ("import pandas\n" if template == "packages" else "")
     response = run(executor, code)
-    grandparent, cmdline = response["stdout"].split()
-    # job <- its supervisor <- the template; the command line is the zygote's, never a new one
+    slot_template, its_template, cmdline = response["stdout"].split()
+    # job <- its supervisor <- the slot's template <- the template; the command line is the
+    # zygote's, never a new one
     expected = executor.zygote_pid if template == "light" else executor.package_template_pid
-    assert int(grandparent) == expected
+    assert int(its_template) == expected
+    assert int(slot_template) != executor.package_template_pid
     assert bytes.fromhex(cmdline) == Path(f"/proc/{executor.zygote_pid}/cmdline").read_bytes()
 
 

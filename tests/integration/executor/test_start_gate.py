@@ -4,6 +4,7 @@ that fails leaves nothing run, and the executor carries on."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed.waiting import wait_until
 
-from .conftest import IS_ROOT, processes_of
+from .conftest import IS_ROOT, descendants, processes_of
 
 STAMP = "import time\nprint(repr(time.time()))\n"
 
@@ -37,21 +38,41 @@ def test_the_code_starts_only_after_the_gate_said_yes(executor: LocalExecutor) -
     assert float(result.stdout) >= calls[0]
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="the job's process is found by its uid, which needs root")
-def test_the_job_process_is_set_up_while_the_gate_runs(executor: LocalExecutor) -> None:
-    """The overlap that makes the gate cheap: the process exists (held, not running the code)
-    before the gate returns, and the code's clock starts after the gate returned."""
+def held_job_processes(executor: LocalExecutor) -> list[int]:
+    """Job processes prepared and held (still root) in their job directory."""
+    zygote = executor.zygote_pid
+    assert zygote is not None
+    found = []
+    for pid in descendants(zygote):
+        try:
+            if os.path.basename(os.readlink(f"/proc/{pid}/cwd")).startswith("jobbot-job-"):
+                found.append(pid)
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="another uid's processes are seen through /proc as root")
+def test_the_job_process_is_ready_and_held_while_the_gate_runs(executor: LocalExecutor) -> None:
+    """What makes the gate cheap: the job's process exists before the gate returns (a slot's
+    spare is prepared before the job even arrives), held as root, not running any code: no
+    process of a job uid exists yet. The code's clock starts after the gate returned."""
     seen: list[int] = []
+    running: list[int] = []
     passed: list[float] = []
 
     def gate() -> bool:
-        seen.extend(wait_until(lambda: processes_of(executor.uids), message="the held process"))
+        held = wait_until(lambda: held_job_processes(executor), message="a held process")
+        seen.extend(os.stat(f"/proc/{pid}").st_uid for pid in held)
+        running.extend(processes_of(executor.uids))
         passed.append(time.time())
         return True
 
     result = executor.run(request(STAMP), gate)
 
     assert seen, "a job process was up while the gate ran"
+    assert set(seen) == {0}  # held as root
+    assert running == []
     assert result.outcome is Outcome.OK, result
     assert float(result.stdout) >= passed[0]
 
