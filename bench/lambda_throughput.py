@@ -89,7 +89,10 @@ def main() -> None:
             if not hasattr(local, "conn"):
                 local.conn = http.client.HTTPConnection(url.hostname or "", url.port)
             local.conn.request(
-                "POST", "/2015-03-31/functions/jobbot-runner/invocations", body=payload
+                "POST",
+                "/2015-03-31/functions/jobbot-runner/invocations",
+                body=payload,
+                headers={"X-Amz-Tenant-Id": "bench"},  # the function is per-tenant, as deployed
             )
             response = local.conn.getresponse()
             assert response.status == 200, response.read()

@@ -84,7 +84,8 @@ class LambdaStandIn(Faults):
         memory_mb: reported to the runtime as AWS_LAMBDA_FUNCTION_MEMORY_SIZE.
         max_concurrency: invocations (or simulated runs) at once; beyond: 429.
         runtime: "bootstrap", "awslambdaric", "external" or "simulated".
-        tenancy: "shared", or "per-tenant" (TenantIsolationMode PER_TENANT).
+        tenancy: "per-tenant" (TenantIsolationMode PER_TENANT, as `lambda deploy` creates
+            it by default) or "shared".
         handler: the MODULE.FUNCTION the runtime calls (default: the deployed one).
         extra_files: more files for the task root (a test's own handler module).
         simulated_s, simulated_response: what a simulated invocation takes and returns.
@@ -106,7 +107,7 @@ class LambdaStandIn(Faults):
         memory_mb: int = 512,
         max_concurrency: int = 4,
         runtime: str = "bootstrap",
-        tenancy: str = "shared",
+        tenancy: str = "per-tenant",
         handler: str = lambda_package.HANDLER,
         extra_files: dict[str, bytes] | None = None,
         simulated_s: float = 1.0,

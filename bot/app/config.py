@@ -251,6 +251,20 @@ class Settings:
         "tenant isolation keeps users apart (docs/security.md)",
         choices=("off", "on"),
     )
+    lambda_tenancy: str = setting(
+        "JOBBOT_LAMBDA_TENANCY",
+        "per-user",
+        "who may share a Lambda execution environment: per-user (tenant isolation, each user's "
+        "jobs in their own) or shared (any job after any other's; doctor warns)",
+        choices=("per-user", "shared"),
+    )
+    lambda_tenant_key: str = setting(
+        "JOBBOT_LAMBDA_TENANT_KEY",
+        "",
+        "key of the per-user tenant ids (an HMAC of each job's owner); unset: an unkeyed hash, "
+        "which anyone who knows a user id can match to that user in AWS's logs",
+        secret=True,
+    )
 
     @property
     def slack_enabled(self) -> bool:
@@ -281,6 +295,7 @@ class Settings:
         """Every secret value in force, to scrub from logs and messages."""
         parts = urlsplit(self.database_url)
         values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
+        values.append(self.lambda_tenant_key)
         if parts.password:
             values.append(parts.password)
         return [v for v in values if len(v) >= 4]

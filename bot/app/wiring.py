@@ -370,11 +370,11 @@ def expected_schema_version() -> int:
     return SCHEMA_VERSION
 
 
-def lambda_command(settings: Settings, action: str, out: TextIO) -> int:
-    """`python -m bot lambda deploy|policy`."""
+def lambda_command(settings: Settings, action: str, out: TextIO, *, replace: bool = False) -> int:
+    """`python -m bot lambda deploy [--replace] | policy`."""
     from bot.executors.aws_lambda.deploy import run_lambda_command
 
-    return run_lambda_command(settings, action, out)
+    return run_lambda_command(settings, action, out, replace=replace)
 
 
 def extra_checks(settings: Settings) -> list[tuple[str, str, bool]]:

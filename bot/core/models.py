@@ -208,6 +208,7 @@ class RunRequest:
     timeout_s: float
     memory_mb: int
     max_output_bytes: int
+    owner: Identity | None = None  # whose job it is, for executors that keep users apart
 
 
 # How a job ends when its worker vanished after invoking it: it may have run, so it is not

@@ -239,6 +239,7 @@ class WorkerPool:
             timeout_s=self.config.job_timeout,
             memory_mb=self.config.memory_mb,
             max_output_bytes=self.config.max_output_bytes,
+            owner=job.owner,
         )
         try:
             return self.executor.run(request, start)

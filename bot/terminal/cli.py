@@ -74,8 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("worker", "run jobs (and deliver notifications) until SIGTERM")
     add("serve", "run the Slack app and the workers until SIGTERM")
     add("doctor", "check the database, the executor, the isolation and Slack")
-    p = sub.add_parser("lambda", help="AWS Lambda runner: deploy | policy")
+    p = sub.add_parser("lambda", help="AWS Lambda runner: deploy [--replace] | policy")
     p.add_argument("action", choices=["deploy", "policy"])
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="deploy: delete and re-create a function whose tenancy differs from "
+        "JOBBOT_LAMBDA_TENANCY (it says first what that does)",
+    )
     return parser
 
 
@@ -335,7 +341,7 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
 
 def cmd_lambda(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Deploy the runner function or print its policies."""
-    return lambda_command(settings, args.action, out)
+    return lambda_command(settings, args.action, out, replace=args.replace)
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace, TextIO], int]] = {

@@ -66,6 +66,22 @@ def test_a_waiting_job_runs_once_and_is_finished_with_notifications(
     ]
 
 
+def test_the_executor_is_told_whose_job_it_runs(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    seen: list[RunRequest] = []
+
+    def record(request: RunRequest) -> RunResult:
+        seen.append(request)
+        return ok_result(request)
+
+    job_id = add_job(memory_store, user="bob")
+    start(pools, memory_store, FakeExecutor(record))
+    wait_until(lambda: (j := memory_store.get(job_id)) and j.status.is_final)
+
+    assert [r.owner for r in seen] == [Identity("local", "h", "bob")]
+
+
 def test_per_user_limit_holds_while_other_users_proceed(
     memory_store: InMemoryStore, pools: list[WorkerPool]
 ) -> None:

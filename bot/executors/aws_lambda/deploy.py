@@ -37,9 +37,15 @@ def deploy_client(session: Any, settings: Settings) -> LambdaClient:
 
 
 def run_lambda_command(
-    settings: Settings, action: str, out: TextIO, *, sleep: Callable[[float], None] = time.sleep
+    settings: Settings,
+    action: str,
+    out: TextIO,
+    *,
+    replace: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """`deploy` or `policy`; returns the exit code (messages on `out`, notes on stderr)."""
+    """`deploy` (with `replace`: re-create a function of the wrong tenancy) or `policy`;
+    returns the exit code (messages on `out`, notes on stderr)."""
     import boto3
 
     session = boto3.session.Session()
@@ -55,12 +61,15 @@ def run_lambda_command(
     except botocore.exceptions.NoRegionError:
         print("deploy failed: no AWS region configured (set AWS_REGION)", file=out)
         return EXIT_MISCONFIGURED
-    deployer = Deployer(client, FunctionSpec.from_settings(settings), out, sleep=sleep)
+    spec = FunctionSpec.from_settings(settings)
+    deployer = Deployer(client, spec, out, replace=replace, sleep=sleep)
     try:
         deployer.deploy(lambda_package.build_zip())
     except DeployError as exc:
         print(f"deploy failed: {exc}", file=out)
-        return EXIT_MISCONFIGURED if "JOBBOT_LAMBDA_ROLE_ARN" in str(exc) else EXIT_FAILED
+        _report_partial(deployer, out)
+        misconfigured = any(name in str(exc) for name in ("JOBBOT_LAMBDA_ROLE_ARN", "--replace"))
+        return EXIT_MISCONFIGURED if misconfigured else EXIT_FAILED
     except botocore.exceptions.ClientError as exc:
         code, message, _ = error_code(exc)
         print(f"deploy failed: {code}: {message}", file=out)

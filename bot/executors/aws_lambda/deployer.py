@@ -12,6 +12,7 @@ import botocore.exceptions
 from bot.core.backoff import NO_JITTER, backoff
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.client import error_code, function_timeout_s
+from bot.executors.aws_lambda.tenancy import PER_TENANT, PER_USER, function_tenancy
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -37,6 +38,7 @@ class FunctionSpec:
     timeout_s: int
     memory_mb: int
     reserved_concurrency: int | None  # None leaves the function's setting alone
+    tenancy: str = PER_USER  # per-user: created PER_TENANT (Lambda never changes it later)
     runtime: str = RUNTIME
     handler: str = lambda_package.HANDLER
     architecture: str = ARCHITECTURE
@@ -50,6 +52,7 @@ class FunctionSpec:
             timeout_s=function_timeout_s(settings.job_timeout),
             memory_mb=settings.lambda_memory_mb,
             reserved_concurrency=settings.lambda_reserved_concurrency,
+            tenancy=settings.lambda_tenancy,
         )
 
 
@@ -60,6 +63,8 @@ class Deployer:
         client: a Lambda client (retries on: every call here is safe to repeat).
         spec: the wanted function.
         out: where progress and changes are printed.
+        replace: delete and re-create a function whose tenancy differs from the spec's
+            (Lambda sets it only at creation); without it, deploy refuses.
         sleep: how to wait between retries of a role that is not assumable yet.
         propagation_s: how long to keep retrying that.
         waiter_delay_s: the waiters' polling interval.
@@ -71,6 +76,7 @@ class Deployer:
         spec: FunctionSpec,
         out: TextIO,
         *,
+        replace: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         propagation_s: float = PROPAGATION_S,
         waiter_delay_s: int = 1,
@@ -78,6 +84,7 @@ class Deployer:
         self.client = client
         self.spec = spec
         self.out = out
+        self.replace = replace
         self.sleep = sleep
         self.propagation_s = propagation_s
         self.waiter_delay_s = waiter_delay_s
@@ -92,6 +99,9 @@ class Deployer:
         sha = lambda_package.code_sha256(zip_bytes)
         self.say(f"package: {len(zip_bytes)} bytes, CodeSha256 {sha}")
         current = self._get()
+        if current is not None and function_tenancy(current["Configuration"]) != self.spec.tenancy:
+            self._replace(function_tenancy(current["Configuration"]))
+            current = None
         if current is None:
             self._create(zip_bytes)
         else:
@@ -115,6 +125,36 @@ class Deployer:
             if error_code(exc)[0] == "ResourceNotFoundException":
                 return None
             raise
+
+    def _replace(self, have: str) -> None:
+        """Delete the function so that it is created again with the wanted tenancy (or refuse,
+        saying what --replace would do)."""
+        spec = self.spec
+        consequences = (
+            f"deletes {spec.name} and creates it again: invokes in flight fail (their jobs end "
+            "with an error), its reserved concurrency is set again only from "
+            "JOBBOT_LAMBDA_RESERVED_CONCURRENCY, and anything configured on it by hand (VPC, "
+            "layers, aliases, versions, triggers, tags, policy statements) is lost; its name "
+            "and ARN stay, so the bot's IAM policy still applies"
+        )
+        if not self.replace:
+            raise DeployError(
+                f"{spec.name} has tenancy {have}, JOBBOT_LAMBDA_TENANCY asks for {spec.tenancy}, "
+                "and Lambda sets tenant isolation only when it creates a function. "
+                f"`python -m bot lambda deploy --replace` {consequences}. Or set "
+                f"JOBBOT_LAMBDA_TENANCY={have} to keep it as it is"
+            )
+        self.say(f"replacing {spec.name} (tenancy {have} -> {spec.tenancy}): {consequences}")
+        self.client.delete_function(FunctionName=spec.name)
+        self.changes.append(f"deleted {spec.name} (tenancy {have})")
+        waited = 0.0
+        while self._get() is not None:  # deletion is quick; bound it all the same
+            if waited >= self.propagation_s:
+                raise DeployError(
+                    f"{spec.name} was still there {self.propagation_s:g} s after deletion"
+                )
+            self.sleep(1.0)
+            waited += 1.0
 
     def _wait(self, waiter: str, what: str) -> None:
         self.say(f"waiting until {self.spec.name} is {what}")
@@ -155,8 +195,11 @@ class Deployer:
             )
         self.say(
             f"creating {spec.name}: {spec.runtime} on {spec.architecture}, {spec.memory_mb} MB, "
-            f"timeout {spec.timeout_s} s, role {spec.role_arn}"
+            f"timeout {spec.timeout_s} s, role {spec.role_arn}, tenancy {spec.tenancy}"
         )
+        tenancy: dict[str, Any] = {}
+        if spec.tenancy == PER_USER:
+            tenancy["TenancyConfig"] = {"TenantIsolationMode": PER_TENANT}
         waited = 0.0  # counted, not measured, so `sleep` alone decides how long it takes
         attempt = 0
         while True:
@@ -168,6 +211,7 @@ class Deployer:
                     Architectures=[spec.architecture],  # type: ignore[list-item]
                     Description="jobbot runner: runs one job per invocation",
                     Publish=False,
+                    **tenancy,
                     **self._configuration(),
                 )
                 break

@@ -18,14 +18,93 @@ from bot.executors.aws_lambda.client import (
     function_timeout_s,
     hint,
 )
+from bot.executors.aws_lambda.tenancy import (
+    DOCTOR_TENANT,
+    PER_USER,
+    SHARED,
+    UNKEYED,
+    function_tenancy,
+)
 from bot.sandbox import protocol
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import InvocationRequestTypeDef
 
     from bot.app.config import Settings
 
 Row = tuple[str, str, bool]
+
+
+def network_row(network: bool) -> tuple[str, str, bool]:
+    """Doctor's row on the jobs' network, and what the filter cannot enforce with it on."""
+    if not network:
+        return (
+            "lambda network",
+            "off (JOBBOT_LAMBDA_NETWORK): jobs get Unix sockets only, so the Runtime API "
+            "is out of their reach",
+            True,
+        )
+    return (
+        "lambda network",
+        "WARNING on (JOBBOT_LAMBDA_NETWORK): jobs can open Internet sockets, and so reach "
+        "the Runtime API on 127.0.0.1:9001, which no filter can tell apart: a job can answer "
+        "its own invoke and take the next invocation of its environment. Only per-user "
+        "tenancy keeps users apart then",
+        True,
+    )
+
+
+def tenancy_row(tenancy: str, key: bytes) -> tuple[str, str, bool]:
+    """Doctor's row on what the executor asks of Lambda's tenancy (the function's own is in
+    doctor.py's rows)."""
+    if tenancy == SHARED:
+        return (
+            "lambda tenancy",
+            "WARNING shared (JOBBOT_LAMBDA_TENANCY): one user's job may run in an environment "
+            "that served another user's, and with the network on may take the next user's "
+            "event (docs/security.md); set per-user and redeploy with --replace",
+            True,
+        )
+    keyed = key != UNKEYED
+    return (
+        "lambda tenancy",
+        "per-user: every invoke carries its owner's tenant id, "
+        + ("HMAC-keyed by JOBBOT_LAMBDA_TENANT_KEY" if keyed else "an unkeyed hash (set "
+           "JOBBOT_LAMBDA_TENANT_KEY so AWS's logs cannot be matched to users)"),
+        True,
+    )  # fmt: skip
+
+
+def function_tenancy_row(function: str, wanted: str) -> Row:
+    """Doctor's row on the function's own tenancy, against JOBBOT_LAMBDA_TENANCY."""
+    if function == wanted == PER_USER:
+        return (
+            "lambda function tenancy",
+            "TenantIsolationMode PER_TENANT: Lambda never gives two users one environment",
+            True,
+        )
+    if function == wanted == SHARED:
+        return (
+            "lambda function tenancy",
+            "WARNING none: created without tenant isolation, so jobs of different users share "
+            "environments (JOBBOT_LAMBDA_TENANCY=shared allows it)",
+            True,
+        )
+    if function == SHARED:
+        return (
+            "lambda function tenancy",
+            "none: created without tenant isolation, which Lambda sets only when it creates a "
+            "function, so every per-user invoke will be refused: run `python -m bot lambda "
+            "deploy --replace` (or set JOBBOT_LAMBDA_TENANCY=shared)",
+            False,
+        )
+    return (
+        "lambda function tenancy",
+        "TenantIsolationMode PER_TENANT needs a tenant id, which JOBBOT_LAMBDA_TENANCY=shared "
+        "does not send, so every invoke will be refused: set JOBBOT_LAMBDA_TENANCY=per-user",
+        False,
+    )
 
 
 def lambda_checks(settings: Settings) -> list[Row]:
@@ -82,6 +161,8 @@ def _checks(client: LambdaClient, settings: Settings) -> list[Row]:
             runtime.startswith("python3.") and handler == lambda_package.HANDLER,
         )
     )
+    tenancy = function_tenancy(config)
+    rows.append(function_tenancy_row(tenancy, settings.lambda_tenancy))
     timeout = config.get("Timeout", 0)
     wanted = function_timeout_s(settings.job_timeout)
     rows.append(
@@ -123,17 +204,21 @@ def _checks(client: LambdaClient, settings: Settings) -> list[Row]:
             enough,
         )
     )
-    rows.append(_probe(client, name))
+    rows.append(_probe(client, name, DOCTOR_TENANT if tenancy == PER_USER else None))
     return rows
 
 
-def _probe(client: LambdaClient, name: str) -> Row:
+def _probe(client: LambdaClient, name: str, tenant: str | None) -> Row:
     """Invoke the runner with a probe event (no user code) to see it answer."""
     started = time.monotonic()
+    call: InvocationRequestTypeDef = {
+        "FunctionName": name,
+        "Payload": json.dumps({"v": protocol.VERSION, "probe": True}),
+    }
+    if tenant is not None:
+        call["TenantId"] = tenant  # doctor's own tenant: no user's environment is touched
     try:
-        response = client.invoke(
-            FunctionName=name, Payload=json.dumps({"v": protocol.VERSION, "probe": True})
-        )
+        response = client.invoke(**call)
         body = json.loads(response["Payload"].read())
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         return ("lambda runner", f"the probe invoke failed: {cap(str(exc))}", False)

@@ -22,6 +22,7 @@ from bot.core.models import RunRequest, RunResult
 from bot.core.ports import StartGate
 from bot.errors import CalledOff, ExecutorUnavailable, Throttled
 from bot.executors.aws_lambda.client import build_lambda_client, read_timeout
+from bot.executors.aws_lambda.doctor import network_row, tenancy_row
 from bot.executors.aws_lambda.outcomes import (
     OUR_FAILURES,
     Refused,
@@ -30,10 +31,17 @@ from bot.executors.aws_lambda.outcomes import (
     invoke_failure,
     refused,
 )
+from bot.executors.aws_lambda.tenancy import (
+    PER_USER,
+    SHARED,
+    tenant_id,
+    tenant_key,
+)
 from bot.sandbox import protocol
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import InvocationRequestTypeDef
 
     from bot.app.config import Settings
 
@@ -49,6 +57,8 @@ def build_lambda_executor(settings: Settings, metrics: Metrics | None = None) ->
         settings.lambda_function,
         concurrency=settings.lambda_concurrency,
         network=settings.lambda_network == "on",
+        tenancy=settings.lambda_tenancy,
+        tenant_key=tenant_key(settings),
         metrics=metrics,
     )
 
@@ -63,25 +73,6 @@ def encode_request(request: RunRequest, *, network: bool = False) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: ASCII escapes carry it losslessly
         return json.dumps(body, separators=(",", ":")).encode("ascii")
-
-
-def network_row(network: bool) -> tuple[str, str, bool]:
-    """Doctor's row on the jobs' network, and what the filter cannot enforce with it on."""
-    if not network:
-        return (
-            "lambda network",
-            "off (JOBBOT_LAMBDA_NETWORK): jobs get Unix sockets only, so the Runtime API "
-            "is out of their reach",
-            True,
-        )
-    return (
-        "lambda network",
-        "WARNING on (JOBBOT_LAMBDA_NETWORK): jobs can open Internet sockets, and so reach "
-        "the Runtime API on 127.0.0.1:9001, which no filter can tell apart: a job can answer "
-        "its own invoke and take the next invocation of its environment. Only per-user "
-        "tenancy keeps users apart then",
-        True,
-    )
 
 
 class LambdaExecutor:
@@ -100,6 +91,9 @@ class LambdaExecutor:
             grows while Lambda keeps throttling, and resets after any invoke gets through.
         max_payload_bytes: larger requests are refused before invoking.
         network: let jobs open Internet sockets (JOBBOT_LAMBDA_NETWORK=on).
+        tenancy: "per-user" sends each job's owner's tenant id (tenancy.py) with the
+            invoke, so Lambda never gives two owners one environment; "shared" sends none.
+        tenant_key: the key of those tenant ids.
         metrics: where every failed or throttled invoke is counted, as
             jobbot_lambda_errors_total{kind} (kinds: outcomes.ERROR_KINDS).
     """
@@ -118,6 +112,8 @@ class LambdaExecutor:
         requeue_cap_s: float = 15.0,
         max_payload_bytes: int = SYNC_PAYLOAD_LIMIT,
         network: bool = False,
+        tenancy: str = PER_USER,
+        tenant_key: bytes = b"",
         metrics: Metrics | None = None,
     ) -> None:
         if concurrency < 1:
@@ -132,6 +128,10 @@ class LambdaExecutor:
         self._requeue_cap_s = requeue_cap_s
         self._max_payload_bytes = max_payload_bytes
         self.network = network
+        if tenancy not in (PER_USER, SHARED):
+            raise ValueError(f"unknown tenancy {tenancy!r}")
+        self.tenancy = tenancy
+        self._tenant_key = tenant_key
         self._lock = threading.Lock()
         self._throttle_streak = 0
         self._closed = False
@@ -172,13 +172,19 @@ class LambdaExecutor:
                         gate, start = start, None
                         if not gate():
                             raise CalledOff()
-                    function_error, body = self._invoke(payload, request.job_id)
+                    function_error, body = self._invoke(payload, request)
                 break
             except Refused as refusal:
+                hint = ""
+                if "tenant" in refusal.message.lower():
+                    hint = (
+                        f" (JOBBOT_LAMBDA_TENANCY={self.tenancy} does not match the "
+                        "function's tenancy: see `python -m bot doctor`)"
+                    )
                 return refused(
                     refusal.code,
-                    f"Lambda refused the invoke ({refusal.message}); nothing ran, and it would "
-                    "be refused again",
+                    f"Lambda refused the invoke ({refusal.message}){hint}; nothing ran, and "
+                    "it would be refused again",
                     self.name,
                 )
             except ThrottledOnce as throttle:
@@ -227,6 +233,7 @@ class LambdaExecutor:
                 True,
             ),
             network_row(self.network),
+            tenancy_row(self.tenancy, self._tenant_key),
         ]
 
     def close(self) -> None:
@@ -236,15 +243,25 @@ class LambdaExecutor:
 
     # --- one invoke ----------------------------------------------------------------------
 
-    def _invoke(self, payload: bytes, job_id: int) -> tuple[str | None, bytes]:
+    def tenant(self, request: RunRequest) -> str | None:
+        """The tenant id the request is invoked with (None when tenancy is shared)."""
+        if self.tenancy == SHARED:
+            return None
+        return tenant_id(request.owner, self._tenant_key)
+
+    def _invoke(self, payload: bytes, request: RunRequest) -> tuple[str | None, bytes]:
         """(X-Amz-Function-Error or None, body) of one invoke; raises what outcomes maps."""
         client = self._client
+        tenant = self.tenant(request)
         try:
-            response = client.invoke(
-                FunctionName=self.function_name,
-                InvocationType="RequestResponse",
-                Payload=payload,
-            )
+            call: InvocationRequestTypeDef = {
+                "FunctionName": self.function_name,
+                "InvocationType": "RequestResponse",
+                "Payload": payload,
+            }
+            if tenant is not None:
+                call["TenantId"] = tenant
+            response = client.invoke(**call)
             body = response["Payload"].read()
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise invoke_failure(
@@ -253,7 +270,7 @@ class LambdaExecutor:
         meta = response.get("ResponseMetadata", {})
         log.debug(
             "lambda invoked",
-            extra={"job_id": job_id, "request_id": meta.get("RequestId")},
+            extra={"job_id": request.job_id, "request_id": meta.get("RequestId")},
         )
         return response.get("FunctionError"), body
 

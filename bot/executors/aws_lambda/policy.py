@@ -91,6 +91,8 @@ def policies(target: Target) -> dict[str, Any]:
                             "lambda:UpdateFunctionCode",
                             "lambda:UpdateFunctionConfiguration",
                             "lambda:PutFunctionConcurrency",
+                            # deploy --replace only: tenant isolation is set at creation
+                            "lambda:DeleteFunction",
                         ],
                         "Resource": target.function_arn,
                     },

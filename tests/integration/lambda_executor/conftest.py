@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.app.config import Settings, load_settings
-from bot.core.models import RunRequest
+from bot.core.models import Identity, RunRequest
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from testbed.lambda_standin import LambdaStandIn
@@ -62,9 +62,19 @@ def job(
     timeout_s: float = JOB_TIMEOUT,
     max_output_bytes: int = MAX_OUTPUT,
     job_id: int = 1,
+    owner: str = "alice",
 ) -> RunRequest:
-    """A run request for `code`."""
-    return RunRequest(job_id, "job.py", code, input_json, timeout_s, 256, max_output_bytes)
+    """A run request for `code`, of the local user `owner`."""
+    return RunRequest(
+        job_id,
+        "job.py",
+        code,
+        input_json,
+        timeout_s,
+        256,
+        max_output_bytes,
+        owner=Identity("local", "test", owner),
+    )
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from moto import mock_aws
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.deploy import run_lambda_command
 from tests.integration.lambda_executor.conftest import lambda_settings
+from tests.support.moto_lambda import teach_moto
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -33,8 +34,10 @@ TRUST = {
 
 
 @pytest.fixture
-def aws() -> Iterator[tuple[Any, Any]]:
-    """(lambda, iam) clients on a fresh moto account."""
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    """(lambda, iam) clients on a fresh moto account that keeps TenancyConfig and answers
+    GetAccountSettings (tests/support/moto_lambda.py)."""
+    teach_moto(monkeypatch)
     with mock_aws(config={"lambda": {"use_docker": False}}):
         yield boto3.client("lambda", region_name=REGION), boto3.client("iam", region_name=REGION)
 
@@ -46,16 +49,49 @@ def make_role(iam: Any, name: str = "jobbot-runner-execution") -> str:
     )
 
 
-def deploy(sleeps: list[float] | None = None, **values: str) -> tuple[int, str]:
+def deploy(
+    sleeps: list[float] | None = None, *, replace: bool = False, **values: str
+) -> tuple[int, str]:
     """Run `lambda deploy` with these settings; (exit code, what it printed)."""
     out = io.StringIO()
     code = run_lambda_command(
         lambda_settings(**values),
         "deploy",
         out,
+        replace=replace,
         sleep=(sleeps.append if sleeps is not None else lambda _: None),
     )
     return code, out.getvalue()
+
+
+def zip_of(source: str) -> bytes:
+    """A deployment zip holding one handler file."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", source)
+    return buffer.getvalue()
+
+
+def test_moto_alone_drops_tenancy_and_lacks_account_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why tests/support/moto_lambda.py exists: if this fails, moto learnt them, drop it."""
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        lam, iam = (
+            boto3.client("lambda", region_name=REGION),
+            boto3.client("iam", region_name=REGION),
+        )
+        lam.create_function(
+            FunctionName="plain", Runtime="python3.13", Role=make_role(iam), Handler="handler.h",
+            Code={"ZipFile": zip_of("def h(e, c):\n    return e\n")},
+            TenancyConfig={"TenantIsolationMode": "PER_TENANT"},
+        )  # fmt: skip
+        answered = lam.invoke(FunctionName="plain", Payload=b"{}", TenantId="anyone")
+
+        assert "TenancyConfig" not in lam.get_function(FunctionName="plain")["Configuration"]
+        assert answered["StatusCode"] == 200  # the tenant id is accepted, and ignored
+        with pytest.raises(lam.exceptions.ClientError, match="Not yet implemented"):
+            lam.get_account_settings()
 
 
 def test_deploy_creates_the_function_as_specified(aws: tuple[Any, Any]) -> None:
@@ -72,10 +108,72 @@ def test_deploy_creates_the_function_as_specified(aws: tuple[Any, Any]) -> None:
     assert config["MemorySize"] == 512
     assert config["Role"] == role
     assert config["Architectures"] == ["arm64"]
+    assert config["TenancyConfig"] == {"TenantIsolationMode": "PER_TENANT"}  # the default
     assert config.get("Environment", {}).get("Variables", {}) == {}
     assert config["CodeSha256"] == lambda_package.code_sha256(lambda_package.build_zip())
     assert "created jobbot-runner" in printed
     assert "waiting until jobbot-runner is active" in printed
+
+
+def test_shared_tenancy_creates_the_function_without_tenant_isolation(aws: tuple[Any, Any]) -> None:
+    lam, iam = aws
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=make_role(iam), JOBBOT_LAMBDA_TENANCY="shared")
+
+    assert code == 0, printed
+    assert "TenancyConfig" not in lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+
+
+def test_a_function_without_tenant_isolation_is_refused_and_left_as_it_is(
+    aws: tuple[Any, Any],
+) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_TENANCY="shared")
+    before = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_JOB_TIMEOUT="20")
+
+    assert code == 2
+    assert "has tenancy shared, JOBBOT_LAMBDA_TENANCY asks for per-user" in printed
+    assert "`python -m bot lambda deploy --replace` deletes jobbot-runner" in printed
+    assert "JOBBOT_LAMBDA_TENANCY=shared to keep it" in printed
+    after = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+    assert after == before  # nothing changed, not even the timeout
+
+
+def test_replace_re_creates_the_function_per_tenant_after_saying_what_it_does(
+    aws: tuple[Any, Any],
+) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_TENANCY="shared")
+
+    code, printed = deploy(
+        replace=True, JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_RESERVED_CONCURRENCY="5"
+    )
+
+    assert code == 0, printed
+    said, deleted = (
+        printed.index("replacing jobbot-runner"),
+        printed.index("creating jobbot-runner"),
+    )
+    assert said < deleted and "invokes in flight fail" in printed
+    config = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+    assert config["TenancyConfig"] == {"TenantIsolationMode": "PER_TENANT"}
+    assert config["CodeSha256"] == lambda_package.code_sha256(lambda_package.build_zip())
+    concurrency = lam.get_function_concurrency(FunctionName="jobbot-runner")
+    assert concurrency["ReservedConcurrentExecutions"] == 5
+
+
+def test_replace_changes_nothing_when_the_tenancy_already_fits(aws: tuple[Any, Any]) -> None:
+    _, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role)
+
+    code, printed = deploy(replace=True, JOBBOT_LAMBDA_ROLE_ARN=role)
+
+    assert code == 0 and "nothing changed" in printed and "replacing" not in printed
 
 
 def test_the_package_holds_the_sandbox_lambda_half_alone_and_is_reproducible() -> None:

@@ -71,6 +71,63 @@ def test_doctor_reports_the_lambda_executor_and_function(
     rows = rows_by_name(run_checks(settings))
 
     assert rows["executor"] == ("lambda", True)
+    assert rows["lambda network"][0].startswith("off")
+    assert rows["lambda tenancy"][0].startswith("per-user")
     assert "no SDK retries" in rows["lambda invoke"][0]
     assert "Firecracker" in rows["isolation"][0]
     assert rows["lambda function"][1] and rows["lambda runner"][1]
+
+
+@pytest.mark.parametrize(
+    ("function", "setting", "ok", "says"),
+    [
+        ("per-tenant", "per-user", True, "PER_TENANT: Lambda never gives two users one"),
+        ("shared", "shared", True, "WARNING none: created without tenant isolation"),
+        ("shared", "per-user", False, "run `python -m bot lambda deploy --replace`"),
+        ("per-tenant", "shared", False, "set JOBBOT_LAMBDA_TENANCY=per-user"),
+    ],
+)
+def test_doctor_shows_the_functions_tenancy_against_the_setting(
+    aws_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    function: str,
+    setting: str,
+    ok: bool,
+    says: str,
+) -> None:
+    with LambdaStandIn(timeout_s=7, max_concurrency=1, tenancy=function) as standin:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        rows = rows_by_name(lambda_checks(lambda_settings(JOBBOT_LAMBDA_TENANCY=setting)))
+
+    detail, passed = rows["lambda function tenancy"]
+    assert passed is ok and says in detail
+    assert rows["lambda runner"][1], rows["lambda runner"]  # the probe went through either way
+
+
+def test_doctor_warns_loudly_of_shared_tenancy_and_of_the_network(
+    standin: LambdaStandIn, tmp_path: Path
+) -> None:
+    settings = lambda_settings(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'jobbot.db'}",
+        JOBBOT_LAMBDA_TENANCY="shared",
+        JOBBOT_LAMBDA_NETWORK="on",
+    )
+
+    rows = rows_by_name(run_checks(settings))
+
+    assert rows["lambda tenancy"][0].startswith("WARNING shared")
+    assert rows["lambda network"][0].startswith("WARNING on")
+    assert "Runtime API" in rows["lambda network"][0]
+
+
+def test_doctor_says_how_tenant_ids_are_made(standin: LambdaStandIn, tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'jobbot.db'}"
+
+    unkeyed = rows_by_name(run_checks(lambda_settings(DATABASE_URL=database)))
+    keyed = rows_by_name(
+        run_checks(lambda_settings(DATABASE_URL=database, JOBBOT_LAMBDA_TENANT_KEY="k" * 32))
+    )
+
+    assert "an unkeyed hash" in unkeyed["lambda tenancy"][0]
+    assert "HMAC-keyed by JOBBOT_LAMBDA_TENANT_KEY" in keyed["lambda tenancy"][0]
+    assert "k" * 32 not in str(keyed)

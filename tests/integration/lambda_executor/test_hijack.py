@@ -3,10 +3,11 @@ answers its own invoke through the Runtime API, waits on /next and receives user
 
 The stand-in's Runtime API behaves as rapid does (test_standin.py) and its environments are
 microVM-like (a private network, the Runtime API at 127.0.0.1:9001, the runtime as uid 993).
-Both directions are asserted: against a deliberately weakened handler (the job's defences
-off) the attack works, so the test can tell; against the shipped handler it fails. With the
-network on, the shipped handler alone cannot stop it (that is asserted too, as the documented
-limit).
+Both directions are asserted, on a function without tenant isolation: against a
+deliberately weakened handler (the job's defences off) the attack works, so the test can tell;
+against the shipped handler it fails; with the network on, the shipped handler alone cannot
+stop it (the documented limit). With per-user tenancy (the default) the two users never share
+an environment, whatever the handler does.
 """
 
 from __future__ import annotations
@@ -103,10 +104,10 @@ class Attack:
 def attack(standin: LambdaStandIn, executor: LambdaExecutor) -> Attack:
     """A's job, then, once the environment is ready again, B's."""
     _, beacon_port, _ = standin.beacon_url("")
-    a = executor.run(job(HIJACK, json.dumps({"beacon_port": beacon_port}), job_id=1))
+    a = executor.run(job(HIJACK, json.dumps({"beacon_port": beacon_port}), owner="a"))
     wait_until(lambda: standin.ready_environments() >= 1, message="a ready runtime")
     secret = uuid.uuid4().hex
-    b = executor.run(job(VICTIM, json.dumps({"secret": secret}), job_id=2))
+    b = executor.run(job(VICTIM, json.dumps({"secret": secret}), job_id=2, owner="b"))
     return Attack(a, b, secret, standin)
 
 
@@ -118,15 +119,19 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Make]:
     """A factory of microVM-like stand-ins (one environment at a time) and their executor."""
     opened: list[tuple[LambdaStandIn, LambdaExecutor]] = []
 
-    def make(*, weakened: bool, network: str = "off") -> tuple[LambdaStandIn, LambdaExecutor]:
+    def make(
+        *, weakened: bool, network: str = "off", tenancy: str = "shared"
+    ) -> tuple[LambdaStandIn, LambdaExecutor]:
         standin = LambdaStandIn(
             timeout_s=function_timeout_s(JOB_TIMEOUT),
             max_concurrency=1,
             network="private",
+            tenancy="per-tenant" if tenancy == "per-user" else "shared",
             **(weakened_handler() if weakened else {}),
         )
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
-        executor = build_lambda_executor(lambda_settings(JOBBOT_LAMBDA_NETWORK=network))
+        settings = lambda_settings(JOBBOT_LAMBDA_NETWORK=network, JOBBOT_LAMBDA_TENANCY=tenancy)
+        executor = build_lambda_executor(settings)
         opened.append((standin, executor))
         return standin, executor
 
@@ -173,3 +178,19 @@ def test_with_the_network_on_the_shipped_handler_alone_cannot_stop_it(stand_in: 
     assert done.a.result_json == '"fine"', standin.logs()
     assert standin.beacons["stopped-0"] == 1  # the filter held: nothing could be stopped
     assert done.stolen and done.b.error_message == "answered by user A"
+
+
+@pytest.mark.parametrize("network", ["off", "on"])
+def test_with_per_user_tenancy_the_two_users_never_share_an_environment(
+    stand_in: Make, network: str
+) -> None:
+    """The default: whatever the handler does (here: nothing, its defences off), B's invoke
+    goes to B's own environment, and A is left waiting on /next in its own."""
+    standin, executor = stand_in(weakened=True, network=network, tenancy="per-user")
+
+    done = attack(standin, executor)
+
+    assert done.a.result_json == '"fine"', standin.logs()  # A still answered its own invoke
+    assert done.b_genuine and not done.stolen
+    assert [r.environment for r in standin.records] == [0, 1]
+    assert standin.environment(0).tenant_id != standin.environment(1).tenant_id

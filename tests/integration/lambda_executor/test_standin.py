@@ -72,7 +72,10 @@ def client(standin: LambdaStandIn) -> Any:
 def invoke(
     threads: ThreadPoolExecutor, standin: LambdaStandIn, payload: dict[str, Any], **kw: str
 ) -> Future[Any]:
-    """Start an invoke; its future gives (FunctionError or None, decoded body)."""
+    """Start an invoke (as tenant "anyone" unless told); its future gives (FunctionError or
+    None, decoded body)."""
+    if standin.tenancy == "per-tenant":
+        kw.setdefault("TenantId", "anyone")
 
     def run() -> tuple[str | None, Any]:
         response = client(standin).invoke(
@@ -225,6 +228,7 @@ def test_a_killed_runtime_fails_the_invocation_as_lambda_reports_it(
         response = client(standin).invoke(
             FunctionName=standin.function_name,
             Payload=json.dumps(protocol.request_body(job("import time\ntime.sleep(5)"))),
+            TenantId="anyone",
         )
         body = json.loads(response["Payload"].read())
 
