@@ -12,6 +12,7 @@ from typing import NamedTuple, NoReturn
 
 from ..protocol import Request
 from . import hints
+from .tracebacks import user_traceback
 
 # the runner writes at most this much besides the result and the traceback
 _RECORD_SLACK = 64 * 1024
@@ -76,15 +77,9 @@ def prime_source(request: Request) -> None:
 
 
 def _trimmed(exc: BaseException, request: Request) -> str:
-    import traceback  # only failing jobs pay for it
-
     prime_source(request)
-    file_name, limit = request.file_name, request.max_output_bytes
-    tb = exc.__traceback__
-    # drop the harness frames above the first frame of the user's file
-    while tb is not None and tb.tb_frame.f_code.co_filename != file_name:
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    limit = request.max_output_bytes
+    text = user_traceback(exc, request.file_name)
     if len(text) > limit:
         text = "... (traceback truncated)\n" + text[-limit:]
     return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +202,12 @@ CASES = {
 }
 
 
+# A job failing inside the standard library: its traceback must name no host path.
+LIBRARY_ERROR = Case(
+    "import json\n\ndef parse(text):\n    return json.loads(text)\n\nparse('not json')\n", {}
+)
+
+
 def both(executor: LocalExecutor, case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
     request = harness_request(case.code, case.input, **case.changes)
     return executor.run_harness(request), run_fresh(request)
@@ -249,3 +256,21 @@ def test_run_translates_the_response_into_a_run_result(executor: LocalExecutor) 
     )
     assert failed.traceback is not None
     assert 'File "a.py", line 1' in failed.traceback
+
+
+def test_a_library_error_shows_the_users_frames_and_the_last_library_frame_without_paths(
+    executor: LocalExecutor,
+) -> None:
+    for response in both(executor, LIBRARY_ERROR):
+        trace = response["traceback"]
+        files = [line.strip() for line in trace.splitlines() if line.strip().startswith("File ")]
+        assert files[:2] == [
+            'File "job.py", line 6, in <module>',
+            'File "job.py", line 4, in parse',
+        ]
+        assert len(files) == 3 and files[2].startswith('File "json/decoder.py", line ')
+        assert "library frames" in trace and "json/__init__.py" not in trace
+        assert "/" + "json/" not in trace and sys.base_prefix not in trace
+        assert trace.endswith(
+            "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)\n"
+        )

@@ -25,7 +25,7 @@ from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed import jobenv
 from testbed.lambda_standin import LambdaStandIn
-from tests.integration.executor.test_contract import CASES, Case
+from tests.integration.executor.test_contract import CASES, LIBRARY_ERROR, Case
 from tests.integration.lambda_executor.conftest import lambda_python, lambda_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -174,3 +174,16 @@ def test_contract_case_gives_the_same_outcome_on_lambdas_python_version(
     assert dataclasses.replace(without_timing(on_local), **blank) == dataclasses.replace(
         without_timing(on_lambda), **blank
     )
+
+
+def test_a_library_error_names_no_host_path_locally_or_on_lambdas_python_version(
+    local: LocalExecutor, remote313: LambdaExecutor
+) -> None:
+    request = run_request(LIBRARY_ERROR)
+    assert request is not None
+    for result in (local.run(request), remote313.run(request)):
+        assert result.error_type == "json.decoder.JSONDecodeError"
+        assert result.traceback is not None
+        assert 'File "job.py", line 4, in parse' in result.traceback
+        assert 'File "json/decoder.py", line ' in result.traceback
+        assert 'File "/' not in result.traceback, result.traceback

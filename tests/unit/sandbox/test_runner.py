@@ -204,3 +204,21 @@ def test_a_record_survives_its_encoding_and_garbage_is_not_a_record() -> None:
     assert Record.decode(b'{"status": "ok"') is None
     assert Record.decode(b'{"status": "fine"}') is None
     assert Record.decode(b'{"unknown": 1}') is None
+
+
+def test_library_frames_are_summarised_by_the_last_one_without_host_paths() -> None:
+    record = run(
+        "import json\n"
+        "def hook(pairs):\n"
+        "    return json.loads('[' + pairs[0][1])\n"
+        'json.loads(\'{"a": "1"}\', object_pairs_hook=hook)\n'
+    )
+    trace = record.traceback or ""
+    files = [line.strip() for line in trace.splitlines() if line.strip().startswith("File ")]
+    assert files[0] == 'File "soma.py", line 4, in <module>'
+    assert files[1].startswith('File "json/decoder.py"'), "the library run, by its last frame"
+    assert files[2] == 'File "soma.py", line 3, in hook', "called back from the library"
+    assert files[3].startswith('File "json/decoder.py"')
+    assert len(files) == 4 and trace.count("library frames") == 2
+    assert sys.base_prefix not in trace and sys.prefix not in trace
+    assert "site-packages" not in trace and "/json/" not in trace
