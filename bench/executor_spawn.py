@@ -1,8 +1,11 @@
 """Spawn cost of one trivial job: the local executor (zygote, with and without its isolation)
-and fresh mode (run_fresh, as in Lambda), beside a bare `python -I -S -c pass` in the same run.
+and fresh mode (run_fresh, as in Lambda), each sample beside a bare `python -I -S -c pass` run
+right after it, so both see the same machine.
 
-    .venv/bin/python -m bench.executor_spawn     # as root for the full isolation; < 1 minute
+    .venv/bin/python -m bench.executor_spawn     # as root for the full isolation; ~1 minute
 Every figure is a full round trip for a job that prints `a + b`: request in, response out.
+With one slot, each job reuses the slot at once and may wait for its spare to be prepared;
+with four (the default JOBBOT_WORKERS) a slot's spare is ready when its next job comes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ SAMPLES = int(os.environ.get("JOBBOT_BENCH_SPAWN", "60"))
 WARMUP = 5
 DEFAULTS = load_settings({}, env_file=None)  # the sandbox limits a default install runs with
 INTERPRETER = str(Path(sys.executable).resolve())  # the real binary, never a shim
+BARE = [INTERPRETER, "-I", "-S", "-c", "pass"]
+DEGRADED = {"namespaces": False, "cgroups": False}
 REQUEST = {
     "v": 1,
     "job_id": 1,
@@ -38,16 +43,19 @@ REQUEST = {
 }
 
 
-def measure(run: Callable[[], object], samples: int = SAMPLES) -> list[float]:
-    """Seconds per call, after a short warm-up."""
+def measure(run: Callable[[], object]) -> tuple[list[float], list[float]]:
+    """(seconds per call, seconds per bare interpreter run right after each call)."""
     for _ in range(WARMUP):
         run()
-    times = []
-    for _ in range(samples):
+    times, bare = [], []
+    for _ in range(SAMPLES):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return times
+        start = time.perf_counter()
+        subprocess.run(BARE, check=True)
+        bare.append(time.perf_counter() - start)
+    return times, bare
 
 
 def checked(response: dict[str, Any]) -> None:
@@ -57,35 +65,38 @@ def checked(response: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    """Measure and print p50/p95 and the ratios to the bare interpreter."""
-    results: dict[str, list[float]] = {}
-    bare = [INTERPRETER, "-I", "-S", "-c", "pass"]
-    results["bare python -I -S -c pass"] = measure(lambda: subprocess.run(bare, check=True))
+    """Measure and print p50/p95 and the ratios to the bare interpreter beside each."""
+    rows = [["path", "p50", "p95", "bare p50 (beside)", "p50 / bare"]]
     for label, options in (
-        ("zygote (full isolation)", {}),
-        ("zygote (no namespaces/cgroups)", {"namespaces": False, "cgroups": False}),
+        ("zygote, full isolation, 4 slots", {"slots": 4}),
+        ("zygote, full isolation, 1 slot", {"slots": 1}),
+        (
+            "zygote, no namespaces/cgroups, 4 slots",
+            {"slots": 4, "namespaces": False, "cgroups": False},
+        ),
     ):
         executor = LocalExecutor(
             python=jobenv.job_python(),
             packages=jobenv.packages(),
-            slots=1,
             uid_base=61900,
             max_procs=DEFAULTS.sandbox_max_procs,
             tmp_bytes=DEFAULTS.sandbox_tmp_mb << 20,
             **options,  # type: ignore[arg-type]
         )
         try:
-            results[label] = measure(lambda ex=executor: checked(ex.run_harness(REQUEST)))
+            times, bare = measure(lambda ex=executor: checked(ex.run_harness(REQUEST)))
         finally:
             executor.close()
-    results["fresh mode (run_fresh)"] = measure(lambda: checked(run_fresh(REQUEST)))
-    base = summary(results["bare python -I -S -c pass"])["p50"]
-    rows = [["path", "p50", "p95", "p50 / bare"]]
-    for label, values in results.items():
-        stats = summary(values)
-        rows.append([label, ms(stats["p50"]), ms(stats["p95"]), f"{stats['p50'] / base:.2f}x"])
+        rows.append(row(label, times, bare))
+    times, bare = measure(lambda: checked(run_fresh(REQUEST)))
+    rows.append(row("fresh mode (run_fresh, as in Lambda)", times, bare))
     print(f"{SAMPLES} samples each, {INTERPRETER}, euid {os.geteuid()}")
     print(table(rows))
+
+
+def row(label: str, times: list[float], bare: list[float]) -> list[str]:
+    stats, base = summary(times), summary(bare)["p50"]
+    return [label, ms(stats["p50"]), ms(stats["p95"]), ms(base), f"{stats['p50'] / base:.2f}x"]
 
 
 if __name__ == "__main__":

@@ -50,11 +50,20 @@ def kb(pid: int, field: str, name: str = "status") -> int:
     return 0
 
 
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            text = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except OSError:
+            continue
+        kids = {int(p) for p in text.split()} - found
+        found |= kids
+        todo.extend(kids)
+    return found
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 60) -> None:
@@ -66,13 +75,16 @@ def wait_for(check: Callable[[], bool], timeout: float = 60) -> None:
 
 
 def jobs_ready(executor: LocalExecutor, count: int) -> list[int]:
-    """Pids of the job processes (not their supervisors) that wrote their marker."""
+    """Pids of the job processes that wrote their marker (running as a slot's uid)."""
     found = []
-    for template in (executor.zygote_pid, executor.package_template_pid):
-        for supervisor in children(template or 0):
-            for pid in children(supervisor):
-                if os.path.exists(f"/proc/{pid}/cwd/ready"):
-                    found.append(pid)
+    for pid in descendants(executor.zygote_pid or 0):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid in executor.uids and os.path.exists(
+                f"/proc/{pid}/cwd/ready"
+            ):
+                found.append(pid)
+        except OSError:
+            continue
     return found if len(found) >= count else []
 
 
@@ -109,15 +121,9 @@ def run_once(executor: LocalExecutor, python: str) -> dict[str, float]:
         thread.start()
     wait_for(lambda: bool(jobs_ready(executor, CONCURRENT)))
     zygote, template = executor.zygote_pid or 0, executor.package_template_pid or 0
-    everything = {zygote, template}
-    for pid in (zygote, template):
-        for supervisor in children(pid):
-            everything.add(supervisor)
-            everything.update(children(supervisor))
-    everything.discard(template)  # a child of the zygote: counted once, below
-    total = sum(kb(pid, "Pss", "smaps_rollup") for pid in everything) + kb(
-        template, "Pss", "smaps_rollup"
-    )
+    # the templates, slot templates, spares, supervisors and jobs: every process of the sandbox
+    everything = {zygote} | descendants(zygote)
+    total = sum(kb(pid, "Pss", "smaps_rollup") for pid in everything)
     for thread in threads:
         thread.join()
     return {
@@ -127,6 +133,7 @@ def run_once(executor: LocalExecutor, python: str) -> dict[str, float]:
         "one job uss": own / 1024,
         "fresh pss": fresh_pss(python) / 1024,
         "total pss": total / 1024,
+        "processes": len(everything),
     }
 
 
@@ -149,7 +156,7 @@ def main() -> None:
     keys = list(runs[0])
     rows = [["run", *keys, "one job / fresh"]]
     for i, run in enumerate(runs, 1):
-        values = [f"{run[k]:.1f} MB" for k in keys]
+        values = [f"{run[k]:.1f} MB" if k != "processes" else str(run[k]) for k in keys]
         rows.append([str(i), *values, f"{run['one job pss'] / run['fresh pss']:.2f}"])
     print(
         f"Memory: templates' RSS; one pandas job's PSS (100,000-row DataFrame, groupby) beside "
@@ -158,7 +165,8 @@ def main() -> None:
     )
     print(table(rows))
     for key in keys:
-        print(f"{key}: {median_range([r[key] for r in runs], '{:.1f}')} MB")
+        unit = "" if key == "processes" else " MB"
+        print(f"{key}: {median_range([r[key] for r in runs], '{:.1f}')}{unit}")
     ratios = [r["one job pss"] / r["fresh pss"] for r in runs]
     print(f"one job / fresh interpreter: {median_range(ratios)}")
     totals = [r["total pss"] for r in runs]

@@ -13,6 +13,7 @@ processes first (oom_score_adj 1000). The slot's limits leave room for the sandb
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import traceback
@@ -120,8 +121,9 @@ class _Spare:
 def _serve(
     sock: socket.socket, index: int, config: list[jobprocess.SlotConfig], spawn: Spawn
 ) -> None:
-    """The slot template's loop: each job goes to the spare, and a new spare is prepared at
-    once (while the job runs: spares stay root, out of the job's reach)."""
+    """The slot template's loop: each job goes to the spare, and once that job's supervisor
+    has answered and exited, the next spare is prepared: while the executor records the
+    result and the slot waits for its next job, not while the job runs."""
     spare = _fork_spare(sock, index, config)
     while True:
         msg, fds, _, _ = socket.recv_fds(sock, 16, 1)
@@ -131,9 +133,22 @@ def _serve(
             continue
         if spare is not None and spare.take(fds[0]):
             os.close(fds[0])
+            _wait_for_exit(spare.pid)
         else:  # no spare: a supervisor that prepares the job's process itself
             spawn(fds[0], [sock], True)
         spare = _fork_spare(sock, index, config)
+
+
+def _wait_for_exit(pid: int) -> None:
+    """Until process `pid` (a child, reaped by the kernel) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone already, or no pidfds (Linux < 5.3): prepare the next one now
+        return
+    try:
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)
 
 
 def _fork_spare(
