@@ -20,6 +20,9 @@ from testbed.slack_standin import SlackStandIn
 from testbed.waiting import wait_until
 
 BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+# Slack's rate limits are enforced by the stand-in unless this says "off" (for comparisons
+# only: the benchmarks' figures are made with the limits on).
+LIMITS = os.environ.get("JOBBOT_BENCH_SLACK_LIMITS", "on") != "off"
 
 
 def fresh_database(name: str) -> str:
@@ -35,7 +38,7 @@ def fresh_database(name: str) -> str:
 def start(name: str, **settings: str) -> tuple[SlackStandIn, ServeProcess, SqlStore]:
     """Stand-in, serve process and a store view on a fresh database."""
     url = fresh_database(name)
-    standin = SlackStandIn().start()
+    standin = SlackStandIn(rate_limits=LIMITS).start()
     server = ServeProcess(standin, url, Path(tempfile.mkdtemp(prefix="jobbot-bench-")), **settings)
     server.start()
     return standin, server, SqlStore(make_engine(url))

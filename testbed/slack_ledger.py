@@ -64,7 +64,7 @@ class Submitter:
 
     def run(self, server: ServeProcess, input_text: str, timeout: float = 10.0) -> Submission:
         """`/job run INPUT` with a trigger id and a response_url of its own."""
-        trigger = sr.unique("trig.")
+        trigger = sr.new_trigger_id()
         hook = self.standin.response_url(f"{self.user}-{trigger}")
         sent_at = time.monotonic()
         answer = sr.post(

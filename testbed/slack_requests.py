@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -61,6 +62,13 @@ def unique(prefix: str) -> str:
     return f"{prefix}{int(time.time() * 1000)}{n:04d}"
 
 
+def new_trigger_id() -> str:
+    """A fresh trigger id as Slack issues one with a request, carrying its issue time (the
+    first part, in milliseconds) so the stand-in can tell when it expired (after 3 s)."""
+    n = next(_seq)
+    return f"{int(time.time() * 1000)}.{n}.{secrets.token_hex(6)}"
+
+
 def new_ts() -> str:
     """A fresh message ts."""
     n = next(_seq)
@@ -90,7 +98,7 @@ def slash(
         "api_app_id": "A0APP",
         "is_enterprise_install": "false",
         "response_url": response_url,
-        "trigger_id": trigger_id or unique("trig."),
+        "trigger_id": trigger_id or new_trigger_id(),
     }
     return signed(urlencode(fields), FORM, **sign_args)
 
@@ -223,7 +231,7 @@ def view_submission(
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
         "api_app_id": "A0APP",
         "token": "x",
-        "trigger_id": unique("trig."),
+        "trigger_id": new_trigger_id(),
         "is_enterprise_install": False,
         "enterprise": None,
         "view": {
@@ -266,7 +274,7 @@ def rerun_click(
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
         "api_app_id": "A0APP",
         "token": "x",
-        "trigger_id": unique("trig."),
+        "trigger_id": new_trigger_id(),
         "team": {"id": TEAM, "domain": "acme"},
         "actions": [
             {

@@ -1,19 +1,21 @@
-"""A loopback stand-in for Slack's Web API, file host and response_urls: records every call
-and answers like Slack does, with faults injectable per method."""
+"""A loopback stand-in for Slack's Web API, file host and response_urls, as strict as Slack: it
+enforces the published rate limits (testbed.slack_limits) and refuses what Slack refuses
+(testbed.slack_rules), records every call, and takes faults injected per method. The HTTP side
+is testbed.slack_web."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+from testbed.slack_limits import RateLimits
+from testbed.slack_rules import SCOPES, Conversation, ResponseUrls, Triggers, implicit
 from testbed.waiting import wait_until
 
 TOKEN = "xoxb-standin-bot-token"
@@ -34,6 +36,7 @@ class Call:
     body: dict[str, Any]
     raw: bytes
     at: float
+    status: int = 200  # the HTTP status answered (429: rate limited)
 
 
 @dataclass
@@ -66,17 +69,27 @@ class _State:
     files: dict[str, HostedFile] = field(default_factory=dict)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     holds: dict[str, threading.Event] = field(default_factory=dict)
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # posted
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class SlackStandIn:
-    """ThreadingHTTPServer on 127.0.0.1 speaking enough of Slack for jobbot."""
+    """ThreadingHTTPServer on 127.0.0.1 speaking enough of Slack for jobbot.
 
-    def __init__(self, token: str = TOKEN, port: int = 0) -> None:
+    With `rate_limits=False` no rate limit is enforced: only for a test that needs a burst
+    Slack would not allow, and says why where it asks for it.
+    """
+
+    def __init__(self, token: str = TOKEN, port: int = 0, *, rate_limits: bool = True) -> None:
         self.token = token
         self.app_token = APP_TOKEN
         self.socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
         self.state = _State()
+        self.limits: RateLimits | None = RateLimits() if rate_limits else None
+        self.scopes = SCOPES
+        self.triggers = Triggers()
+        self.response_urls = ResponseUrls()
         self._ids = itertools.count(1)
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -86,9 +99,11 @@ class SlackStandIn:
 
     def start(self) -> SlackStandIn:
         """Listen (again, on the same port after `down()`)."""
+        from testbed.slack_web import WebHandler
+
         standin = self
 
-        class Handler(_Handler):
+        class Handler(WebHandler):
             owner = standin
 
         server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
@@ -177,6 +192,34 @@ class SlackStandIn:
             return {"id": file_id, "mode": "file_access", "file_access": "check_file_info"}
         return full
 
+    # --- conversations -------------------------------------------------------------------
+
+    def add_channel(
+        self,
+        channel: str,
+        *,
+        private: bool = False,
+        bot_member: bool = True,
+        members: tuple[str, ...] | None = None,
+        archived: bool = False,
+    ) -> None:
+        """Declare a conversation (undeclared public channels and the bot's DMs exist, with
+        the bot in them)."""
+        with self.state.lock:
+            self.state.conversations[channel] = Conversation(
+                channel,
+                private=private,
+                bot_member=bot_member,
+                members=frozenset(members) if members is not None else None,
+                archived=archived,
+            )
+
+    def conversation(self, channel: str) -> Conversation | None:
+        """A conversation as the bot sees it; None if it cannot see it."""
+        with self.state.lock:
+            declared = self.state.conversations.get(channel)
+        return declared if declared is not None else implicit(channel)
+
     # --- faults and records --------------------------------------------------------------
 
     def inject(self, api: str, **fault: Any) -> None:
@@ -229,6 +272,14 @@ class SlackStandIn:
             message=f"{count} x {api} {match or ''}",
         )
 
+    def rate_limited(self, api: str | None = None) -> list[Call]:
+        """Calls answered 429, by rate limit or by an injected fault."""
+        return [c for c in self.calls(api) if c.status == 429]
+
+    def web_calls(self) -> list[Call]:
+        """Every Web API method call (not file downloads, uploads or response_urls)."""
+        return [c for c in self.calls() if c.path.startswith("/api/")]
+
     def posts(self, **match: Any) -> list[dict[str, Any]]:
         """Bodies of chat.postMessage calls that succeeded."""
         return [c.body for c in self.calls("chat.postMessage", **match) if c.body.get("_ok")]
@@ -261,190 +312,6 @@ class SlackStandIn:
         """A fresh message ts."""
         n = next(self._ids)
         return f"{1700000000 + n}.{n:06d}"
-
-
-def _parse(content_type: str, raw: bytes) -> dict[str, Any]:
-    if not raw:
-        return {}
-    if content_type.startswith("application/json"):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        return {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-    return {}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: SlackStandIn
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(
-        self, data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-    ) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json; charset=utf-8", headers)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        auth = self.headers.get("Authorization")
-        self.owner._record(Call("GET", path, "file", auth, {}, b"", time.time()))
-        self.owner._wait_if_held("file")
-        if not path.startswith("/files-pri/"):
-            self._send(404, b"not found", "text/plain")
-            return
-        file_id = path.split("/")[2].split("-", 1)[-1]
-        hosted = self.owner.state.files.get(file_id)
-        if hosted is None:
-            self._send(404, b"not found", "text/plain")
-            return
-        if auth != f"Bearer {self.owner.token}" or hosted.html_even_with_token:
-            # What Slack does without a usable token: a sign-in page with status 200.
-            self._send(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
-            return
-        self._send(200, hosted.content, hosted.content_type)
-
-    def do_POST(self) -> None:
-        parts = urlsplit(self.path)
-        path = parts.path
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        content_type = self.headers.get("Content-Type", "")
-        auth = self.headers.get("Authorization")
-        body = _parse(content_type, raw)
-        if parts.query:
-            body.update({k: v[0] for k, v in parse_qs(parts.query).items()})
-        if path.startswith("/api/"):
-            api = path[len("/api/") :]
-        elif path.startswith("/webhook/"):
-            api = "response_url"
-        elif path.startswith("/upload/"):
-            api = "upload"
-        else:
-            api = None
-        if api:
-            self.owner._wait_if_held(api)
-        fault = self.owner._fault(api, body) if api else None
-        if fault is not None and fault.drop:
-            self.owner._record(Call("POST", path, api, auth, body, raw, time.time()))
-            self._drop()
-            return
-        if fault is not None:
-            self.owner._record(Call("POST", path, api, auth, body, raw, time.time()))
-            headers = (
-                {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            )
-            if fault.status >= 500:
-                self._send(
-                    fault.status,
-                    b"<html><body>Internal Server Error</body></html>",
-                    "text/html",
-                    headers,
-                )
-            elif api == "response_url":
-                self._send(fault.status, (fault.error or "error").encode(), "text/plain", headers)
-            else:
-                self._json(
-                    {"ok": False, "error": fault.error or "ratelimited"}, fault.status, headers
-                )
-            return
-        answer = self._answer(api, path, body, raw, auth)
-        body["_ok"] = bool(answer.get("ok"))
-        self.owner._record(Call("POST", path, api, auth, body, raw, time.time()))
-        if api in {"response_url", "upload"}:
-            self._send(200, b"ok", "text/plain")
-        else:
-            self._json(answer)
-
-    def _answer(
-        self, api: str | None, path: str, body: dict[str, Any], raw: bytes, auth: str | None
-    ) -> dict[str, Any]:
-        owner = self.owner
-        if api is None:
-            return {"ok": False, "error": "unknown_path"}
-        if api == "response_url":
-            return {"ok": True}
-        if api == "upload":
-            file_id = path.rsplit("/", 1)[-1]
-            with owner.state.lock:
-                owner.state.uploads.setdefault(file_id, {})["content"] = raw
-            return {"ok": True}
-        if api == "apps.connections.open":  # Socket Mode: called with the app-level token
-            if auth != f"Bearer {owner.app_token}" or owner.socket_url is None:
-                return {"ok": False, "error": "invalid_auth"}
-            return {"ok": True, "url": owner.socket_url}
-        if auth != f"Bearer {owner.token}":
-            return {"ok": False, "error": "not_authed" if not auth else "invalid_auth"}
-        ts = owner.next_ts()
-        if api == "auth.test":
-            return {
-                "ok": True,
-                "url": "https://acme.slack.com/",
-                "team": "Acme",
-                "user": "jobbot",
-                "team_id": "T0TEAM",
-                "user_id": "U0BOT",
-                "bot_id": "B0BOT",
-            }
-        if api in {"chat.postMessage", "chat.update"}:
-            channel = str(body.get("channel") or "")
-            if channel[:1] in {"U", "W"}:
-                body["channel"] = channel = "D" + channel  # a DM opened by posting to a user
-            return {
-                "ok": True,
-                "channel": channel,
-                "ts": body.get("ts") or ts,
-                "message": {"text": body.get("text"), "ts": ts},
-            }
-        if api == "chat.postEphemeral":
-            return {"ok": True, "message_ts": ts}
-        if api in {"views.open", "views.publish", "views.update"}:
-            return {"ok": True, "view": {"id": f"V{next(owner._ids):07d}"}}
-        if api == "conversations.open":
-            return {"ok": True, "channel": {"id": "D" + str(body.get("users", "")).split(",")[0]}}
-        if api == "files.info":
-            obj = owner.state.uploads.get("_objects", {}).get(body.get("file", ""))
-            return {"ok": True, "file": obj} if obj else {"ok": False, "error": "file_not_found"}
-        if api == "files.getUploadURLExternal":
-            file_id = f"F{next(owner._ids):07d}"
-            with owner.state.lock:
-                owner.state.uploads[file_id] = {"id": file_id, "filename": body.get("filename")}
-            return {"ok": True, "upload_url": owner.url(f"upload/{file_id}"), "file_id": file_id}
-        if api == "files.completeUploadExternal":
-            files = json.loads(body.get("files") or "[]")
-            with owner.state.lock:
-                for f in files:
-                    entry = owner.state.uploads.setdefault(f["id"], {"id": f["id"]})
-                    entry.update(
-                        title=f.get("title"),
-                        channel=body.get("channel_id"),
-                        thread_ts=body.get("thread_ts"),
-                        done=True,
-                    )
-            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
-        return {"ok": True}
 
 
 def iter_blocks_text(blocks: Any) -> Iterator[str]:

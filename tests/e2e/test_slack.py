@@ -149,7 +149,7 @@ def test_without_an_upload_the_form_opens_and_a_double_submit_makes_one_job(alic
     )
     assert alice.send(sr.interactive(payload)).body == ""
     # Slack sends a double click as a second request (its own trigger id, the same view)
-    again = {**payload, "trigger_id": sr.unique("trig.")}
+    again = {**payload, "trigger_id": sr.new_trigger_id()}
     assert alice.send(sr.interactive(again)).body == ""
     job = alice.settled(alice.new_job().id)
     assert job.result == 3

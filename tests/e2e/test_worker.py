@@ -113,7 +113,7 @@ def test_a_worker_takes_up_a_request_a_dead_serve_acknowledged(
     mariadb_store.remember_upload(
         Upload(owner.id, channel, file.id, file.name, file.size or 0, file.meta(), now)
     )
-    trigger = sr.unique("trig.")
+    trigger = sr.new_trigger_id()
     asker = Asker(sr.TEAM, user, channel, standin.response_url(user))
     payload = {
         "asker": dataclasses.asdict(asker),
