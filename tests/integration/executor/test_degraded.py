@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,12 +49,12 @@ def unprivileged_python() -> str:
     pytest.fail(f"no Python 3.11+ runnable by an unprivileged uid among {candidates}")
 
 
-def run_unprivileged_bot(mode: str) -> dict[str, Any]:
+def run_unprivileged_bot(mode: str, *args: str) -> dict[str, Any]:
     env = {"PATH": os.defpath, "LANG": "C.UTF-8", **SECRETS}
     switch: dict[str, Any] = {}
     if IS_ROOT:
         switch = {"user": UNPRIVILEGED, "group": UNPRIVILEGED, "extra_groups": []}
-    command = [unprivileged_python(), "-S", "-B", str(HELPER), str(REPO), mode]
+    command = [unprivileged_python(), "-S", "-B", str(HELPER), str(REPO), mode, *args]
     done = subprocess.run(
         command, env=env, cwd="/tmp", capture_output=True, text=True, check=False, **switch
     )
@@ -100,6 +102,38 @@ def test_fresh_mode_without_root_is_contained_like_in_lambda() -> None:
     found = run_unprivileged_bot("fresh")
     assert_contained_without_root(found, max_procs=64)
     assert found["probe"]["parent"] == "PermissionError"  # the caller: the bot, non-dumpable
+
+
+@pytest.fixture(scope="module")
+def probe_environment() -> Iterator[str]:
+    """A job environment an unprivileged uid can run: a virtualenv of that uid's Python with
+    one small package, `jobbot_probe` (numpy's environment sits where it cannot reach)."""
+    root = tempfile.mkdtemp(prefix="jobbot-probe-env-")
+    venv = Path(root) / "venv"
+    subprocess.run([unprivileged_python(), "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    (site / "jobbot_probe").mkdir()
+    (site / "jobbot_probe" / "__init__.py").write_text("VALUE = 42\n")
+    info = site / "jobbot_probe-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: jobbot-probe\nVersion: 1.0\n")
+    Path(root).chmod(0o755)  # mkdtemp's 0700; what is inside has the usual modes
+    yield str(venv / "bin" / "python")
+    shutil.rmtree(root)
+
+
+def test_a_bot_without_root_forks_package_jobs_from_its_package_template(
+    probe_environment: str,
+) -> None:
+    found = run_unprivileged_bot("packages", probe_environment)
+    rows = {check: (detail, ok) for check, detail, ok in found["describe"]}
+    assert rows["templates"][1] is True
+    assert "packages: jobbot_probe" in rows["templates"][0]
+    assert (found["preloaded"], found["value"]) == ("True\n", "42\n")
+    assert found["hint"] == (
+        "No module named 'torch'. Jobs can import the standard library and: jobbot-probe 1.0."
+    )
+    assert found["leftovers"] == []
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="switching to another uid needs root")

@@ -1,7 +1,8 @@
 """Run by test_degraded.py as an unprivileged uid: a bot without root, like a developer laptop
-(mode "executor") or the Lambda handler (mode "fresh"). Prints what it observed as JSON.
+(mode "executor"), the same with a job environment (mode "packages", whose python is the
+next argument) or the Lambda handler (mode "fresh"). Prints what it observed as JSON.
 
-Usage: python -S unprivileged_bot.py <repo> executor|fresh
+Usage: python -S unprivileged_bot.py <repo> executor|fresh|packages [job env python]
 """
 
 from __future__ import annotations
@@ -51,8 +52,42 @@ def _describe(pid: int) -> str:
         return f"{pid}: gone"
 
 
+def packages(python: str) -> None:
+    """Jobs of a job environment (one package, `jobbot_probe`, preloaded) without root."""
+    from bot.executors.jobenv import JobPackages, Pin
+    from bot.executors.local import LocalExecutor
+
+    pins = (Pin("jobbot-probe", "1.0", offered=True, preload=("jobbot_probe",)),)
+    executor = LocalExecutor(
+        python=python,
+        packages=JobPackages(pins, {"jobbot-probe": "1.0"}),
+        slots=2,
+        uid_base=61000,
+        max_procs=16,
+        tmp_bytes=16 << 20,
+    )
+    run = executor.run_harness
+    out: dict[str, Any] = {"describe": executor.describe()}
+    out["preloaded"] = run(request("import sys\nprint('jobbot_probe' in sys.modules)\n"))["stdout"]
+    out["value"] = run(request("import jobbot_probe\nprint(jobbot_probe.VALUE)\n"))["stdout"]
+    out["hint"] = run(request("import torch\n"))["error_message"]
+    escape = request(probes.DAEMON, linger=True)
+    escape["timeout_s"] = 0.5
+    run(escape)
+    spared = {executor.zygote_pid, executor.package_template_pid}
+    deadline = time.monotonic() + 5  # job supervisors exit right after answering
+    while (left := set(my_processes()) - spared) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    out["leftovers"] = [_describe(pid) for pid in sorted(left)]
+    executor.close()
+    print(json.dumps(out))
+
+
 def main() -> None:
     mode = sys.argv[2]
+    if mode == "packages":
+        packages(sys.argv[3])
+        return
     out: dict[str, Any] = {"uid": os.getuid()}
     if mode == "executor":
         from bot.executors.local import LocalExecutor
