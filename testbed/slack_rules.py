@@ -47,6 +47,7 @@ SCOPES = frozenset(
         "im:history",
         "channels:history",
         "groups:history",
+        "mpim:history",
     }
 )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar, dataclass_transform
 from urllib.parse import urlsplit
 
+from bot.app.slack_setup import half_configured
 from bot.errors import ConfigError
 
 T = TypeVar("T")
@@ -389,12 +390,9 @@ def _check(values: dict[str, Any], problems: list[str]) -> None:
         problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
     if app_token and not app_token.startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
-    if (app_token or values["slack_signing_secret"]) and not bot_token:
-        problems.append("SLACK_BOT_TOKEN is required when other Slack settings are set")
-    if bot_token and not app_token and not values["slack_signing_secret"]:
-        problems.append(
-            "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
-        )
+    half = half_configured(bot_token, app_token, values["slack_signing_secret"])
+    if half:
+        problems.append(half)
     api_url = values["slack_api_url"]
     if urlsplit(api_url).scheme not in {"http", "https"}:
         problems.append(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")

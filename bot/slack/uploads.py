@@ -25,6 +25,11 @@ from bot.slack.failures import classify, record
 log = logging.getLogger(__name__)
 
 FILE_HOST = ("https", "files.slack.com", 443)
+# Why jobbot may not see a file someone shared, and what to do about it.
+NOT_SEEN = (
+    "A file shared before jobbot was in this conversation is invisible to it: invite it with "
+    "`/invite @jobbot` if it is not here, then share the file again."
+)
 MAX_REDIRECTS = 3
 CHUNK = 65536
 
@@ -134,7 +139,7 @@ class FileFetcher:
                     "Slack did not answer about the file. Nothing was saved; try again."
                 ) from exc
             raise InvalidFile(
-                f"Slack would not share that file with jobbot ({failure.kind}). Share it again."
+                f"Slack would not share that file with jobbot ({failure.kind}). {NOT_SEEN}"
             ) from exc
         resolved = SlackFile.from_payload(info)
         return SlackFile(resolved.id, resolved.name, resolved.size, resolved.url, stub=False)
@@ -190,9 +195,7 @@ class FileFetcher:
             return UserError(
                 f"Slack did not hand over {name} (HTTP {code}). Nothing was saved; try again."
             )
-        return InvalidFile(
-            f"{name} could not be downloaded from Slack (HTTP {code}). Share it again, then retry."
-        )
+        return InvalidFile(f"{name} could not be downloaded from Slack (HTTP {code}). {NOT_SEEN}")
 
     def _read(self, name: str, response: Any) -> bytes:
         content_type = str(response.headers.get("Content-Type", "")).lower()

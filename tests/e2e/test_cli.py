@@ -359,3 +359,22 @@ def test_run_no_worker_says_no_worker_runs_then_waits_for_one(tmp_path: Path) ->
     worker.terminate()
     assert worker.wait(timeout=60) == 0
     assert run.returncode == 0 and "Result: 3" in (tmp_path / "out.txt").read_text()
+
+
+def test_start_with_half_the_slack_settings_says_what_is_missing(tmp_path: Path) -> None:
+    """`scripts/start` runs `python -m bot` with no command: with an app-level token alone it
+    must neither serve nor open the console, but say what is missing and where to find it."""
+    env = clean_env(PYTHONPATH=str(ROOT), SLACK_APP_TOKEN="xapp-1-half")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Slack is half configured: SLACK_APP_TOKEN is set" in done.stderr
+    assert "SLACK_BOT_TOKEN is missing" in done.stderr and "Install to Workspace" in done.stderr
+    assert "xapp-1-half" not in done.stderr + done.stdout

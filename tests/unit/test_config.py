@@ -153,3 +153,28 @@ def test_the_settings_script_checks_and_rewrites(tmp_path: Path) -> None:
     assert settings_doc.main([str(tmp_path)]) == 0
     assert settings_doc.main(["--check", str(tmp_path)]) == 0
     assert doc.read_text().endswith(f"{settings_doc.END}\n\nmore\n")
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, ("SLACK_BOT_TOKEN",)),
+        ({"SLACK_SIGNING_SECRET": "s"}, ("SLACK_BOT_TOKEN",)),
+    ],
+)
+def test_half_a_slack_configuration_says_what_is_missing_and_where_to_find_it(
+    given: dict[str, str], missing: tuple[str, ...]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(given, env_file=None)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"Slack is half configured: {', '.join(given)} is set")
+    after = problem.split(" is set", 1)[1]
+    assert all(name in after for name in missing)
+    if "SLACK_BOT_TOKEN" in missing:
+        assert "Install to Workspace" in problem and "Bot User OAuth Token" in problem
+    else:
+        assert "App-Level Tokens" in problem and "Signing Secret" in problem
+    assert "Socket Mode needs no signing secret" in problem
+    assert "leave all three empty for the console" in problem

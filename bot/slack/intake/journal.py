@@ -95,6 +95,11 @@ class Journal:
         it is PENDING, and if the hold fails the work runs unjournaled and says what it can.
         """
         context = self.context
+        if budget is None:
+            # One task holds and then works: a stop that lets the pool's tasks finish finishes
+            # this request too (a second task scheduled by the first would be refused).
+            context.later(lambda: self._hold_then_work(key, kind, payload, work, where))
+            return Held.PENDING
         hold = context.pool.submit(context.memory.hold_request, key, kind, payload, self.lease_s)
 
         def settle(done: Future[bool]) -> None:
@@ -102,10 +107,7 @@ class Journal:
                 fresh = done.result()
             except StoreError as exc:
                 log.warning("request not journaled: %s", exc)
-                if budget is None:
-                    context.later(work)
-                else:
-                    context.tell(where, UNAVAILABLE.message)
+                context.tell(where, UNAVAILABLE.message)
                 return
             except Exception:
                 log.exception("journal hold failed")
@@ -114,9 +116,6 @@ class Journal:
             if fresh:
                 context.later(lambda: self._finish(key, work))
 
-        if budget is None:
-            hold.add_done_callback(settle)
-            return Held.PENDING
         try:
             hold.result(timeout=budget)
         except StoreError as exc:
@@ -130,6 +129,29 @@ class Journal:
             return Held.DOWN
         settle(hold)
         return Held.HELD
+
+    def _hold_then_work(
+        self,
+        key: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        work: Callable[[], None],
+        where: Where,
+    ) -> None:
+        """On the intake pool: journal an acknowledged request, then handle it (unjournaled,
+        saying what it can, when the database refused the hold)."""
+        try:
+            fresh = self.context.memory.hold_request(key, kind, payload, self.lease_s)
+        except StoreError as exc:
+            log.warning("request not journaled: %s", exc)
+            work()
+            return
+        except Exception:
+            log.exception("journal hold failed")
+            self.context.tell(where, OOPS)
+            return
+        if fresh:
+            self._finish(key, work)
 
     def take_up(self, request: HeldRequest) -> None:
         """Finish a request another process acknowledged but did not finish."""

@@ -1,5 +1,6 @@
-"""Messages to the bot (DMs and mentions): shared .py files are remembered; a request is
-journaled, then run (with the attached or the latest shared file) or answered in its thread."""
+"""Messages to the bot (DMs, group DMs and mentions): shared .py files are remembered; a
+request is journaled, then run (with the attached or the latest shared file) or answered in its
+thread."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.core.commands import RunCommand, parse_command
+from bot.core.commands import HelpCommand, RunCommand, parse_command
 from bot.core.models import Actor, HeldRequest, Upload
 from bot.errors import StoreError, UsageError, UserError
 from bot.slack import keys
@@ -16,10 +17,16 @@ from bot.slack.intake.context import ROUTE, IntakeContext, no_run, refusal
 from bot.slack.intake.journal import HeldKind, Journal
 from bot.slack.intake.request import Asker
 from bot.slack.origin import Kind
-from bot.slack.uploads import SlackFile
+from bot.slack.uploads import NOT_SEEN, SlackFile
 
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
-NO_FILE = "Attach a .py file to your message, or share one here first."
+NO_FILE = (
+    "I see no .py file of yours here: attach one to your message, or share one here first. "
+    + NOT_SEEN
+)
+# Conversations whose messages need no mention to reach the bot. In a DM each one is a request;
+# in a group DM, where people also talk to each other, only one that reads as a command is.
+DIRECT = {"im": False, "mpim": True}  # channel type -> whether chatter is left alone
 
 
 def _from_a_person(event: Mapping[str, Any]) -> bool:
@@ -40,29 +47,38 @@ class MessageIntake:
         if not _from_a_person(event) or event.get("subtype") not in {None, "file_share"}:
             return
         text = str(event.get("text") or "")
-        is_dm = event.get("channel_type") == "im"
+        direct = str(event.get("channel_type") or "") in DIRECT
         mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in text
-        if not event.get("files") and not is_dm:
+        if not event.get("files") and not direct:
             return  # channel chatter; mentions of the bot arrive as app_mention too
-        self._later(team, event, is_dm or mentioned)
+        chatter_ok = DIRECT.get(str(event.get("channel_type") or ""), False) and not mentioned
+        self._later(team, event, direct or mentioned, chatter_ok)
 
     def mention(self, team: str, event: Mapping[str, Any]) -> None:
         """An app_mention event: always a request to the bot."""
         if _from_a_person(event):
             self._later(team, event, True)
 
-    def _later(self, team: str, event: Mapping[str, Any], is_request: bool) -> None:
-        """Requests to the bot are journaled (a file shared in passing only remembered)."""
+    def _later(
+        self, team: str, event: Mapping[str, Any], is_request: bool, chatter_ok: bool = False
+    ) -> None:
+        """Requests to the bot are journaled (a file shared in passing only remembered).
+        With `chatter_ok` a message that does not read as a command gets no answer."""
 
         def work() -> None:
-            self._handle(team, event, is_request)
+            self._handle(team, event, is_request, chatter_ok)
 
         if not is_request:
             self.context.later(work)
             return
         asker = Asker.from_message(team, event)
         key = keys.message(asker.channel, asker.thread_ts)
-        payload = {"team": team, "event": dict(event), "is_request": is_request}
+        payload = {
+            "team": team,
+            "event": dict(event),
+            "is_request": is_request,
+            "chatter_ok": chatter_ok,
+        }
         self.journal.hold(key, HeldKind.MESSAGE, payload, work, where=asker.where)
 
     def _redo(self, request: HeldRequest) -> bool:
@@ -70,10 +86,13 @@ class MessageIntake:
         event = data.get("event")
         if not isinstance(event, dict):
             return False
-        self._handle(str(data.get("team") or ""), event, bool(data.get("is_request")))
+        team = str(data.get("team") or "")
+        self._handle(team, event, bool(data.get("is_request")), bool(data.get("chatter_ok")))
         return True
 
-    def _handle(self, team: str, event: Mapping[str, Any], is_request: bool) -> None:
+    def _handle(
+        self, team: str, event: Mapping[str, Any], is_request: bool, chatter_ok: bool
+    ) -> None:
         context, asker = self.context, Asker.from_message(team, event)
         channel = str(asker.channel)
         key = keys.message(channel, asker.thread_ts)
@@ -97,7 +116,14 @@ class MessageIntake:
             text = _MENTION.sub(" ", str(event.get("text") or "")).strip()
             if not is_request or (files and not text.lower().startswith("run")):
                 return
-            command = parse_command(unescape(text))
+            try:
+                command = parse_command(unescape(text))
+            except UsageError:
+                if chatter_ok:
+                    return  # people talking to each other in a group DM
+                raise
+            if chatter_ok and isinstance(command, HelpCommand) and command.unknown:
+                return
             # A job is deduplicated by its idempotency key in the same transaction that stores
             # it, so a crash before that point never swallows Slack's re-delivery. Other
             # commands only answer, and answer once (the same message can arrive as

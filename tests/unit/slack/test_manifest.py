@@ -28,6 +28,7 @@ EVENTS = {
         "message.im": "im:history",
         "message.channels": "channels:history",
         "message.groups": "groups:history",
+        "message.mpim": "mpim:history",
     },
     "app_mention": {"app_mention": "app_mentions:read"},
     "app_home_opened": {"app_home_opened": None},
@@ -71,3 +72,8 @@ def test_the_manifest_turns_on_interactivity_the_home_tab_and_socket_mode() -> N
     assert len(MANIFEST["display_information"]["name"]) <= 35
     assert re.fullmatch(r"[a-z0-9._-]{1,80}", MANIFEST["features"]["bot_user"]["display_name"])
     assert "/slack/events" in (ROOT / "manifest.yml").read_text()
+
+
+def test_group_dms_are_subscribed_to_like_dms() -> None:
+    assert "message.mpim" in MANIFEST["settings"]["event_subscriptions"]["bot_events"]
+    assert "mpim:history" in MANIFEST["oauth_config"]["scopes"]["bot"]
