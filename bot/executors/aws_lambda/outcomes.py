@@ -59,7 +59,8 @@ _NOT_STARTED = frozenset(
 # Requests Lambda will refuse however often they are sent: the job ends as an error.
 _REFUSED = frozenset(
     {
-        "RequestTooLargeException",
+        "RequestTooLargeException",  # 413: the request is over 6 MB
+        "SerializedRequestEntityTooLargeException",  # 413: so is its serialised form
         "InvalidRequestContentException",
         "UnsupportedMediaTypeException",
         "InvalidParameterValueException",

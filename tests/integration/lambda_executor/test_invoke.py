@@ -256,6 +256,23 @@ def test_output_that_would_overflow_lambdas_response_limit_is_cut_not_lost(
     executor.close()
 
 
+def test_a_request_too_large_once_serialised_is_a_final_error(
+    executor: LambdaExecutor, standin: LambdaStandIn
+) -> None:
+    standin.service_error(
+        413,
+        "SerializedRequestEntityTooLargeException",
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+    )
+
+    result = executor.run(job("print(1)"))  # not handed back: it would be refused again
+
+    assert result.status is JobStatus.ERROR
+    assert result.error_type == "SerializedRequestEntityTooLargeException"
+    assert "nothing ran" in (result.error_message or "")
+    assert (standin.invocations, standin.executions) == (1, 0)
+
+
 def test_a_missing_function_hands_the_job_back_with_a_deploy_hint(standin: LambdaStandIn) -> None:
     executor = LambdaExecutor(build_lambda_client(lambda_settings()), "not-deployed", concurrency=4)
 
