@@ -14,19 +14,51 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class FunctionRef:
+    """What JOBBOT_LAMBDA_FUNCTION names: a function name, maybe with a qualifier, or (part of)
+    an ARN, whose parts then win over the session's."""
+
+    name: str
+    qualifier: str | None = None
+    partition: str | None = None
+    region: str | None = None
+    account: str | None = None
+
+
+def parse_function(value: str) -> FunctionRef:
+    """The parts of a function name, `name:qualifier`, `account:function:name[:qualifier]` or
+    `arn:partition:lambda:region:account:function:name[:qualifier]` (as Invoke accepts)."""
+    parts = value.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[5] == "function":
+        qualifier = parts[7] if len(parts) > 7 else None
+        return FunctionRef(parts[6], qualifier, parts[1], parts[3], parts[4])
+    if len(parts) >= 3 and parts[1] == "function" and parts[0].isdigit():
+        return FunctionRef(parts[2], parts[3] if len(parts) > 3 else None, account=parts[0])
+    return FunctionRef(parts[0], parts[1] if len(parts) > 1 else None)
+
+
+@dataclass(frozen=True)
 class Target:
     """Where the function lives, for ARNs."""
 
     partition: str
     region: str
     account: str
-    function: str
+    function: str  # its name alone
     role_arn: str
+    qualifier: str | None = None  # a version or alias the bot invokes
 
     @property
     def function_arn(self) -> str:
-        """The runner function's ARN."""
+        """The runner function's ARN (unqualified)."""
         return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{self.function}"
+
+    @property
+    def invoked_arns(self) -> str | list[str]:
+        """What the bot invokes: the function, and its qualified ARN when it names one."""
+        if self.qualifier is None:
+            return self.function_arn
+        return [self.function_arn, f"{self.function_arn}:{self.qualifier}"]
 
     @property
     def log_group_arn(self) -> str:
@@ -78,7 +110,7 @@ def policies(target: Target) -> dict[str, Any]:
                         "Sid": "InvokeRunner",
                         "Effect": "Allow",
                         "Action": "lambda:InvokeFunction",
-                        "Resource": target.function_arn,
+                        "Resource": target.invoked_arns,
                     },
                     {
                         "Sid": "DeployRunner",
@@ -95,6 +127,14 @@ def policies(target: Target) -> dict[str, Any]:
                             "lambda:DeleteFunction",
                         ],
                         "Resource": target.function_arn,
+                    },
+                    {
+                        # deploy reads the account's unreserved concurrency before it reserves
+                        # any; AWS grants this action on the account alone, so on "*"
+                        "Sid": "ReadAccountConcurrency",
+                        "Effect": "Allow",
+                        "Action": "lambda:GetAccountSettings",
+                        "Resource": "*",
                     },
                     {
                         "Sid": "PassExecutionRoleToLambdaOnly",
@@ -117,12 +157,16 @@ def _account_from_arn(arn: str) -> str | None:
 
 
 def resolve_target(settings: Settings, session: Any, notes: TextIO) -> Target:
-    """ARN parts from the settings, the session's region and (if needed) STS."""
-    region = session_region(session, settings) or "REGION"
+    """ARN parts from the settings (a function ARN's own first), the session's region and
+    (if needed) STS."""
+    function = parse_function(settings.lambda_function)
+    region = function.region or session_region(session, settings) or "REGION"
     if region == "REGION":
         print("note: no AWS region configured; the policies say REGION", file=notes)
-    partition = session.get_partition_for_region(region) if region != "REGION" else "aws"
-    account = _account_from_arn(settings.lambda_role_arn)
+    partition = function.partition or (
+        session.get_partition_for_region(region) if region != "REGION" else "aws"
+    )
+    account = function.account or _account_from_arn(settings.lambda_role_arn)
     if account is None:
         try:
             account = session.client("sts", region_name=region).get_caller_identity()["Account"]
@@ -134,10 +178,10 @@ def resolve_target(settings: Settings, session: Any, notes: TextIO) -> Target:
             account = "ACCOUNT_ID"
     role_arn = settings.lambda_role_arn
     if not role_arn:
-        role_arn = f"arn:{partition}:iam::{account}:role/{settings.lambda_function}-execution"
+        role_arn = f"arn:{partition}:iam::{account}:role/{function.name}-execution"
         print(
             f"note: JOBBOT_LAMBDA_ROLE_ARN is not set; the policies assume the role {role_arn} "
             "(create it with the execution_role policies, then set JOBBOT_LAMBDA_ROLE_ARN)",
             file=notes,
         )
-    return Target(partition, region, account, settings.lambda_function, role_arn)
+    return Target(partition, region, account, function.name, role_arn, function.qualifier)

@@ -10,7 +10,7 @@ import pytest
 from bot.core.models import RunRequest
 from bot.executors.aws_lambda.client import client_config, function_timeout_s
 from bot.executors.aws_lambda.executor import encode_request
-from bot.executors.aws_lambda.policy import Target, policies
+from bot.executors.aws_lambda.policy import FunctionRef, Target, parse_function, policies
 
 
 @pytest.mark.parametrize(("job", "function"), [(10, 15), (2.5, 8), (1, 6), (895, 900), (900, 900)])
@@ -58,6 +58,17 @@ def test_a_lone_surrogate_still_makes_a_valid_payload() -> None:
     assert json.loads(encode_request(request))["code"] == "print('\ud800')"
 
 
+def test_a_function_is_named_by_name_qualifier_or_arn() -> None:
+    assert parse_function("runner") == FunctionRef("runner")
+    assert parse_function("runner:live") == FunctionRef("runner", "live")
+    assert parse_function("111122223333:function:runner") == FunctionRef(
+        "runner", account="111122223333"
+    )
+    assert parse_function("arn:aws-cn:lambda:cn-north-1:111122223333:function:runner:7") == (
+        FunctionRef("runner", "7", "aws-cn", "cn-north-1", "111122223333")
+    )
+
+
 def test_the_policies_name_one_function_one_log_group_and_one_role() -> None:
     target = Target(
         "aws", "eu-west-1", "111122223333", "runner", "arn:aws:iam::111122223333:role/r"
@@ -73,6 +84,7 @@ def test_the_policies_name_one_function_one_log_group_and_one_role() -> None:
     assert resources == [
         arn,
         arn,
+        "*",  # GetAccountSettings: AWS grants it on the account alone
         "arn:aws:iam::111122223333:role/r",
         "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/runner",
         "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/runner:*",
