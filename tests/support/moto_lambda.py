@@ -53,3 +53,21 @@ def teach_moto(monkeypatch: pytest.MonkeyPatch) -> None:
         responses.LambdaResponse, "get_account_settings", get_account_settings, raising=False
     )
     monkeypatch.setitem(urls.url_paths, ACCOUNT_SETTINGS, responses.LambdaResponse.dispatch)
+
+
+def seen_mid_update(monkeypatch: pytest.MonkeyPatch, **stale: Any) -> None:
+    """The next GetFunction shows the function in the middle of an update (LastUpdateStatus
+    InProgress) with `stale` values; the ones after it, the function as it is."""
+    from moto.awslambda import models
+
+    describe = models.LambdaFunction.get_configuration
+    first = [True]
+
+    def get_configuration(self: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+        configuration: dict[str, Any] = describe(self, *args, **kw)
+        if first[0]:
+            first[0] = False
+            return {**configuration, **stale, "LastUpdateStatus": "InProgress"}
+        return configuration
+
+    monkeypatch.setattr(models.LambdaFunction, "get_configuration", get_configuration)

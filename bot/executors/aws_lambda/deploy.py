@@ -68,8 +68,7 @@ def run_lambda_command(
     except DeployError as exc:
         print(f"deploy failed: {exc}", file=out)
         _report_partial(deployer, out)
-        misconfigured = any(name in str(exc) for name in ("JOBBOT_LAMBDA_ROLE_ARN", "--replace"))
-        return EXIT_MISCONFIGURED if misconfigured else EXIT_FAILED
+        return EXIT_MISCONFIGURED if exc.misconfigured else EXIT_FAILED
     except botocore.exceptions.ClientError as exc:
         code, message, _ = error_code(exc)
         print(f"deploy failed: {code}: {message}", file=out)

@@ -23,10 +23,18 @@ if TYPE_CHECKING:
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"  # the harness is pure Python; Graviton costs about 20% less per GB-s
 PROPAGATION_S = 30.0  # how long a new execution role may take to become assumable
+# Lambda keeps this much of the account's concurrency unreserved (all of it when the account
+# may run fewer at once: new accounts)
+UNRESERVED_MINIMUM = 100
 
 
 class DeployError(Exception):
-    """Deploy cannot go on; the message says why and what to do."""
+    """Deploy cannot go on; the message says why and what to do (`misconfigured`: a setting
+    must change, exit code 2)."""
+
+    def __init__(self, message: str, *, misconfigured: bool = False) -> None:
+        super().__init__(message)
+        self.misconfigured = misconfigured
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,10 @@ class Deployer:
         sha = lambda_package.code_sha256(zip_bytes)
         self.say(f"package: {len(zip_bytes)} bytes, CodeSha256 {sha}")
         current = self._get()
+        if current is not None:
+            current = self._settled(current)
+        # every refusal comes before the first change, so none leaves a half-applied deploy
+        self._check_concurrency(current)
         if current is not None and function_tenancy(current["Configuration"]) != self.spec.tenancy:
             self._replace(function_tenancy(current["Configuration"]))
             current = None
@@ -106,7 +118,6 @@ class Deployer:
             self._create(zip_bytes)
         else:
             config = current["Configuration"]
-            self._wait_settled(config)
             self._update_code(config, zip_bytes, sha)
             self._update_configuration(config)
         self._apply_concurrency()
@@ -142,7 +153,8 @@ class Deployer:
                 f"{spec.name} has tenancy {have}, JOBBOT_LAMBDA_TENANCY asks for {spec.tenancy}, "
                 "and Lambda sets tenant isolation only when it creates a function. "
                 f"`python -m bot lambda deploy --replace` {consequences}. Or set "
-                f"JOBBOT_LAMBDA_TENANCY={have} to keep it as it is"
+                f"JOBBOT_LAMBDA_TENANCY={have} to keep it as it is",
+                misconfigured=True,
             )
         self.say(f"replacing {spec.name} (tenancy {have} -> {spec.tenancy}): {consequences}")
         self.client.delete_function(FunctionName=spec.name)
@@ -166,12 +178,39 @@ class Deployer:
         except botocore.exceptions.WaiterError as exc:
             raise DeployError(f"{self.spec.name} did not become {what}: {exc}") from exc
 
-    def _wait_settled(self, config: FunctionConfigurationResponseTypeDef) -> None:
-        """Let a pending creation or an update in progress (ours or anyone's) finish."""
-        if config.get("State") == "Pending":
+    def _settled(self, current: Any) -> Any:
+        """The function once a pending creation or an update in progress (ours or anyone's)
+        has finished, read again then: that update may have changed what deploy compares."""
+        config: FunctionConfigurationResponseTypeDef = current["Configuration"]
+        pending = config.get("State") == "Pending"
+        updating = config.get("LastUpdateStatus") == "InProgress"
+        if pending:
             self._wait("function_active_v2", "active")
-        if config.get("LastUpdateStatus") == "InProgress":
+        if updating:
             self._wait("function_updated_v2", "updated")
+        return self._get() if pending or updating else current
+
+    def _check_concurrency(self, current: Any) -> None:
+        """Refuse a reserved concurrency the account cannot give, before changing anything."""
+        wanted = self.spec.reserved_concurrency
+        concurrency = (current or {}).get("Concurrency") or {}
+        have = int(concurrency.get("ReservedConcurrentExecutions") or 0)
+        if wanted is None or wanted <= have:
+            return  # nothing reserved, or less than before: the account only gains
+        limit = self.client.get_account_settings()["AccountLimit"]
+        total = int(limit.get("ConcurrentExecutions", 0))
+        unreserved = int(limit.get("UnreservedConcurrentExecutions", 0))
+        minimum = min(UNRESERVED_MINIMUM, total)
+        left = unreserved + have - wanted
+        if left < minimum:
+            raise DeployError(
+                f"JOBBOT_LAMBDA_RESERVED_CONCURRENCY={wanted} would leave this account {left} "
+                f"unreserved concurrent executions in the region, and Lambda keeps at least "
+                f"{minimum} (the account may run {total} at once, {unreserved} of them "
+                "unreserved now). Nothing was changed. Lower or unset the setting, or ask AWS "
+                "for a higher concurrency quota: new accounts start with a low one",
+                misconfigured=True,
+            )
 
     def _configuration(self) -> dict[str, Any]:
         spec = self.spec
@@ -191,7 +230,8 @@ class Deployer:
         if not spec.role_arn:
             raise DeployError(
                 f"{spec.name} does not exist yet, and creating it needs its execution role: "
-                "set JOBBOT_LAMBDA_ROLE_ARN (see `python -m bot lambda policy`)"
+                "set JOBBOT_LAMBDA_ROLE_ARN (see `python -m bot lambda policy`)",
+                misconfigured=True,
             )
         self.say(
             f"creating {spec.name}: {spec.runtime} on {spec.architecture}, {spec.memory_mb} MB, "

@@ -1,4 +1,10 @@
-"""The runner function's code: the sandbox's Lambda half alone, zipped reproducibly."""
+"""The runner function's code: the sandbox's Lambda half alone, zipped reproducibly.
+
+Entries are stored, not compressed: a deflated stream's bytes depend on the zlib that made
+it, so doctor's "code differs" row would flip between machines. CRC-32 is the same
+everywhere (and zipfile computes it without zlib too). The sources are small: stored, the
+zip stays far under Lambda's 50 MB for a direct upload.
+"""
 
 from __future__ import annotations
 
@@ -39,8 +45,8 @@ def build_zip() -> bytes:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.external_attr = _FILE_MODE << 16
             info.create_system = 3  # Unix, so the mode above is honoured
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data, compresslevel=9)
+            info.compress_type = zipfile.ZIP_STORED
+            archive.writestr(info, data)
     return buffer.getvalue()
 
 

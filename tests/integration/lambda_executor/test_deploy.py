@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,11 +19,12 @@ from moto import mock_aws
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.deploy import run_lambda_command
 from tests.integration.lambda_executor.conftest import lambda_settings
-from tests.support.moto_lambda import teach_moto
+from tests.support.moto_lambda import seen_mid_update, teach_moto
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
 REGION = "us-east-1"
+REPO = Path(__file__).resolve().parents[3]
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -331,7 +335,14 @@ def test_policy_prints_least_privilege_policies_iam_accepts(aws: tuple[Any, Any]
     assert bot["DeployRunner"]["Resource"] == function_arn
     assert bot["PassExecutionRoleToLambdaOnly"]["Resource"] == role
     everything = json.dumps(printed)
-    assert '"*"' not in everything  # no wildcard resources or actions
+    # no wildcard but the one action AWS grants on the account alone
+    assert bot["ReadAccountConcurrency"] == {
+        "Sid": "ReadAccountConcurrency",
+        "Effect": "Allow",
+        "Action": "lambda:GetAccountSettings",
+        "Resource": "*",
+    }
+    assert everything.count('"*"') == 1
     # moto's IAM validates policy documents: both are accepted as they are printed
     iam.put_role_policy(
         RoleName="jobbot-runner-execution",
@@ -353,3 +364,103 @@ def test_policy_without_a_role_arn_asks_sts_for_the_account(aws: tuple[Any, Any]
     assert printed["execution_role"]["role_arn"] == (
         "arn:aws:iam::123456789012:role/jobbot-runner-execution"
     )
+
+
+def test_policy_for_a_function_arn_names_that_function_where_it_is(aws: tuple[Any, Any]) -> None:
+    _, iam = aws
+    arn = "arn:aws:lambda:eu-west-1:210987654321:function:runner"
+    out = io.StringIO()
+
+    code = run_lambda_command(lambda_settings(JOBBOT_LAMBDA_FUNCTION=f"{arn}:live"), "policy", out)
+
+    assert code == 0
+    printed = json.loads(out.getvalue())
+    assert printed["function_arn"] == arn
+    bot = {s["Sid"]: s for s in printed["bot_role"]["policy"]["Statement"]}
+    assert bot["InvokeRunner"]["Resource"] == [arn, f"{arn}:live"]  # the alias it invokes
+    assert bot["DeployRunner"]["Resource"] == arn
+    logs = printed["execution_role"]["policy"]["Statement"][0]["Resource"]
+    assert logs[0] == "arn:aws:logs:eu-west-1:210987654321:log-group:/aws/lambda/runner"
+    assert printed["execution_role"]["role_arn"] == (
+        "arn:aws:iam::210987654321:role/runner-execution"  # the ARN's account, not STS's
+    )
+    iam.create_policy(
+        PolicyName="jobbot-bot", PolicyDocument=json.dumps(printed["bot_role"]["policy"])
+    )
+
+
+def test_deploy_compares_with_the_function_as_it_is_once_an_update_has_finished(
+    aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lam, iam = aws
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_JOB_TIMEOUT="10")  # Timeout 15
+    lam.update_function_configuration(FunctionName="jobbot-runner", Timeout=25)  # someone's
+    seen_mid_update(monkeypatch, Timeout=15)  # ...still in progress when deploy first looks
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_JOB_TIMEOUT="20")  # wants 25
+
+    assert code == 0, printed
+    assert "waiting until jobbot-runner is updated" in printed
+    assert "configuration: up to date" in printed and "Timeout 15" not in printed
+    assert lam.get_function(FunctionName="jobbot-runner")["Configuration"]["Timeout"] == 25
+
+
+def test_a_reserved_concurrency_the_account_cannot_give_is_refused_before_anything_changes(
+    aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lam, iam = aws
+    monkeypatch.setenv("MOTO_LAMBDA_CONCURRENCY_QUOTA", "120")  # 120 at once in all
+    role = make_role(iam)
+
+    code, printed = deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_RESERVED_CONCURRENCY="50")
+
+    assert code == 2, printed
+    assert "would leave this account 70 unreserved" in printed and "at least 100" in printed
+    assert "Nothing was changed" in printed and "changed before the failure" not in printed
+    assert lam.list_functions()["Functions"] == []  # not even created
+
+
+def test_reserving_more_is_checked_against_what_the_function_already_holds(
+    aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lam, iam = aws
+    monkeypatch.setenv("MOTO_LAMBDA_CONCURRENCY_QUOTA", "120")
+    role = make_role(iam)
+    deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_RESERVED_CONCURRENCY="5")
+
+    refused, said = deploy(
+        JOBBOT_LAMBDA_ROLE_ARN=role,
+        JOBBOT_LAMBDA_RESERVED_CONCURRENCY="25",
+        JOBBOT_JOB_TIMEOUT="20",
+    )
+    allowed, done = deploy(JOBBOT_LAMBDA_ROLE_ARN=role, JOBBOT_LAMBDA_RESERVED_CONCURRENCY="20")
+
+    assert refused == 2 and "would leave this account 95 unreserved" in said
+    assert allowed == 0 and "reserved concurrency: 5 -> 20" in done
+    config = lam.get_function(FunctionName="jobbot-runner")["Configuration"]
+    assert config["Timeout"] == 7  # the refused deploy's 25 s never went in
+
+
+def test_the_package_is_stored_so_its_bytes_do_not_depend_on_zlib(tmp_path: Path) -> None:
+    names = zipfile.ZipFile(io.BytesIO(lambda_package.build_zip())).infolist()
+    without_zlib = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            # zipfile falls back to binascii for CRC-32; package.py is loaded alone (the
+            # executor package imports botocore, which needs zlib)
+            "import importlib.util, sys; sys.modules['zlib'] = None\n"
+            "spec = importlib.util.spec_from_file_location('package', sys.argv[1])\n"
+            "package = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(package)\n"
+            "sys.stdout.buffer.write(package.build_zip())",
+            lambda_package.__file__,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+    assert {info.compress_type for info in names} == {zipfile.ZIP_STORED}
+    assert without_zlib == lambda_package.build_zip()
