@@ -204,34 +204,72 @@ def _checks(client: LambdaClient, settings: Settings) -> list[Row]:
             enough,
         )
     )
-    rows.append(_probe(client, name, DOCTOR_TENANT if tenancy == PER_USER else None))
+    tenant = DOCTOR_TENANT if tenancy == PER_USER else None
+    rows += _probe(client, name, tenant, settings.lambda_network == "on")
     return rows
 
 
-def _probe(client: LambdaClient, name: str, tenant: str | None) -> Row:
-    """Invoke the runner with a probe event (no user code) to see it answer."""
+def _probe(client: LambdaClient, name: str, tenant: str | None, network: bool) -> list[Row]:
+    """Invoke the runner with a probe event: it runs a fixed trivial job (no user code)
+    through the real sandbox path, confined as the bot's jobs are."""
     started = time.monotonic()
-    call: InvocationRequestTypeDef = {
-        "FunctionName": name,
-        "Payload": json.dumps({"v": protocol.VERSION, "probe": True}),
-    }
+    event: dict[str, object] = {"v": protocol.VERSION, "probe": True}
+    if network:
+        event["network"] = True
+    call: InvocationRequestTypeDef = {"FunctionName": name, "Payload": json.dumps(event)}
     if tenant is not None:
         call["TenantId"] = tenant  # doctor's own tenant: no user's environment is touched
     try:
         response = client.invoke(**call)
         body = json.loads(response["Payload"].read())
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        return ("lambda runner", f"the probe invoke failed: {cap(str(exc))}", False)
+        return [("lambda runner", f"the probe invoke failed: {cap(str(exc))}", False)]
     except ValueError:
-        return ("lambda runner", "the probe got an answer that is not JSON", False)
+        return [("lambda runner", "the probe got an answer that is not JSON", False)]
     elapsed = (time.monotonic() - started) * 1000
     facts = body.get("probe") if isinstance(body, dict) else None
     if response.get("FunctionError") or not isinstance(facts, dict):
-        return ("lambda runner", f"the probe failed: {cap(str(body))}", False)
+        return [("lambda runner", f"the probe failed: {cap(str(body))}", False)]
+    job = facts.get("job")
     uid = facts.get("uid")
+    ran = isinstance(job, dict) and "error" not in job
     detail = (
-        f"answered in {elapsed:.0f} ms: python {facts.get('python')}, uid {uid}"
-        + (" (root: the handler must not run as root)" if uid == 0 else "")
-        + f", leftover files in {facts.get('scratch')}: {facts.get('scratch_left')}"
+        f"answered in {elapsed:.0f} ms: python {facts.get('python')} on {facts.get('machine')}, "
+        f"uid {uid}" + (" (root: the handler must not run as root)" if uid == 0 else "")
+        + f", leftover files in {facts.get('scratch')}: {facts.get('scratch_left')}; "
+        + ("a trivial job ran through the sandbox" if ran else _no_job(job))
+    )  # fmt: skip
+    return [("lambda runner", detail, uid != 0 and ran), _confinement_row(job, network)]
+
+
+def _no_job(job: object) -> str:
+    if not isinstance(job, dict):
+        return "no probe job ran: the deployed runner is older than this jobbot, redeploy"
+    return f"the probe job failed ({cap(str(job.get('error')))})"
+
+
+def _confinement_row(job: object, network: bool) -> Row:
+    """What the probe job could do to the runtime, against what the filter should allow."""
+    if not isinstance(job, dict) or "error" in job:
+        return ("lambda confinement", "unknown: no probe job ran", False)
+    expected = {
+        "seccomp": "2",
+        "no_new_privs": "1",
+        "signal_runtime": "PermissionError",
+        "read_runtime_environ": "PermissionError",
+        "internet_socket": "allowed" if network else "PermissionError",
+    }
+    wrong = {key: job.get(key) for key, value in expected.items() if job.get(key) != value}
+    if wrong:
+        return ("lambda confinement", f"NOT as it must be: {wrong} (expected {expected})", False)
+    sockets = (
+        "Internet sockets allowed (JOBBOT_LAMBDA_NETWORK=on): the Runtime API is in the job's "
+        "reach, which no filter can tell apart"
+        if network
+        else "Internet sockets refused, so the Runtime API is out of the job's reach"
     )
-    return ("lambda runner", detail, uid != 0)
+    return (
+        "lambda confinement",
+        "seccomp filter on: the job cannot signal the runtime or read its environment; " + sockets,
+        True,
+    )

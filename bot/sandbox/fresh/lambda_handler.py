@@ -23,6 +23,7 @@ from typing import Any
 from .. import protocol, reaper
 from ..inside.seccomp import Confinement
 from ..protocol import SandboxUnavailable
+from . import probe as probe_job
 from . import spawn
 
 # time the handler keeps for itself after the job's deadline: kill and reap the job,
@@ -165,16 +166,29 @@ def fit_response(response: dict[str, Any], limit: int = RESPONSE_BUDGET) -> dict
     )
 
 
-def probe() -> dict[str, Any]:
-    """Facts about this execution environment, for `doctor` (runs no user code)."""
+def probe(context: object, confinement: Confinement) -> dict[str, Any]:
+    """Facts about this execution environment for `doctor`, and what the probe job (no user
+    code: probe.JOB) found when it ran through the real path, confined as a user's job."""
+    scratch_left = len(os.listdir(SCRATCH)) if in_lambda() else None  # before the job's own
+    try:
+        job = probe_job.findings(
+            spawn.run_fresh(
+                probe_job.request(), deadline_s=budget(context), confinement=confinement
+            )
+        )
+    except SandboxUnavailable as exc:
+        job = {"error": f"the sandbox could not start it: {exc}"}
     return {
         "v": protocol.VERSION,
         "probe": {
             "python": sys.version.split()[0],
+            "machine": os.uname().machine,
             "uid": os.getuid(),
             "in_lambda": in_lambda(),
             "scratch": SCRATCH,
-            "scratch_left": len(os.listdir(SCRATCH)) if in_lambda() else None,
+            "scratch_left": scratch_left,
+            "network": confinement.network,
+            "job": job,
         },
     }
 
@@ -207,16 +221,15 @@ def handle(event: object, context: object, *, syscall_filter: bool = True) -> di
     escapes, as a function error the executor recognises by its type.
     """
     lambda_env = in_lambda()
+    network = isinstance(event, dict) and event.get("network") is True
+    confinement = Confinement(network=network, syscall_filter=syscall_filter)
     if isinstance(event, dict) and event.get("probe") is True:
-        return probe()
+        return probe(context, confinement)
     if lambda_env:
         # a previous invocation may have been cut off before it could clean up
         _clean_environment()
     try:
         if isinstance(event, dict):
-            confinement = Confinement(
-                network=event.get("network") is True, syscall_filter=syscall_filter
-            )
             response = spawn.run_fresh(event, deadline_s=budget(context), confinement=confinement)
         else:
             kind = type(event).__name__

@@ -10,7 +10,7 @@ import pytest
 from bot.app.doctor import run_checks
 from bot.executors.aws_lambda.doctor import lambda_checks
 from testbed.lambda_standin import LambdaStandIn
-from tests.integration.lambda_executor.conftest import lambda_settings
+from tests.integration.lambda_executor.conftest import lambda_settings, weakened_handler
 
 
 def rows_by_name(rows: list[tuple[str, str, bool]]) -> dict[str, tuple[str, bool]]:
@@ -30,7 +30,13 @@ def test_a_healthy_function_passes_every_check(standin: LambdaStandIn) -> None:
     assert rows["lambda code"][0] == "the deployed harness matches this jobbot"
     probe = rows["lambda runner"][0]
     assert "uid 993" in probe and "leftover files in /tmp: 0" in probe
-    assert standin.executions == 1  # the probe reached the handler, and ran no user code
+    assert "a trivial job ran through the sandbox" in probe
+    assert rows["lambda confinement"] == (
+        "seccomp filter on: the job cannot signal the runtime or read its environment; "
+        "Internet sockets refused, so the Runtime API is out of the job's reach",
+        True,
+    )
+    assert standin.executions == 1  # one invoke: the handler ran the probe job, no user code
 
 
 def test_a_function_timeout_shorter_than_the_job_timeout_fails(standin: LambdaStandIn) -> None:
@@ -131,3 +137,25 @@ def test_doctor_says_how_tenant_ids_are_made(standin: LambdaStandIn, tmp_path: P
     assert "an unkeyed hash" in unkeyed["lambda tenancy"][0]
     assert "HMAC-keyed by JOBBOT_LAMBDA_TENANT_KEY" in keyed["lambda tenancy"][0]
     assert "k" * 32 not in str(keyed)
+
+
+def test_the_probe_job_runs_confined_as_the_network_setting_says(standin: LambdaStandIn) -> None:
+    rows = rows_by_name(lambda_checks(lambda_settings(JOBBOT_LAMBDA_NETWORK="on")))
+
+    detail, ok = rows["lambda confinement"]
+    assert (
+        ok
+        and "Internet sockets allowed" in detail
+        and "Runtime API is in the job's reach" in detail
+    )
+
+
+def test_a_runner_whose_filter_is_off_fails_the_confinement_row(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LambdaStandIn(timeout_s=7, max_concurrency=1, **weakened_handler()) as standin:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
+        rows = rows_by_name(lambda_checks(lambda_settings()))
+
+    detail, ok = rows["lambda confinement"]
+    assert not ok and detail.startswith("NOT as it must be") and "'seccomp': '0'" in detail

@@ -183,9 +183,26 @@ def test_a_malformed_event_gets_a_well_formed_error_response(event: Any, message
     assert (response["error_type"], response["error_message"]) == ("InvalidRequest", message)
 
 
-def test_a_probe_runs_no_user_code_and_reports_the_environment() -> None:
+def test_a_probe_runs_a_trivial_job_through_the_real_sandbox_path() -> None:
     response = invoke({"v": 1, "probe": True}, remaining_ms=10_000)
 
     facts = response["probe"]
     assert facts["python"] == sys.version.split()[0]
     assert facts["in_lambda"] is False and facts["scratch_left"] is None
+    assert facts["job"] == {  # what the fixed probe job could do, confined as a user's job
+        "seccomp": "2",
+        "no_new_privs": "1",
+        "signal_runtime": "PermissionError",
+        # root (these tests) may read any environ: why the runner never runs as root
+        "read_runtime_environ": "allowed" if os.geteuid() == 0 else "PermissionError",
+        "internet_socket": "PermissionError",
+        "uid": os.getuid(),
+    }
+
+
+def test_a_probe_with_the_network_on_sees_internet_sockets_allowed() -> None:
+    response = invoke({"v": 1, "probe": True, "network": True}, remaining_ms=10_000)
+
+    assert response["probe"]["network"] is True
+    assert response["probe"]["job"]["internet_socket"] == "allowed"
+    assert response["probe"]["job"]["signal_runtime"] == "PermissionError"
