@@ -15,12 +15,11 @@ import pytest
 from bot.sandbox.fresh import spawn
 from bot.sandbox.fresh.spawn import run_fresh
 from bot.sandbox.protocol import SandboxUnavailable
+from testbed.pythons import require_lambda_python
 from tests.support import probes
 
 from .conftest import harness_request, memory_kb, reset_peak_memory
 from .test_contract import CASES
-
-LAMBDA_PYTHON = "/root/.pyenv/versions/3.13.0/bin/python3.13"  # Lambda runs python3.13
 
 
 def my_job_dirs() -> list[str]:
@@ -105,22 +104,20 @@ def test_100_mb_of_output_keeps_the_callers_memory_bounded() -> None:
     assert len(os.listdir("/proc/self/fd")) == fds
 
 
-@pytest.mark.skipif(not os.path.exists(LAMBDA_PYTHON), reason=f"no {LAMBDA_PYTHON} here")
 @pytest.mark.parametrize("name", [n for n in CASES if "syntax" not in n and n != "exception"])
 def test_the_contract_holds_on_python_3_13_like_in_lambda(name: str) -> None:
     case = CASES[name]
     response = run_fresh(
-        harness_request(case.code, case.input, **case.changes), python=LAMBDA_PYTHON
+        harness_request(case.code, case.input, **case.changes), python=require_lambda_python()
     )
     assert {key: response[key] for key in case.expect} == case.expect
 
 
-@pytest.mark.skipif(not os.path.exists(LAMBDA_PYTHON), reason=f"no {LAMBDA_PYTHON} here")
 def test_errors_on_python_3_13_keep_their_type_line_and_trimmed_traceback() -> None:
     for name in ("exception", "syntax_error"):
         case = CASES[name]
         request = harness_request(case.code, case.input, **case.changes)
-        response = run_fresh(request, python=LAMBDA_PYTHON)
+        response = run_fresh(request, python=require_lambda_python())
         assert response["error_type"] == case.expect["error_type"]
         assert response["error_message"] == case.expect["error_message"]
         assert 'File "job.py", line' in response["traceback"]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,21 +28,6 @@ def lambda_settings(**values: str) -> Settings:
         **values,
     }
     return load_settings(environ, env_file=None)
-
-
-def lambda_python() -> str | None:
-    """A python3.13 (Lambda's runtime) on this machine, or None."""
-    candidates = [
-        os.environ.get("JOBBOT_TEST_PYTHON313"),
-        shutil.which("python3.13"),
-        *sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.13*/bin/python3.13"))),
-        *sorted(glob.glob("/usr/local/bin/python3.13")),
-    ]
-    for candidate in filter(None, candidates):
-        ran = subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False)
-        if ran.returncode == 0:
-            return candidate
-    return None
 
 
 def weakened_handler() -> dict[str, Any]:

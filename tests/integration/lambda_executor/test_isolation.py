@@ -19,10 +19,10 @@ from bot.core.models import JobStatus, Outcome
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from testbed.lambda_standin import FAKE_CREDENTIALS, LambdaStandIn
+from testbed.pythons import require_lambda_python
 from tests.integration.lambda_executor.conftest import (
     JOB_TIMEOUT,
     job,
-    lambda_python,
     lambda_settings,
     weakened_handler,
 )
@@ -109,9 +109,7 @@ def warm(
     runtime client, or under the stdlib loop on python3.13 (Lambda's runtime version)."""
     python = None
     if request.param == "python3.13":
-        python = lambda_python()
-        if python is None:
-            pytest.skip("no python3.13 here (set JOBBOT_TEST_PYTHON313)")
+        python = require_lambda_python()  # missing, it fails: never a silent skip
     with LambdaStandIn(
         timeout_s=function_timeout_s(JOB_TIMEOUT),
         max_concurrency=1,

@@ -25,8 +25,9 @@ from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed import jobenv
 from testbed.lambda_standin import LambdaStandIn
+from testbed.pythons import require_lambda_python
 from tests.integration.executor.test_contract import CASES, LIBRARY_ERROR, Case
-from tests.integration.lambda_executor.conftest import lambda_python, lambda_settings
+from tests.integration.lambda_executor.conftest import lambda_settings
 
 REPO = Path(__file__).resolve().parents[3]
 UID_BASE = 62500  # outside the engine tests' ranges (61000-62099): both may run at once
@@ -99,9 +100,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LambdaExe
 @pytest.fixture(scope="module")
 def remote313(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaExecutor]:
     """A LambdaExecutor whose function runs on python3.13, as deployed."""
-    python = lambda_python()
-    if python is None:
-        pytest.skip("no python3.13 here (set JOBBOT_TEST_PYTHON313): Lambda's runtime version")
+    python = require_lambda_python()  # missing, it fails: never a silent skip
     empty = tmp_path_factory.mktemp("aws313")
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("AWS_")]:
