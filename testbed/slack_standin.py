@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.slack_limits import RateLimits
 from testbed.slack_rules import SCOPES, Conversation, ResponseUrls, Triggers, implicit
 from testbed.waiting import wait_until
+
+if TYPE_CHECKING:
+    from testbed.slack_files import Answer, FileEdge
 
 TOKEN = "xoxb-standin-bot-token"
 APP_TOKEN = "xapp-1-standin-app-token"
@@ -60,6 +63,7 @@ class HostedFile:
     content: bytes
     content_type: str = "text/x-python"
     html_even_with_token: bool = False
+    answers: list[Answer] = field(default_factory=list)  # scripted, one per GET, first
 
 
 @dataclass
@@ -94,6 +98,7 @@ class SlackStandIn:
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._edge: FileEdge | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -131,6 +136,8 @@ class SlackStandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self._edge is not None:
+            self._edge.close()
 
     @property
     def port(self) -> int:
@@ -191,6 +198,22 @@ class SlackStandIn:
         if stub:
             return {"id": file_id, "mode": "file_access", "file_access": "check_file_info"}
         return full
+
+    @property
+    def edge(self) -> FileEdge:
+        """Slack's file edge, where url_private downloads are redirected (started when first
+        needed; testbed/slack_files.py)."""
+        from testbed.slack_files import FileEdge
+
+        with self.state.lock:
+            if self._edge is None:
+                self._edge = FileEdge()
+            return self._edge
+
+    def script_file(self, file_id: str, *answers: Answer) -> None:
+        """Answer the next downloads of a hosted file with these, in order (then as usual)."""
+        with self.state.lock:
+            self.state.files[file_id].answers.extend(answers)
 
     # --- conversations -------------------------------------------------------------------
 

@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from testbed.slack_files import file_answer
 from testbed.slack_limits import METHODS, post_channel, retry_after_header
 from testbed.slack_rules import message_error, posting_error, view_error
-from testbed.slack_standin import SIGN_IN_PAGE, Call, Fault, SlackStandIn
+from testbed.slack_standin import Call, Fault, SlackStandIn
 
 
 def parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
@@ -87,11 +88,7 @@ class WebHandler(BaseHTTPRequestHandler):
         if hosted is None:
             self._send(404, b"not found", "text/plain")
             return
-        if auth != f"Bearer {self.owner.token}" or hosted.html_even_with_token:
-            # What Slack does without a usable token: a sign-in page with status 200.
-            self._send(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
-            return
-        self._send(200, hosted.content, hosted.content_type)
+        self._send(*file_answer(self.owner, hosted, path, auth))
 
     def do_POST(self) -> None:
         parts = urlsplit(self.path)
