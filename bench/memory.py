@@ -20,6 +20,7 @@ from bench.stats import median_range, table
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed import jobenv
+from testbed.processes import descendants
 
 RUNS = int(os.environ.get("JOBBOT_BENCH_RUNS", "5"))
 CONCURRENT = 20
@@ -48,22 +49,6 @@ def kb(pid: int, field: str, name: str = "status") -> int:
         if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid`."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            text = Path(f"/proc/{current}/task/{current}/children").read_text()
-        except OSError:
-            continue
-        kids = {int(p) for p in text.split()} - found
-        found |= kids
-        todo.extend(kids)
-    return found
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 60) -> None:

@@ -92,23 +92,6 @@ def processes_of(uids: Iterable[int]) -> list[int]:
     return found
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (children, theirs, ...)."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            kids = {
-                int(k) for k in Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            }
-        except OSError:  # gone meanwhile
-            continue
-        todo.extend(kids - found)
-        found |= kids
-    return found
-
-
 def memory_kb(field: str) -> int:
     """VmRSS (now) or VmHWM (peak since the last reset) of this process."""
     with open("/proc/self/status") as fh:

@@ -19,6 +19,7 @@ import pytest
 
 from bot.executors.local import LocalExecutor
 from testbed import jobenv
+from testbed.processes import descendants
 from testbed.waiting import wait_until
 from tests.support import probes
 
@@ -29,7 +30,6 @@ from .conftest import (
     REPO,
     SECRETS,
     TMP_BYTES,
-    descendants,
     harness_request,
     memory_kb,
     owned_by,

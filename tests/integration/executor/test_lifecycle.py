@@ -18,12 +18,12 @@ from bot.errors import ExecutorUnavailable
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from bot.sandbox.zygote import cgroups
+from testbed.processes import descendants
 from testbed.waiting import wait_until
 
 from .conftest import (
     IS_ROOT,
     REPO,
-    descendants,
     harness_request,
     processes_of,
     under_private_tmp,

@@ -13,9 +13,10 @@ from bot.core.models import Outcome, RunRequest
 from bot.errors import CalledOff
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
+from testbed.processes import descendants
 from testbed.waiting import wait_until
 
-from .conftest import IS_ROOT, descendants, processes_of
+from .conftest import IS_ROOT, processes_of
 
 STAMP = "import time\nprint(repr(time.time()))\n"
 
