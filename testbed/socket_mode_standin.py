@@ -5,6 +5,11 @@ It greets each connection with Slack's `hello`, answers pings, sends envelopes t
 (`slash_commands`, `events_api`, `interactive`, with `envelope_id` and `retry_attempt`) and
 records every acknowledgement the app sends back (`{"envelope_id": ..., "payload": ...}`), so a
 test drives the real `slack_sdk` Socket Mode client inside `python -m bot serve`.
+
+As Slack does, it sends an Events API envelope left unacknowledged again (after `ack_timeout_s`,
+with `retry_attempt` one higher and `retry_reason` "timeout", at most three times, on the newest
+connection); slash commands and interactions are never sent again. A test can drop the
+connections (`drop`) or ask the app to reconnect with a `disconnect` envelope (`disconnect`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from testbed.slack_requests import SlackRequest
-from testbed.waiting import wait_until
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
@@ -79,6 +83,7 @@ class _Connection:
         self.sock = sock
         self.send_lock = threading.Lock()
         self.open = True
+        self.greeted = False  # the handshake is done and `hello` was sent
 
     def send(self, opcode: int, data: bytes) -> None:
         with self.send_lock:
@@ -94,6 +99,9 @@ class _Connection:
                 "connection_info": {"app_id": "A0APP"},
             }
             self.send(TEXT, json.dumps(hello).encode())
+            self.greeted = True
+            with self.owner._lock:
+                self.owner._lock.notify_all()
             while True:
                 opcode, data = _read_frame(self.sock)
                 if opcode == PING:
@@ -108,6 +116,15 @@ class _Connection:
         finally:
             self.open = False
             self.sock.close()
+            with self.owner._lock:
+                self.owner._lock.notify_all()
+
+    def cut(self) -> None:
+        """Drop the connection from this side, without a close frame (as a network drop)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _handshake(self) -> None:
         request = b""
@@ -133,17 +150,35 @@ class _Connection:
         )
 
 
+MAX_RETRIES = 3  # Slack sends an unacknowledged event again at most this many times
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One envelope sent (an envelope sent again is another delivery of the same id)."""
+
+    envelope_id: str
+    retry_attempt: int
+    connection: int  # which connection carried it (1 is the first the app opened)
+    at: float
+
+
 class SocketModeStandIn:
     """Listens on 127.0.0.1; `url` is what `apps.connections.open` answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, ack_timeout_s: float = 3.0) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._ids = itertools.count(1)
         self._lock = threading.Condition()
         self._connections: list[_Connection] = []
+        self.ack_timeout_s = ack_timeout_s
         self.acks: dict[str, Ack] = {}
         self.sent: dict[str, float] = {}
+        self.deliveries: list[Delivery] = []
+        self._unacked: dict[str, dict[str, Any]] = {}  # events_api envelopes awaiting an ack
+        self._closed = threading.Event()
         threading.Thread(target=self._accept, name="socket-mode-standin", daemon=True).start()
+        threading.Thread(target=self._redeliver, name="socket-mode-retries", daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -152,6 +187,7 @@ class SocketModeStandIn:
 
     def close(self) -> None:
         """Stop listening and drop every connection."""
+        self._closed.set()
         self._listener.close()
         with self._lock:
             for connection in self._connections:
@@ -182,18 +218,55 @@ class SocketModeStandIn:
         envelope_id = str(message.get("envelope_id") or "")
         with self._lock:
             self.acks[envelope_id] = Ack(envelope_id, message.get("payload") or {}, time.time())
+            self._unacked.pop(envelope_id, None)
             self._lock.notify_all()
 
-    def wait_connected(self, timeout: float = 20.0) -> None:
-        """Wait until the app holds an open connection."""
-        wait_until(
-            lambda: any(c.open for c in self._connections),
-            timeout=timeout,
-            message="the app to open its Socket Mode connection",
-        )
+    @property
+    def opened(self) -> int:
+        """How many connections the app has opened so far."""
+        with self._lock:
+            return sum(1 for c in self._connections if c.greeted)
 
-    def deliver(self, request: SlackRequest, retry_attempt: int = 0) -> str:
-        """Send what would have been an HTTP request as a Socket Mode envelope; its id."""
+    def wait_connected(self, after: int = 0, timeout: float = 20.0) -> int:
+        """Wait until the app holds an open connection, one of those it opened after the first
+        `after`; the connection's number."""
+        with self._lock:
+            got = self._lock.wait_for(lambda: self._live(after) is not None, timeout=timeout)
+            assert got, f"the app did not open a Socket Mode connection after {after} in time"
+            return self._connections.index(self._live(after)) + 1  # type: ignore[arg-type]
+
+    def _live(self, after: int = 0) -> _Connection | None:
+        """The newest open, greeted connection past the first `after` (lock held)."""
+        live = [c for c in self._connections[after:] if c.open and c.greeted]
+        return live[-1] if live else None
+
+    def live_count(self) -> int:
+        """How many connections are open now."""
+        with self._lock:
+            return sum(1 for c in self._connections if c.open)
+
+    def drop(self) -> None:
+        """Drop every connection, as a network failure would."""
+        with self._lock:
+            connections = [c for c in self._connections if c.open]
+        for connection in connections:
+            connection.cut()
+
+    def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Send Slack's `disconnect` envelope on the open connections: the app must connect
+        anew (apps.connections.open) and leave the old connection."""
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}
+        with self._lock:
+            connections = [c for c in self._connections if c.open and c.greeted]
+        for connection in connections:
+            connection.send(TEXT, json.dumps(message).encode())
+
+    def deliver(
+        self, request: SlackRequest, retry_attempt: int = 0, *, cut_before_ack: bool = False
+    ) -> str:
+        """Send what would have been an HTTP request as a Socket Mode envelope; its id. With
+        `cut_before_ack` the connection is dropped right after the envelope went out, so its
+        acknowledgement cannot arrive (an event is then sent again on the next connection)."""
         kind, payload = envelope_of(request)
         envelope_id = f"{next(self._ids):04d}-{os.urandom(4).hex()}"
         envelope = {
@@ -204,12 +277,52 @@ class SocketModeStandIn:
             "retry_attempt": retry_attempt,
             "retry_reason": "timeout" if retry_attempt else "",
         }
-        with self._lock:
-            live = [c for c in self._connections if c.open]
-        assert live, "no Socket Mode connection"
-        self.sent[envelope_id] = time.time()
-        live[-1].send(TEXT, json.dumps(envelope).encode())
+        connection = self._send(envelope)
+        assert connection is not None, "no Socket Mode connection"
+        if cut_before_ack:
+            connection.cut()
         return envelope_id
+
+    def _send(self, envelope: dict[str, Any]) -> _Connection | None:
+        """Send an envelope on the newest connection (None if there is none)."""
+        with self._lock:
+            connection = self._live()
+            if connection is None:
+                return None
+            number = self._connections.index(connection) + 1
+            envelope_id = str(envelope["envelope_id"])
+            self.sent[envelope_id] = time.time()
+            self.deliveries.append(
+                Delivery(envelope_id, int(envelope["retry_attempt"]), number, time.time())
+            )
+            if envelope["type"] == "events_api":
+                self._unacked[envelope_id] = envelope
+        try:
+            connection.send(TEXT, json.dumps(envelope).encode())
+        except OSError:
+            pass  # the connection went away meanwhile: sent again later, like any unacked event
+        return connection
+
+    def _redeliver(self) -> None:
+        """Send events left unacknowledged again, as Slack does."""
+        while not self._closed.wait(0.05):
+            now = time.time()
+            with self._lock:
+                due = [
+                    envelope
+                    for envelope_id, envelope in self._unacked.items()
+                    if now - self.sent[envelope_id] > self.ack_timeout_s
+                    and envelope["retry_attempt"] < MAX_RETRIES
+                ]
+            for envelope in due:
+                again = {**envelope, "retry_attempt": envelope["retry_attempt"] + 1}
+                again["retry_reason"] = "timeout"
+                self._send(again)
+
+    def deliveries_of(self, envelope_id: str) -> list[Delivery]:
+        """Every time an envelope was sent."""
+        with self._lock:
+            return [d for d in self.deliveries if d.envelope_id == envelope_id]
 
     def ack(self, envelope_id: str, timeout: float = 10.0) -> Ack:
         """The app's acknowledgement of an envelope (fails if none comes in time)."""
