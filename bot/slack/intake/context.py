@@ -96,8 +96,12 @@ class IntakeContext:
         """Answer the person alone with a problem."""
         self.answerer.tell(where, problem(message, usage))
 
-    def later(self, fn: Callable[[], None]) -> Future[None]:
-        """Run work after the ack on the intake pool; failures are logged, never raised."""
+    def later(self, fn: Callable[[], object]) -> Future[None] | None:
+        """Run work after the ack on the intake pool; failures are logged, never raised.
+
+        Work scheduled while the pool is closing (a journal hold that settled late) runs here
+        and now: close() is waiting for the pool's threads, and the request must not be lost.
+        """
 
         def guarded() -> None:
             try:
@@ -105,7 +109,11 @@ class IntakeContext:
             except Exception:
                 log.exception("slack intake failed")
 
-        return self.pool.submit(guarded)
+        try:
+            return self.pool.submit(guarded)
+        except RuntimeError:  # "cannot schedule new futures after shutdown"
+            guarded()
+            return None
 
     def reply(self, compute: Callable[[], Reply]) -> Message:
         """A command's reply as a message; a refusal or a failure of ours as a problem."""
@@ -124,7 +132,9 @@ class IntakeContext:
         try:
             return future.result(timeout=self.reply_budget).as_kwargs()
         except TimeoutError:
-            future.add_done_callback(lambda f: self.answerer.tell(asker.where, f.result()))
+            future.add_done_callback(
+                lambda f: self.later(lambda: self.answerer.tell(asker.where, f.result()))
+            )
             return {"text": WORKING}
 
     def submit(
