@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,6 +25,7 @@ from testbed.waiting import wait_until
 from tests.integration.lambda_executor.conftest import job
 
 pytestmark = pytest.mark.usefixtures("aws_env")
+REPO = Path(__file__).resolve().parents[3]
 
 
 class BadRuntime:
@@ -268,3 +272,53 @@ def test_a_cold_start_init_is_not_counted_into_the_timeout(pool: ThreadPoolExecu
 
         assert answer.result(30) == (None, "in time")
         assert remaining_ms > 0  # the invoke phase began when the event was handed out
+
+
+def test_the_user_namespace_path_a_non_root_run_takes_works_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As root the runtime drops to uid 993; without root (forced here) a user namespace maps
+    993 to the caller, after a check that refuses to start, saying why, where it cannot."""
+    monkeypatch.setenv("JOBBOT_STANDIN_USERNS", "1")
+    code = "import os\nprint(os.getuid(), open('/proc/self/uid_map').read().split()[:1])\n"
+    with LambdaStandIn(timeout_s=10, max_concurrency=1) as standin:
+        response = client(standin).invoke(
+            FunctionName=standin.function_name,
+            Payload=json.dumps(protocol.request_body(job(code))),
+            TenantId="anyone",
+        )
+        body = json.loads(response["Payload"].read())
+
+    assert body["outcome"] == "ok", standin.logs()
+    assert body["stdout"] == "993 ['993']\n"  # uid 993 inside, mapped, not the host's root
+
+
+# In a process whose own seccomp filter refuses unshare (as a machine without unprivileged user
+# namespaces would), the stand-in's check must refuse, loudly.
+NO_USER_NAMESPACES = """\
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from bot.sandbox.inside import seccomp
+unshare = {"x86_64": 272, "aarch64": 97}[os.uname().machine]
+seccomp.install([
+    (seccomp.LD_W_ABS, 0, 0, seccomp.OFFSET_NR),
+    (seccomp.JEQ, 0, 1, unshare),
+    (seccomp.RET_K, 0, 0, seccomp.RET_ERRNO | 1),
+    (seccomp.RET_K, 0, 0, seccomp.RET_ALLOW),
+])
+from testbed.lambda_function import check_user_namespaces
+try:
+    check_user_namespaces()
+except RuntimeError as exc:
+    print(exc)
+"""
+
+
+def test_without_root_or_user_namespaces_the_stand_in_refuses_to_start() -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", NO_USER_NAMESPACES, str(REPO)],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )  # fmt: skip
+
+    assert "needs root, or unprivileged user namespaces" in ran.stdout
+    assert "Operation not permitted" in ran.stdout
