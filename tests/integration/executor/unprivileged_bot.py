@@ -16,6 +16,8 @@ from typing import Any
 sys.path.insert(0, sys.argv[1])
 
 from bot.sandbox.fresh.spawn import run_fresh
+from bot.sandbox.limits import set_child_subreaper
+from testbed.processes import descendants
 from tests.support import probes
 
 
@@ -32,16 +34,11 @@ def request(code: str, **input_: Any) -> dict[str, Any]:
     }
 
 
-def my_processes() -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            try:
-                if os.stat(f"/proc/{name}").st_uid == os.getuid():
-                    found.append(int(name))
-            except FileNotFoundError:  # exited meanwhile
-                continue
-    return found
+def my_processes() -> set[int]:
+    """What this bot started and is still running. As a subreaper (main() makes it one) it
+    inherits whatever escapes its children, so nothing it started can leave its tree; and the
+    uid's other processes (the pytest that started it, when that is not root) are not its."""
+    return descendants(os.getpid())
 
 
 def _describe(pid: int) -> str:
@@ -76,7 +73,7 @@ def packages(python: str) -> None:
     run(escape)
     spared = {executor.zygote_pid, executor.package_template_pid}
     deadline = time.monotonic() + 5  # job supervisors exit right after answering
-    while (left := set(my_processes()) - spared) and time.monotonic() < deadline:
+    while (left := my_processes() - spared) and time.monotonic() < deadline:
         time.sleep(0.01)
     out["leftovers"] = [_describe(pid) for pid in sorted(left)]
     executor.close()
@@ -84,6 +81,7 @@ def packages(python: str) -> None:
 
 
 def main() -> None:
+    set_child_subreaper()
     mode = sys.argv[2]
     if mode == "packages":
         packages(sys.argv[3])
@@ -108,7 +106,7 @@ def main() -> None:
     out["escape"] = escaped["outcome"]
     out["escapee_alive"] = os.path.exists(f"/proc/{int(escaped['stdout'])}")
     deadline = time.monotonic() + 5  # job supervisors exit right after answering
-    while (left := set(my_processes()) - spared) and time.monotonic() < deadline:
+    while (left := my_processes() - spared) and time.monotonic() < deadline:
         time.sleep(0.01)
     out["leftovers"] = [_describe(pid) for pid in sorted(left)]
     out["job_dirs"] = [
