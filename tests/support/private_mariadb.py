@@ -26,9 +26,12 @@ def free_port() -> int:
 
 
 class PrivateMariaDB:
-    """start() / stop() / kill() a MariaDB server on 127.0.0.1:<port>, root without password."""
+    """start() / stop() / kill() a MariaDB server on 127.0.0.1:<port>, root without password;
+    or, with `root_by_socket`, root as Debian's package leaves it: allowed in only through the
+    unix socket, as the OS user root (`socket` is its path)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root_by_socket: bool = False) -> None:
+        self.root_by_socket = root_by_socket
         self.dir = Path(tempfile.mkdtemp(prefix="jobbot-mariadb-"))
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -37,7 +40,7 @@ class PrivateMariaDB:
             [
                 INSTALL_DB,
                 f"--datadir={self.dir / 'data'}",
-                "--auth-root-authentication-method=normal",
+                f"--auth-root-authentication-method={'socket' if root_by_socket else 'normal'}",
                 "--skip-test-db",
                 *(["--user=mysql"] if os.geteuid() == 0 else []),
             ],
@@ -49,19 +52,25 @@ class PrivateMariaDB:
             raise RuntimeError(f"mariadb-install-db failed: {done.stderr.decode()[-2000:]}")
 
     @property
+    def socket(self) -> Path:
+        """The server's unix socket."""
+        return self.dir / "mysqld.sock"
+
+    @property
     def url(self) -> str:
         """SQLAlchemy URL of database `jobbot` on this server."""
         return f"mysql+pymysql://root@127.0.0.1:{self.port}/jobbot"
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start the server and wait until it answers; creates database `jobbot` once."""
+        """Start the server and wait until it answers; creates database `jobbot` once (when
+        root may log in over TCP)."""
         command = [
             MARIADBD,
             "--no-defaults",
             f"--datadir={self.dir / 'data'}",
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
-            f"--socket={self.dir / 'mysqld.sock'}",
+            f"--socket={self.socket}",
             f"--pid-file={self.dir / 'mysqld.pid'}",
             "--skip-log-bin",
             "--innodb-buffer-pool-size=64M",
@@ -73,6 +82,13 @@ class PrivateMariaDB:
         self.proc = subprocess.Popen(command, stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + timeout
+        if self.root_by_socket:  # root cannot log in over TCP: ask through the socket
+            ping = ["mariadb-admin", f"--socket={self.socket}", "--user=root", "ping"]
+            while subprocess.run(ping, capture_output=True, check=False).returncode != 0:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(self.log_tail())
+                time.sleep(0.1)
+            return
         engine = create_engine(
             f"mysql+pymysql://root@127.0.0.1:{self.port}/", connect_args={"connect_timeout": 1}
         )
