@@ -9,8 +9,12 @@ good. It is classic BPF built here with ctypes, for x86_64 and aarch64 (Lambda's
 
 Refused with EPERM:
 - a signal (kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo) to any task that existed
-  when the job started (the runtime and its threads, init, ...), to any process group but the
-  job's own, and to -1; pidfd_send_signal outright;
+  when the job started and that the job could reach (the runtime and its threads: every task
+  of its uid, or every task at all when it may signal anyone), to any process group but the
+  job's own, and to -1; pidfd_send_signal outright. The protected pids are exact (runs of
+  consecutive pids become one range, nothing more), so a signal to one of the job's own
+  descendants is never refused, however many tasks there were and wherever pids wrap around
+  (only a protected task that exits and whose pid the job's next process reuses would be);
 - setting another process as the receiver of SIGIO (fcntl F_SETOWN, F_SETOWN_EX, F_SETSIG;
   ioctl FIOSETOWN, SIOCSPGRP), and changing those tasks' scheduling or priority;
 - ptrace, process_vm_readv/writev, process_madvise and pidfd_getfd;
@@ -33,7 +37,9 @@ AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
 F_SETOWN, F_SETSIG, F_SETOWN_EX = 8, 10, 15
 FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
 PRIO_PROCESS = 0
-MAX_RANGES = 64  # protected pids are merged into at most this many ranges
+CAP_KILL, CAP_SYS_NICE = 5, 23  # either lets a process signal or reschedule any task
+MAX_INSTRUCTIONS = 4096  # the kernel's limit on one classic-BPF program (BPF_MAXINSNS)
+CHUNK = 32  # protected ranges checked in a row; jumps within a chunk fit a byte
 
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -109,40 +115,69 @@ def arch_of(machine: str) -> Arch:
         raise ConfinementError(f"no seccomp filter for the {machine} architecture") from None
 
 
-def existing_tasks(own: int) -> list[int]:
-    """Every process and thread visible now, but this one."""
+def _ids(status: str, field: str) -> list[int]:
+    """The numbers of a line of /proc/<pid>/status ("Uid:  real effective saved fs")."""
+    for line in status.splitlines():
+        if line.startswith(field):
+            return [int(part, 16 if field == "CapEff:" else 10) for part in line.split()[1:]]
+    return []
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None  # gone meanwhile: nothing left to protect
+    except OSError:
+        return ""  # there, but not readable: protected, to be safe
+
+
+def may_reach_any() -> bool:
+    """True when this process may signal or reschedule any task (CAP_KILL or CAP_SYS_NICE):
+    then every task is protected, not only those of its own uid."""
+    status = _read("/proc/self/status") or ""
+    (caps,) = _ids(status, "CapEff:") or [0]
+    return bool(caps & (1 << CAP_KILL | 1 << CAP_SYS_NICE))
+
+
+def reachable_tasks(own: int) -> list[int]:
+    """Every process and thread visible now that this process could signal or reschedule
+    (the kernel lets it reach a task whose real, effective or saved uid is its own real or
+    effective uid), but this one. A task of another uid is out of its reach anyway."""
+    everyone = may_reach_any()
+    ours = {os.getuid(), os.geteuid()}
     found: set[int] = set()
     for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                found.update(int(tid) for tid in os.listdir(f"/proc/{name}/task"))
-            except OSError:  # gone meanwhile
-                found.add(int(name))
+        if not name.isdigit():
+            continue
+        try:
+            tids = [int(tid) for tid in os.listdir(f"/proc/{name}/task")]
+        except OSError:  # gone meanwhile
+            continue
+        for tid in tids:
+            if everyone:
+                found.add(tid)
+                continue
+            status = _read(f"/proc/{name}/task/{tid}/status")
+            if status is None:
+                continue
+            uids = _ids(status, "Uid:")
+            if not uids or ours & set(uids[:3]):
+                found.add(tid)
     found.discard(own)
     return sorted(found)
 
 
-def ranges(pids: list[int], own: int, limit: int = MAX_RANGES) -> list[tuple[int, int]]:
-    """`pids` as at most `limit` inclusive ranges, never one around `own`.
-
-    Gaps below `own` are closed first, smallest first: the job's own children get pids after
-    it, so closing a gap above it could refuse the job a signal to its own child (a task above
-    `own` was started by someone else while the job was starting: rare, and few).
-    """
-    pids = sorted(set(pids) - {own})
-    gaps = [(pids[i + 1] - pids[i], i) for i in range(len(pids) - 1)]
-    below = sorted(g for g in gaps if pids[g[1] + 1] < own)
-    above = sorted(g for g in gaps if pids[g[1]] > own)
-    excess = max(0, len(pids) - limit)
-    closed = {i for _, i in (below + above)[:excess]}
+def exact_ranges(pids: list[int]) -> list[tuple[int, int]]:
+    """`pids` as inclusive ranges of consecutive pids, which cover exactly `pids` (a thread
+    group's tids often follow each other)."""
     merged: list[tuple[int, int]] = []
-    for i, pid in enumerate(pids):
-        if i > 0 and i - 1 in closed:
+    for pid in sorted(set(pids)):
+        if merged and merged[-1][1] == pid - 1:
             merged[-1] = (merged[-1][0], pid)
         else:
             merged.append((pid, pid))
-    if len(merged) > limit:  # only with `limit` < 2: never on Lambda
-        raise ConfinementError(f"{len(pids)} tasks to protect do not fit the filter")
     return merged
 
 
@@ -259,12 +294,22 @@ def program(
     asm.label("pid.deny")
     asm.ret(deny)
 
-    asm.label("protected")  # the pid in A: refused within any [low, high]
-    for low, high in protected:
-        asm.jump(JGE, low, false=f"past {low}")
-        asm.jump(JGT, high, true=f"past {low}")
+    asm.label("protected")  # the pid in A: refused within any [low, high], ascending
+    chunks = [protected[at : at + CHUNK] for at in range(0, len(protected), CHUNK)]
+    for number, chunk in enumerate(chunks):
+        here, after = f"chunk {number}", f"chunk {number + 1}"
+        asm.label(here)
+        asm.jump(JGT, chunk[-1][1], true=after)  # above all of this chunk: the next one
+        for index, (low, high) in enumerate(chunk):
+            # above this range: the next one; within it: refused; below it: in the gap
+            asm.jump(JGT, high, true=f"{here} range {index + 1}")
+            asm.jump(JGE, low, true=f"{here} deny", false=f"{here} allow")
+            asm.label(f"{here} range {index + 1}")
+        asm.label(f"{here} allow")
+        asm.ret(RET_ALLOW)
+        asm.label(f"{here} deny")
         asm.ret(deny)
-        asm.label(f"past {low}")
+    asm.label(f"chunk {len(chunks)}")
     asm.ret(RET_ALLOW)
     return asm.assemble()
 
@@ -314,8 +359,13 @@ def confine(confinement: Confinement) -> None:
     own = os.getpid()
     try:
         arch = arch_of(os.uname().machine)
-        protected = ranges(existing_tasks(own), own)
-        install(program(arch, own=own, protected=protected, network=confinement.network))
+        protected = exact_ranges(reachable_tasks(own))
+        instructions = program(arch, own=own, protected=protected, network=confinement.network)
+        if len(instructions) > MAX_INSTRUCTIONS:
+            raise ConfinementError(
+                f"{len(protected)} runs of tasks to protect do not fit one seccomp filter"
+            )
+        install(instructions)
     except ConfinementError:
         raise
     except OSError as exc:

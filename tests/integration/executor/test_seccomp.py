@@ -110,6 +110,92 @@ def test_a_call_of_another_abi_kills_the_process() -> None:
         assert ran.returncode == 0, ran.stderr  # io_setup(0): an ordinary call, still allowed
 
 
+# In a PID namespace of its own (a user namespace too, without root), with a fresh /proc:
+# 100 tasks with a free pid between each two, then a job at pid 10000 that installs the filter
+# and starts a child at one of those free pids, as after pids wrap around on a busy machine.
+# Prints what signalling that child gave ("ok" or the errno's name).
+MANY_TASKS = """\
+import ctypes, errno, json, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from bot.sandbox.inside import seccomp
+libc = ctypes.CDLL(None, use_errno=True)
+NEWNS, NEWPID, NEWUSER, MS_REC, MS_PRIVATE = 0x20000, 0x20000000, 0x10000000, 16384, 1 << 18
+
+def check(result, what):
+    if result != 0:
+        raise OSError(ctypes.get_errno(), what)
+
+def next_pid(pid):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as fh:
+        fh.write(str(pid - 1))
+
+def sleeper():
+    pid = os.fork()
+    if pid == 0:
+        while True:
+            signal.pause()
+    return pid
+
+uid, gid = os.geteuid(), os.getegid()
+if uid == 0:
+    check(libc.unshare(NEWNS | NEWPID), "unshare")
+else:
+    check(libc.unshare(NEWUSER | NEWNS | NEWPID), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+init = os.fork()
+if init:
+    _, status = os.waitpid(init, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount /")
+check(libc.mount(b"proc", b"/proc", b"proc", 0, None), "mount /proc")
+tasks = [sleeper() for _ in range(200)]
+for pid in tasks[1::2]:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+kept = tasks[::2]
+free = tasks[1]
+next_pid(10000)
+job = os.fork()
+if job == 0:
+    seccomp.confine(seccomp.Confinement())
+    next_pid(free)
+    child = sleeper()
+    try:
+        os.kill(child, 0)
+        answer = "ok"
+    except OSError as exc:
+        answer = errno.errorcode[exc.errno]
+    try:
+        os.kill(kept[10], 0)
+        protected = "ok"
+    except OSError as exc:
+        protected = errno.errorcode[exc.errno]
+    print(json.dumps({"job": os.getpid(), "child": child, "free": free, "own child": answer,
+                      "a task before it": protected, "tasks": len(kept)}), flush=True)
+    os.kill(child, signal.SIGKILL)
+    os._exit(0)
+os.waitpid(job, 0)
+"""
+
+
+def test_a_job_can_signal_its_own_child_whatever_tasks_came_before_it() -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", MANY_TASKS, str(REPO)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    found = json.loads(ran.stdout)
+
+    assert (found["job"], found["child"], found["tasks"]) == (10000, found["free"], 100)
+    assert found["own child"] == "ok"
+    assert found["a task before it"] == "EPERM"
+
+
 # Runs a job in fresh mode from a process whose own filter fails PR_SET_SECCOMP with EINVAL
 # (as a kernel without seccomp would): the child must refuse to run the user's code.
 NO_SECCOMP = """\

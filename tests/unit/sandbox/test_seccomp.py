@@ -27,7 +27,7 @@ DENY = RET_ERRNO | 1  # EPERM
 OWN = 5000  # the job
 RUNTIME, INIT, THREAD = 20, 1, 23  # tasks that existed before the job
 CHILD = 5003  # a process the job started
-PROTECTED = seccomp.ranges([INIT, RUNTIME, 21, 22, THREAD], OWN)
+PROTECTED = seccomp.exact_ranges([INIT, RUNTIME, 21, 22, THREAD])
 GETPID = {"x86_64": 39, "aarch64": 172}  # a call the filter has nothing to say about
 AUDIT_ARCH_I386 = 0x40000003
 
@@ -164,31 +164,48 @@ def test_the_two_architectures_number_the_same_calls() -> None:
     assert len(set(ARCHES["x86_64"].nr.values())) == len(ARCHES["x86_64"].nr)
 
 
-def test_protected_tasks_are_exact_until_they_must_be_merged() -> None:
-    assert seccomp.ranges([1, 20, 21, 23], 5000) == [(1, 1), (20, 20), (21, 21), (23, 23)]
-    merged = seccomp.ranges([1, 2, 10, 11, 500, 6000, 6001, 9000], 5000, limit=5)
-    # gaps below the job closed first, smallest first; above it, tasks stay exact
-    assert merged == [(1, 11), (500, 500), (6000, 6000), (6001, 6001), (9000, 9000)]
-    assert seccomp.ranges([1, 2, 6000, 6001, 9000], 5000, limit=2) == [(1, 2), (6000, 9000)]
+def test_protected_tasks_are_exact_runs_of_consecutive_pids() -> None:
+    assert seccomp.exact_ranges([23, 1, 20, 21, 21]) == [(1, 1), (20, 21), (23, 23)]
+    assert seccomp.exact_ranges([]) == []
 
 
-def test_merged_ranges_never_cover_the_job_or_leave_a_task_out() -> None:
-    tasks = list(range(1, 3000, 7)) + list(range(4990, 5010, 3)) + [7000, 8000]
-    merged = seccomp.ranges(tasks, 5000)
+def test_with_many_tasks_the_jobs_own_child_in_a_gap_between_them_can_be_signalled(
+    arch: Arch,
+) -> None:
+    # 400 tasks with one free pid between each two, below the job; pids then wrap around, so
+    # the job's child gets one of the free ones (a merged range used to cover it)
+    tasks = list(range(300, 1100, 2))
+    child = 301
+    protected = seccomp.exact_ranges(tasks)
+    program = seccomp.program(arch, own=30000, protected=protected, network=False)
 
-    assert len(merged) <= seccomp.MAX_RANGES
-    assert merged[-5:] == [(p, p) for p in (5002, 5005, 5008, 7000, 8000)]  # exact above it
-    assert all(not low <= 5000 <= high for low, high in merged)
-    assert all(any(low <= t <= high for low, high in merged) for t in tasks if t != 5000)
+    assert run(program, arch.nr["kill"], arch.audit, child, 9) == RET_ALLOW
+    assert run(program, arch.nr["tgkill"], arch.audit, child, child, 9) == RET_ALLOW
+    for task in (300, 302, 700, 1098):
+        assert run(program, arch.nr["kill"], arch.audit, task, 9) == DENY
+    assert run(program, arch.nr["kill"], arch.audit, 1099, 9) == RET_ALLOW  # above them all
+    assert run(program, arch.nr["kill"], arch.audit, 299, 9) == RET_ALLOW  # below them all
 
 
-def test_the_program_stays_small_with_the_most_ranges(arch: Arch) -> None:
-    widest = seccomp.ranges(list(range(2, 400, 3)), 1000)
-    program = seccomp.program(arch, own=1000, protected=widest, network=True)
+def test_every_task_is_refused_and_every_other_pid_allowed(arch: Arch) -> None:
+    tasks = [1, 2, 3, 7, 40, 41, 100, *range(200, 2000, 3), 5001, 5002, 9000]
+    program = seccomp.program(arch, own=5000, protected=seccomp.exact_ranges(tasks), network=False)
+    protected = set(tasks)
 
-    assert len(widest) == seccomp.MAX_RANGES
-    assert len(program) < 400  # the kernel takes 4096; every syscall walks the dispatch
-    assert run(program, arch.nr["kill"], arch.audit, 398, 9) == DENY
+    for pid in range(1, 9100):
+        expected = DENY if pid in protected else RET_ALLOW
+        assert run(program, arch.nr["kill"], arch.audit, pid, 0) == expected, pid
+
+
+def test_the_program_fits_the_kernel_with_a_busy_machines_tasks(arch: Arch) -> None:
+    # 1,500 runs of tasks: more than a loaded test machine has (Lambda has a handful)
+    busy = seccomp.exact_ranges(list(range(2, 6000, 4)))
+    program = seccomp.program(arch, own=9000, protected=busy, network=True)
+
+    assert len(busy) == 1500
+    assert len(program) <= seccomp.MAX_INSTRUCTIONS
+    assert run(program, arch.nr["kill"], arch.audit, 5998, 9) == DENY
+    assert run(program, arch.nr["kill"], arch.audit, 5999, 9) == RET_ALLOW
 
 
 def test_an_architecture_without_a_filter_is_refused() -> None:
