@@ -1,182 +1,90 @@
-"""The HTTP side of `serve`: POST /slack/events to Bolt, GET /healthz and GET /metrics, on
-waitress."""
+"""The HTTP side of `serve`: one Flask app (GET /healthz, GET /metrics, and the routes mounted on
+it: Slack's events, the API), served by waitress."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from bot.core.metrics import Metrics
 
-if TYPE_CHECKING:
-    from slack_bolt import App
-
 log = logging.getLogger(__name__)
-MAX_BODY = 1 << 20  # Slack payloads are far smaller; anything bigger is refused unread
 HEALTH_TIMEOUT_S = 2.0
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Payload Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 
-class Refusal(Protocol):
-    """Why a request is refused before it is parsed."""
+@dataclass(frozen=True)
+class Mount:
+    """Routes mounted on the web app: a blueprint, and, for the paths it owns, how an error
+    raised outside its views (no such route, wrong method, a crash) is answered."""
 
-    @property
-    def status(self) -> int:
-        """The HTTP status sent back."""
-
-    @property
-    def text(self) -> str:
-        """The plain-text body sent back."""
+    blueprint: Blueprint
+    owns: Callable[[str], bool] = lambda path: False
+    error: Callable[[HTTPException], Response] | None = None
 
 
-class Guard(Protocol):
-    """Signature, age and replay checks of a Slack request, before anything is parsed."""
-
-    def check(self, headers: Mapping[str, str], body: bytes) -> Refusal | None:
-        """None when the request may go on; else why not."""
+def text(body: str, status: int = 200, content_type: str = "text/plain") -> Response:
+    """A plain-text answer."""
+    return Response(body, status=status, content_type=content_type)
 
 
-def request_kind(content_type: str, body: str) -> str:
-    """command, interactive, event or other: the label of the ack-latency histogram."""
-    if content_type.startswith("application/json"):
-        return "event"
-    if body.startswith("payload="):
-        return "interactive"
-    if "command=" in body:
-        return "command"
-    return "other"
+def healthy(ping: Callable[[], None]) -> bool:
+    """Whether the database answers within the health timeout (a hung ping is a 503)."""
+    done = threading.Event()
+    result: list[bool] = []
 
-
-class WebApp:
-    """The WSGI application: POST /slack/events to Bolt, GET /healthz and GET /metrics."""
-
-    def __init__(
-        self,
-        bolt: App | None,
-        ping: Callable[[], None],
-        metrics: Metrics,
-        guard: Guard | None = None,
-    ) -> None:
-        self.bolt = bolt
-        self.ping = ping
-        self.metrics = metrics
-        self.guard = guard  # signature, age and replay checks before anything is parsed
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/slack/events" and self.bolt is not None:
-            if method != "POST":
-                return _reply(start_response, 405, "use POST\n")
-            return self._slack(environ, start_response)
-        if path == "/healthz" and method in {"GET", "HEAD"}:
-            ok = self._healthy()
-            return _reply(
-                start_response, 200 if ok else 503, "ok\n" if ok else "database unavailable\n"
-            )
-        if path == "/metrics" and method == "GET":
-            return _reply(
-                start_response,
-                200,
-                self.metrics.render(),
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
-        return _reply(start_response, 404, "not found\n")
-
-    def _healthy(self) -> bool:
-        """Whether the database answers within the health timeout (a hung ping is a 503)."""
-        done = threading.Event()
-        result: list[bool] = []
-
-        def check() -> None:
-            try:
-                self.ping()
-                result.append(True)
-            except Exception:
-                result.append(False)
-            done.set()
-
-        threading.Thread(target=check, name="healthz", daemon=True).start()
-        return done.wait(HEALTH_TIMEOUT_S) and bool(result and result[0])
-
-    def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        from slack_bolt.request import BoltRequest
-
-        assert self.bolt is not None
-        started = time.perf_counter()
-        length_text = environ.get("CONTENT_LENGTH") or "0"
-        length = int(length_text) if length_text.isdigit() else -1
-        if length < 0 or length > MAX_BODY:
-            return self._refuse(start_response, 413, "too_large", "request body too large\n")
-        raw = environ["wsgi.input"].read(length) if length else b""
-        headers: dict[str, str | Sequence[str]] = {}
-        for key, value in environ.items():
-            if key in {"CONTENT_TYPE", "CONTENT_LENGTH"}:
-                headers[key.lower().replace("_", "-")] = str(value)
-            elif key.startswith("HTTP_"):
-                headers[key[5:].lower().replace("_", "-")] = str(value)
-        if self.guard is not None:
-            rejection = self.guard.check({k: str(v) for k, v in headers.items()}, raw)
-            if rejection is not None:
-                return _reply(start_response, rejection.status, rejection.text)
+    def check() -> None:
         try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._refuse(start_response, 400, "not_utf8", "request body is not UTF-8\n")
-        try:
-            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
-        except Exception as exc:  # Bolt parses and reads it before any check of its shape
-            log.warning("unreadable slack request refused", extra={"error": type(exc).__name__})
-            return self._refuse(start_response, 400, "unreadable", "not a Slack request\n")
-        try:
-            response = self.bolt.dispatch(request)
+            ping()
+            result.append(True)
         except Exception:
-            log.exception("slack request failed")
-            return _reply(start_response, 500, "internal error\n")
-        self.metrics.observe(
-            "jobbot_ack_seconds",
-            "Time from a Slack request's arrival to its acknowledgement.",
-            time.perf_counter() - started,
-            kind=request_kind(str(headers.get("content-type", "")), body),
-        )
-        out_headers = [(k, v) for k, values in response.headers.items() for v in values]
-        status = f"{response.status} {REASONS.get(response.status, 'Status')}"
-        start_response(status, out_headers)
-        return [response.body.encode("utf-8")]
+            result.append(False)
+        done.set()
 
-    def _refuse(
-        self, start_response: StartResponse, status: int, reason: str, text: str
-    ) -> Iterable[bytes]:
-        self.metrics.inc(
-            "jobbot_slack_requests_rejected_total",
-            "Slack HTTP requests refused before processing, by reason.",
-            reason=reason,
-        )
-        return _reply(start_response, status, text)
+    threading.Thread(target=check, name="healthz", daemon=True).start()
+    return done.wait(HEALTH_TIMEOUT_S) and bool(result and result[0])
 
 
-def _reply(
-    start_response: StartResponse, status: int, text: str, content_type: str = "text/plain"
-) -> Iterable[bytes]:
-    data = text.encode("utf-8")
-    start_response(
-        f"{status} {REASONS.get(status, 'Status')}",
-        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
-    )
-    return [data]
+def build_web_app(
+    ping: Callable[[], None], metrics: Metrics, mounts: Sequence[Mount] = ()
+) -> Flask:
+    """The WSGI app of `serve`: /healthz, /metrics and every mount's routes."""
+    app = Flask("jobbot")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @app.route("/healthz", methods=["GET", "HEAD"])
+    def healthz() -> Response:
+        if healthy(ping):
+            return text("ok\n")
+        return text("database unavailable\n", 503)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return text(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+    for mount in mounts:
+        app.register_blueprint(mount.blueprint)
+
+    @app.errorhandler(HTTPException)
+    def refused(exc: HTTPException) -> Response:
+        # A crash arrives here as an InternalServerError, already logged by Flask.
+        for mount in mounts:
+            if mount.error is not None and mount.owns(request.path):
+                return mount.error(exc)
+        status = exc.code or 500
+        words = "internal error" if status == 500 else (exc.name or "error").lower()
+        answer = text(f"{words}\n", status)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                answer.headers["Allow"] = value
+        return answer
+
+    return app
 
 
 def stop_http(server: Any, loop: threading.Thread, grace_s: float = 5.0) -> None:
@@ -202,17 +110,28 @@ def stop_http(server: Any, loop: threading.Thread, grace_s: float = 5.0) -> None
 
 
 class HttpServer:
-    """waitress serving a WSGI app on every interface, in a thread of its own, until close()."""
+    """waitress serving a WSGI app in a thread of its own, until close(). waitress reads a
+    request's whole body before the app sees it, so `max_body` (the largest any route takes)
+    is enforced by waitress itself: a bigger body is refused with 413 as it arrives."""
 
-    def __init__(self, app: WebApp, port: int, threads: int) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        port: int,
+        threads: int,
+        *,
+        max_body: int = 1 << 30,
+        host: str = "0.0.0.0",  # noqa: S104 - Slack and programs must reach it; put TLS in front
+    ) -> None:
         import waitress
 
         self._server = waitress.create_server(
             app,
-            host="0.0.0.0",  # noqa: S104 - Slack must reach it; put TLS in front
+            host=host,
             port=port,
             threads=threads,
             ident="jobbot",
+            max_request_body_size=max_body,
         )
         self.port = int(self._server.effective_port)
         self._loop = threading.Thread(target=self._server.run, name="http", daemon=True)

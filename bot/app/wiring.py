@@ -317,16 +317,16 @@ class Process:
             self._open_doors()
 
     def _open_doors(self) -> None:
-        from bot.app.server import HttpServer, WebApp
+        from bot.app.server import HttpServer, Mount, build_web_app
 
         settings, runtime, slack = self.settings, self.runtime, self.slack
-        bolt = slack.app if slack is not None and settings.slack_signing_secret else None
-        web = WebApp(
-            bolt,
-            runtime.store.ping,
-            runtime.metrics,
-            guard=slack.guard if slack is not None and bolt is not None else None,
-        )
+        mounts: list[Mount] = []
+        if slack is not None and settings.slack_signing_secret:
+            from bot.slack.http import SlackEvents
+
+            events = SlackEvents(slack.app, runtime.metrics, slack.guard)
+            mounts.append(Mount(events.blueprint))
+        web = build_web_app(runtime.store.ping, runtime.metrics, mounts)
         self.http = HttpServer(web, settings.port, settings.http_threads)
         self._doors.append(self.http)
         mode = "http"

@@ -1,5 +1,5 @@
 """Bad input from the network: malformed, partial, forged, stale and replayed Slack requests
-through the real WSGI app served by waitress (as `serve` runs it), Bolt and MariaDB.
+through the real web app (Flask) served by waitress (as `serve` runs it), Bolt and MariaDB.
 
 Each gets a proper HTTP status, a person gets a clear message where one is involved, the
 server never crashes (no 500, no error logged) and nothing half-made is stored.
@@ -21,12 +21,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+from flask import Flask
 from sqlalchemy import text
 
-from bot.app.server import MAX_BODY, WebApp
+from bot.app.server import Mount, build_web_app
 from bot.core.models import Identity
-from bot.slack.app import build_app
+from bot.slack.app import SlackApp, build_app
 from bot.slack.clients import web_client
+from bot.slack.http import MAX_BODY, SlackEvents
 from testbed import slack_requests as sr
 from testbed.slack_standin import message_text
 from testbed.waiting import wait_until
@@ -45,9 +47,9 @@ class Answer:
 
 
 class Server:
-    """The WSGI app of `serve` on a real waitress server, in this process."""
+    """The web app of `serve` on a real waitress server, in this process."""
 
-    def __init__(self, app: WebApp) -> None:
+    def __init__(self, app: Flask) -> None:
         import waitress
 
         self.app = app
@@ -92,12 +94,16 @@ def signed_bytes(body: bytes, content_type: str, timestamp: int | None = None) -
     }
 
 
+def web_app(stack: Stack, slack: SlackApp) -> Flask:
+    """`serve`'s web app (guard included) for a Bolt app on the stack's runtime."""
+    events = SlackEvents(slack.app, stack.runtime.metrics, slack.guard)
+    return build_web_app(stack.runtime.store.ping, stack.runtime.metrics, [Mount(events.blueprint)])
+
+
 @pytest.fixture
 def server(stack: Stack) -> Iterator[Server]:
-    """`serve`'s WSGI app (guard included) for the Bolt app of the stack."""
-    served = Server(
-        WebApp(stack.slack.app, stack.runtime.store.ping, stack.runtime.metrics, stack.slack.guard)
-    )
+    """`serve`'s web app for the Bolt app of the stack."""
+    served = Server(web_app(stack, stack.slack))
     yield served
     served.close()
 
@@ -169,8 +175,7 @@ def test_a_replay_to_another_serve_process_is_refused_too(stack: Stack, server: 
     # a second `serve` on the same database: its own Bolt app, guard and HTTP server
     client = web_client(stack.settings)
     other_slack = build_app(stack.runtime.service, stack.runtime.store, stack.settings, client)
-    other = Server(WebApp(other_slack.app, stack.runtime.store.ping, stack.runtime.metrics,
-                          other_slack.guard))  # fmt: skip
+    other = Server(web_app(stack, other_slack))
     try:
         request = sr.slash("help")
         assert server.send(request).status == 200
