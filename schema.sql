@@ -1,4 +1,4 @@
--- jobbot schema, version 3, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
+-- jobbot schema, version 4, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
 --
 -- Run it once as an operator:   mysql jobbot < schema.sql
 -- or let jobbot do it:           python -m bot migrate   (also done by serve, worker, console)
@@ -139,6 +139,16 @@ CREATE TABLE IF NOT EXISTS workers (
   INDEX ix_workers_seen (seen_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 3, UTC_TIMESTAMP(6))
-  ON DUPLICATE KEY UPDATE version = GREATEST(version, 3),
-                          applied_at = IF(version < 3, UTC_TIMESTAMP(6), applied_at);
+-- Version 4. The HTTP API's bearer tokens, one per user: only a SHA-256 of each is kept.
+CREATE TABLE IF NOT EXISTS api_tokens (
+  user_id       INTEGER      NOT NULL,
+  token_sha256  VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at    DATETIME(6)  NOT NULL,
+  PRIMARY KEY (user_id),
+  CONSTRAINT uq_api_tokens_hash UNIQUE (token_sha256),
+  CONSTRAINT fk_api_tokens_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 4, UTC_TIMESTAMP(6))
+  ON DUPLICATE KEY UPDATE version = GREATEST(version, 4),
+                          applied_at = IF(version < 4, UTC_TIMESTAMP(6), applied_at);

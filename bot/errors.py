@@ -4,8 +4,11 @@
     ├── UserError               the asker's own mistake; its message is safe to show them
     │   ├── UsageError          a command that does not parse
     │   ├── InvalidInput        a JSON input that is not a JSON object, or too large
+    │   │   └── InputTooLarge   ... over the size limit
     │   ├── InvalidFile         a file that is missing, not .py, too big, not UTF-8, ...
+    │   │   └── FileTooLarge    ... over the size limit
     │   ├── JobNotFound         no job with that id
+    │   ├── UserNotFound        no user with that id
     │   ├── Forbidden           the job belongs to someone else
     │   └── NotCancellable      the job already started or finished
     ├── ConfigError             invalid settings (lists every problem at once)
@@ -61,8 +64,20 @@ class InvalidFile(UserError):
     """That file cannot be run: send a UTF-8 text .py file."""
 
 
+class InputTooLarge(InvalidInput):
+    """The JSON input is over the size limit."""
+
+
+class FileTooLarge(InvalidFile):
+    """The file is over the size limit."""
+
+
 class JobNotFound(UserError):
     """There is no job with that id."""
+
+
+class UserNotFound(UserError):
+    """There is no user with that id."""
 
 
 class Forbidden(UserError):

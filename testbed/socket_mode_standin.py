@@ -141,7 +141,9 @@ class _Connection:
         key = headers.get("sec-websocket-key")
         if key is None or headers.get("upgrade", "").lower() != "websocket":
             # As a real WebSocket endpoint: a request that is not an upgrade gets a 400.
-            self.sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.sock.sendall(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
             raise ConnectionError("not a WebSocket upgrade")
         accept = base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()  # noqa: S324 - RFC 6455
         self.sock.sendall(

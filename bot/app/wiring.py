@@ -165,6 +165,7 @@ class Runtime:
             self.dispatcher.wake()
 
     def _on_settled(self) -> None:
+        self.service.settled()
         if self.dispatcher is not None:
             self.dispatcher.wake()
 

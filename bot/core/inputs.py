@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.units import human_bytes
-from bot.errors import InvalidFile, InvalidInput
+from bot.errors import FileTooLarge, InputTooLarge, InvalidFile, InvalidInput
 
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
 FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(?P<body>.*?)\n?```$", re.DOTALL)
@@ -66,7 +66,7 @@ def check_input(text: str | None, max_bytes: int) -> CheckedInput:
         return CheckedInput({}, "{}")
     size = len(cleaned.encode("utf-8"))
     if size > max_bytes:
-        raise InvalidInput(
+        raise InputTooLarge(
             f"The JSON input is {human_bytes(size)}; the limit is {human_bytes(max_bytes)}. "
             "Pass large data inside the .py file instead."
         )
@@ -133,7 +133,7 @@ def check_file(name: str, data: bytes, max_bytes: int) -> CheckedFile:
             "Rename it or save your script as a .py file."
         )
     if len(data) > max_bytes:
-        raise InvalidFile(
+        raise FileTooLarge(
             f"{clean} is {human_bytes(len(data))}; the limit is {human_bytes(max_bytes)}."
         )
     if not data.strip():

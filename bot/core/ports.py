@@ -1,5 +1,5 @@
-"""The small interfaces the core talks through: the store (users, reads, queue, outbox,
-presence, schema), Executor, Notifier, Clock."""
+"""The small interfaces the core talks through: the store (users, API tokens, reads, queue,
+outbox, presence, schema), Executor, Notifier, Clock."""
 
 from __future__ import annotations
 
@@ -35,6 +35,22 @@ class Users(Protocol):
 
     def ensure_user(self, identity: Identity, display_name: str | None = None) -> User:
         """The user for an identity, created race-free on first contact."""
+
+    def get_user(self, user_id: int) -> User | None:
+        """A user by id."""
+
+
+class ApiTokens(Protocol):
+    """The HTTP API's bearer tokens, one per user, kept only as SHA-256 hashes."""
+
+    def set_token(self, user_id: int, token_sha256: str) -> None:
+        """Store the user's token hash, replacing the one they had (which stops working)."""
+
+    def drop_token(self, user_id: int) -> bool:
+        """Forget the user's token; False if they had none."""
+
+    def token_user(self, token_sha256: str) -> User | None:
+        """The user whose token has this hash, if any."""
 
 
 class JobReads(Protocol):
@@ -151,9 +167,9 @@ class Schema(Protocol):
         """The applied schema version, or None before the first migration."""
 
 
-class JobStore(Users, JobReads, JobQueue, Outbox, Presence, Schema, Protocol):
-    """Core's durable state: users, jobs, the queue, the notification outbox and the worker
-    pools alive.
+class JobStore(Users, ApiTokens, JobReads, JobQueue, Outbox, Presence, Schema, Protocol):
+    """Core's durable state: users and their API tokens, jobs, the queue, the notification
+    outbox and the worker pools alive.
 
     Every method is one short transaction. Transient database failures raise
     StoreUnavailable; others StoreError. What only an adapter needs (Slack's dedupe keys,

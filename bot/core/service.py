@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.core.inputs import check_file, check_input
 from bot.core.models import Actor, Identity, Job, JobStatus, NewJob, User
 from bot.core.ports import Clock, JobStore
-from bot.errors import Forbidden, JobNotFound, NotCancellable
+from bot.core.tokens import new_token, token_hash, well_formed
+from bot.errors import Forbidden, JobNotFound, NotCancellable, UserNotFound
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 20
@@ -56,6 +58,9 @@ class JobService:
         self._on_submit = on_submit or (lambda job: None)
         self._users: dict[Identity, User] = {}
         self._users_lock = threading.Lock()
+        # Bumped whenever a job may have become final here, for those waiting on one.
+        self._settled = threading.Condition()
+        self._generation = 0
 
     # --- who ------------------------------------------------------------------------
 
@@ -69,7 +74,40 @@ class JobService:
                 if len(self._users) > 10000:
                     self._users.clear()
                 self._users[identity] = user
-        return Actor(user=user, is_admin=identity.external_id in self.admins)
+        return self.actor_of(user)
+
+    def actor_of(self, user: User) -> Actor:
+        """The Actor of a known user (admins by their external id, as everywhere)."""
+        return Actor(user=user, is_admin=user.identity.external_id in self.admins)
+
+    def user(self, user_id: int) -> User:
+        """A user by id; UserNotFound if there is none."""
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise UserNotFound(f"There is no user #{user_id}.")
+        return user
+
+    # --- API tokens -------------------------------------------------------------------
+
+    def mint_token(self, actor: Actor) -> str:
+        """A new API token for the actor, replacing theirs; returned once, stored as a hash."""
+        token = new_token()
+        self.store.set_token(actor.user.id, token_hash(token))
+        log.info("api token minted", extra={"user_id": actor.user.id})
+        return token
+
+    def revoke_token(self, actor: Actor) -> bool:
+        """Revoke the actor's API token; False if they had none."""
+        revoked = self.store.drop_token(actor.user.id)
+        log.info("api token revoked", extra={"user_id": actor.user.id, "had_one": revoked})
+        return revoked
+
+    def authenticate(self, presented: str) -> Actor | None:
+        """The actor a presented API token stands for; None for anything else."""
+        if not well_formed(presented):
+            return None
+        user = self.store.token_user(token_hash(presented))
+        return None if user is None else self.actor_of(user)
 
     # --- jobs -----------------------------------------------------------------------
 
@@ -122,9 +160,45 @@ class JobService:
         """Owners and admins may see output, cancel and re-run."""
         return actor.is_admin or job.owner_id == actor.user.id
 
+    def views(self, actor: Actor, jobs: Sequence[Job]) -> list[JobView]:
+        """Listing rows as this actor may see them: those whose output they may see are
+        loaded in full (a listing row is a summary), the others stay summaries."""
+        out = []
+        for job in jobs:
+            full = self.may_manage(actor, job)
+            whole = self.store.get(job.id) if full and job.is_summary else None
+            out.append(JobView(job=whole or job, full=full))
+        return out
+
+    def wait(self, actor: Actor, job_id: int, timeout_s: float, poll_s: float = 0.25) -> JobView:
+        """The job once it is final, or as it is after `timeout_s`. A job settled in this
+        process wakes the wait at once; one settled elsewhere is seen within `poll_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._settled:
+                generation = self._generation
+            view = self.view(actor, job_id)
+            remaining = deadline - time.monotonic()
+            if view.job.status.is_final or remaining <= 0:
+                return view
+            with self._settled:
+                if self._generation == generation:
+                    self._settled.wait(min(remaining, poll_s))
+
+    def settled(self) -> None:
+        """A job may have become final in this process: wake those waiting for one."""
+        with self._settled:
+            self._generation += 1
+            self._settled.notify_all()
+
     def mine(self, actor: Actor, limit: int) -> list[Job]:
         """The actor's latest jobs (summaries)."""
         return self.store.list_by_owner(actor.user.id, limit)
+
+    def jobs_of(self, user_id: int, limit: int) -> list[Job]:
+        """A user's latest jobs (summaries); UserNotFound if there is no such user."""
+        self.user(user_id)
+        return self.store.list_by_owner(user_id, limit)
 
     def list_page(self, page: int) -> list[Job]:
         """Everyone's jobs, newest first, PAGE_SIZE per page (summaries)."""

@@ -30,6 +30,7 @@ from bot.store.db import Database
 from bot.store.rows import to_upload, to_user
 from bot.store.tables import (
     SCHEMA_VERSION,
+    api_tokens,
     dedupe_keys,
     metadata,
     schema_info,
@@ -133,6 +134,46 @@ class SqlStore:
             return user
 
         return self.db.write(upsert)
+
+    def get_user(self, user_id: int) -> User | None:
+        """A user by id."""
+
+        def read(conn: Connection) -> User | None:
+            row = conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
+            return None if row is None else to_user(row)
+
+        return self.db.read(read)
+
+    # --- API tokens -------------------------------------------------------------------
+
+    def set_token(self, user_id: int, token_sha256: str) -> None:
+        """Store the user's token hash in place of any earlier one."""
+
+        def put(conn: Connection) -> None:
+            conn.execute(delete(api_tokens).where(api_tokens.c.user_id == user_id))
+            conn.execute(
+                insert(api_tokens).values(
+                    user_id=user_id, token_sha256=token_sha256, created_at=utcnow()
+                )
+            )
+
+        self.db.write(put)
+
+    def drop_token(self, user_id: int) -> bool:
+        """Forget the user's token; False if there was none."""
+        stmt = delete(api_tokens).where(api_tokens.c.user_id == user_id)
+        return self.db.write(lambda conn: conn.execute(stmt).rowcount > 0)
+
+    def token_user(self, token_sha256: str) -> User | None:
+        """The user whose token has this hash."""
+        stmt = select(users).select_from(api_tokens.join(users, api_tokens.c.user_id == users.c.id))
+        stmt = stmt.where(api_tokens.c.token_sha256 == token_sha256)
+
+        def read(conn: Connection) -> User | None:
+            row = conn.execute(stmt).mappings().first()
+            return None if row is None else to_user(row)
+
+        return self.db.read(read)
 
     # --- jobs -------------------------------------------------------------------------
 

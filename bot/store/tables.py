@@ -24,7 +24,7 @@ from sqlalchemy import (
 from bot.core.models import JobStatus, NotificationEvent, ResultKind
 from bot.store.types import BigId, MediumText, UTCDateTime, ascii_str, binary_str
 
-SCHEMA_VERSION = 3  # 2: held_requests; 3: workers, dedupe_keys.claim
+SCHEMA_VERSION = 4  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens
 
 MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -204,5 +204,23 @@ workers = Table(
     Column("worker_id", binary_str(191), primary_key=True),
     Column("seen_at", UTCDateTime, nullable=False),
     Index("ix_workers_seen", "seen_at"),
+    **MYSQL_TABLE_ARGS,
+)
+
+# The HTTP API's bearer tokens, one per user: only a SHA-256 of each is kept, so the table
+# cannot be replayed against the API (version 4).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", name="fk_api_tokens_user", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("token_sha256", ascii_str(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("token_sha256", name="uq_api_tokens_hash"),
     **MYSQL_TABLE_ARGS,
 )

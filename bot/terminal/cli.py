@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rerun", "run a job's code and input again as a new job, and wait for it")
     p.add_argument("job_id")
     p.add_argument("--json", action="store_true")
+    p = add("token", "mint or revoke a user's token for the HTTP API")
+    p.add_argument(
+        "action",
+        choices=["create", "revoke"],
+        help="create prints a new token once (the old one stops working); revoke removes it",
+    )
     add("console", "interactive shell speaking the Slack app's /job commands")
     add("migrate", "create or update the database schema (idempotent)")
     add("worker", "run jobs (and deliver notifications) until SIGTERM")
@@ -95,7 +101,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         print(f"jobbot: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     command = args.command or ("serve" if settings.slack_enabled else "console")
-    interactive = command in {"console", "run", "status", "mine", "list", "cancel", "rerun"}
+    interactive = command in {
+        "console", "run", "status", "mine", "list", "cancel", "rerun", "token",
+    }  # fmt: skip
     logs.configure(
         "WARNING" if interactive else settings.log_level,
         "text" if interactive else settings.log_format,
@@ -276,6 +284,26 @@ def cmd_cancel(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
     return EXIT_OK
 
 
+def cmd_token(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Mint (and print, once) or revoke a user's API token."""
+    runtime = _runtime(settings)
+    actor = _actor(runtime, args)
+    name = f"{actor.user.identity.external_id} (user #{actor.user.id})"
+    if args.action == "create":
+        token = runtime.service.mint_token(actor)
+        print(token, file=out)
+        print(
+            f"API token of {name}. It is shown only this once: keep it secret; "
+            "any earlier token of this user no longer works.",
+            file=sys.stderr,
+        )
+    elif runtime.service.revoke_token(actor):
+        print(f"The API token of {name} is revoked.", file=out)
+    else:
+        print(f"{name} had no API token.", file=out)
+    return EXIT_OK
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Apply the schema."""
     runtime = _runtime(settings)
@@ -351,6 +379,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace, TextIO], int]] = {
     "mine": cmd_mine,
     "list": cmd_list,
     "cancel": cmd_cancel,
+    "token": cmd_token,
     "migrate": cmd_migrate,
     "worker": cmd_worker,
     "serve": cmd_serve,

@@ -83,6 +83,7 @@ class InMemoryStore:
         self._dedupe: dict[str, datetime] = {}
         self._not_before: dict[int, datetime] = {}
         self._workers: dict[str, datetime] = {}
+        self._tokens: dict[int, str] = {}  # user id -> token hash
         self.migrated = False
 
     def _check(self) -> None:
@@ -127,6 +128,31 @@ class InMemoryStore:
                 user = dataclasses.replace(user, display_name=display_name)
             self._users[identity] = user
             return user
+
+    def get_user(self, user_id: int) -> User | None:
+        """A user by id."""
+        with self._lock:
+            self._check()
+            return next((u for u in self._users.values() if u.id == user_id), None)
+
+    def set_token(self, user_id: int, token_sha256: str) -> None:
+        """Replace the user's token hash."""
+        with self._lock:
+            self._check()
+            self._tokens[user_id] = token_sha256
+
+    def drop_token(self, user_id: int) -> bool:
+        """Forget the user's token."""
+        with self._lock:
+            self._check()
+            return self._tokens.pop(user_id, None) is not None
+
+    def token_user(self, token_sha256: str) -> User | None:
+        """The user whose token has this hash."""
+        with self._lock:
+            self._check()
+            owner = next((u for u, h in self._tokens.items() if h == token_sha256), None)
+            return None if owner is None else self.get_user(owner)
 
     def submit(self, new: NewJob) -> tuple[Job, bool]:
         """Store a waiting job."""

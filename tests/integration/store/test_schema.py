@@ -181,14 +181,18 @@ def test_migrate_brings_a_version_2_database_up_to_date(
     store.migrate()
     with store.engine.begin() as conn:  # back to version 2: no workers, no dedupe claim
         conn.execute(text("DROP TABLE workers"))
+        conn.execute(text("DROP TABLE api_tokens"))
         conn.execute(text("ALTER TABLE dedupe_keys DROP COLUMN claim"))
         conn.execute(text("UPDATE jobbot_schema SET version = 2"))
         conn.execute(
             text("INSERT INTO dedupe_keys (dedupe_key, created_at) VALUES ('old', '2026-01-01')")
         )
     store.migrate()
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert not store.first_time("old") and store.first_time("new")
     store.worker_seen("w")
     assert store.workers_alive(60) == 1
+    user = store.ensure_user(Identity("local", "h", "ann"))
+    store.set_token(user.id, "a" * 64)
+    assert store.token_user("a" * 64) == user
     store.close()

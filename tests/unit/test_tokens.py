@@ -1,0 +1,109 @@
+"""API tokens in the job service: shown once and stored only as a hash, one per user, the
+token's user acting with their own rights; and waiting for a job to become final."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot.core.models import Identity, JobStatus, Outcome, RunResult
+from bot.core.service import JobService, Limits
+from bot.core.tokens import token_hash, well_formed
+from bot.errors import UserNotFound
+from tests.support.fakes import FakeClock, InMemoryStore
+
+ALICE = Identity("slack", "T1", "UALICE")
+ADMIN = Identity("local", "h", "root")
+
+
+@pytest.fixture
+def service(memory_store: InMemoryStore, fake_clock: FakeClock) -> JobService:
+    return JobService(memory_store, fake_clock, Limits(1000, 100), admins=frozenset({"root"}))
+
+
+def test_a_minted_token_is_kept_only_as_its_hash(
+    service: JobService, memory_store: InMemoryStore
+) -> None:
+    alice = service.actor(ALICE)
+    token = service.mint_token(alice)
+    assert well_formed(token) and token.startswith("jobbot_")
+    assert memory_store._tokens == {alice.user.id: token_hash(token)}
+    assert token not in repr(memory_store.__dict__)
+
+
+def test_a_token_acts_as_its_user_with_their_rights(service: JobService) -> None:
+    alice, admin = service.actor(ALICE), service.actor(ADMIN)
+    assert service.authenticate(service.mint_token(alice)) == alice
+    as_admin = service.authenticate(service.mint_token(admin))
+    assert as_admin is not None and as_admin.is_admin
+
+
+def test_a_new_token_ends_the_old_one_and_revoking_ends_both(service: JobService) -> None:
+    alice = service.actor(ALICE)
+    first = service.mint_token(alice)
+    second = service.mint_token(alice)
+    assert first != second
+    assert service.authenticate(first) is None
+    assert service.authenticate(second) == alice
+    assert service.revoke_token(alice) is True
+    assert service.authenticate(second) is None
+    assert service.revoke_token(alice) is False
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "",
+        "jobbot_",
+        "Bearer x",
+        "jobbot_" + "a" * 42,
+        "jobbot_" + "a" * 44,
+        "x" * 50,
+        "jobbot_" + "é" * 43,
+    ],
+)
+def test_anything_but_a_minted_token_is_nobody(service: JobService, presented: str) -> None:
+    service.mint_token(service.actor(ALICE))
+    assert service.authenticate(presented) is None
+
+
+def test_a_user_looked_up_by_an_unknown_id_is_a_clear_error(service: JobService) -> None:
+    with pytest.raises(UserNotFound, match="There is no user #999"):
+        service.jobs_of(999, 10)
+
+
+def test_a_wait_ends_when_the_job_settles_here(
+    service: JobService, memory_store: InMemoryStore
+) -> None:
+    alice = service.actor(ALICE)
+    job, _ = service.submit(alice, "a.py", b"print(1)", "{}")
+    [claim] = memory_store.claim("w", 1, 60, 3)
+    memory_store.mark_invoked(job.id, claim.token, 60)
+    waiting = threading.Event()
+
+    def finish() -> None:
+        waiting.wait()
+        memory_store.finish(job.id, claim.token, RunResult(Outcome.OK, 3, '"1"'))
+        service.settled()
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    seen: list[JobStatus] = []
+    # wait and poll far longer than the join below: only the wake-up ends the wait in time
+    waiter = threading.Thread(
+        target=lambda: seen.append(service.wait(alice, job.id, 600, poll_s=600).job.status),
+        daemon=True,
+    )
+    waiter.start()
+    waiting.set()
+    finisher.join()
+    waiter.join(timeout=30)
+    assert seen == [JobStatus.DONE]
+
+
+def test_a_wait_gives_the_job_as_it_is_when_time_runs_out(service: JobService) -> None:
+    alice = service.actor(ALICE)
+    job, _ = service.submit(alice, "a.py", b"print(1)", "{}")
+    view = service.wait(alice, job.id, timeout_s=0.05, poll_s=0.01)
+    assert view.job.status is JobStatus.WAITING
