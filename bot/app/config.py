@@ -48,6 +48,7 @@ SECTIONS = {
     "JOBBOT_SANDBOX_UID_BASE": "Local sandbox (JOBBOT_EXECUTOR=local)",
     "JOBBOT_LOG_LEVEL": "Logging",
     "SLACK_BOT_TOKEN": "Slack (leave SLACK_BOT_TOKEN empty for the console)",
+    "PORT": "HTTP server of serve: Slack's events, the API for programs, health and metrics",
     "AWS_REGION": "AWS Lambda (JOBBOT_EXECUTOR=lambda); credentials and region come from the "
     "standard AWS chain: AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
     "AWS_ENDPOINT_URL_LAMBDA",
@@ -169,12 +170,6 @@ class Settings:
     slack_api_url: str = setting(
         "SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"
     )
-    port: int = setting(
-        "PORT", "3000", "HTTP port of /slack/events, /healthz and /metrics", low=1, high=65535
-    )
-    http_threads: int = setting(
-        "JOBBOT_HTTP_THREADS", "16", "request threads of the HTTP server", low=1, high=512
-    )
     admins: frozenset[str] = setting(
         "JOBBOT_ADMINS", "", "admin ids: Slack user ids or local user names"
     )
@@ -197,6 +192,26 @@ class Settings:
         "seconds before another serve or worker finishes a request its dead process acknowledged",
         low=1,
         high=3600,
+    )
+    port: int = setting(
+        "PORT", "3000", "HTTP port of /slack/events, /api, /healthz and /metrics", low=1, high=65535
+    )
+    http_threads: int = setting(
+        "JOBBOT_HTTP_THREADS", "16", "request threads of the HTTP server", low=1, high=512
+    )
+    api_rate: int = setting(
+        "JOBBOT_API_RATE",
+        "120",
+        "API requests per minute one token may make (per serve process); more get a 429",
+        low=1,
+        high=100000,
+    )
+    api_burst: int = setting(
+        "JOBBOT_API_BURST",
+        "20",
+        "API requests one token may make at once before JOBBOT_API_RATE paces it",
+        low=1,
+        high=10000,
     )
     aws_region: str = setting(
         "AWS_REGION", "", "AWS region of the runner function (else AWS_DEFAULT_REGION/profile)"

@@ -32,6 +32,7 @@ from bot.executors.jobenv import job_packages as read_job_packages
 from bot.slack.memory import SlackMemory
 
 if TYPE_CHECKING:
+    from bot.api.routes import JobsApi
     from bot.app.server import HttpServer
     from bot.slack.app import SlackApp
 
@@ -263,6 +264,23 @@ def slack_app_for(settings: Settings, runtime: Runtime) -> SlackApp | None:
     return slack
 
 
+def build_api(settings: Settings, runtime: Runtime) -> JobsApi:
+    """The HTTP API for programs on `runtime`'s service."""
+    from bot.api.routes import ApiLimits, JobsApi
+
+    limits = ApiLimits(
+        max_code_bytes=settings.max_code_bytes,
+        max_input_bytes=settings.max_input_bytes,
+        job_timeout_s=settings.job_timeout,
+        poll_s=settings.poll_interval,
+        rate_per_minute=settings.api_rate,
+        burst=settings.api_burst,
+        # Waiting requests hold a server thread each: half of them stay free for the rest.
+        wait_slots=max(1, settings.http_threads // 2),
+    )
+    return JobsApi(runtime.service, limits, runtime.metrics)
+
+
 class Door(Protocol):
     """A way requests come in (the HTTP server, Socket Mode): opened last, closed first."""
 
@@ -307,7 +325,7 @@ class Process:
         if self._with_slack:
             self.slack = slack_app_for(settings, runtime)
             if self.slack is None and self._with_http:
-                log.warning("Slack is not configured: serving /healthz and /metrics only")
+                log.warning("Slack is not configured: serving the API, /healthz and /metrics")
             routes.update(notifiers_for(settings, runtime))
         runtime.start_dispatcher(routes)
         if self._with_workers:
@@ -318,17 +336,24 @@ class Process:
             self._open_doors()
 
     def _open_doors(self) -> None:
+        from bot.api.routes import owns as owns_api_path
         from bot.app.server import HttpServer, Mount, build_web_app
 
         settings, runtime, slack = self.settings, self.runtime, self.slack
-        mounts: list[Mount] = []
+        api = build_api(settings, runtime)
+        mounts = [Mount(api.blueprint, owns_api_path, api.error)]
+        largest = api.limits.max_body
         if slack is not None and settings.slack_signing_secret:
-            from bot.slack.http import SlackEvents
+            from bot.slack.http import MAX_BODY, SlackEvents
 
             events = SlackEvents(slack.app, runtime.metrics, slack.guard)
             mounts.append(Mount(events.blueprint))
+            largest = max(largest, MAX_BODY)
         web = build_web_app(runtime.store.ping, runtime.metrics, mounts)
-        self.http = HttpServer(web, settings.port, settings.http_threads)
+        # Bodies up to twice the largest any route takes reach the routes, which refuse those
+        # over their own limit in their own words (and count them) before parsing anything;
+        # waitress refuses anything bigger unread (a plain 413), so none is buffered whole.
+        self.http = HttpServer(web, settings.port, settings.http_threads, max_body=2 * largest)
         self._doors.append(self.http)
         mode = "http"
         if slack is not None and settings.socket_mode:

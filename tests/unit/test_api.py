@@ -1,0 +1,92 @@
+"""The API's pure parts: pacing, wait slots, wording for the API, a job's JSON by visibility,
+and a spec that names every route the blueprint serves."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from flask import Flask
+
+from bot.api.jobjson import job_json
+from bot.api.limits import RateLimit, WaitSlots, retry_after
+from bot.api.problems import api_wording
+from bot.api.routes import ApiLimits, JobsApi, spec_text
+from bot.core.metrics import Metrics
+from bot.core.models import Identity, Outcome, RunResult
+from bot.core.service import JobService, JobView, Limits
+from tests.support.fakes import FakeClock, InMemoryStore
+
+OUTPUT = {"input", "result", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "error"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_token_gets_its_burst_then_its_rate() -> None:
+    clock = Clock()
+    limit = RateLimit(per_minute=60, burst=3, clock=clock)
+    assert [limit.take(1) for _ in range(3)] == [0, 0, 0]
+    assert limit.take(1) == pytest.approx(1.0)
+    assert limit.take(2) == 0  # another key is paced apart
+    clock.now += 1.0
+    assert limit.take(1) == 0
+    assert retry_after(0.2) == "1" and retry_after(2.1) == "3"
+
+
+def test_wait_slots_cap_each_key_and_the_total() -> None:
+    slots = WaitSlots(total=3, per_key=2)
+    with slots.hold(1) as a, slots.hold(1) as b, slots.hold(1) as c:
+        assert (a, b, c) == (None, None, "key")
+        with slots.hold(2) as d, slots.hold(3) as e:
+            assert (d, e) == (None, "total")
+    with slots.hold(1) as again:
+        assert again is None
+
+
+def test_core_messages_name_api_requests() -> None:
+    text = "There is no job #9. `/job mine` lists your jobs; see `/job status 12`."
+    assert api_wording(text, 7) == (
+        "There is no job #9. `GET /api/users/7/jobs` lists your jobs; see `GET /api/jobs/12`."
+    )
+    assert api_wording("try `/job list 2` or `/job cancel 4`") == (
+        "try `GET /api/jobs?page=2` or `POST /api/jobs/4/cancel`"
+    )
+
+
+def test_output_fields_are_absent_for_those_who_may_not_see_them() -> None:
+    store = InMemoryStore(FakeClock())
+    service = JobService(store, FakeClock(), Limits(1000, 100))
+    alice = service.actor(Identity("local", "h", "alice"))
+    job, _ = service.submit(alice, "a.py", b"print(1)", '{"a": 1}')
+    [claim] = store.claim("w", 1, 60, 3)
+    store.finish(job.id, claim.token, RunResult(Outcome.OK, 4, '"1"', stdout="1\n"))
+    done = store.get(job.id)
+    assert done is not None
+    hidden = job_json(JobView(done, full=False))
+    assert not OUTPUT & hidden.keys() and hidden["status"] == "done"
+    shown = job_json(JobView(done, full=True))
+    assert shown.keys() >= OUTPUT and shown["input"] == {"a": 1} and shown["result"] == "1"
+
+
+def test_the_spec_names_every_route_and_method_the_api_serves() -> None:
+    service = JobService(InMemoryStore(FakeClock()), FakeClock(), Limits(1000, 100))
+    api = JobsApi(service, ApiLimits(1000, 100, 10, 0.1, 60, 10, 2), Metrics())
+    app = Flask("spec")
+    app.register_blueprint(api.blueprint)
+    served = {
+        (re.sub(r"<(\w+)>", r"{\1}", rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("api.")
+        for method in rule.methods or ()
+        if method not in {"HEAD", "OPTIONS"}
+    }
+    spec = json.loads(spec_text())
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert served == documented
