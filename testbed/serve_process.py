@@ -85,8 +85,9 @@ class ServeProcess:
         except OSError:
             return 0, ""
 
-    def start(self, timeout: float = 30.0) -> ServeProcess:
-        """Start and wait until /healthz answers 200. The port was free when chosen, but any
+    def start(self, timeout: float = 120.0) -> ServeProcess:
+        """Start and wait until /healthz answers 200 (a deadline with margin for a loaded 2-core
+        machine running tests in parallel). The port was free when chosen, but any
         process on the machine may take it before serve binds it: then serve starts again on
         another one (and that attempt's lines leave the log)."""
         for _ in range(5):
