@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 from sqlalchemy.engine import make_url
 
 from bot.app.config import Settings
-from bot.app.shutdown import wait_for_signal
+from bot.app.shutdown import StopRequest
 from bot.core.clock import SystemClock
 from bot.core.commands import CONSOLE_USAGE
 from bot.core.dispatcher import Dispatcher
@@ -317,10 +317,13 @@ class Process:
         self.http: HttpServer | None = None
         self._doors: list[Door] = []
 
-    def start(self) -> None:
-        """Start every part, in order."""
+    def start(self, stopping: Callable[[], bool] = lambda: False) -> None:
+        """Start every part, in order; once `stopping()` says so, start nothing more (a stop
+        asked for while starting: no job is claimed and no door opened)."""
         settings, runtime = self.settings, self.runtime
         runtime.migrate()
+        if stopping():
+            return
         routes = dict(self._routes)
         if self._with_slack:
             self.slack = slack_app_for(settings, runtime)
@@ -328,11 +331,11 @@ class Process:
                 log.warning("Slack is not configured: serving the API, /healthz and /metrics")
             routes.update(notifiers_for(settings, runtime))
         runtime.start_dispatcher(routes)
-        if self._with_workers:
+        if self._with_workers and not stopping():
             runtime.start_workers()
-        if self.slack is not None:
+        if self.slack is not None and not stopping():
             self.slack.start()  # takes up requests a dead process acknowledged (the journal)
-        if self._with_http:
+        if self._with_http and not stopping():
             self._open_doors()
 
     def _open_doors(self) -> None:
@@ -383,9 +386,14 @@ class Process:
         return drained
 
     def run_until_signal(self) -> bool:
-        """start(), wait for SIGTERM or SIGINT, stop(); True if the running jobs finished."""
-        self.start()
-        wait_for_signal()
+        """start(), wait for SIGTERM or SIGINT, stop(); True if the running jobs finished.
+
+        The signals are caught before anything starts: one that arrives while starting stops
+        the process cleanly (exit 0, nothing half-claimed) once the step under way is done.
+        """
+        stop = StopRequest()
+        self.start(lambda: stop.requested)
+        stop.wait()
         return self.stop()
 
 

@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from bot.core.models import Identity, JobStatus, NewJob, Upload
 from bot.slack.intake.journal import HeldKind
@@ -135,3 +138,43 @@ def test_a_worker_takes_up_a_request_a_dead_serve_acknowledged(
     )
     done = mariadb_store.get(job.id)
     assert done is not None and (done.status, done.result) == (JobStatus.DONE, 15)
+
+
+def test_a_sigterm_while_the_worker_starts_is_a_clean_stop(
+    mariadb_url: str, mariadb_store: SqlStore, tmp_path: Path
+) -> None:
+    """The worker is held in its first step (the schema: another process holds the migration
+    lock) when SIGTERM arrives: it still exits 0, and claims nothing on the way out."""
+    owner = mariadb_store.ensure_user(Identity("local", "host", "starting"))
+    job, _ = mariadb_store.submit(NewJob(owner.id, "a.py", "print(1)", "0" * 64, "{}"))
+    database = make_url(mariadb_url).database
+    holder = create_engine(mariadb_url, poolclass=NullPool)
+    with holder.connect() as lock:
+        assert lock.execute(text("SELECT GET_LOCK('jobbot.migrate', 10)")).scalar() == 1
+        process = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "bot", "worker"],
+                cwd=tmp_path,
+                env=clean_env(PYTHONPATH=str(ROOT), DATABASE_URL=mariadb_url),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+        waiting = text(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+            "WHERE DB = :db AND ID <> CONNECTION_ID() AND INFO LIKE '%GET_LOCK%jobbot.migrate%'"
+        )
+        wait_until(
+            lambda: lock.execute(waiting, {"db": database}).scalar() == 1,
+            timeout=30,
+            message="the worker waits for the migration lock",
+        )
+        process.send_signal(signal.SIGTERM)
+        lock.execute(text("SELECT RELEASE_LOCK('jobbot.migrate')"))
+    holder.dispose()
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, out[-3000:]
+    left = mariadb_store.get(job.id)
+    assert left is not None and left.status is JobStatus.WAITING
+    assert left.claim_token is None and left.attempts == 0
