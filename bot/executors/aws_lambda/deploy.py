@@ -7,14 +7,17 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import botocore.exceptions
 from botocore.config import Config
 
+from bot.executors.aws_lambda import layer_build
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.client import error_code, session_region
 from bot.executors.aws_lambda.deployer import Deployer, DeployError, FunctionSpec
+from bot.executors.aws_lambda.layers import LayerStep
 from bot.executors.aws_lambda.policy import policies, resolve_target
 
 if TYPE_CHECKING:
@@ -36,16 +39,34 @@ def deploy_client(session: Any, settings: Settings) -> LambdaClient:
     return client
 
 
+def artifact_client(session: Any, settings: Settings) -> Any:
+    """An S3 client for the layer upload, in the function's region."""
+    config = Config(connect_timeout=5, read_timeout=120, retries={"mode": "standard"})
+    return session.client("s3", region_name=session_region(session, settings), config=config)
+
+
+def build_layer(
+    requirements: Path, architecture: str, workdir: Path, max_unzipped: int
+) -> layer_build.BuiltLayer:
+    """The real layer build, with python3.13's bytecode when one is found here."""
+    python = layer_build.lambda_python()
+    return layer_build.build(
+        requirements, architecture, workdir, python=python, max_unzipped=max_unzipped
+    )
+
+
 def run_lambda_command(
     settings: Settings,
     action: str,
     out: TextIO,
     *,
     replace: bool = False,
+    requirements: Path | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """`deploy` (with `replace`: re-create a function of the wrong tenancy) or `policy`;
-    returns the exit code (messages on `out`, notes on stderr)."""
+    returns the exit code (messages on `out`, notes on stderr). `requirements`: the job
+    packages' pinned list, built into the function's layer (None: no layer)."""
     import boto3
 
     session = boto3.session.Session()
@@ -63,6 +84,19 @@ def run_lambda_command(
         return EXIT_MISCONFIGURED
     spec = FunctionSpec.from_settings(settings)
     deployer = Deployer(client, spec, out, replace=replace, sleep=sleep)
+    layer = LayerStep(
+        client=client,
+        s3=lambda: artifact_client(session, settings),
+        function=spec.name,
+        requirements=requirements or Path("/nonexistent"),
+        architecture=spec.architecture,
+        runtime=spec.runtime,
+        bucket=settings.lambda_artifact_bucket,
+        say=deployer.say,
+        build=build_layer,
+    )
+    if layer.wanted():
+        deployer.layer = layer
     try:
         deployer.deploy(lambda_package.build_zip())
     except DeployError as exc:

@@ -12,6 +12,7 @@ import botocore.exceptions
 from bot.core.backoff import NO_JITTER, backoff
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.client import error_code, function_timeout_s
+from bot.executors.aws_lambda.layers import LayerError
 from bot.executors.aws_lambda.tenancy import PER_TENANT, PER_USER, function_tenancy
 
 if TYPE_CHECKING:
@@ -19,9 +20,10 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda.type_defs import FunctionConfigurationResponseTypeDef
 
     from bot.app.config import Settings
+    from bot.executors.aws_lambda.layers import LayerStep
 
 RUNTIME = "python3.13"
-ARCHITECTURE = "arm64"  # the harness is pure Python; Graviton costs about 20% less per GB-s
+ARCHITECTURE = "arm64"  # the default: Graviton costs about 20% less per GB-s
 PROPAGATION_S = 30.0  # how long a new execution role may take to become assumable
 # Lambda keeps this much of the account's concurrency unreserved (all of it when the account
 # may run fewer at once: new accounts)
@@ -61,6 +63,7 @@ class FunctionSpec:
             memory_mb=settings.lambda_memory_mb,
             reserved_concurrency=settings.lambda_reserved_concurrency,
             tenancy=settings.lambda_tenancy,
+            architecture=settings.lambda_architecture,
         )
 
 
@@ -73,6 +76,7 @@ class Deployer:
         out: where progress and changes are printed.
         replace: delete and re-create a function whose tenancy differs from the spec's
             (Lambda sets it only at creation); without it, deploy refuses.
+        layer: the job packages' layer step (None: the function gets no layer).
         sleep: how to wait between retries of a role that is not assumable yet.
         propagation_s: how long to keep retrying that.
         waiter_delay_s: the waiters' polling interval.
@@ -85,11 +89,13 @@ class Deployer:
         out: TextIO,
         *,
         replace: bool = False,
+        layer: LayerStep | None = None,
         sleep: Callable[[float], None] = time.sleep,
         propagation_s: float = PROPAGATION_S,
         waiter_delay_s: int = 1,
     ) -> None:
         self.client = client
+        self.layer = layer
         self.spec = spec
         self.out = out
         self.replace = replace
@@ -111,6 +117,20 @@ class Deployer:
             current = self._settled(current)
         # every refusal comes before the first change, so none leaves a half-applied deploy
         self._check_concurrency(current)
+        if current is not None and function_tenancy(current["Configuration"]) != self.spec.tenancy:
+            self._check_replace(function_tenancy(current["Configuration"]))
+            self._check_role()
+        if current is None:
+            self._check_role()
+        try:
+            if self.layer is not None:
+                self.layer.prepare(lambda_package.unzipped_size(zip_bytes))
+                self.changes += self.layer.publish()
+        except LayerError as exc:
+            raise DeployError(str(exc), misconfigured=exc.misconfigured) from exc
+        finally:
+            if self.layer is not None:
+                self.layer.close()
         if current is not None and function_tenancy(current["Configuration"]) != self.spec.tenancy:
             self._replace(function_tenancy(current["Configuration"]))
             current = None
@@ -137,26 +157,33 @@ class Deployer:
                 return None
             raise
 
-    def _replace(self, have: str) -> None:
-        """Delete the function so that it is created again with the wanted tenancy (or refuse,
-        saying what --replace would do)."""
-        spec = self.spec
-        consequences = (
-            f"deletes {spec.name} and creates it again: invokes in flight fail (their jobs end "
-            "with an error), its reserved concurrency is set again only from "
+    def _consequences(self) -> str:
+        return (
+            f"deletes {self.spec.name} and creates it again: invokes in flight fail (their "
+            "jobs end with an error), its reserved concurrency is set again only from "
             "JOBBOT_LAMBDA_RESERVED_CONCURRENCY, and anything configured on it by hand (VPC, "
-            "layers, aliases, versions, triggers, tags, policy statements) is lost; its name "
+            "aliases, versions, triggers, tags, policy statements) is lost; its name "
             "and ARN stay, so the bot's IAM policy still applies"
         )
+
+    def _check_replace(self, have: str) -> None:
+        """Refuse a tenancy change without --replace, saying what --replace would do."""
+        spec = self.spec
         if not self.replace:
             raise DeployError(
                 f"{spec.name} has tenancy {have}, JOBBOT_LAMBDA_TENANCY asks for {spec.tenancy}, "
                 "and Lambda sets tenant isolation only when it creates a function. "
-                f"`python -m bot lambda deploy --replace` {consequences}. Or set "
+                f"`python -m bot lambda deploy --replace` {self._consequences()}. Or set "
                 f"JOBBOT_LAMBDA_TENANCY={have} to keep it as it is",
                 misconfigured=True,
             )
-        self.say(f"replacing {spec.name} (tenancy {have} -> {spec.tenancy}): {consequences}")
+
+    def _replace(self, have: str) -> None:
+        """Delete the function so that it is created again with the wanted tenancy."""
+        spec = self.spec
+        self.say(
+            f"replacing {spec.name} (tenancy {have} -> {spec.tenancy}): {self._consequences()}"
+        )
         self.client.delete_function(FunctionName=spec.name)
         self.changes.append(f"deleted {spec.name} (tenancy {have})")
         waited = 0.0
@@ -220,19 +247,25 @@ class Deployer:
             "Timeout": spec.timeout_s,
             "MemorySize": spec.memory_mb,
             "Environment": {"Variables": {}},  # the function carries no settings or secrets
+            # the job packages' layer, and no other
+            "Layers": [self.layer.arn] if self.layer is not None and self.layer.arn else [],
         }
         if spec.role_arn:
             wanted["Role"] = spec.role_arn
         return wanted
 
-    def _create(self, zip_bytes: bytes) -> None:
-        spec = self.spec
-        if not spec.role_arn:
+    def _check_role(self) -> None:
+        """Refuse to create the function without its execution role."""
+        if not self.spec.role_arn:
             raise DeployError(
-                f"{spec.name} does not exist yet, and creating it needs its execution role: "
+                f"{self.spec.name} does not exist yet, and creating it needs its execution role: "
                 "set JOBBOT_LAMBDA_ROLE_ARN (see `python -m bot lambda policy`)",
                 misconfigured=True,
             )
+
+    def _create(self, zip_bytes: bytes) -> None:
+        spec = self.spec
+        self._check_role()
         self.say(
             f"creating {spec.name}: {spec.runtime} on {spec.architecture}, {spec.memory_mb} MB, "
             f"timeout {spec.timeout_s} s, role {spec.role_arn}, tenancy {spec.tenancy}"
@@ -303,6 +336,8 @@ class Deployer:
             have = current.get(key)
             if key == "Environment":
                 have = {"Variables": dict((have or {}).get("Variables") or {})}
+            if key == "Layers":
+                have = [layer["Arn"] for layer in have or []]
             if have != value:
                 differences.append((key, have, value))
         if not differences:

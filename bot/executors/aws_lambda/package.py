@@ -50,6 +50,11 @@ def build_zip() -> bytes:
     return buffer.getvalue()
 
 
+def unzipped_size(zip_bytes: bytes) -> int:
+    """Bytes of the files in a zip once unpacked (what Lambda counts against 250 MB)."""
+    return sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(zip_bytes)).infolist())
+
+
 def code_sha256(zip_bytes: bytes) -> str:
     """The package's hash as Lambda reports it (CodeSha256: base64 of the SHA-256)."""
     return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode("ascii")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import botocore.exceptions
 
 from bot.executors.aws_lambda.client import session_region
+from bot.executors.aws_lambda.layers import S3_PREFIX, layer_name
 
 if TYPE_CHECKING:
     from bot.app.config import Settings
@@ -47,6 +48,13 @@ class Target:
     function: str  # its name alone
     role_arn: str
     qualifier: str | None = None  # a version or alias the bot invokes
+    bucket: str = ""  # JOBBOT_LAMBDA_ARTIFACT_BUCKET: deploy's uploads of large layers
+
+    @property
+    def layer_arn(self) -> str:
+        """The job packages' layer (its versions are this ARN + ":N")."""
+        name = layer_name(self.function)
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:layer:{name}"
 
     @property
     def function_arn(self) -> str:
@@ -67,6 +75,40 @@ class Target:
             f"arn:{self.partition}:logs:{self.region}:{self.account}"
             f":log-group:/aws/lambda/{self.function}"
         )
+
+
+def _layer_statements(target: Target) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = [
+        {
+            # deploy looks for the version of the packages' fingerprint, publishes one when
+            # the list changed, and attaches it (which needs GetLayerVersion on it)
+            "Sid": "PackagesLayer",
+            "Effect": "Allow",
+            "Action": [
+                "lambda:ListLayerVersions",
+                "lambda:PublishLayerVersion",
+                "lambda:GetLayerVersion",
+            ],
+            "Resource": [target.layer_arn, f"{target.layer_arn}:*"],
+        }
+    ]
+    if target.bucket:
+        statements.append(
+            {
+                # a layer zip over 50 MB goes through S3: deploy uploads it, Lambda reads it
+                # with deploy's credentials, and deploy deletes it once published
+                "Sid": "LayerUploadsOnly",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:PutObject",
+                    "s3:GetObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                ],
+                "Resource": f"arn:{target.partition}:s3:::{target.bucket}/{S3_PREFIX}/*",
+            }
+        )
+    return statements
 
 
 def policies(target: Target) -> dict[str, Any]:
@@ -128,6 +170,7 @@ def policies(target: Target) -> dict[str, Any]:
                         ],
                         "Resource": target.function_arn,
                     },
+                    *_layer_statements(target),
                     {
                         # deploy reads the account's unreserved concurrency before it reserves
                         # any; AWS grants this action on the account alone, so on "*"
@@ -184,4 +227,12 @@ def resolve_target(settings: Settings, session: Any, notes: TextIO) -> Target:
             "(create it with the execution_role policies, then set JOBBOT_LAMBDA_ROLE_ARN)",
             file=notes,
         )
-    return Target(partition, region, account, function.name, role_arn, function.qualifier)
+    return Target(
+        partition,
+        region,
+        account,
+        function.name,
+        role_arn,
+        function.qualifier,
+        settings.lambda_artifact_bucket,
+    )

@@ -14,7 +14,9 @@ from bot.core.models import Identity, RunRequest
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from testbed.lambda_standin import LambdaStandIn
+from tests.support.moto_lambda import moto_server, teach_moto
 
+REGION = "us-east-1"
 JOB_TIMEOUT = 2.0
 MAX_OUTPUT = 64 * 1024
 
@@ -87,3 +89,16 @@ def executor(standin: LambdaStandIn) -> Iterator[LambdaExecutor]:
     built = build_lambda_executor(lambda_settings())
     yield built
     built.close()
+
+
+@pytest.fixture
+def aws(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    """(lambda, iam) clients of a fresh moto account served on loopback HTTP, which keeps
+    TenancyConfig, answers GetAccountSettings and enforces Lambda's size limits
+    (tests/support/moto_lambda.py); AWS_ENDPOINT_URL sends every client there."""
+    import boto3
+
+    teach_moto(monkeypatch)
+    with moto_server() as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        yield boto3.client("lambda", region_name=REGION), boto3.client("iam", region_name=REGION)

@@ -1,5 +1,5 @@
-"""`python -m bot lambda deploy | policy` against moto's Lambda and IAM (no Docker: moto's
-simple backend), through real boto3 clients."""
+"""`python -m bot lambda deploy | policy` against moto's Lambda and IAM served on loopback
+HTTP (no Docker: moto's simple backend), through real boto3 clients."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from moto import mock_aws
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.deploy import run_lambda_command
 from tests.integration.lambda_executor.conftest import lambda_settings
-from tests.support.moto_lambda import seen_mid_update, teach_moto
+from tests.support.moto_lambda import seen_mid_update
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -35,15 +34,6 @@ TRUST = {
         }
     ],
 }
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
-    """(lambda, iam) clients on a fresh moto account that keeps TenancyConfig and answers
-    GetAccountSettings (tests/support/moto_lambda.py)."""
-    teach_moto(monkeypatch)
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        yield boto3.client("lambda", region_name=REGION), boto3.client("iam", region_name=REGION)
 
 
 def make_role(iam: Any, name: str = "jobbot-runner-execution") -> str:
