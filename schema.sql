@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS users (
   CONSTRAINT uq_users_identity UNIQUE (provider, team, external_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- The jobs, and the queue: waiting -> running -> done | error | timeout; waiting -> cancelled.
+-- The jobs, and the queue: waiting -> running -> done | error | timeout | cancelled;
+-- waiting -> cancelled.
 CREATE TABLE IF NOT EXISTS jobs (
   id                BIGINT       NOT NULL AUTO_INCREMENT,  -- the number people type
   owner_id          INTEGER      NOT NULL,
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   notify_route      VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,
   idempotency_key   VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NULL,
   rerun_of          BIGINT       NULL,
+  stop_requested_at DATETIME(6)  NULL,      -- v4, cancel asked while running (migrate adds it)
   PRIMARY KEY (id),
   CONSTRAINT uq_jobs_idempotency UNIQUE (idempotency_key),
   CONSTRAINT fk_jobs_owner FOREIGN KEY (owner_id) REFERENCES users (id),

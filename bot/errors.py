@@ -85,7 +85,7 @@ class Forbidden(UserError):
 
 
 class NotCancellable(UserError):
-    """That job can no longer be cancelled: only waiting jobs can."""
+    """That job can no longer be cancelled: it has already finished."""
 
 
 class ConfigError(BotError):

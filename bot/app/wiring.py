@@ -156,6 +156,7 @@ class Runtime:
             service_limits(settings),
             admins=settings.admins,
             on_submit=self._on_submit,
+            on_stop=self._on_stop,
         )
         self._register_gauges()
 
@@ -164,6 +165,12 @@ class Runtime:
             self.pool.wake()
         if self.dispatcher is not None:
             self.dispatcher.wake()
+
+    def _on_stop(self, job: Job) -> None:
+        # The run may be here: look now rather than at the next poll. Elsewhere, the pool
+        # holding it finds the request in the store.
+        if self.pool is not None:
+            self.pool.check_stops()
 
     def _on_settled(self) -> None:
         self.service.settled()

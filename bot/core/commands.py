@@ -15,7 +15,7 @@ USAGE = """\
 /job status ID         show one job
 /job mine [N]          your last N jobs (default 10)
 /job list [PAGE]       everyone's latest jobs, 20 per page
-/job cancel ID         cancel a job that has not started
+/job cancel ID         cancel a waiting job, or stop a running one
 /job rerun ID          run a job's code and input again as a new job
 /job help              this help
 Example: /job run {"a": 5, "b": 3}"""
@@ -59,7 +59,7 @@ class ListCommand:
 
 @dataclass(frozen=True)
 class CancelCommand:
-    """Cancel a waiting job."""
+    """Cancel a waiting job, or stop a running one."""
 
     job_id: int
 

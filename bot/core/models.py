@@ -144,6 +144,7 @@ class Job:
     notify_route: str | None = None
     idempotency_key: str | None = None
     rerun_of: int | None = None
+    stop_requested_at: datetime | None = None  # a cancel asked for while it ran
     is_summary: bool = False  # a listing row: code and output left out, texts cut short
 
     @property
@@ -153,6 +154,14 @@ class Job:
         if not isinstance(value, dict):
             raise ValueError(f"job {self.id} has a non-object input")
         return value
+
+    @property
+    def never_ran(self) -> bool:
+        """A job cancelled before its code started (not one stopped while it ran)."""
+        return self.status is JobStatus.CANCELLED and self.error_message in (
+            None,
+            CANCELLED_UNRUN_MESSAGE,
+        )
 
     @property
     def result(self) -> Any:
@@ -215,6 +224,20 @@ class RunRequest:
 # run again (the recovery sweep writes this; see JobStore.recover).
 INTERRUPTED_TYPE = "Interrupted"
 INTERRUPTED_MESSAGE = "interrupted: the worker stopped while the job was running"
+
+# How a job ends that was cancelled after a worker claimed it (Executor.stop's own runs say
+# the same type): before its code ran; while it ran on an executor that cannot stop a run
+# (Lambda), whose late result is then discarded; or with its worker gone.
+CANCELLED_TYPE = "Cancelled"
+CANCELLED_UNRUN_MESSAGE = "the job was cancelled before it started; nothing ran"
+STOPPED_UNSTOPPABLE_MESSAGE = (
+    "the job was cancelled while it ran; this executor cannot stop a run, so it ran on "
+    "unseen and its result was discarded"
+)
+STOPPED_LOST_MESSAGE = (
+    "the job was cancelled while it ran, and its worker stopped before it could record "
+    "what the job printed"
+)
 
 
 @dataclass(frozen=True)

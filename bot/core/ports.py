@@ -82,7 +82,14 @@ class JobQueue(Protocol):
         """
 
     def cancel(self, job_id: int) -> Job | None:
-        """Cancel a waiting job (writing its `finished` notification); None if not waiting."""
+        """Cancel a waiting job (writing its `finished` notification), or, for a running one,
+        record that a stop is asked for (`stop_requested_at`) and return it still running:
+        the worker that holds it stops it and records how it ended. None when the job is
+        neither waiting nor running (or does not exist)."""
+
+    def stop_requests(self, job_ids: Sequence[int]) -> set[int]:
+        """Which of these jobs are running with a stop asked for (a worker polls this for its
+        runs: the cancel may have come through any process)."""
 
     def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
         """Claim up to `slots` due waiting jobs, oldest first, at most `max_per_user` running
@@ -95,7 +102,8 @@ class JobQueue(Protocol):
         """Push the lease out; False if not owned."""
 
     def release(self, job_id: int, token: str, delay_s: float) -> bool:
-        """Put a claimed job that did not run back to waiting, due after `delay_s`."""
+        """Put a claimed job that did not run back to waiting, due after `delay_s` (or end
+        it `cancelled` if a stop was asked for meanwhile)."""
 
     def finish(self, job_id: int, token: str, result: RunResult) -> bool:
         """Record the final result (and write `finished`) exactly once. True when this claim
@@ -103,7 +111,8 @@ class JobQueue(Protocol):
 
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Settle running jobs whose lease expired: requeue the never-invoked, and mark the
-        invoked ones `error` ("interrupted") with their `finished` notification."""
+        invoked ones `error` ("interrupted") with their `finished` notification; those with a
+        stop asked for end `cancelled` instead, invoked or not."""
 
 
 class Outbox(Protocol):

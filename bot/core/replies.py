@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.core.models import Actor, Job
+from bot.core.models import Actor, Job, JobStatus
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,14 @@ class Listing:
 
 @dataclass(frozen=True)
 class Cancelled:
-    """A waiting job was cancelled."""
+    """A waiting job was cancelled, or a running one is being stopped (`stopping`)."""
 
     job: Job
+
+    @property
+    def stopping(self) -> bool:
+        """True when the job was running: its stop is asked for, and it has not ended yet."""
+        return self.job.status is JobStatus.RUNNING
 
 
 @dataclass(frozen=True)

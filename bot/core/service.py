@@ -49,13 +49,16 @@ class JobService:
         clock: Clock,
         limits: Limits,
         admins: frozenset[str] = frozenset(),
+        *,
         on_submit: Callable[[Job], None] | None = None,
+        on_stop: Callable[[Job], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.limits = limits
         self.admins = admins
         self._on_submit = on_submit or (lambda job: None)
+        self._on_stop = on_stop or (lambda job: None)  # a stop of a running job was asked for
         self._users: dict[Identity, User] = {}
         self._users_lock = threading.Lock()
         # Bumped whenever a job may have become final here, for those waiting on one.
@@ -212,21 +215,36 @@ class JobService:
         return self.store.list_all(PAGE_SIZE, before)
 
     def cancel(self, actor: Actor, job_id: int) -> Job:
-        """Cancel a waiting job of the actor's (or any, for an admin)."""
+        """Cancel a job of the actor's (or any, for an admin). A waiting job is cancelled at
+        once (returned `cancelled`); for a running one a stop is recorded and the job is
+        returned still `running`, with `stop_requested_at` set: the worker that runs it, in
+        whatever process, stops it, and it ends `cancelled` with what it printed until then
+        (on Lambda, whose invoke cannot be stopped, with its late result discarded). If it
+        finishes on its own first, that outcome stands: a job ends exactly once."""
         view = self.view(actor, job_id)
         if not view.full:
             raise Forbidden(
                 f"Job #{job_id} is not yours: only its owner or an admin can cancel it."
             )
-        if view.job.status is not JobStatus.WAITING:
-            raise NotCancellable(
-                f"Job #{job_id} is {view.job.status.value}; only waiting jobs can be cancelled."
-            )
-        job = self.store.cancel(job_id)
-        if job is None:
-            raise NotCancellable(f"Job #{job_id} started before it could be cancelled.")
-        log.info("job cancelled", extra={"job_id": job_id, "user_id": actor.user.id})
-        return job
+        job: Job | None = view.job
+        # A job can move between waiting and running while we ask (claimed, or handed back
+        # by a throttled executor): ask again as it is now, a few times at most.
+        for _ in range(3):
+            if job is None or job.status.is_final:
+                break
+            cancelled = self.store.cancel(job_id)
+            if cancelled is not None:
+                stopping = cancelled.status is JobStatus.RUNNING
+                log.info(
+                    "job stop requested" if stopping else "job cancelled",
+                    extra={"job_id": job_id, "user_id": actor.user.id},
+                )
+                if stopping:
+                    self._on_stop(cancelled)
+                return cancelled
+            job = self.store.get(job_id)
+        status = job.status.value if job is not None else "gone"
+        raise NotCancellable(f"Job #{job_id} has already finished ({status}); nothing to cancel.")
 
     def rerun(
         self,

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 from bot.core.backoff import jittered, standard_backoff
 from bot.core.metrics import Metrics
-from bot.core.models import Claim, Outcome, RunRequest, RunResult
+from bot.core.models import (
+    CANCELLED_TYPE,
+    CANCELLED_UNRUN_MESSAGE,
+    STOPPED_UNSTOPPABLE_MESSAGE,
+    Claim,
+    Outcome,
+    RunRequest,
+    RunResult,
+)
 from bot.core.ports import Executor, StartGate, WorkerStore
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, StoreError, Throttled
 
@@ -56,8 +64,27 @@ def infra_failure(message: str, executor: str) -> RunResult:
     )
 
 
+@dataclass
+class _Flight:
+    """A claimed job this pool is handling (guarded by the pool's condition)."""
+
+    claim: Claim
+    since: float  # monotonic time of the claim
+    started: bool = False  # the start gate let its code run
+    stop_wanted: bool = False  # a cancel asked for it to be stopped
+    settled: bool = False  # this pool has written (or is writing) its final state
+
+
 class WorkerPool:
-    """Claims jobs and runs up to `slots` of them at once on an executor."""
+    """Claims jobs and runs up to `slots` of them at once on an executor.
+
+    A cancel of a running job is a stop asked for in the store (by any process): the pool
+    polls the store for its runs while it has any, and asks the executor to stop them. A run
+    the executor can stop ends `cancelled` with its output so far; one it cannot stop (a
+    Lambda invoke) is recorded `cancelled` at once and its late result discarded. Either way
+    exactly one final state is written: the store fences every write by the claim, and in
+    this pool one flag per job decides whether the run's end or the stop writes it.
+    """
 
     def __init__(
         self,
@@ -78,7 +105,9 @@ class WorkerPool:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._cond = threading.Condition()
-        self._in_flight: dict[int, tuple[str, float]] = {}  # job id -> (token, claimed at)
+        self._in_flight: dict[int, _Flight] = {}
+        self._check_stops = threading.Event()  # look for stop requests now
+        self._closed = threading.Event()  # the pool stopped: no more stop polling
         self._pool = ThreadPoolExecutor(config.slots, thread_name_prefix="job")
         self._threads: list[threading.Thread] = []
 
@@ -90,6 +119,7 @@ class WorkerPool:
             ("claimer", self._claim_loop),
             ("sweeper", self._sweep_loop),
             ("presence", self._presence_loop),
+            ("stopper", self._stop_loop),
         )
         for name, target in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -109,6 +139,10 @@ class WorkerPool:
         """Jobs running right now in this pool."""
         with self._cond:
             return len(self._in_flight)
+
+    def check_stops(self) -> None:
+        """Look for stop requests now (a cancel was just asked for in this process)."""
+        self._check_stops.set()
 
     def stop_claiming(self) -> None:
         """Claim nothing more (the first step of a stop); running jobs go on."""
@@ -133,6 +167,8 @@ class WorkerPool:
         self.stop_claiming()
         with self._cond:
             drained = self._cond.wait_for(lambda: not self._in_flight, timeout=grace_s)
+        self._closed.set()
+        self._check_stops.set()
         for thread in self._threads:
             thread.join(timeout=2)
         try:
@@ -172,7 +208,8 @@ class WorkerPool:
 
     def _dispatch(self, claim: Claim) -> None:
         with self._cond:
-            self._in_flight[claim.job.id] = (claim.token, time.monotonic())
+            self._in_flight[claim.job.id] = _Flight(claim, time.monotonic())
+            self._cond.notify_all()  # the stop poller watches while runs are in flight
         try:
             self._pool.submit(self._execute, claim)
         except RuntimeError:  # shutting down: the lease will hand the job back
@@ -187,11 +224,22 @@ class WorkerPool:
 
         def start() -> bool:
             """The start gate: `invoked_at` is committed before the code can start (the
-            executor prepares the run meanwhile)."""
+            executor prepares the run meanwhile). A job cancelled before this point never
+            starts."""
+            if self._settle_unrun(claim):
+                return False
             if not self._retry_store(
                 lambda: self.store.mark_invoked(job.id, claim.token, self.config.lease_s)
             ):
                 log.warning("lost the claim before starting", extra=extra)
+                return False
+            # From here a stop goes to the executor (see _stop); one that came while the
+            # start was committed is still this gate's to honour: the code has not run.
+            with self._cond:
+                flight = self._in_flight[job.id]
+                flight.started = True
+                wanted = flight.stop_wanted
+            if wanted and self._settle_unrun(claim):
                 return False
             self._on_started()  # a `started` notification was just written
             log.info("job started", extra={**extra, "attempt": job.attempts})
@@ -200,6 +248,9 @@ class WorkerPool:
         try:
             result = self._run(claim, start)
             if result is None:
+                return
+            if not self._take_settlement(job.id):
+                log.info("late result discarded: the job was cancelled", extra=extra)
                 return
             if not self._finish(claim, result):
                 log.warning("lost the claim before finishing; result dropped", extra=extra)
@@ -314,6 +365,95 @@ class WorkerPool:
                     break
         return False
 
+    # --- stopping runs on request --------------------------------------------------------
+
+    def _stop_loop(self) -> None:
+        """While runs are in flight here, poll the store for stops asked for them."""
+        failures = 0
+        while not self._closed.is_set():
+            with self._cond:
+                ids = [i for i, f in self._in_flight.items() if not f.stop_wanted]
+                if not ids:
+                    self._cond.wait(timeout=self.config.poll_interval)
+                    continue
+            try:
+                wanted = self.store.stop_requests(ids)
+                failures = 0
+            except StoreError as exc:
+                failures += 1
+                log.warning("stop poll failed: %s", exc, extra={"attempt": failures})
+                wanted = set()
+            for job_id in wanted:
+                self._stop(job_id)
+            self._check_stops.wait(
+                jittered(self.config.poll_interval)
+                if not failures
+                else min(5.0, standard_backoff(failures))
+            )
+            self._check_stops.clear()
+
+    def _stop(self, job_id: int) -> None:
+        """Stop one run, as a cancel asked: through the executor if it can, else by
+        recording the job cancelled now and discarding the result that comes later."""
+        with self._cond:
+            flight = self._in_flight.get(job_id)
+            if flight is None or flight.stop_wanted:
+                return
+            flight.stop_wanted = True
+            started = flight.started
+        extra = {"job_id": job_id, "user_id": flight.claim.job.owner_id}
+        if not started:  # the start gate ends it, before its code runs (_settle_unrun)
+            log.info("cancel noticed before the run started", extra=extra)
+            return
+        if self.executor.stop(job_id):
+            log.info("stopping a run on request", extra=extra)
+            return
+        # The executor cannot stop it (a Lambda invoke), or it just ended on its own.
+        if not self._take_settlement(job_id):
+            return
+        result = RunResult(
+            outcome=Outcome.CANCELLED,
+            duration_ms=int((time.monotonic() - flight.since) * 1000),
+            error_type=CANCELLED_TYPE,
+            error_message=STOPPED_UNSTOPPABLE_MESSAGE,
+            executor=self.executor.name,
+        )
+        if self._finish(flight.claim, result):
+            log.info("job cancelled; its run goes on and its result will be dropped", extra=extra)
+            self._on_settled()
+
+    def _settle_unrun(self, claim: Claim) -> bool:
+        """At the start gate: end a job whose stop was asked for before its code ran (True),
+        or whose end this pool already wrote; then nothing runs."""
+        with self._cond:
+            flight = self._in_flight.get(claim.job.id)
+            wanted = flight is not None and flight.stop_wanted
+            settled = flight is not None and flight.settled
+        if settled:
+            return True
+        if not wanted or not self._take_settlement(claim.job.id):
+            return False
+        result = RunResult(
+            outcome=Outcome.CANCELLED,
+            duration_ms=0,
+            error_type=CANCELLED_TYPE,
+            error_message=CANCELLED_UNRUN_MESSAGE,
+            executor=self.executor.name,
+        )
+        if self._finish(claim, result):
+            log.info("job cancelled before it started", extra={"job_id": claim.job.id})
+            self._on_settled()
+        return True
+
+    def _take_settlement(self, job_id: int) -> bool:
+        """True for the one caller (the run's end, or a stop) that writes the final state."""
+        with self._cond:
+            flight = self._in_flight.get(job_id)
+            if flight is None or flight.settled:
+                return False
+            flight.settled = True
+            return True
+
     # --- presence --------------------------------------------------------------------
 
     def _presence_loop(self) -> None:
@@ -355,9 +495,9 @@ class WorkerPool:
         now = time.monotonic()
         with self._cond:
             flights = list(self._in_flight.items())
-        for job_id, (token, since) in flights:
-            if now - since < limit:
+        for job_id, flight in flights:
+            if now - flight.since < limit and not flight.settled:
                 try:
-                    self.store.extend_lease(job_id, token, self.config.lease_s)
+                    self.store.extend_lease(job_id, flight.claim.token, self.config.lease_s)
                 except StoreError:
                     return

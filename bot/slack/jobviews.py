@@ -146,14 +146,16 @@ def final_message(job: Job, file_note: str = "attached below") -> Message:
     blocks: list[Block] = [section(headline(job))]
     if job.status is JobStatus.TIMEOUT:
         blocks.append(context("It was stopped at the time limit."))
-    if job.status is JobStatus.CANCELLED:
+    if job.never_ran:
         blocks.append(context("It was cancelled before it started; nothing ran."))
     else:
+        if job.status is JobStatus.CANCELLED:
+            blocks.append(context("It was stopped on request while it ran."))
         blocks += output_blocks(job, file_note)
         blocks.append(rerun_button(job))
     text = plain_headline(job)
     first = pieces(job)[:1]
-    if first and job.status is not JobStatus.CANCELLED:
+    if first and not job.never_ran:
         line = clip(first[0].text, lines=1, chars=150).shown
         text += f": {_plain(line)}"
     return fit(Message(text, blocks))

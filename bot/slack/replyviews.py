@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.core.models import JobStatus
 from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
 from bot.slack.formatting import (
     ICONS,
@@ -92,6 +93,13 @@ def render(reply: Reply) -> Message:
     if isinstance(reply, Listing):
         return listing(reply)
     if isinstance(reply, Cancelled):
+        if reply.stopping:
+            text = f"{ICONS[JobStatus.CANCELLED]} Stopping job #{reply.job.id}."
+            more = (
+                " It ends cancelled, with what it printed so far (unless it finishes first); "
+                "its message in the conversation says how it ended."
+            )
+            return Message(text, [section(text + more)])
         text = f"{ICONS[reply.job.status]} Job #{reply.job.id} cancelled."
         return Message(text, [section(text)])
     if isinstance(reply, Help):

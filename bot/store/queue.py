@@ -16,8 +16,10 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.models import (
+    CANCELLED_TYPE,
     INTERRUPTED_MESSAGE,
     INTERRUPTED_TYPE,
+    STOPPED_LOST_MESSAGE,
     Claim,
     Identity,
     Job,
@@ -215,14 +217,18 @@ def extend_lease(conn: Connection, job_id: int, token: str, lease_s: float) -> b
 
 
 def release(conn: Connection, job_id: int, token: str, delay_s: float) -> bool:
-    """Back to waiting after a run that never started (throttled, executor unreachable)."""
-    result = conn.execute(
-        update(jobs)
-        .where(statements.claimed(job_id, token))
-        .values(**statements.requeued(utcnow(delay_s)))
-    )
-    if result.rowcount != 1:
+    """Back to waiting after a run that never started (throttled, executor unreachable); a
+    job whose cancel was asked for meanwhile ends `cancelled` instead."""
+    # Locked first, so that a cancel cannot slip in between the look and the write.
+    look = select(jobs.c.stop_requested_at).where(statements.claimed(job_id, token))
+    if conn.dialect.name != "sqlite":  # SQLite's write transaction already excludes others
+        look = look.with_for_update()
+    row = conn.execute(look).first()
+    if row is None:
         return False
+    stopped = row[0] is not None
+    values = statements.cancelled_unrun() if stopped else statements.requeued(utcnow(delay_s))
+    conn.execute(update(jobs).where(statements.claimed(job_id, token)).values(**values))
     # Nothing ran: an undelivered "started" would be misleading; it is written again later.
     conn.execute(
         notifications.delete().where(
@@ -232,6 +238,8 @@ def release(conn: Connection, job_id: int, token: str, delay_s: float) -> bool:
             notifications.c.claim_token.is_(None),
         )
     )
+    if stopped:
+        add_notification_from_job(conn, job_id, NotificationEvent.FINISHED)
     return True
 
 
@@ -265,24 +273,46 @@ def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> bool
 
 
 def cancel(conn: Connection, job_id: int) -> Job | None:
-    """Cancel a waiting job."""
+    """Cancel a waiting job, or ask for a running one to be stopped (its worker, wherever it
+    runs, sees the request); None when the job is neither."""
     result = conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status == JobStatus.WAITING)
         .values(status=JobStatus.CANCELLED, finished_at=utcnow(), not_before=utcnow())
     )
-    if result.rowcount != 1:
-        return None
-    job = load_job(conn, job_id)
-    if job is not None:
-        add_notification(conn, job_id, job.notify_route, NotificationEvent.FINISHED)
-    return job
+    if result.rowcount == 1:
+        job = load_job(conn, job_id)
+        if job is not None:
+            add_notification(conn, job_id, job.notify_route, NotificationEvent.FINISHED)
+        return job
+    # Repeating the request keeps its first time: an answer lost on the way is asked again.
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING)
+        .values(stop_requested_at=func.coalesce(jobs.c.stop_requested_at, utcnow()))
+    )
+    return load_job(conn, job_id) if result.rowcount == 1 else None
+
+
+def stop_requests(conn: Connection, job_ids: Sequence[int]) -> set[int]:
+    """Which of these jobs are running with a stop asked for."""
+    if not job_ids:
+        return set()
+    rows = conn.execute(
+        select(jobs.c.id).where(
+            jobs.c.id.in_(list(job_ids)),
+            jobs.c.status == JobStatus.RUNNING,
+            jobs.c.stop_requested_at.is_not(None),
+        )
+    )
+    return {int(row[0]) for row in rows}
 
 
 def recover_expired(conn: Connection, limit: int) -> Recovery:
-    """Settle running jobs whose lease expired; never re-run one that may have started."""
+    """Settle running jobs whose lease expired; never re-run one that may have started. One
+    whose cancel was asked for ends `cancelled` (it never ran, or its worker vanished)."""
     expired_q = (
-        select(jobs.c.id, jobs.c.invoked_at, jobs.c.notify_route)
+        select(jobs.c.id, jobs.c.invoked_at, jobs.c.notify_route, jobs.c.stop_requested_at)
         .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < utcnow())
         .order_by(jobs.c.lease_expires_at)
         .limit(limit)
@@ -290,8 +320,8 @@ def recover_expired(conn: Connection, limit: int) -> Recovery:
     if conn.dialect.name != "sqlite":
         expired_q = expired_q.with_for_update(skip_locked=True)
     expired = conn.execute(expired_q).all()
-    fresh = [row.id for row in expired if row.invoked_at is None]
-    started = [row for row in expired if row.invoked_at is not None]
+    fresh = [row.id for row in expired if row.invoked_at is None and row.stop_requested_at is None]
+    settle = [row for row in expired if row.invoked_at is not None or row.stop_requested_at]
     still_expired = and_(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < utcnow())
     if fresh:
         conn.execute(
@@ -300,18 +330,28 @@ def recover_expired(conn: Connection, limit: int) -> Recovery:
             .values(**statements.requeued(utcnow()))
         )
     interrupted: list[int] = []
-    for row in started:
+    for row in settle:
+        if row.stop_requested_at is None:
+            values: dict[str, Any] = {
+                "status": JobStatus.ERROR,
+                "error_type": INTERRUPTED_TYPE,
+                "error_message": INTERRUPTED_MESSAGE,
+                "finished_at": utcnow(),
+            }
+        elif row.invoked_at is None:
+            values = statements.cancelled_unrun()
+        else:
+            values = {
+                "status": JobStatus.CANCELLED,
+                "error_type": CANCELLED_TYPE,
+                "error_message": STOPPED_LOST_MESSAGE,
+                "finished_at": utcnow(),
+            }
         done = conn.execute(
             update(jobs)
-            .where(jobs.c.id == row.id, jobs.c.invoked_at.is_not(None), still_expired)
-            .values(
-                status=JobStatus.ERROR,
-                error_type=INTERRUPTED_TYPE,
-                error_message=INTERRUPTED_MESSAGE,
-                claim_token=None,  # a late finish by the vanished worker must not match
-                lease_expires_at=None,
-                finished_at=utcnow(),
-            )
+            .where(jobs.c.id == row.id, still_expired)
+            # a late finish by the vanished worker must not match
+            .values(**{**values, "claim_token": None, "lease_expires_at": None})
         )
         if done.rowcount == 1:
             interrupted.append(row.id)

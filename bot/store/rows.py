@@ -94,6 +94,7 @@ def to_job(row: RowMapping, summary: bool = False) -> Job:
         notify_route=get("notify_route"),
         idempotency_key=get("idempotency_key"),
         rerun_of=get("rerun_of"),
+        stop_requested_at=get("stop_requested_at"),
         is_summary=summary,
     )
 

@@ -194,8 +194,14 @@ class SqlStore:
         return list(self.db.read(lambda conn: queue.list_jobs(conn, None, limit, before_id)))
 
     def cancel(self, job_id: int) -> Job | None:
-        """Cancel a waiting job."""
+        """Cancel a waiting job, or ask for a running one to be stopped."""
         return self.db.write(lambda conn: queue.cancel(conn, job_id))
+
+    def stop_requests(self, job_ids: Sequence[int]) -> set[int]:
+        """Which of these running jobs have a stop asked for."""
+        if not job_ids:
+            return set()
+        return self.db.read(lambda conn: queue.stop_requests(conn, job_ids))
 
     def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
         """Claim due waiting jobs."""

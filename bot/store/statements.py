@@ -22,7 +22,12 @@ from sqlalchemy import (
     update,
 )
 
-from bot.core.models import JobStatus, NotificationEvent
+from bot.core.models import (
+    CANCELLED_TYPE,
+    CANCELLED_UNRUN_MESSAGE,
+    JobStatus,
+    NotificationEvent,
+)
 from bot.store.rows import CLAIM_COLUMNS, job_select
 from bot.store.tables import NotificationState, jobs, notifications
 from bot.store.types import utcnow
@@ -51,6 +56,18 @@ def requeued(not_before: Any) -> dict[str, Any]:
         "invoked_at": None,
         "started_at": None,
         "not_before": not_before,
+    }
+
+
+def cancelled_unrun() -> dict[str, Any]:
+    """The values that end a claimed job `cancelled` before its code ran."""
+    return {
+        "status": JobStatus.CANCELLED,
+        "error_type": CANCELLED_TYPE,
+        "error_message": CANCELLED_UNRUN_MESSAGE,
+        "invoked_at": None,
+        "lease_expires_at": None,
+        "finished_at": utcnow(),
     }
 
 

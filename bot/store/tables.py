@@ -24,7 +24,8 @@ from sqlalchemy import (
 from bot.core.models import JobStatus, NotificationEvent, ResultKind
 from bot.store.types import BigId, MediumText, UTCDateTime, ascii_str, binary_str
 
-SCHEMA_VERSION = 4  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens
+SCHEMA_VERSION = 4  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens,
+# jobs.stop_requested_at
 
 MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -116,6 +117,8 @@ jobs = Table(
         ForeignKey("jobs.id", name="fk_jobs_rerun_of", ondelete="SET NULL"),
         nullable=True,
     ),
+    # A cancel asked for while the job ran: its worker, in whatever process, stops it (v4).
+    Column("stop_requested_at", UTCDateTime, nullable=True),
     UniqueConstraint("idempotency_key", name="uq_jobs_idempotency"),
     # The claim: WHERE status='waiting' AND not_before <= now ORDER BY not_before, id.
     Index("ix_jobs_claim", "status", "not_before", "id"),

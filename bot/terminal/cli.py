@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -15,7 +16,7 @@ from bot.app import logs
 from bot.app.config import Settings, load_settings
 from bot.app.wiring import Process, Runtime, lambda_command, local_identity, local_route
 from bot.core.models import Actor, Job, JobStatus
-from bot.core.replies import Detail, Listing, Problem
+from bot.core.replies import Cancelled, Detail, Listing, Problem
 from bot.core.worker import PRESENCE_WINDOW_S
 from bot.errors import ConfigError, InfraError, UsageError, UserError
 from bot.terminal.console import Console, PrintNotifier, read_source
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("list", "everyone's jobs, newest first, 20 per page")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--json", action="store_true")
-    p = add("cancel", "cancel a waiting job")
+    p = add("cancel", "cancel a waiting job, or stop a running one")
     p.add_argument("job_id")
     p = add("rerun", "run a job's code and input again as a new job, and wait for it")
     p.add_argument("job_id")
@@ -274,13 +275,31 @@ def cmd_list(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cancel(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    """Cancel a waiting job."""
+    """Cancel a waiting job, or stop a running one and wait (a while) for how it ended."""
     from bot.core.commands import parse_job_id
 
     job_id = parse_job_id(args.job_id, "cancel")
     runtime = _runtime(settings)
     job = runtime.service.cancel(_actor(runtime, args), job_id)
-    print(f"Job #{job.id} cancelled.", file=out)
+    if job.status is not JobStatus.RUNNING:
+        print(f"Job #{job.id} cancelled.", file=out)
+        return EXIT_OK
+    print(render(Cancelled(job)), file=sys.stderr, flush=True)
+    # The worker running it (perhaps in another process) polls for the request; a Lambda
+    # run is recorded at once, a local one once its processes are down.
+    deadline = time.monotonic() + settings.lease_s
+    pause = threading.Event()
+    while (current := runtime.service.get(job_id)) is not None and not current.status.is_final:
+        if time.monotonic() > deadline:
+            print(
+                f"Job #{job_id} is still running; `python -m bot status {job_id}` shows how "
+                "it ends.",
+                file=out,
+            )
+            return EXIT_OK
+        pause.wait(0.2)
+    if current is not None:
+        print(render(Detail(current, full=True)), file=out)
     return EXIT_OK
 
 

@@ -129,6 +129,11 @@ def render(reply: Reply) -> str:
             lines.append(reply.more_hint.replace("`", ""))
         return "\n".join(lines)
     if isinstance(reply, Cancelled):
+        if reply.stopping:
+            return (
+                f"Stopping job #{reply.job.id}: it ends cancelled, with what it printed so far "
+                "(unless it finishes first)."
+            )
         return f"Job #{reply.job.id} cancelled."
     if isinstance(reply, Help):
         prefix = f"Unknown command `{reply.unknown}`.\n" if reply.unknown else ""

@@ -211,7 +211,7 @@ def test_cancelling_someone_elses_job_exits_two(cli: Cli, tmp_path: Path) -> Non
     assert "Job #1 cancelled." in accepted.stdout
     again = cli("cancel", "1", user="alice")
     assert again.returncode == 2
-    assert "only waiting jobs can be cancelled" in again.stderr
+    assert "already finished (cancelled)" in again.stderr
 
 
 def test_migrate_is_idempotent(cli: Cli) -> None:

@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core.models import (
+    CANCELLED_TYPE,
+    CANCELLED_UNRUN_MESSAGE,
     INTERRUPTED_MESSAGE,
     INTERRUPTED_TYPE,
+    STOPPED_LOST_MESSAGE,
     Claim,
     HeldRequest,
     Identity,
@@ -208,15 +211,40 @@ class InMemoryStore:
             return [self._summary(self._jobs[i]) for i in ids[:limit]]
 
     def cancel(self, job_id: int) -> Job | None:
-        """Cancel a waiting job."""
+        """Cancel a waiting job, or ask for a running one to be stopped."""
         with self._lock:
             self._check()
             job = self._jobs.get(job_id)
+            if job is not None and job.status is JobStatus.RUNNING:
+                return self._set(job, stop_requested_at=job.stop_requested_at or self._now())
             if job is None or job.status is not JobStatus.WAITING:
                 return None
             job = self._set(job, status=JobStatus.CANCELLED, finished_at=self._now())
             self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
             return job
+
+    def stop_requests(self, job_ids: Sequence[int]) -> set[int]:
+        """Running jobs among these with a stop asked for."""
+        with self._lock:
+            self._check()
+            return {
+                i
+                for i in job_ids
+                if (job := self._jobs.get(i)) is not None
+                and job.status is JobStatus.RUNNING
+                and job.stop_requested_at is not None
+            }
+
+    def _cancel_unrun(self, job: Job) -> None:
+        self._set(
+            job,
+            status=JobStatus.CANCELLED,
+            error_type=CANCELLED_TYPE,
+            error_message=CANCELLED_UNRUN_MESSAGE,
+            invoked_at=None,
+            lease_expires_at=None,
+            finished_at=self._now(),
+        )
 
     def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
         """Oldest due first, per-user limit honoured."""
@@ -288,15 +316,18 @@ class InMemoryStore:
             job = self._owned(job_id, token)
             if job is None:
                 return False
-            self._set(
-                job,
-                status=JobStatus.WAITING,
-                claim_token=None,
-                lease_expires_at=None,
-                invoked_at=None,
-                started_at=None,
-            )
-            self._not_before[job_id] = self._now(delay_s)
+            if job.stop_requested_at is not None:
+                self._cancel_unrun(job)
+            else:
+                self._set(
+                    job,
+                    status=JobStatus.WAITING,
+                    claim_token=None,
+                    lease_expires_at=None,
+                    invoked_at=None,
+                    started_at=None,
+                )
+                self._not_before[job_id] = self._now(delay_s)
             self._notes = [
                 n
                 for n in self._notes
@@ -307,6 +338,8 @@ class InMemoryStore:
                     and n.token is None
                 )
             ]
+            if job.stop_requested_at is not None:
+                self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
             return True
 
     def finish(self, job_id: int, token: str, result: RunResult) -> bool:
@@ -352,7 +385,21 @@ class InMemoryStore:
                     continue
                 if len(requeued) + len(interrupted) >= limit:
                     break
-                if job.invoked_at is None:
+                if job.stop_requested_at is not None:
+                    if job.invoked_at is None:
+                        self._cancel_unrun(job)
+                    else:
+                        self._set(
+                            job,
+                            status=JobStatus.CANCELLED,
+                            error_type=CANCELLED_TYPE,
+                            error_message=STOPPED_LOST_MESSAGE,
+                            finished_at=self._now(),
+                        )
+                    self._set(self._jobs[job.id], claim_token=None, lease_expires_at=None)
+                    self._note(job.id, job.notify_route, NotificationEvent.FINISHED)
+                    interrupted.append(job.id)
+                elif job.invoked_at is None:
                     self._set(
                         job,
                         status=JobStatus.WAITING,

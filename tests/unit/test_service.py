@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.models import Identity, JobStatus, NotificationEvent
+from bot.core.models import Identity, JobStatus, NotificationEvent, Outcome, RunResult
 from bot.core.service import JobService, Limits
 from bot.errors import (
     Forbidden,
@@ -129,14 +129,36 @@ def test_only_owner_or_admin_may_cancel(service: JobService) -> None:
     assert service.cancel(service.actor(ADMIN), job.id).status is JobStatus.CANCELLED
 
 
-def test_cancelling_a_started_job_is_refused(
+def test_cancelling_a_running_job_asks_for_its_stop(
+    memory_store: InMemoryStore, fake_clock: FakeClock
+) -> None:
+    stops: list[int] = []
+    service = JobService(
+        memory_store,
+        fake_clock,
+        Limits(max_code_bytes=1000, max_input_bytes=100),
+        admins=frozenset({"UADMIN"}),
+        on_stop=lambda job: stops.append(job.id),
+    )
+    job, _ = service.submit(service.actor(ALICE), "a.py", CODE, "{}")
+    memory_store.claim("w", 1, 30, 3)
+    with pytest.raises(Forbidden):
+        service.cancel(service.actor(BOB), job.id)
+    stopping = service.cancel(service.actor(ADMIN), job.id)
+    assert stopping.status is JobStatus.RUNNING and stopping.stop_requested_at is not None
+    assert stops == [job.id]
+    assert memory_store.stop_requests([job.id]) == {job.id}
+
+
+def test_cancelling_a_finished_job_is_refused(
     service: JobService, memory_store: InMemoryStore
 ) -> None:
     job, _ = service.submit(service.actor(ALICE), "a.py", CODE, "{}")
-    memory_store.claim("w", 1, 30, 3)
+    (claim,) = memory_store.claim("w", 1, 30, 3)
+    memory_store.finish(job.id, claim.token, RunResult(Outcome.OK, 1, executor="fake"))
     with pytest.raises(NotCancellable) as info:
         service.cancel(service.actor(ALICE), job.id)
-    assert "running" in info.value.message
+    assert "already finished (done)" in info.value.message
 
 
 def test_rerun_copies_code_and_input_into_a_new_job(service: JobService) -> None:

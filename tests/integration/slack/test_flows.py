@@ -203,11 +203,11 @@ def test_the_home_tab_lists_only_your_jobs_with_rerun_buttons(stack: Stack) -> N
 
 
 @pytest.mark.parametrize("stack_options", [{"JOBBOT_MAX_JOBS_PER_USER": "1"}])
-def test_cancel_only_waiting_jobs_of_your_own(stack: Stack) -> None:
+def test_cancel_a_waiting_job_or_stop_a_running_one_of_your_own(stack: Stack) -> None:
     release = threading.Event()
 
     def held(request: RunRequest) -> RunResult:
-        """Run until the test is done cancelling."""
+        """Run until the test is done cancelling (a run the fake executor cannot stop)."""
         release.wait(15)
         return scripted(request)
 
@@ -232,12 +232,22 @@ def test_cancel_only_waiting_jobs_of_your_own(stack: Stack) -> None:
         assert "not yours" in bob
         mine = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {waiting.id}")).body))
         assert f"Job #{waiting.id} cancelled" in mine
-        again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
-        assert "only waiting jobs can be cancelled" in again
+        bob = message_text(
+            json.loads(stack.dispatch(sr.slash(f"cancel {running.id}", user=sr.BOB)).body)
+        )
+        assert "not yours" in bob
+        stopping = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
+        assert f"Stopping job #{running.id}" in stopping
+        stopped = stack.wait_final(running.id)  # at once: this executor cannot stop a run
     finally:
         release.set()
     cancelled = stack.wait_final(waiting.id)
     assert cancelled.status is JobStatus.CANCELLED
     final = stack.standin.posts(thread_ts=cancelled.origin["slack_status_ts"])
-    assert "cancelled" in message_text(final[-1])
-    assert stack.wait_final(running.id).status is JobStatus.DONE
+    assert "nothing ran" in message_text(final[-1])
+    assert stopped.status is JobStatus.CANCELLED and not stopped.never_ran
+    thread = stack.standin.posts(thread_ts=stopped.origin["slack_status_ts"])
+    assert "cancelled" in message_text(thread[-1])
+    assert "stopped on request while it ran" in message_text(thread[-1])
+    again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
+    assert "already finished (cancelled)" in again

@@ -175,12 +175,3 @@ def test_expired_leases_requeue_unstarted_and_interrupt_started_jobs(store: JobS
     assert interrupted.error_message == "interrupted: the worker stopped while the job was running"
     assert (NotificationEvent.FINISHED, "pending") in store.notification_events(started)
     assert not store.finish(started, claims[started].token, done())
-
-
-def test_cancel_only_waiting_jobs(store: JobStore) -> None:
-    waiting, running = new_job(store), new_job(store)
-    store.claim("w", 1, 30, 3)  # claims `waiting`, the older one
-    assert store.cancel(waiting) is None
-    cancelled = store.cancel(running)
-    assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
-    assert store.cancel(running) is None

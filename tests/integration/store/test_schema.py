@@ -179,10 +179,12 @@ def test_migrate_brings_a_version_2_database_up_to_date(
     url = url_for(scratch_db) if backend == "mariadb" else f"sqlite:///{tmp_path / 'v2.db'}"
     store = SqlStore(make_engine(url))
     store.migrate()
-    with store.engine.begin() as conn:  # back to version 2: no workers, no dedupe claim
+    # back to version 2: no workers, no dedupe claim, no stop requests
+    with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE api_tokens"))
         conn.execute(text("ALTER TABLE dedupe_keys DROP COLUMN claim"))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN stop_requested_at"))
         conn.execute(text("UPDATE jobbot_schema SET version = 2"))
         conn.execute(
             text("INSERT INTO dedupe_keys (dedupe_key, created_at) VALUES ('old', '2026-01-01')")
@@ -195,4 +197,9 @@ def test_migrate_brings_a_version_2_database_up_to_date(
     user = store.ensure_user(Identity("local", "h", "ann"))
     store.set_token(user.id, "a" * 64)
     assert store.token_user("a" * 64) == user
+    owner = store.ensure_user(Identity("local", "h", "u"))
+    job, _ = store.submit(NewJob(owner.id, "a.py", "print(1)", "0" * 64, "{}"))
+    store.claim("w", 1, 30, 3)
+    asked = store.cancel(job.id)
+    assert asked is not None and asked.stop_requested_at is not None
     store.close()
