@@ -3,6 +3,7 @@ environment's launcher (testbed/lambda_environment.py) is told to start."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -80,6 +81,9 @@ class FunctionCode:
         python: the runtime's interpreter.
         credentials: the AWS credentials in the runtime's environment.
         tenancy: "shared" or "per-tenant" (what GetFunction reports).
+        opt: an unpacked layer (testbed/lambda_layer.py: the one `lambda deploy` builds),
+            mounted read-only at /opt, where Lambda unpacks the function's layers (None: an
+            empty /opt, as a function without layers has).
     """
 
     workdir: Path
@@ -94,6 +98,7 @@ class FunctionCode:
     credentials: dict[str, str]
     tenancy: str
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    opt: Path | None = None
 
     def __post_init__(self) -> None:
         self.binary, self.prefix = interpreter(self.python)
@@ -145,6 +150,11 @@ class FunctionCode:
             "_HANDLER": self.handler,
             **self.credentials,
         }
+        hide = {str(PROJECT), str(Path.home()), "/run", "/var/tmp"}
+        if self.opt is not None:
+            binds.append([os.path.realpath(self.opt), "/opt"])
+        else:
+            hide.add("/opt")  # Lambda's /opt holds the layers and nothing else
         if self.runtime == "awslambdaric":
             binds.append([sysconfig.get_paths()["purelib"], f"{ENV_ROOT}/packages"])
             env["PYTHONPATH"] = f"{ENV_ROOT}/packages"
@@ -158,12 +168,20 @@ class FunctionCode:
             "tmp_mb": self.tmp_mb,
             "binds": binds,
             # Lambda has neither the host's /run (its database socket) nor a writable /var/tmp
-            "hide": sorted({str(PROJECT), str(Path.home()), "/run", "/var/tmp"}),
+            "hide": sorted(hide),
             "env": env,
             "argv": argv,
             "cwd": f"{ENV_ROOT}/task",
             "forward": forward or [],
         }
+
+    def architecture(self) -> str:
+        """The function's architecture: its layer's (built for this machine, which runs it),
+        else arm64, deploy's default."""
+        if self.opt is not None:
+            manifest = json.loads((self.opt / "jobbot" / "packages.json").read_text())
+            return str(manifest["architecture"])
+        return "arm64"
 
     def description(self) -> dict[str, Any]:
         """What GetFunction answers (the fields doctor reads)."""
@@ -181,8 +199,12 @@ class FunctionCode:
             "State": "Active",
             "LastUpdateStatus": "Successful",
             "PackageType": "Zip",
-            "Architectures": ["arm64"],
+            "Architectures": [self.architecture()],
         }
+        if self.opt is not None:
+            size = sum(p.stat().st_size for p in self.opt.rglob("*") if p.is_file())
+            arn = f"arn:aws:lambda:{self.region}:{ACCOUNT}:layer:{self.name}-packages:1"
+            configuration["Layers"] = [{"Arn": arn, "CodeSize": size}]
         if self.tenancy == "per-tenant":
             configuration["TenancyConfig"] = {"TenantIsolationMode": "PER_TENANT"}
         return {

@@ -93,6 +93,8 @@ class LambdaStandIn(Faults):
         max_request_bytes: larger invoke requests get 413.
         credentials: the AWS credentials put in the runtime's environment.
         python: the runtime's interpreter (default: this one); Lambda's is python3.13.
+        opt: an unpacked layer the environments see at /opt (testbed/lambda_layer.py builds
+            the job packages' one, as `lambda deploy` does); None: an empty /opt.
         network: "host" shares this machine's network (the Runtime API on a port of its
             own); "private" gives each environment a network namespace whose loopback holds
             only the Runtime API (at 127.0.0.1:9001, as on Lambda) and the beacons: the test
@@ -119,6 +121,7 @@ class LambdaStandIn(Faults):
         tmp_mb: int = 64,
         python: str | None = None,
         network: str = "host",
+        opt: Path | None = None,
     ) -> None:
         if runtime not in {"bootstrap", "awslambdaric", "external", "simulated"}:
             raise ValueError(f"unknown runtime {runtime!r}")
@@ -154,6 +157,7 @@ class LambdaStandIn(Faults):
             credentials=dict(FAKE_CREDENTIALS if credentials is None else credentials),
             tenancy=tenancy,
             extra_files=dict(extra_files or {}),
+            opt=opt,
         )
         self.function_arn = self.function.arn
         self.records: list[Record] = []

@@ -430,5 +430,5 @@ def extra_checks(settings: Settings) -> list[tuple[str, str, bool]]:
     if settings.executor == "lambda":
         from bot.executors.aws_lambda import lambda_checks
 
-        rows += lambda_checks(settings)
+        rows += lambda_checks(settings, JOB_REQUIREMENTS)
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import botocore.exceptions
@@ -18,6 +19,7 @@ from bot.executors.aws_lambda.client import (
     function_timeout_s,
     hint,
 )
+from bot.executors.aws_lambda.layers import packages_row
 from bot.executors.aws_lambda.tenancy import (
     DOCTOR_TENANT,
     PER_USER,
@@ -107,19 +109,20 @@ def function_tenancy_row(function: str, wanted: str) -> Row:
     )
 
 
-def lambda_checks(settings: Settings) -> list[Row]:
-    """Doctor rows for the runner function: state, runtime, timeout, memory, code, a probe."""
+def lambda_checks(settings: Settings, requirements: Path | None = None) -> list[Row]:
+    """Doctor rows for the runner function: state, runtime, timeout, memory, code, a probe
+    (which also reports the packages layer against the pinned list `requirements`)."""
     try:
         client = build_lambda_client(settings)
     except ExecutorUnavailable as exc:
         return [("lambda client", exc.message, False)]
     try:
-        return _checks(client, settings)
+        return _checks(client, settings, requirements)
     finally:
         client.close()
 
 
-def _checks(client: LambdaClient, settings: Settings) -> list[Row]:
+def _checks(client: LambdaClient, settings: Settings, requirements: Path | None) -> list[Row]:
     name = settings.lambda_function
     where = f"{name} in {client.meta.region_name}"
     try:
@@ -205,11 +208,27 @@ def _checks(client: LambdaClient, settings: Settings) -> list[Row]:
         )
     )
     tenant = DOCTOR_TENANT if tenancy == PER_USER else None
-    rows += _probe(client, name, tenant, settings.lambda_network == "on")
+    architecture = (config.get("Architectures") or ["x86_64"])[0]
+    rows += _probe(
+        client,
+        name,
+        tenant,
+        settings.lambda_network == "on",
+        requirements=requirements,
+        architecture=architecture,
+    )
     return rows
 
 
-def _probe(client: LambdaClient, name: str, tenant: str | None, network: bool) -> list[Row]:
+def _probe(
+    client: LambdaClient,
+    name: str,
+    tenant: str | None,
+    network: bool,
+    *,
+    requirements: Path | None = None,
+    architecture: str = "arm64",
+) -> list[Row]:
     """Invoke the runner with a probe event: it runs a fixed trivial job (no user code)
     through the real sandbox path, confined as the bot's jobs are."""
     started = time.monotonic()
@@ -239,7 +258,13 @@ def _probe(client: LambdaClient, name: str, tenant: str | None, network: bool) -
         + f", leftover files in {facts.get('scratch')}: {facts.get('scratch_left')}; "
         + ("a trivial job ran through the sandbox" if ran else _no_job(job))
     )  # fmt: skip
-    return [("lambda runner", detail, uid != 0 and ran), _confinement_row(job, network)]
+    packages = packages_row(
+        facts.get("packages"),
+        job.get("layer_on_path") if isinstance(job, dict) else None,
+        requirements,
+        architecture,
+    )
+    return [("lambda runner", detail, uid != 0 and ran), _confinement_row(job, network), packages]
 
 
 def _no_job(job: object) -> str:

@@ -214,3 +214,34 @@ class LayerStep:
                 if best is None or number > best[0]:
                     best = (number, version["LayerVersionArn"], parsed[1])
         return None if best is None else (best[1], best[2])
+
+
+def packages_row(
+    found: object, job_sees_it: object, requirements: Path | None, architecture: str
+) -> tuple[str, str, bool]:
+    """Doctor's row on the packages layer: `found` is the manifest the runner read at /opt,
+    `job_sees_it` whether the probe job had the layer on its path."""
+    pins = read_pins(requirements) if requirements is not None and requirements.is_file() else []
+    manifest = found if isinstance(found, dict) else {}
+    if not manifest.get("fingerprint"):
+        if not pins:
+            return ("lambda packages", "none pinned: jobs import the standard library only", True)
+        return (
+            "lambda packages",
+            "NONE: the function has no packages layer, so jobs import the standard library "
+            "only: run `python -m bot lambda deploy`",
+            False,
+        )
+    offered = ", ".join(str(name) for name in manifest.get("offered") or []) or "no packages"
+    wanted = layer_build.fingerprint(pins, f"python{layer_build.PYTHON_VERSION}", architecture)
+    if manifest["fingerprint"] != wanted:
+        detail = (
+            f"the layer holds {offered} ({manifest.get('architecture')}), not what "
+            f"{requirements.name if requirements else 'the list'} pins for {architecture}: "
+            "run `python -m bot lambda deploy`"
+        )
+        return ("lambda packages", detail, False)
+    if job_sees_it is not True:
+        detail = "the layer is attached but the probe job could not import from it: redeploy"
+        return ("lambda packages", detail, False)
+    return ("lambda packages", f"layer up to date: the standard library and {offered}", True)

@@ -6,7 +6,8 @@ import json
 import os
 
 from .. import limits, protocol
-from ..inside import runner, seccomp
+from ..inside import hints, runner, seccomp
+from . import layer
 
 # fds the parent sets up: 0 stdin (the input JSON), 1 stdout, 2 stderr, then these
 REQUEST_FD = 3
@@ -31,6 +32,7 @@ def main(argv: list[str]) -> None:
     request = protocol.parse_request(raw["request"])
     lim = limits.Limits(**raw["limits"])
     os.chdir(argv[0])
+    hints.offer(layer.enter())  # a Lambda layer's packages, when the function has one
     # the uid may run other processes (the Lambda runtime): they count, this one does not
     nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
     limits.apply_rlimits(lim, nproc=nproc)

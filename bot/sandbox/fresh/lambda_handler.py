@@ -23,8 +23,8 @@ from typing import Any
 from .. import protocol, reaper
 from ..inside.seccomp import Confinement
 from ..protocol import SandboxUnavailable
+from . import layer, spawn
 from . import probe as probe_job
-from . import spawn
 
 # time the handler keeps for itself after the job's deadline: kill and reap the job,
 # drain its pipes, empty /tmp and send the reply before Lambda's own timeout strikes
@@ -188,6 +188,7 @@ def probe(context: object, confinement: Confinement) -> dict[str, Any]:
             "scratch": SCRATCH,
             "scratch_left": scratch_left,
             "network": confinement.network,
+            "packages": {k: v for k, v in layer.manifest().items() if k != "packages"},
             "job": job,
         },
     }

@@ -14,7 +14,7 @@ from .. import protocol
 
 # the job: what its confinement lets it do, as JSON on stdout
 JOB = """\
-import json, os, socket
+import json, os, socket, sys
 ppid = os.getppid()
 
 def attempt(step):
@@ -37,6 +37,7 @@ print(json.dumps({
     "read_runtime_environ": attempt(lambda: open(f"/proc/{ppid}/environ", "rb").read()),
     "internet_socket": attempt(lambda: socket.socket(socket.AF_INET).close()),
     "uid": os.getuid(),
+    "layer_on_path": any(path.startswith("/opt/") for path in sys.path),
 }))
 """
 

@@ -197,7 +197,9 @@ def test_a_probe_runs_a_trivial_job_through_the_real_sandbox_path() -> None:
         "read_runtime_environ": "allowed" if os.geteuid() == 0 else "PermissionError",
         "internet_socket": "PermissionError",
         "uid": os.getuid(),
+        "layer_on_path": False,  # this machine has no /opt/python
     }
+    assert facts["packages"] == {}  # nor a layer's manifest
 
 
 def test_a_probe_with_the_network_on_sees_internet_sockets_allowed() -> None:
