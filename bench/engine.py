@@ -78,6 +78,7 @@ class Engine:
         )
         self.runtime.pool = self.pool  # submit() wakes this pool in-process, as in `serve`
         self.pool.start()
+        self.runtime.service.run_here(self.pool)  # and offers it the job first, as `serve`
         service = self.runtime.service
         self.actors: list[Actor] = [
             service.actor(Identity("local", "bench", f"user{i}")) for i in range(10)

@@ -155,6 +155,18 @@ class CrashingStore:
             self.die()
         return claims
 
+    def submit_claimed(self, new: Any, *args: Any, **kwargs: Any) -> Any:
+        """A job taken as it is submitted is a claim too: held, it is stored waiting; at
+        "before-claim" it is stored waiting for the claim that crashes; at "after-claim"
+        the crash follows the commit that stored it claimed."""
+        if self.point == "before-claim" or (self.hold is not None and os.path.exists(self.hold)):
+            job, created = self.inner.submit(new)
+            return job, created, None
+        job, created, claim = self.inner.submit_claimed(new, *args, **kwargs)
+        if claim is not None and self.point == "after-claim":
+            self.die()
+        return job, created, claim
+
     def latest_upload(self, *args: Any, **kwargs: Any) -> Any:
         # The first thing a `/job run`'s work does after the ack: crash before it is stored.
         if self.point == "after-ack":

@@ -161,8 +161,8 @@ class Runtime:
         self._register_gauges()
 
     def _on_submit(self, job: Job) -> None:
-        if self.pool is not None:
-            self.pool.wake()
+        if self.pool is not None and job.status is JobStatus.WAITING:
+            self.pool.wake()  # not taken as it was submitted: a claim may take it
         if self.dispatcher is not None:
             self.dispatcher.wake()
 
@@ -208,6 +208,7 @@ class Runtime:
             on_started=self._on_settled,
         )
         self.pool.start()
+        self.service.run_here(self.pool)
         return self.pool
 
     def start_dispatcher(self, notifiers: Mapping[str, Notifier]) -> Dispatcher:
@@ -224,7 +225,7 @@ class Runtime:
     def stop_claiming(self) -> None:
         """The first step of a stop: take no more jobs (running ones go on)."""
         if self.pool is not None:
-            self.pool.stop_claiming()
+            self.pool.stop_claiming()  # its offers stop too: new jobs are stored waiting
 
     def stop_runs(self) -> None:
         """Stop claiming, and stop the runs in progress here instead of letting them finish."""

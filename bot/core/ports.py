@@ -81,6 +81,16 @@ class JobQueue(Protocol):
         With an idempotency key that already exists, returns the existing job and False.
         """
 
+    def submit_claimed(
+        self, new: NewJob, worker_id: str, lease_s: float, max_per_user: int
+    ) -> tuple[Job, bool, Claim | None]:
+        """Store a job already claimed by `worker_id` (as `claim` would leave it: running, a
+        fresh token, a lease, not invoked) when a claim would take it now: its owner has
+        fewer than `max_per_user` running and no due job waits that a claim would take
+        first. Otherwise store it waiting, as `submit` does. (job, created, the claim or
+        None); an idempotency key that exists gives the existing job and no claim.
+        """
+
     def cancel(self, job_id: int) -> Job | None:
         """Cancel a waiting job (writing its `finished` notification), or, for a running one,
         record that a stop is asked for (`stop_requested_at`) and return it still running:
@@ -157,6 +167,16 @@ class Presence(Protocol):
 
     def workers_alive(self, within_s: float) -> int:
         """How many worker pools were seen in the last `within_s` seconds."""
+
+
+class Intake(Protocol):
+    """Somewhere that can run a job the moment it is submitted (a worker pool of this process
+    with a free slot), saving the claim's own round trip through the database."""
+
+    def offer(self, new: NewJob) -> tuple[Job, bool] | None:
+        """Store `new`, claimed and started here if a claim would take it now, else waiting;
+        (job, created). None when it did not store it (no free slot, stopping): the caller
+        stores the job itself."""
 
 
 class WorkerStore(JobQueue, Presence, Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.core.inputs import check_file, check_input
 from bot.core.models import Actor, Identity, Job, JobStatus, NewJob, User
-from bot.core.ports import Clock, JobStore
+from bot.core.ports import Clock, Intake, JobStore
 from bot.core.tokens import new_token, token_hash, well_formed
 from bot.errors import Forbidden, JobNotFound, NotCancellable, UserNotFound
 
@@ -59,11 +59,17 @@ class JobService:
         self.admins = admins
         self._on_submit = on_submit or (lambda job: None)
         self._on_stop = on_stop or (lambda job: None)  # a stop of a running job was asked for
+        self._intake: Intake | None = None
         self._users: dict[Identity, User] = {}
         self._users_lock = threading.Lock()
         # Bumped whenever a job may have become final here, for those waiting on one.
         self._settled = threading.Condition()
         self._generation = 0
+
+    def run_here(self, intake: Intake | None) -> None:
+        """Offer new jobs to `intake` first (this process's worker pool: a job it takes
+        starts without waiting for a claim); None stores every job waiting."""
+        self._intake = intake
 
     # --- who ------------------------------------------------------------------------
 
@@ -143,7 +149,9 @@ class JobService:
             rerun_of=rerun_of,
             owner=actor.user.identity,
         )
-        job, created = self.store.submit(new)
+        intake = self._intake
+        stored = intake.offer(new) if intake is not None else None
+        job, created = stored if stored is not None else self.store.submit(new)
         if created:
             log.info(
                 "job submitted",

@@ -20,6 +20,8 @@ from bot.core.models import (
     CANCELLED_UNRUN_MESSAGE,
     STOPPED_UNSTOPPABLE_MESSAGE,
     Claim,
+    Job,
+    NewJob,
     Outcome,
     RunRequest,
     RunResult,
@@ -106,6 +108,7 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._cond = threading.Condition()
         self._in_flight: dict[int, _Flight] = {}
+        self._held = 0  # free slots held while a claim or an offer is being stored
         self._check_stops = threading.Event()  # look for stop requests now
         self._closed = threading.Event()  # the pool stopped: no more stop polling
         self._pool = ThreadPoolExecutor(config.slots, thread_name_prefix="job")
@@ -133,6 +136,36 @@ class WorkerPool:
     def wake(self) -> None:
         """Look for work now (a job was just submitted in this process)."""
         self._wake.set()
+
+    def offer(self, new: NewJob) -> tuple[Job, bool] | None:
+        """Store a job claimed by a free slot of this pool and start it at once: the claim's
+        commit and the claimer's wake-up are saved (the store still makes it a plain waiting
+        job when a claim would not take it now). None when no slot is free or the pool is
+        stopping: the caller stores it waiting."""
+        with self._cond:
+            if self._stopping.is_set() or self._free() <= 0:
+                return None
+            self._held += 1
+        claim: Claim | None = None
+        try:
+            job, created, claim = self.store.submit_claimed(
+                new, self.config.worker_id, self.config.lease_s, self.config.max_per_user
+            )
+        finally:
+            with self._cond:
+                self._held -= 1
+                if claim is not None:
+                    self._in_flight[claim.job.id] = _Flight(claim, time.monotonic())
+                self._cond.notify_all()
+        if claim is not None:
+            self._start(claim)
+        elif created:
+            self._wake.set()
+        return job, created
+
+    def _free(self) -> int:
+        """Slots neither running nor held (call with the condition held)."""
+        return self.config.slots - len(self._in_flight) - self._held
 
     @property
     def busy(self) -> int:
@@ -166,7 +199,9 @@ class WorkerPool:
         """Stop claiming, let running jobs finish for up to `grace_s`; True if all did."""
         self.stop_claiming()
         with self._cond:
-            drained = self._cond.wait_for(lambda: not self._in_flight, timeout=grace_s)
+            drained = self._cond.wait_for(
+                lambda: not self._in_flight and not self._held, timeout=grace_s
+            )
         self._closed.set()
         self._check_stops.set()
         for thread in self._threads:
@@ -186,10 +221,12 @@ class WorkerPool:
         while not self._stopping.is_set():
             self._wake.clear()
             with self._cond:
-                free = self.config.slots - len(self._in_flight)
+                free = self._free()
                 if free <= 0:
                     self._cond.wait(timeout=self.config.poll_interval)
                     continue
+                self._held += free  # an offer meanwhile must not count them as free
+            claims: list[Claim] = []
             try:
                 claims = self.store.claim(
                     self.config.worker_id, free, self.config.lease_s, self.config.max_per_user
@@ -198,18 +235,23 @@ class WorkerPool:
             except StoreError as exc:
                 failures += 1
                 log.warning("claim failed: %s", exc, extra={"attempt": failures})
+            finally:
+                with self._cond:
+                    self._held -= free
+                    for claim in claims:
+                        self._in_flight[claim.job.id] = _Flight(claim, time.monotonic())
+                    self._cond.notify_all()  # the stop poller watches while runs are in flight
+            if failures:
                 self._stopping.wait(min(5.0, standard_backoff(failures)))
                 continue
             for claim in claims:
-                self._dispatch(claim)
+                self._start(claim)
             if claims and len(claims) == free:
                 continue  # the queue may hold more
             self._wake.wait(jittered(self.config.poll_interval))
 
-    def _dispatch(self, claim: Claim) -> None:
-        with self._cond:
-            self._in_flight[claim.job.id] = _Flight(claim, time.monotonic())
-            self._cond.notify_all()  # the stop poller watches while runs are in flight
+    def _start(self, claim: Claim) -> None:
+        """Run a claim counted in flight on a job thread."""
         try:
             self._pool.submit(self._execute, claim)
         except RuntimeError:  # shutting down: the lease will hand the job back

@@ -4,6 +4,7 @@ satisfied structurally) on MySQL/MariaDB (production) or SQLite (embedded defaul
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -180,6 +181,15 @@ class SqlStore:
     def submit(self, new: NewJob) -> tuple[Job, bool]:
         """Store a waiting job; an existing idempotency key returns the existing job."""
         return self.db.write(lambda conn: queue.submit(conn, new))
+
+    def submit_claimed(
+        self, new: NewJob, worker_id: str, lease_s: float, max_per_user: int
+    ) -> tuple[Job, bool, Claim | None]:
+        """Store a job already claimed by `worker_id` if a claim would take it now, else
+        waiting. The token is drawn once: a transaction run again after its commit's answer
+        was lost recognises the job it stored by it."""
+        taker = queue.Taker(worker_id, secrets.token_hex(16), lease_s, max_per_user)
+        return self.db.write(lambda conn: queue.submit_claimed(conn, new, taker))
 
     def get(self, job_id: int) -> Job | None:
         """A job by id."""

@@ -29,7 +29,7 @@ from bot.core.models import (
     NotificationEvent,
 )
 from bot.store.rows import CLAIM_COLUMNS, job_select
-from bot.store.tables import NotificationState, jobs, notifications
+from bot.store.tables import NotificationState, jobs, notifications, users
 from bot.store.types import utcnow
 
 
@@ -78,15 +78,63 @@ def submit_job() -> Insert:
 
 
 @functools.cache
-def claim_candidates(sqlite: bool) -> Select[Any]:
-    """Due waiting jobs of owners below the limit, oldest first, locked with SKIP LOCKED
-    (the join locks each owner's users row too)."""
-    busy_owners = (
+def submit_claimed_job() -> Insert:
+    """INSERT a job already claimed (see queue.submit_claimed): as `claim_jobs` leaves it."""
+    return insert(jobs).values(
+        not_before=utcnow(),
+        lease_expires_at=utcnow(bindparam("b_lease_s", type_=Float())),
+        started_at=utcnow(),
+    )
+
+
+@functools.cache
+def lock_owner(sqlite: bool) -> Select[Any]:
+    """The owner's identity, its users row locked as `claim_candidates` locks it (SKIP
+    LOCKED: no row when a claimer holds it)."""
+    q = select(users.c.provider, users.c.team, users.c.external_id).where(
+        users.c.id == bindparam("b_owner")
+    )
+    return q if sqlite else q.with_for_update(skip_locked=True)
+
+
+@functools.cache
+def take_check() -> Select[Any]:
+    """(the owner's running jobs, whether a due job waits that a claim would take): the
+    two things that keep a job from being claimed as it is submitted."""
+    running = (
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.c.status == JobStatus.RUNNING, jobs.c.owner_id == bindparam("b_owner"))
+        .scalar_subquery()
+    )
+    ahead = (
+        select(jobs.c.id)
+        .where(
+            jobs.c.status == JobStatus.WAITING,
+            jobs.c.not_before <= utcnow(),
+            jobs.c.owner_id.not_in(_busy_owners()),
+        )
+        .limit(1)
+        .exists()
+    )
+    return select(running, ahead)
+
+
+def _busy_owners() -> Select[Any]:
+    """Owners with `b_max_per_user` jobs running or more: a claim skips their jobs."""
+    return (
         select(jobs.c.owner_id)
         .where(jobs.c.status == JobStatus.RUNNING)
         .group_by(jobs.c.owner_id)
         .having(func.count() >= bindparam("b_max_per_user"))
     )
+
+
+@functools.cache
+def claim_candidates(sqlite: bool) -> Select[Any]:
+    """Due waiting jobs of owners below the limit, oldest first, locked with SKIP LOCKED
+    (the join locks each owner's users row too)."""
+    busy_owners = _busy_owners()
     q = (
         job_select(only=CLAIM_COLUMNS)
         .where(

@@ -157,6 +157,37 @@ def test_kill_9_of_worker_at_each_point_then_serve_finishes_and_tells_each_owner
 
 @pytest.mark.mariadb
 @pytest.mark.slow
+def test_kill_9_of_serve_right_after_it_stored_a_job_claimed_as_submitted(
+    mariadb_store: SqlStore, mariadb_url: str, standin: SlackStandIn, tmp_path: Path
+) -> None:
+    """Claim-on-submit: serve's free slot takes the job in the very transaction that stores
+    it, and serve dies right after that commit. The job was never invoked: once its lease
+    runs out it goes back to the queue, and a worker runs it once and tells its owner once."""
+    log = tmp_path / "executions.log"
+    crasher = ServeProcess(
+        standin, mariadb_url, tmp_path, entry=[str(log), "--crash-at", "after-claim"], **CRASHER
+    ).start()
+    try:
+        person = Submitter(standin, mariadb_store)
+        person.share(crasher)
+        assert person.run(crasher, '{"n": 41}').status == 200
+        assert crasher.wait_exit(timeout=60) == -9
+    finally:
+        crasher.kill()
+    [stored] = person.jobs()
+    assert stored.status is JobStatus.RUNNING and stored.invoked_at is None  # claimed, not run
+    survivors = start_workers(1, mariadb_url, log, env={**SURVIVOR, **slack_env(standin)})
+    try:
+        [job] = settled(mariadb_store, [stored.id], timeout=60)
+    finally:
+        assert stop_workers(survivors) == [0]
+    assert job.status is JobStatus.DONE and job.result == 42 and job.attempts == 2
+    assert executions(log)[job.id] == 1
+    assert_told_once(standin, job)
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
 def test_kill_9_of_serve_between_slacks_answer_and_the_outbox_record_posts_the_outcome_twice(
     mariadb_store: SqlStore, mariadb_url: str, standin: SlackStandIn, tmp_path: Path
 ) -> None:

@@ -186,6 +186,52 @@ class InMemoryStore:
             self._note(job.id, new.notify_route, NotificationEvent.QUEUED)
             return job, True
 
+    def submit_claimed(
+        self, new: NewJob, worker_id: str, lease_s: float, max_per_user: int
+    ) -> tuple[Job, bool, Claim | None]:
+        """Store the job claimed if a claim would take it now, else waiting."""
+        with self._lock:
+            self._check()
+            job, created = self.submit(new)
+            if not created:
+                return job, False, None
+            now = self._now()
+            running = sum(
+                1
+                for j in self._jobs.values()
+                if j.status is JobStatus.RUNNING and j.owner_id == new.owner_id
+            )
+            busy = {
+                j.owner_id
+                for j in self._jobs.values()
+                if j.status is JobStatus.RUNNING
+                and sum(
+                    1
+                    for k in self._jobs.values()
+                    if k.status is JobStatus.RUNNING and k.owner_id == j.owner_id
+                )
+                >= max_per_user
+            }
+            ahead = any(
+                j.status is JobStatus.WAITING
+                and j.id != job.id
+                and self._not_before[j.id] <= now
+                and j.owner_id not in busy
+                for j in self._jobs.values()
+            )
+            if running >= max_per_user or ahead:
+                return job, True, None
+            token = secrets.token_hex(16)
+            claimed = self._set(
+                job,
+                status=JobStatus.RUNNING,
+                attempts=1,
+                claim_token=token,
+                lease_expires_at=self._now(lease_s),
+                started_at=now,
+            )
+            return claimed, True, Claim(claimed, token)
+
     def get(self, job_id: int) -> Job | None:
         """By id."""
         with self._lock:
