@@ -19,14 +19,16 @@
         │   └── ExecutorUnavailable the run never started: safe to try again
         │       ├── CalledOff   ... because the job is no longer ours (its start gate said no)
         │       └── Throttled   ... because the backend refused to start it for now
-        └── NotifyError         a notification could not be delivered
-            └── NotifyRetryable ... but may be delivered later
+        ├── NotifyError         a notification could not be delivered
+        │   └── NotifyRetryable ... but may be delivered later
+        └── UpstreamUnavailable a service a request needs (Slack's file host) did not answer
 
 Adapters translate third-party exceptions at their edge (``raise StoreError(...) from exc``),
 so sqlalchemy, botocore and slack_sdk exceptions never reach ``bot.core``. An InfraError's
 message is for operators (logs, the CLI, doctor): the surfaces a person uses (Slack, the
 console) answer a StoreError with ``bot.core.replies.UNAVAILABLE`` instead, and catch it by
-its own class, never as a UserError.
+its own class, never as a UserError. An UpstreamUnavailable also carries `advice`, what to
+tell the person (it is not their fault; try again later).
 """
 
 from __future__ import annotations
@@ -149,3 +151,17 @@ class NotifyRetryable(NotifyError):
         super().__init__(message)
         self.retry_after = retry_after
         self.progress = progress or {}
+
+
+class UpstreamUnavailable(InfraError):
+    """A service a request needs did not answer (Slack's file host or Web API); nothing is
+    wrong with the request itself."""
+
+    DEFAULT_ADVICE = (
+        "Slack did not answer jobbot just now: a problem on Slack's side, not yours. "
+        "Nothing was saved; try again in a minute."
+    )
+
+    def __init__(self, message: str | None = None, advice: str | None = None) -> None:
+        super().__init__(message)
+        self.advice = advice or self.DEFAULT_ADVICE

@@ -19,7 +19,7 @@ from bot.core.inputs import clean_file_name
 from bot.core.metrics import Metrics
 from bot.core.models import Upload
 from bot.core.units import human_bytes
-from bot.errors import InvalidFile, UserError
+from bot.errors import InvalidFile, UpstreamUnavailable
 from bot.slack.failures import classify, record
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # reserved characters and escapes stay as they are
 
 
+def _not_handed_over(name: str, detail: str = "") -> str:
+    """What the person is told when Slack's file host did not answer."""
+    said = f" ({detail})" if detail else ""
+    return (
+        f"Slack did not hand over {name}{said}: a problem on Slack's side, not yours. "
+        "Nothing was saved; try again in a minute."
+    )
+
+
 class FileFetcher:
     """Downloads shared files for jobs."""
 
@@ -135,8 +144,10 @@ class FileFetcher:
             failure = classify(exc)
             record(self.metrics, failure, "files.info")
             if failure.transient:
-                raise UserError(
-                    "Slack did not answer about the file. Nothing was saved; try again."
+                raise UpstreamUnavailable(
+                    f"files.info failed ({failure.kind})",
+                    "Slack did not answer about the file just now: a problem on Slack's side, "
+                    "not yours. Nothing was saved; try again in a minute.",
                 ) from exc
             raise InvalidFile(
                 f"Slack would not share that file with jobbot ({failure.kind}). {NOT_SEEN}"
@@ -145,7 +156,9 @@ class FileFetcher:
         return SlackFile(resolved.id, resolved.name, resolved.size, resolved.url, stub=False)
 
     def fetch(self, file: SlackFile) -> tuple[str, bytes]:
-        """(name, bytes) of a shared .py file; UserError with a clear message otherwise."""
+        """(name, bytes) of a shared .py file. InvalidFile (a UserError) when the file itself
+        will not do, with what to fix; UpstreamUnavailable when Slack did not answer (down,
+        unreachable, 5xx, 429): nothing the person did, they may simply try again later."""
         file = self.resolve(file)
         self.check(file)
         name = clean_file_name(file.name)
@@ -180,20 +193,20 @@ class FileFetcher:
                     break
             except (urllib.error.URLError, OSError) as exc:
                 record(self.metrics, classify(exc), "file download")
-                raise UserError(
-                    f"Slack did not hand over {name} in time. Nothing was saved; try again."
+                raise UpstreamUnavailable(
+                    f"download of {name} failed: {exc}", _not_handed_over(name)
                 ) from exc
         raise InvalidFile(f"Slack kept redirecting the download of {name}. Share it again.")
 
-    def _http_error(self, name: str, code: int) -> UserError:
+    def _http_error(self, name: str, code: int) -> InvalidFile | UpstreamUnavailable:
         if self.metrics is not None:
             kind = "download_server_error" if code >= 500 else "download_refused"
             self.metrics.inc(
                 "jobbot_slack_errors_total", "Slack Web API errors by kind.", kind=kind
             )
         if code >= 500 or code == 429:
-            return UserError(
-                f"Slack did not hand over {name} (HTTP {code}). Nothing was saved; try again."
+            return UpstreamUnavailable(
+                f"download of {name}: HTTP {code}", _not_handed_over(name, f"HTTP {code}")
             )
         return InvalidFile(f"{name} could not be downloaded from Slack (HTTP {code}). {NOT_SEEN}")
 

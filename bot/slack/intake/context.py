@@ -19,7 +19,7 @@ from bot.core.metrics import Metrics
 from bot.core.models import Actor, Identity, Upload
 from bot.core.replies import UNAVAILABLE, Reply
 from bot.core.service import JobService
-from bot.errors import StoreError, UsageError, UserError
+from bot.errors import StoreError, UpstreamUnavailable, UsageError, UserError
 from bot.slack.answers import Answerer, Where
 from bot.slack.formatting import Message
 from bot.slack.home import HomePublisher
@@ -35,11 +35,15 @@ WORKING = "Working on it…"
 OOPS = "Something went wrong on jobbot's side; nothing was changed. Please try again."
 
 
-def refusal(exc: UserError | StoreError) -> str:
+def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
     """What to tell the person whose request could not be done: their mistake as it is
-    worded, a database failure as UNAVAILABLE (its cause goes to the log, not to them)."""
+    worded; Slack not answering as its advice (try again later), and a database failure as
+    UNAVAILABLE (the causes of both go to the log, not to them)."""
     if isinstance(exc, UserError):
         return exc.message
+    if isinstance(exc, UpstreamUnavailable):
+        log.warning("slack did not answer under a slack request: %s", exc)
+        return exc.advice
     log.warning("database failed under a slack request: %s", exc)
     return UNAVAILABLE.message
 
@@ -161,7 +165,7 @@ class IntakeContext:
                 route=ROUTE,
                 idempotency_key=key,
             )
-        except (UserError, StoreError) as exc:
+        except (UserError, StoreError, UpstreamUnavailable) as exc:
             log.info("submission refused", extra={"user_id": actor.user.id, "kind": kind.value})
             if once is None or self.memory.first_time(once):
                 self.tell(asker.where, refusal(exc))

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.core.commands import HelpCommand, RunCommand, parse_command
 from bot.core.models import Actor, HeldRequest, Upload
-from bot.errors import StoreError, UsageError, UserError
+from bot.errors import StoreError, UpstreamUnavailable, UsageError, UserError
 from bot.slack import keys
 from bot.slack.formatting import unescape
 from bot.slack.intake.context import ROUTE, IntakeContext, no_run, refusal
@@ -134,7 +134,7 @@ class MessageIntake:
             if context.memory.first_time(key):
                 context.tell(asker.where, exc.message, exc.usage)
             return
-        except (UserError, StoreError) as exc:
+        except (UserError, StoreError, UpstreamUnavailable) as exc:
             context.tell(asker.where, refusal(exc))
             return
         if isinstance(command, RunCommand):

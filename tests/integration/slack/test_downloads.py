@@ -78,11 +78,32 @@ def test_a_file_slack_will_not_hand_over_says_how_to_fix_it(stack: Stack) -> Non
     assert stack.jobs() == []
 
 
-def test_a_file_host_error_asks_to_try_again(stack: Stack) -> None:
+def test_a_file_host_error_is_slacks_and_asks_to_try_again_later(stack: Stack) -> None:
     file = stack.standin.add_file("soma.py", CODE)
     stack.standin.script_file(file["id"], Answer(503))
     run_file(stack, file)
-    assert "Slack did not hand over soma.py (HTTP 503). Nothing was saved; try again." in refusal(
-        stack
-    )
+    text = refusal(stack)
+    assert "Slack did not hand over soma.py (HTTP 503)" in text
+    assert "Slack's side, not yours" in text and "try again in a minute" in text
     assert stack.jobs() == []
+
+
+def test_an_unreachable_file_host_is_slacks_failure_and_the_bot_keeps_serving(
+    stack: Stack,
+) -> None:
+    """The file edge that url_private redirects to refuses connections (it is down): an
+    infrastructure failure of Slack's, not a mistake of the person's. They are told, alone,
+    to try again later; nothing is stored; the next request is served as usual."""
+    file = stack.standin.add_file("soma.py", CODE)
+    del file["url_private_download"]  # url_private: redirected to the edge
+    stack.standin.edge.close()
+    run_file(stack, file)
+    text = refusal(stack)
+    assert "Slack did not hand over soma.py" in text
+    assert "Slack's side, not yours" in text and "try again in a minute" in text
+    assert stack.jobs() == []
+    assert stack.runtime.metrics.value("jobbot_slack_errors_total", kind="connection") == 1
+    good = stack.standin.add_file("again.py", CODE)  # its url_private_download: no edge
+    run_file(stack, good)
+    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    assert (job.status, job.result) == (JobStatus.DONE, 5)
