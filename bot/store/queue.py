@@ -1,4 +1,5 @@
-"""The crash-safe queue in SQL: submit, claim, mark invoked, finish, release, recover.
+"""The crash-safe queue in SQL: claim, mark invoked, finish, release, recover (submitting is in
+submission.py).
 
 Every write after a claim is fenced by `status='running' AND claim_token=:token`, so a worker
 that lost its lease can never overwrite a job another process settled.
@@ -9,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from bot.core.models import (
     CANCELLED_TYPE,
@@ -21,18 +20,15 @@ from bot.core.models import (
     INTERRUPTED_TYPE,
     STOPPED_LOST_MESSAGE,
     Claim,
-    Identity,
     Job,
     JobStatus,
-    NewJob,
     NotificationEvent,
     RunResult,
 )
 from bot.core.ports import Recovery
-from bot.errors import StoreError
 from bot.store import statements
-from bot.store.rows import dump_json, job_select, to_job
-from bot.store.tables import NotificationState, jobs, notifications, users
+from bot.store.rows import job_select, to_job
+from bot.store.tables import NotificationState, jobs, notifications
 from bot.store.types import utcnow
 
 
@@ -73,131 +69,6 @@ def load_job(conn: Connection, job_id: int) -> Job | None:
     """A full job row."""
     row = conn.execute(job_select().where(jobs.c.id == job_id)).mappings().first()
     return None if row is None else to_job(row)
-
-
-def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
-    """Insert a waiting job, or return the one with the same idempotency key."""
-    job, created, _ = _insert(conn, new, new.owner, None)
-    return job, created
-
-
-@dataclasses.dataclass(frozen=True)
-class Taker:
-    """Who takes a job as it is submitted: a worker with a free slot, its claim token and
-    lease, and the per-user limit it honours."""
-
-    worker_id: str
-    token: str
-    lease_s: float
-    max_per_user: int
-
-
-def submit_claimed(conn: Connection, new: NewJob, taker: Taker) -> tuple[Job, bool, Claim | None]:
-    """Insert the job already claimed by `taker` (running, its token and lease, `invoked_at`
-    empty: what `claim` would have made of it, without the claim's own commit), when a claim
-    would take it now: its owner is below the limit and no due job waits that a claim would
-    take first. Otherwise insert it waiting, as `submit` does.
-
-    The owner's users row is locked first, as `claim` locks it (SKIP LOCKED: a claimer
-    deciding for this user right now makes it a plain submit), so the running jobs counted
-    stay counted until the commit.
-    """
-    sqlite = conn.dialect.name == "sqlite"
-    row = conn.execute(statements.lock_owner(sqlite), {"b_owner": new.owner_id}).first()
-    if row is None:  # a claimer holds the owner's row (or there is no such user: submit says)
-        return _insert(conn, new, new.owner, None)
-    owner = Identity(row[0], row[1], row[2])
-    check = {"b_owner": new.owner_id, "b_max_per_user": taker.max_per_user}
-    running, ahead = conn.execute(statements.take_check(), check).one()
-    if running >= taker.max_per_user or ahead:
-        return _insert(conn, new, owner, None)
-    return _insert(conn, new, owner, taker)
-
-
-def _insert(
-    conn: Connection, new: NewJob, owner: Identity | None, taker: Taker | None
-) -> tuple[Job, bool, Claim | None]:
-    """Insert the job (waiting, or claimed by `taker`) with its `queued` notification;
-    with an idempotency key already stored, that job: claimed only if by this very taker
-    (its transaction ran again after the answer to its commit was lost)."""
-    created_at = datetime.now(UTC)
-    values = {
-        "owner_id": new.owner_id,
-        "status": JobStatus.WAITING,
-        "file_name": new.file_name,
-        "code": new.code,
-        "code_sha256": new.code_sha256,
-        "input_json": new.input_json,
-        "stdout_truncated": False,
-        "stderr_truncated": False,
-        "attempts": 0,
-        "created_at": created_at,
-        "origin": dump_json(new.origin) if new.origin else None,
-        "notify_route": new.notify_route,
-        "idempotency_key": new.idempotency_key,
-        "rerun_of": new.rerun_of,
-    }
-    statement = statements.submit_job()
-    if taker is not None:
-        statement = statements.submit_claimed_job()
-        values.update(
-            status=JobStatus.RUNNING,
-            attempts=1,
-            claim_token=taker.token,
-            claimed_by=taker.worker_id,
-            b_lease_s=float(taker.lease_s),
-        )
-    try:
-        # A duplicate key aborts only this statement (MySQL and SQLite), not the transaction.
-        inserted = conn.execute(statement, values).inserted_primary_key
-        job_id = int(inserted[0]) if inserted else 0
-    except IntegrityError:
-        if new.idempotency_key is None:
-            raise
-        existing = (
-            conn.execute(job_select().where(jobs.c.idempotency_key == new.idempotency_key))
-            .mappings()
-            .first()
-        )
-        if existing is None:
-            raise
-        found = to_job(existing)
-        if (
-            taker is not None
-            and found.claim_token == taker.token
-            and found.status is JobStatus.RUNNING
-        ):
-            return found, True, Claim(job=found, token=taker.token)
-        return found, False, None
-    add_notification(conn, job_id, new.notify_route, NotificationEvent.QUEUED)
-    if owner is None:
-        row = conn.execute(
-            select(users.c.provider, users.c.team, users.c.external_id).where(
-                users.c.id == new.owner_id
-            )
-        ).first()
-        if row is None:
-            raise StoreError(f"user {new.owner_id} does not exist")
-        owner = Identity(row[0], row[1], row[2])
-    # Built from what was just written rather than read back: one round trip less.
-    job = Job(
-        id=job_id,
-        owner_id=new.owner_id,
-        owner=owner,
-        status=JobStatus.WAITING if taker is None else JobStatus.RUNNING,
-        file_name=new.file_name,
-        code=new.code,
-        code_sha256=new.code_sha256,
-        input_json=new.input_json,
-        created_at=created_at,
-        attempts=0 if taker is None else 1,
-        claim_token=None if taker is None else taker.token,
-        origin=dict(new.origin),
-        notify_route=new.notify_route,
-        idempotency_key=new.idempotency_key,
-        rerun_of=new.rerun_of,
-    )
-    return job, True, None if taker is None else Claim(job=job, token=taker.token)
 
 
 def claim(

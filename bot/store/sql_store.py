@@ -26,7 +26,7 @@ from bot.core.models import (
     User,
 )
 from bot.core.ports import Recovery
-from bot.store import held, outbox, queue
+from bot.store import held, outbox, queue, submission
 from bot.store.db import Database
 from bot.store.rows import to_upload, to_user
 from bot.store.tables import (
@@ -180,7 +180,7 @@ class SqlStore:
 
     def submit(self, new: NewJob) -> tuple[Job, bool]:
         """Store a waiting job; an existing idempotency key returns the existing job."""
-        return self.db.write(lambda conn: queue.submit(conn, new))
+        return self.db.write(lambda conn: submission.submit(conn, new))
 
     def submit_claimed(
         self, new: NewJob, worker_id: str, lease_s: float, max_per_user: int
@@ -188,8 +188,8 @@ class SqlStore:
         """Store a job already claimed by `worker_id` if a claim would take it now, else
         waiting. The token is drawn once: a transaction run again after its commit's answer
         was lost recognises the job it stored by it."""
-        taker = queue.Taker(worker_id, secrets.token_hex(16), lease_s, max_per_user)
-        return self.db.write(lambda conn: queue.submit_claimed(conn, new, taker))
+        taker = submission.Taker(worker_id, secrets.token_hex(16), lease_s, max_per_user)
+        return self.db.write(lambda conn: submission.submit_claimed(conn, new, taker))
 
     def get(self, job_id: int) -> Job | None:
         """A job by id."""

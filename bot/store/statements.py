@@ -79,7 +79,7 @@ def submit_job() -> Insert:
 
 @functools.cache
 def submit_claimed_job() -> Insert:
-    """INSERT a job already claimed (see queue.submit_claimed): as `claim_jobs` leaves it."""
+    """INSERT a job already claimed (see submission.submit_claimed): as `claim_jobs` leaves it."""
     return insert(jobs).values(
         not_before=utcnow(),
         lease_expires_at=utcnow(bindparam("b_lease_s", type_=Float())),
