@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from bot.core.backoff import FULL_JITTER, backoff, jittered, standard_backoff
 from bot.core.metrics import Metrics
 from bot.core.models import Notification
-from bot.core.ports import JobStore, Notifier
+from bot.core.ports import Notifier, OutboxStore
 from bot.errors import NotifyError, NotifyRetryable, StoreError
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: JobStore,
+        store: OutboxStore,
         notifiers: Mapping[str, Notifier],
         *,
         poll_interval: float,

@@ -183,6 +183,15 @@ class WorkerStore(JobQueue, Presence, Protocol):
     """What a worker pool needs of the store: the queue, and a say in who is alive."""
 
 
+class ServiceStore(Users, ApiTokens, JobReads, JobQueue, Protocol):
+    """What JobService needs of the store: who is who, jobs to read, the queue to put jobs in
+    (and take them out by cancelling)."""
+
+
+class OutboxStore(Outbox, JobReads, Protocol):
+    """What the outbox dispatcher needs of the store: the outbox, and the jobs it reports on."""
+
+
 class Schema(Protocol):
     """The database itself: its schema and whether it answers."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.core.inputs import check_file, check_input
 from bot.core.models import Actor, Identity, Job, JobStatus, NewJob, User
-from bot.core.ports import Clock, Intake, JobStore
+from bot.core.ports import Clock, Intake, ServiceStore
 from bot.core.tokens import new_token, token_hash, well_formed
 from bot.errors import Forbidden, JobNotFound, NotCancellable, UserNotFound
 
@@ -45,7 +45,7 @@ class JobService:
 
     def __init__(
         self,
-        store: JobStore,
+        store: ServiceStore,
         clock: Clock,
         limits: Limits,
         admins: frozenset[str] = frozenset(),

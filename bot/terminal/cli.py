@@ -355,7 +355,7 @@ def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
     process.start()
     runtime = process.runtime
     actor = _actor(runtime, args)
-    console = Console(runtime.console_handler(), actor, route)
+    console = Console(runtime.console_handler(), actor, route, runtime.store)
     write(
         f"jobbot console: {settings.redacted_database_url()}, executor {settings.executor}, "
         f"you are {actor.user.identity.external_id} (user #{actor.user.id})."

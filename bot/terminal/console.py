@@ -12,6 +12,7 @@ from typing import Any
 from bot.core.commands import RunCommand, parse_command
 from bot.core.handler import CommandHandler
 from bot.core.models import Actor, Job, NotificationEvent
+from bot.core.ports import OutboxStore
 from bot.core.replies import UNAVAILABLE, Accepted, Problem, Reply
 from bot.errors import InvalidFile, StoreError, UsageError, UserError
 from bot.terminal.textview import finished_line, render
@@ -54,8 +55,11 @@ class PrintNotifier:
 class Console:
     """Reads `/job ...` lines and answers them, as the Slack app would."""
 
-    def __init__(self, handler: CommandHandler, actor: Actor, route: str) -> None:
+    def __init__(
+        self, handler: CommandHandler, actor: Actor, route: str, notices: OutboxStore
+    ) -> None:
         self.handler = handler
+        self.notices = notices  # where to see that this session's jobs were told
         self.actor = actor
         self.route = route
         self.lock = threading.Lock()
@@ -100,7 +104,7 @@ class Console:
         """Before exiting, wait (up to `timeout_s`) until this session's jobs finished and
         their notices were printed: they go to this console's route alone, so a job left
         behind would finish unheard. False if some are still going."""
-        store = self.handler.service.store
+        store = self.notices
         deadline = time.monotonic() + timeout_s
         told = False
         while True:

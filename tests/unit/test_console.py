@@ -18,7 +18,7 @@ from tests.support.fakes import FakeClock, InMemoryStore
 def console(store: InMemoryStore, clock: FakeClock) -> Console:
     service = JobService(store, clock, service_limits(load_settings({}, env_file=None)))
     actor = service.actor(Identity("local", "h", "alice"))
-    return Console(CommandHandler(service, CONSOLE_USAGE), actor, "local:test")
+    return Console(CommandHandler(service, CONSOLE_USAGE), actor, "local:test", store)
 
 
 def test_a_database_outage_is_answered_nothing_was_saved_try_again(
