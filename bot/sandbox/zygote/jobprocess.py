@@ -34,6 +34,7 @@ class SlotConfig:
     limits: Limits
     netns: int | None = None  # an fd of the slot's own network namespace (else the zygote's)
     env: dict[str, str] = field(default_factory=dict)  # the job environment's own variables
+    keep: tuple[str, ...] = ()  # directories jobs need: bound back if a private /tmp hides one
 
 
 @dataclass
@@ -96,7 +97,7 @@ def prepare(slot: SlotConfig, *, in_slot: bool) -> Prepared:
         if slot.netns is not None and not in_slot:
             # concurrent jobs would otherwise share abstract unix sockets: a channel
             mounts.setns(slot.netns, mounts.CLONE_NEWNET)
-        points = mounts.private_tmp(slot.tmp_bytes) if slot.tmp_bytes else []
+        points = mounts.private_tmp(slot.tmp_bytes, slot.keep) if slot.tmp_bytes else []
         workdir = tempfile.mkdtemp(prefix=f"jobbot-job-{os.getpid()}-", dir=mounts.TMP)
         if slot.uid is not None:
             os.chown(workdir, slot.uid, slot.uid)

@@ -204,11 +204,19 @@ def seal(spaces: Namespaces, hide: Sequence[str], keep: Sequence[str]) -> Isolat
     if not done["mounts"]:
         return Isolation(done["network"], done["ipc"], False, False, (), tuple(notes))
     readonly = _readonly_host(notes)
-    keep_real = [os.path.realpath(k) for k in keep if os.path.isdir(k)]
+    # Each kept directory by its real path and by the path it is named by, which differ
+    # when it is reached through a symlink (a job environment linked into the project):
+    # jobs use the named one (sys.executable), so it must survive a mask over its parent.
+    named = {
+        path: os.path.realpath(k)
+        for k in keep
+        if os.path.isdir(k)
+        for path in (os.path.realpath(k), os.path.abspath(k))
+    }
     wanted = {os.path.realpath(p) for p in (*ALWAYS_MASKED, *hide)}
-    for kept in keep_real:
+    for kept in named:
         wanted.update(_closed_ancestors(kept))
-    fds = {k: os.open(k, os.O_PATH | os.O_DIRECTORY) for k in keep_real}
+    fds = {k: os.open(real, os.O_PATH | os.O_DIRECTORY) for k, real in named.items()}
     masked = []
     try:
         for path in sorted(wanted, key=lambda p: p.count("/")):
@@ -227,23 +235,54 @@ def seal(spaces: Namespaces, hide: Sequence[str], keep: Sequence[str]) -> Isolat
     return Isolation(done["network"], done["ipc"], True, readonly, tuple(masked), tuple(notes))
 
 
-def private_tmp(size_bytes: int) -> list[str]:
+def _hidden_by_private_tmp(keep: Sequence[str]) -> list[tuple[str, str]]:
+    """(path as named, real path) of the `keep` directories a private /tmp would cover: a
+    job environment in a checkout under /tmp, say."""
+    roots = [target for target, _ in _TMP_TARGETS]
+    found = []
+    for path in keep:
+        real = os.path.realpath(path)
+        if not os.path.isdir(real):
+            continue
+        for named in dict.fromkeys((os.path.abspath(path), real)):
+            if _under(named, roots):
+                found.append((named, real))
+    return found
+
+
+def private_tmp(size_bytes: int, keep: Sequence[str] = ()) -> list[str]:
     """In a job supervisor: new mount and IPC namespaces with one fresh tmpfs of
     `size_bytes` behind /tmp, /var/tmp, /dev/shm and /run/lock (one shared budget).
 
+    `keep` are directories jobs need (the interpreter, the job environment): one that lies
+    under those places is bound back, read-only, at the same path inside the fresh tmpfs.
     Returns the mount points to detach afterwards, in order.
     """
     unshare(CLONE_NEWNS | CLONE_NEWIPC)
-    inodes = max(1024, size_bytes // 4096)  # size alone does not bound empty files
-    options = f"size={size_bytes},nr_inodes={inodes},mode=1777"
-    mount("tmpfs", TMP, "tmpfs", MS_NOSUID | MS_NODEV, options)
-    points = [TMP]
-    # /tmp itself last: until then the tmpfs root is still reachable at /tmp
-    for target, sub in _TMP_TARGETS:
-        if target == TMP or (os.path.isdir(target) and not os.path.islink(target)):
-            source = os.path.join(TMP, sub)
-            os.mkdir(source)
-            os.chmod(source, 0o1777)  # noqa: S103 - sticky and world-writable, like /tmp
-            mount(source, target, None, MS_BIND)
-            points.append(target)
+    kept = _hidden_by_private_tmp(keep)
+    # opened before the tmpfs covers them: the fds still reach the host's directories
+    fds = [os.open(real, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for _, real in kept]
+    try:
+        inodes = max(1024, size_bytes // 4096)  # size alone does not bound empty files
+        options = f"size={size_bytes},nr_inodes={inodes},mode=1777"
+        mount("tmpfs", TMP, "tmpfs", MS_NOSUID | MS_NODEV, options)
+        points = [TMP]
+        # /tmp itself last: until then the tmpfs root is still reachable at /tmp
+        for target, sub in _TMP_TARGETS:
+            if target == TMP or (os.path.isdir(target) and not os.path.islink(target)):
+                source = os.path.join(TMP, sub)
+                os.mkdir(source)
+                os.chmod(source, 0o1777)  # noqa: S103 - sticky and world-writable, like /tmp
+                mount(source, target, None, MS_BIND)
+                points.append(target)
+        for (named, _), fd in zip(kept, fds, strict=True):
+            # the directories above it are the supervisor's, so the job cannot move them
+            os.makedirs(named, mode=0o755, exist_ok=True)
+            mount(f"/proc/self/fd/{fd}", named, None, MS_BIND | MS_REC)
+            flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+            mount(None, named, None, flags)
+            points.append(named)
+    finally:
+        for fd in fds:
+            os.close(fd)
     return points[::-1]

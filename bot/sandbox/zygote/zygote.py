@@ -41,9 +41,10 @@ def _stdlib_readable_by_others() -> bool:
 
 
 def _slots(
-    config: dict[str, Any], spaces: mounts.Namespaces
+    config: dict[str, Any], spaces: mounts.Namespaces, keep: list[str]
 ) -> tuple[list[job.SlotConfig], cgroups.Cgroups]:
-    """The job slots (uid, cgroup, network namespace, private /tmp size) and the cgroups."""
+    """The job slots (uid, cgroup, network namespace, private /tmp size) and the cgroups;
+    `keep` are the directories every job needs (see mounts.private_tmp)."""
     root = os.geteuid() == 0
     uid_base = config["uid_base"]
     uids = [uid_base + i for i in range(config["slots"])] if root and uid_base is not None else []
@@ -75,6 +76,7 @@ def _slots(
             limits=limits,
             netns=netns[i] if netns else None,
             env=dict(config.get("env", {})),
+            keep=tuple(keep),
         )
         for i in range(config["slots"])
     ]
@@ -184,12 +186,13 @@ def main(argv: list[str]) -> None:
     else:
         off = {"network": False, "ipc": False, "mounts": False}
         spaces = mounts.Namespaces(off, ["disabled by configuration"])
-    config_slots, groups = _slots(config, spaces)
+    # what jobs need to see: the interpreter and the job environment
+    keep = [sys.base_prefix, os.path.dirname(sys.executable), *([venv] if venv else [])]
+    config_slots, groups = _slots(config, spaces, keep)
     template = None
     if venv is not None and config.get("preload"):
         loop = functools.partial(_PackageLoop, config=config_slots)
         template = packages.start(config["preload"], loop, config["start_s"])
-    keep = [sys.base_prefix, os.path.dirname(sys.executable), *([venv] if venv else [])]
     isolation = mounts.seal(spaces, config["hide_paths"], keep)
     uids = [s.uid for s in config_slots if s.uid is not None]
     tmp_bytes = config_slots[0].tmp_bytes if config_slots else None

@@ -43,6 +43,15 @@ def under_private_tmp(path: Path) -> bool:
     return any(real == top or real.startswith(top + "/") for top in PRIVATE_TMP)
 
 
+def tmp_entries_of_a_checkout() -> set[str]:
+    """What a job sees in its private /tmp besides its own files: with the checkout (and so
+    the job environment) under /tmp, the directory down to that environment, bound back."""
+    real = os.path.realpath(REPO)
+    if not real.startswith("/tmp/"):
+        return set()
+    return {real.split("/")[2]}
+
+
 def harness_request(
     code: str, input_: dict[str, Any] | None = None, **changes: Any
 ) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from .conftest import (
     owned_by,
     processes_of,
     reset_peak_memory,
+    tmp_entries_of_a_checkout,
     under_private_tmp,
 )
 
@@ -245,8 +246,10 @@ def test_writing_outside_the_job_directory_fails_or_stays_private(executor: Loca
     for path in targets:
         if path in private:
             assert found[path] == "written", path  # the job's own tmpfs, gone with it
-        elif under_private_tmp(Path(path).parent):  # a checkout in /tmp: hidden by the tmpfs
-            assert found[path] == 2, path  # ENOENT
+        elif under_private_tmp(Path(path).parent):
+            # a checkout in /tmp: the job's tmpfs holds just the path down to the job
+            # environment, the sandbox's directories
+            assert found[path] == 13, path  # EACCES
         else:
             assert found[path] in (13, 30), path  # EACCES, or EROFS from the read-only host
         assert not Path(path).exists(), path  # nothing reached the host
@@ -289,7 +292,8 @@ def test_concurrent_jobs_see_neither_each_others_files_nor_sockets(
     for name, response in results.items():
         cwd, seen, listing = json.loads(response["stdout"])
         assert seen == [], name
-        assert sorted(listing) == sorted([os.path.basename(cwd), f"secret-{name}"])
+        expected = {os.path.basename(cwd), f"secret-{name}", *tmp_entries_of_a_checkout()}
+        assert sorted(listing) == sorted(expected)
         cwds.add(cwd)
     assert len(cwds) == 3
 
