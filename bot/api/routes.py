@@ -30,6 +30,7 @@ PREFIX = "/api"
 MAX_PAGE = 100000
 WAIT_MARGIN_S = 5.0  # ?wait= may exceed the job timeout by this much (queueing, start-up)
 BODY_OVERHEAD = 64 << 10  # JSON escapes and multipart boundaries around the code and input
+QUERY = {"list": {"page"}, "job": {"wait"}, "user_jobs": {"limit"}}  # by route; others none
 UNAVAILABLE = (
     "jobbot is temporarily unavailable (database unreachable). Nothing was saved; try again."
 )
@@ -128,6 +129,16 @@ class JobsApi:
                 "too-large",
                 "Too large",
                 f"The request body is {size} bytes; the limit is {self.limits.max_body}.",
+            )
+        taken = QUERY.get((request.endpoint or "").removeprefix("api.").removeprefix("original_"))
+        unknown = sorted(set(request.args) - (taken or set()))
+        if unknown:
+            allowed = f"this route takes {', '.join(sorted(taken))}" if taken else "it takes none"
+            return problem(
+                400,
+                "bad-request",
+                "Bad request",
+                f"Unknown query parameter {unknown[0][:40]!r}: {allowed}.",
             )
         actor = self._authenticate()
         if isinstance(actor, Response):
@@ -330,11 +341,9 @@ class JobsApi:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not 0 <= value <= high:  # NaN fails too
-            raise UsageError(
-                f"{name} must be a number of seconds from 0 to {high:g}, like {name}=10."
-            )
-        return value
+        if not value >= 0:  # NaN fails too
+            raise UsageError(f"{name} must be a number of seconds, like {name}=10.")
+        return min(value, high)  # a longer wait is cut to the longest a job can take
 
     @staticmethod
     def _id(text: str, what: str) -> int:

@@ -99,7 +99,14 @@ def _from_json(raw: bytes) -> Submission:
     # input, so a list or a number gets the words every surface gives it.
     raw_input = body.get("input", {})
     input_text = json.dumps(raw_input, ensure_ascii=False)
-    return Submission(name=name, code=code.encode("utf-8"), input_text=input_text)
+    try:
+        input_text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON's \ud800 escapes decode to lone surrogates
+        raise BadSubmission(
+            400, "bad-json", "The field input holds a lone surrogate (\\ud800-\\udfff): not text."
+        ) from exc
+    # A lone surrogate in the code stays in its bytes, for the core to call it not UTF-8.
+    return Submission(name=name, code=code.encode("utf-8", "surrogatepass"), input_text=input_text)
 
 
 def _from_form(request: Request) -> Submission:

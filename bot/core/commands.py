@@ -17,6 +17,7 @@ USAGE = """\
 /job list [PAGE]       everyone's latest jobs, 20 per page
 /job cancel ID         cancel a waiting job, or stop a running one
 /job rerun ID          run a job's code and input again as a new job
+/job token [revoke]    a token for the HTTP API (shown once), or revoke yours
 /job help              this help
 Example: /job run {"a": 5, "b": 3}"""
 
@@ -72,6 +73,13 @@ class RerunCommand:
 
 
 @dataclass(frozen=True)
+class TokenCommand:
+    """Mint the asker's API token (shown once), or revoke it."""
+
+    revoke: bool = False
+
+
+@dataclass(frozen=True)
 class HelpCommand:
     """Show usage; `unknown` is the subcommand that was not understood, if any."""
 
@@ -85,6 +93,7 @@ Command = (
     | ListCommand
     | CancelCommand
     | RerunCommand
+    | TokenCommand
     | HelpCommand
 )
 
@@ -151,6 +160,14 @@ def parse_command(text: str) -> Command:
         return CancelCommand(parse_job_id(rest, "cancel"))
     if verb == "rerun":
         return RerunCommand(parse_job_id(rest, "rerun"))
+    if verb == "token":
+        what = rest.strip().lower()
+        if what not in {"", "revoke"}:
+            raise UsageError(
+                f"`{rest.strip()[:40]}` is not something `/job token` does: use `/job token` "
+                "for a new token, or `/job token revoke`."
+            )
+        return TokenCommand(revoke=what == "revoke")
     if verb in {"help", "-h", "--help", "?"}:
         return HelpCommand()
     return HelpCommand(unknown=verb[:40])

@@ -14,9 +14,20 @@ from bot.core.commands import (
     RerunCommand,
     RunCommand,
     StatusCommand,
+    TokenCommand,
 )
 from bot.core.models import Actor
-from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
+from bot.core.replies import (
+    Accepted,
+    Cancelled,
+    Detail,
+    Help,
+    Listing,
+    Problem,
+    Reply,
+    TokenIssued,
+    TokenRevoked,
+)
 from bot.core.service import PAGE_SIZE, JobService
 from bot.errors import UsageError, UserError
 
@@ -92,6 +103,10 @@ class CommandHandler:
                 actor, command.job_id, origin=origin, route=route, idempotency_key=idempotency_key
             )
             return Accepted(job, created)
+        if isinstance(command, TokenCommand):
+            if command.revoke:
+                return TokenRevoked(self.service.revoke_token(actor))
+            return TokenIssued(self.service.mint_token(actor), actor.user.id)
         if isinstance(command, HelpCommand):
             return Help(self.usage, command.unknown)
         raise UsageError("That command was not understood.")  # pragma: no cover

@@ -51,6 +51,22 @@ class Cancelled:
 
 
 @dataclass(frozen=True)
+class TokenIssued:
+    """A new API token, to be shown to its user once and never again (only its hash is kept);
+    `repr` leaves the token out, so a log line of the reply cannot carry it."""
+
+    token: str = field(repr=False)
+    user_id: int = 0
+
+
+@dataclass(frozen=True)
+class TokenRevoked:
+    """The asker's API token was revoked (`had_one` False: there was none)."""
+
+    had_one: bool
+
+
+@dataclass(frozen=True)
 class Help:
     """Usage text; `unknown` names a subcommand that was not understood."""
 
@@ -67,7 +83,7 @@ class Problem:
     details: tuple[str, ...] = field(default_factory=tuple)
 
 
-Reply = Accepted | Detail | Listing | Cancelled | Help | Problem
+Reply = Accepted | Detail | Listing | Cancelled | TokenIssued | TokenRevoked | Help | Problem
 
 # What a person hears when the database failed under their request (a StoreError): the
 # surfaces they use (Slack, the console) answer this, and say nothing about the cause.

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from bot.core.models import JobStatus
-from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
+from bot.core.replies import (
+    Accepted,
+    Cancelled,
+    Detail,
+    Help,
+    Listing,
+    Problem,
+    Reply,
+    TokenIssued,
+    TokenRevoked,
+)
 from bot.slack.formatting import (
     ICONS,
     SECTION_LIMIT,
@@ -101,6 +111,21 @@ def render(reply: Reply) -> Message:
             )
             return Message(text, [section(text + more)])
         text = f"{ICONS[reply.job.status]} Job #{reply.job.id} cancelled."
+        return Message(text, [section(text)])
+    if isinstance(reply, TokenIssued):
+        text = "Your jobbot API token. It is shown only this once: keep it secret."
+        return Message(
+            text,
+            [
+                section(f"*{text}*\n{code_block(reply.token)}"),
+                context(
+                    f"Send it as `Authorization: Bearer TOKEN`; you are user {reply.user_id}. "
+                    "Any token you had before no longer works; `/job token revoke` ends this one."
+                ),
+            ],
+        )
+    if isinstance(reply, TokenRevoked):
+        text = "Your API token is revoked." if reply.had_one else "You had no API token."
         return Message(text, [section(text)])
     if isinstance(reply, Help):
         intro = f"I don't know `{escape(reply.unknown)}`. " if reply.unknown else ""

@@ -8,7 +8,17 @@ from typing import Any
 
 from bot.core.models import Identity, Job, JobStatus
 from bot.core.outputs import Part, Piece, input_hint, pieces
-from bot.core.replies import Accepted, Cancelled, Detail, Help, Listing, Problem, Reply
+from bot.core.replies import (
+    Accepted,
+    Cancelled,
+    Detail,
+    Help,
+    Listing,
+    Problem,
+    Reply,
+    TokenIssued,
+    TokenRevoked,
+)
 from bot.core.units import human_duration
 
 ICONS = {
@@ -135,6 +145,13 @@ def render(reply: Reply) -> str:
                 "(unless it finishes first)."
             )
         return f"Job #{reply.job.id} cancelled."
+    if isinstance(reply, TokenIssued):
+        return (
+            f"Your API token (user {reply.user_id}), shown only this once; keep it secret. "
+            f"Any earlier one no longer works.\n{reply.token}"
+        )
+    if isinstance(reply, TokenRevoked):
+        return "Your API token is revoked." if reply.had_one else "You had no API token."
     if isinstance(reply, Help):
         prefix = f"Unknown command `{reply.unknown}`.\n" if reply.unknown else ""
         return prefix + reply.usage

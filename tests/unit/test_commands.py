@@ -12,6 +12,7 @@ from bot.core.commands import (
     RerunCommand,
     RunCommand,
     StatusCommand,
+    TokenCommand,
     parse_command,
     parse_job_id,
 )
@@ -22,6 +23,8 @@ from bot.errors import UsageError
     ("text", "expected"),
     [
         ("status 12", StatusCommand(12)),
+        ("token", TokenCommand(revoke=False)),
+        ("token REVOKE", TokenCommand(revoke=True)),
         ("/job status #12", StatusCommand(12)),
         ("STATUS 7", StatusCommand(7)),
         ("mine", MineCommand(10)),

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.core.commands import HelpCommand, RunCommand, parse_command
+from bot.core.commands import HelpCommand, RunCommand, TokenCommand, parse_command
 from bot.core.models import Actor, HeldRequest, Upload
 from bot.errors import StoreError, UpstreamUnavailable, UsageError, UserError
 from bot.slack import keys
@@ -32,6 +32,12 @@ DIRECT = {"im": False, "mpim": True}  # channel type -> whether chatter is left 
 def _from_a_person(event: Mapping[str, Any]) -> bool:
     """Sent by a person (not a bot), in a conversation, with a timestamp to answer under."""
     return not event.get("bot_id") and all(event.get(k) for k in ("user", "channel", "ts"))
+
+
+ONLY_BY_SLASH = (
+    "API tokens are handed out only by the slash command, whose answer only you see, once: "
+    "type `/job token` (or `/job token revoke`)."
+)
 
 
 class MessageIntake:
@@ -139,6 +145,11 @@ class MessageIntake:
             return
         if isinstance(command, RunCommand):
             self._run(actor, asker, files, command, key)
+            return
+        if isinstance(command, TokenCommand):
+            # An answer to a message can stay in the conversation (a DM is a lasting post);
+            # a token is shown only in a slash command's ephemeral answer.
+            context.tell(asker.where, ONLY_BY_SLASH)
             return
         reply = context.reply(
             lambda: context.handler.handle(
