@@ -78,6 +78,12 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _filetype(name: str) -> str:
+    """Slack's filetype for a file name, as far as the tests need it."""
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return {"py": "python", "txt": "text", "csv": "csv", "json": "json"}.get(ext, ext or "text")
+
+
 class SlackStandIn:
     """ThreadingHTTPServer on 127.0.0.1 speaking enough of Slack for jobbot.
 
@@ -168,8 +174,10 @@ class SlackStandIn:
         html: bool = False,
         stub: bool = False,
         url: str | None = None,
+        snippet: str | None = None,
     ) -> dict[str, Any]:
-        """Host a file; returns the file object a Slack payload would carry."""
+        """Host a file; returns the file object a Slack payload would carry. `snippet` makes
+        it a text snippet of that filetype (Slack's "python"), as one created in Slack."""
         data = content.encode() if isinstance(content, str) else content
         file_id = f"F{next(self._ids):07d}"
         with self.state.lock:
@@ -181,12 +189,12 @@ class SlackStandIn:
             "timestamp": int(time.time()),
             "name": name,
             "title": name,
-            "mimetype": "text/x-python",
-            "filetype": "python",
-            "pretty_type": "Python",
+            "mimetype": "text/x-python" if name.endswith(".py") else "text/plain",
+            "filetype": snippet or _filetype(name),
+            "pretty_type": "Python" if (snippet or _filetype(name)) == "python" else "Plain Text",
             "user": "U0ALICE",
             "size": len(data) if size is None else size,
-            "mode": "hosted",
+            "mode": "snippet" if snippet else "hosted",
             "is_external": False,
             "is_public": False,
             "url_private": download.replace("/download/", "/"),

@@ -67,6 +67,15 @@ def escape(text: str) -> str:
     return _INVISIBLE.sub(_visible, text)
 
 
+_LINK = re.compile(r"<((?:https?|mailto|tel):[^|>\s]*)(?:\|([^>]*))?>")
+
+
+def unlink(text: str) -> str:
+    """Slack's link markup in incoming text as the person typed it: `<url|label>` is the
+    label (what they wrote, `example.com`), `<url>` the URL. Entities stay encoded."""
+    return _LINK.sub(lambda m: m.group(2) if m.group(2) is not None else m.group(1), text)
+
+
 def unescape(text: str) -> str:
     """Slack's entities in incoming text decoded (`&amp;` last, so `&amp;lt;` stays `&lt;`)."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -43,6 +43,7 @@ class SlackFile:
     size: int | None = None
     url: str | None = None
     stub: bool = False  # Slack Connect: only an id; files.info has the rest
+    filetype: str | None = None  # Slack's idea of the content: "python" for a Python snippet
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> SlackFile:
@@ -54,24 +55,40 @@ class SlackFile:
             size=size if isinstance(size, int) else None,
             url=data.get("url_private_download") or data.get("url_private"),
             stub=data.get("mode") == "file_access" or not data.get("url_private"),
+            filetype=str(data["filetype"]) if data.get("filetype") else None,
         )
 
     @classmethod
     def from_upload(cls, upload: Upload) -> SlackFile:
         """From a remembered upload."""
         meta = upload.meta
+        filetype = meta.get("filetype")
         return cls(
-            upload.file_id, upload.file_name, upload.size, meta.get("url"), bool(meta.get("stub"))
+            upload.file_id,
+            upload.file_name,
+            upload.size,
+            meta.get("url"),
+            bool(meta.get("stub")),
+            str(filetype) if filetype else None,
         )
 
     def meta(self) -> dict[str, Any]:
         """What is remembered of an upload, to fetch it later."""
-        return {"url": self.url, "stub": self.stub}
+        return {"url": self.url, "stub": self.stub, "filetype": self.filetype}
 
     @property
     def is_python(self) -> bool:
-        """Whether the name ends in .py."""
-        return clean_file_name(self.name).lower().endswith(".py")
+        """Whether the name ends in .py, or Slack says it is Python (a text snippet of
+        Python, named "Untitled" or whatever its title is)."""
+        return self.filetype == "python" or clean_file_name(self.name).lower().endswith(".py")
+
+    @property
+    def run_name(self) -> str:
+        """The name its job gets: the file's, with `.py` added to a Python snippet's."""
+        name = clean_file_name(self.name)
+        if name.lower().endswith(".py") or self.filetype != "python":
+            return name
+        return (name.removesuffix(".txt") or "snippet") + ".py"
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -153,7 +170,9 @@ class FileFetcher:
                 f"Slack would not share that file with jobbot ({failure.kind}). {NOT_SEEN}"
             ) from exc
         resolved = SlackFile.from_payload(info)
-        return SlackFile(resolved.id, resolved.name, resolved.size, resolved.url, stub=False)
+        return SlackFile(
+            resolved.id, resolved.name, resolved.size, resolved.url, False, resolved.filetype
+        )
 
     def fetch(self, file: SlackFile) -> tuple[str, bytes]:
         """(name, bytes) of a shared .py file. InvalidFile (a UserError) when the file itself
@@ -161,7 +180,7 @@ class FileFetcher:
         unreachable, 5xx, 429): nothing the person did, they may simply try again later."""
         file = self.resolve(file)
         self.check(file)
-        name = clean_file_name(file.name)
+        name = file.run_name
         if not file.url:
             raise InvalidFile(f"Slack gave no download link for {name}. Share it again.")
         url = file.url

@@ -156,6 +156,45 @@ class IntakeContext:
         `once` key, when the same request can arrive more than once)."""
         try:
             name, data = self.fetcher.fetch(file)
+        except (UserError, UpstreamUnavailable) as exc:
+            log.info("download refused", extra={"user_id": actor.user.id, "kind": kind.value})
+            if once is None or self.memory.first_time(once):
+                self.tell(asker.where, refusal(exc))
+            return
+        except Exception:
+            log.exception("download failed", extra={"user_id": actor.user.id})
+            self.tell(asker.where, OOPS)
+            return
+        self._store(actor, asker, name, data, input_text, kind=kind, key=key, once=once)
+
+    def submit_code(
+        self,
+        actor: Actor,
+        asker: Asker,
+        name: str,
+        code: str,
+        input_text: str,
+        *,
+        key: str,
+        once: str | None = None,
+    ) -> None:
+        """Store a job of code sent in a message (a code block), as `submit` does a file's."""
+        data = code.encode("utf-8")
+        self._store(actor, asker, name, data, input_text, kind=Kind.MESSAGE, key=key, once=once)
+
+    def _store(
+        self,
+        actor: Actor,
+        asker: Asker,
+        name: str,
+        data: bytes,
+        input_text: str,
+        *,
+        kind: Kind,
+        key: str,
+        once: str | None,
+    ) -> None:
+        try:
             job, created = self.service.submit(
                 actor,
                 name,

@@ -10,9 +10,10 @@ from typing import Any
 
 from bot.core.commands import HelpCommand, RunCommand, TokenCommand, parse_command
 from bot.core.models import Actor, HeldRequest, Upload
+from bot.core.snippets import CODE_FILE_NAME, MessageCode, clean_code, take_code
 from bot.errors import StoreError, UpstreamUnavailable, UsageError, UserError
 from bot.slack import keys
-from bot.slack.formatting import unescape
+from bot.slack.formatting import unescape, unlink
 from bot.slack.intake.context import ROUTE, IntakeContext, no_run, refusal
 from bot.slack.intake.journal import HeldKind, Journal
 from bot.slack.intake.request import Asker
@@ -21,8 +22,16 @@ from bot.slack.uploads import NOT_SEEN, SlackFile
 
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 NO_FILE = (
-    "I see no .py file of yours here: attach one to your message, or share one here first. "
-    + NOT_SEEN
+    "I see no code of yours here: attach a .py file to your message, put the code in a code "
+    "block after `run` (three backticks before and after it), or share a .py file here "
+    "first. " + NOT_SEEN
+)
+RUN_FIRST = (
+    "To run the code in your code block, start the message with `run` (and a JSON input if the "
+    'code needs one), like: run {"a": 1} and then the code block.'
+)
+BLOCK_AND_FILE = (
+    "Your message has both a code block and a .py file: send one or the other, and I run it."
 )
 # Conversations whose messages need no mention to reach the bot. In a DM each one is a request;
 # in a group DM, where people also talk to each other, only one that reads as a command is.
@@ -119,8 +128,19 @@ class MessageIntake:
                             context.service.clock.now(),
                         )
                     )
+            if not is_request:
+                return
             text = _MENTION.sub(" ", str(event.get("text") or "")).strip()
-            if not is_request or (files and not text.lower().startswith("run")):
+            found = _code_in(text, chatter_ok)
+            if found is CHATTER:
+                return  # people talking to each other in a group DM
+            code = None
+            if isinstance(found, MessageCode):
+                text = found.text
+                if any(file.is_python for file in files):
+                    raise UsageError(BLOCK_AND_FILE)
+                code = _decoded(found.code)
+            if files and code is None and not text.lower().startswith("run"):
                 return
             try:
                 command = parse_command(unescape(text))
@@ -130,6 +150,8 @@ class MessageIntake:
                 raise
             if chatter_ok and isinstance(command, HelpCommand) and command.unknown:
                 return
+            if code is not None and not isinstance(command, RunCommand):
+                raise UsageError(RUN_FIRST)
             # A job is deduplicated by its idempotency key in the same transaction that stores
             # it, so a crash before that point never swallows Slack's re-delivery. Other
             # commands only answer, and answer once (the same message can arrive as
@@ -144,7 +166,7 @@ class MessageIntake:
             context.tell(asker.where, refusal(exc))
             return
         if isinstance(command, RunCommand):
-            self._run(actor, asker, files, command, key)
+            self._run(actor, asker, files, command, key, code=code)
             return
         if isinstance(command, TokenCommand):
             # An answer to a message can stay in the conversation (a DM is a lasting post);
@@ -164,12 +186,30 @@ class MessageIntake:
         context.answerer.tell(asker.where, reply)
 
     def _run(
-        self, actor: Actor, asker: Asker, files: list[SlackFile], command: RunCommand, key: str
+        self,
+        actor: Actor,
+        asker: Asker,
+        files: list[SlackFile],
+        command: RunCommand,
+        key: str,
+        *,
+        code: str | None = None,
     ) -> None:
         context = self.context
         python = [f for f in files if f.is_python]
         file = python[0] if python else (files[0] if files else None)
         refused = keys.refused(key)  # a refusal is told once, however often the message arrives
+        if code is not None:
+            try:
+                context.check_input(command.input_text)
+            except UserError as exc:
+                if context.memory.first_time(refused):
+                    context.tell(asker.where, exc.message)
+                return
+            context.submit_code(
+                actor, asker, CODE_FILE_NAME, code, command.input_text, key=key, once=refused
+            )
+            return
         if file is None:
             upload = context.latest_upload(actor, str(asker.channel))
             if upload is None:
@@ -186,3 +226,31 @@ class MessageIntake:
         context.submit(
             actor, asker, file, command.input_text, kind=Kind.MESSAGE, key=key, once=refused
         )
+
+
+CHATTER = "chatter"
+
+
+def _decoded(code: str) -> str:
+    """A code block's body as the person typed it: Slack's link markup and entities undone,
+    then the client's smart quotes (an empty block is a usage error, told once)."""
+    try:
+        return clean_code(unescape(unlink(code)))
+    except UserError as exc:
+        raise UsageError(exc.message) from exc
+
+
+def _code_in(text: str, chatter_ok: bool) -> MessageCode | str | None:
+    """The message's code block, None without one, or CHATTER for a group DM message that is
+    not a request (people sharing code with each other): that gets no answer."""
+    try:
+        found = take_code(text)
+    except UsageError:
+        if chatter_ok and not text.lower().startswith("run"):
+            return CHATTER
+        raise
+    if found is not None and not found.text.lower().startswith("run"):
+        if chatter_ok:
+            return CHATTER
+        raise UsageError(RUN_FIRST)
+    return found
