@@ -59,12 +59,13 @@ class Engine:
     """The engine as `serve` runs it (MariaDB, a worker pool in process, the local sandbox),
     with a hook to wait for each job to settle."""
 
-    def __init__(self, database: str, workers: int = 4) -> None:
+    def __init__(self, database: str, workers: int = 4, **more: str) -> None:
         settings = load_settings(
             {
                 "DATABASE_URL": fresh_database(database),
                 "JOBBOT_WORKERS": str(workers),
                 "JOBBOT_MAX_JOBS_PER_USER": str(workers),
+                **more,
             },
             env_file=None,
         )
@@ -74,7 +75,7 @@ class Engine:
         self.executor = build_executor(settings)
         self.settled = threading.Event()
         self.pool = WorkerPool(
-            self.runtime.store, self.executor, worker_config(settings), on_settled=self.settled.set
+            self.runtime.store, self.executor, worker_config(settings), on_settled=self._settled
         )
         self.runtime.pool = self.pool  # submit() wakes this pool in-process, as in `serve`
         self.pool.start()
@@ -83,6 +84,10 @@ class Engine:
         self.actors: list[Actor] = [
             service.actor(Identity("local", "bench", f"user{i}")) for i in range(10)
         ]
+
+    def _settled(self) -> None:
+        self.settled.set()
+        self.runtime.service.settled()  # as `serve` does: wakes requests waiting for a job
 
     def one(self, i: int, name: str, code: bytes, input_json: str = "{}") -> tuple[float, int]:
         """Submit one job and wait until its result is stored: (seconds, job id)."""

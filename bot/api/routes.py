@@ -284,9 +284,10 @@ class JobsApi:
         return self._accepted(actor, job, created)
 
     def cancel(self, job_id: str) -> Response:
-        """Cancel a job of the caller's (any, for an admin)."""
+        """Cancel a job of the caller's (any, for an admin): 200 when it is cancelled at once
+        (it was waiting), 202 when a stop of its run was asked for (it ends `cancelled`)."""
         job = self.service.cancel(g.actor, parse_job_id(job_id, "cancel"))
-        return _json(job_json(JobView(job, full=True)))
+        return _json(job_json(JobView(job, full=True)), 200 if job.status.is_final else 202)
 
     def rerun(self, job_id: str) -> Response:
         """The job's code and input again, as a new job of the caller's."""

@@ -3,6 +3,7 @@ or as a form, waited for with ?wait=, and shown in full only to their owner and 
 
 from __future__ import annotations
 
+from testbed.waiting import wait_until
 from tests.integration.api.conftest import Api
 
 HIDDEN = {"input", "result", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "error"}
@@ -87,3 +88,17 @@ def test_the_original_routes_run_a_job_with_the_same_json(running: Api) -> None:
         == alice.get(f"/api/users/{alice.user_id}/jobs").json()
     )
     assert alice.get("/").json() == alice.get("/api/jobs").json()
+
+
+def test_cancelling_a_running_job_stops_it(running: Api) -> None:
+    alice = running.caller()
+    job = alice.submit("import time\nprint('begun', flush=True)\ntime.sleep(30)\n", {})
+    wait_until(
+        lambda: alice.get(f"/api/jobs/{job['id']}").json()["status"] == "running",
+        timeout=30,
+        message="the job to run",
+    )
+    asked = alice.post(f"/api/jobs/{job['id']}/cancel")
+    assert asked.status_code == 202 and asked.json()["status"] == "running"
+    final = alice.get(f"/api/jobs/{job['id']}", params={"wait": 10}).json()
+    assert final["status"] == "cancelled"  # not `timeout` (5 s): the stop ended it
