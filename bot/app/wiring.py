@@ -87,6 +87,14 @@ def job_packages(settings: Settings) -> JobPackages:
     return read_job_packages(JOB_REQUIREMENTS, local)
 
 
+def packages_note(settings: Settings) -> str:
+    """What jobs can import, for `/job help` (the versions pinned, or installed locally)."""
+    offered = job_packages(settings).offered
+    if not offered:
+        return "Jobs can import the standard library only."
+    return f"Jobs can import the standard library and: {', '.join(offered)}."
+
+
 def build_executor(settings: Settings, metrics: Metrics | None = None) -> Executor:
     """The executor selected by JOBBOT_EXECUTOR (its own failures counted in `metrics`)."""
     if settings.executor == "lambda":
@@ -190,7 +198,7 @@ class Runtime:
 
     def console_handler(self) -> CommandHandler:
         """The command handler with console usage text."""
-        return CommandHandler(self.service, CONSOLE_USAGE)
+        return CommandHandler(self.service, CONSOLE_USAGE, about=packages_note(self.settings))
 
     def migrate(self) -> None:
         """Apply the schema."""
@@ -267,7 +275,14 @@ def slack_app_for(settings: Settings, runtime: Runtime) -> SlackApp | None:
     from bot.slack.clients import web_client
 
     client = web_client(settings)
-    slack = build_app(runtime.service, runtime.store, settings, client, metrics=runtime.metrics)
+    slack = build_app(
+        runtime.service,
+        runtime.store,
+        settings,
+        client,
+        metrics=runtime.metrics,
+        about=packages_note(settings),
+    )
     slack.identity.resolve()
     return slack
 

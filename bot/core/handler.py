@@ -37,9 +37,10 @@ RunHandler = Callable[[RunCommand], Reply]
 class CommandHandler:
     """Answers `/job` commands; how a file is obtained for `run` is the adapter's business."""
 
-    def __init__(self, service: JobService, usage: str) -> None:
+    def __init__(self, service: JobService, usage: str, *, about: str = "") -> None:
         self.service = service
         self.usage = usage
+        self.about = about  # more for `help` alone: what jobs can import
 
     def handle(
         self,
@@ -108,5 +109,6 @@ class CommandHandler:
                 return TokenRevoked(self.service.revoke_token(actor))
             return TokenIssued(self.service.mint_token(actor), actor.user.id)
         if isinstance(command, HelpCommand):
-            return Help(self.usage, command.unknown)
+            usage = f"{self.usage}\n{self.about}" if self.about else self.usage
+            return Help(usage, command.unknown)
         raise UsageError("That command was not understood.")  # pragma: no cover

@@ -124,6 +124,7 @@ def build_app(
     metrics: Metrics | None = None,
     identity: BotIdentity | None = None,
     intake_threads: int = 8,
+    about: str = "",
 ) -> SlackApp:
     """The Bolt app for jobbot; `client` speaks to SLACK_API_URL with the bot token, and
     `memory` keeps the adapter's dedupe keys, intake journal and uploads."""
@@ -156,7 +157,7 @@ def build_app(
     )
     context = IntakeContext(
         service,
-        CommandHandler(service, USAGE),
+        CommandHandler(service, USAGE, about=about),
         fetcher,
         Answerer(client, metrics),
         client,

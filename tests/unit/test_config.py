@@ -178,3 +178,15 @@ def test_half_a_slack_configuration_says_what_is_missing_and_where_to_find_it(
         assert "App-Level Tokens" in problem and "Signing Secret" in problem
     assert "Socket Mode needs no signing secret" in problem
     assert "leave all three empty for the console" in problem
+
+
+def test_help_on_lambda_names_the_pinned_versions_of_the_offered_packages() -> None:
+    from bot.app.wiring import JOB_REQUIREMENTS, packages_note
+    from bot.executors.jobenv import read_pins
+
+    settings = load_settings({"JOBBOT_EXECUTOR": "lambda"}, env_file=None)
+    offered = [f"{p.name} {p.version}" for p in read_pins(JOB_REQUIREMENTS) if p.offered]
+
+    assert packages_note(settings) == (
+        f"Jobs can import the standard library and: {', '.join(offered)}."
+    )

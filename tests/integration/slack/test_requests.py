@@ -7,6 +7,7 @@ import time
 
 from slack_bolt.request import BoltRequest
 
+from testbed import jobenv
 from testbed import slack_requests as sr
 from testbed.slack_standin import message_text
 from testbed.waiting import wait_until
@@ -32,6 +33,15 @@ def test_help_and_unknown_subcommands_answer_with_usage(stack: Stack) -> None:
     body = json.loads(response.body)
     text = message_text(body)
     assert "frobnicate" in text and "/job run" in text and '{"a": 5, "b": 3}' in text
+
+
+def test_help_names_the_packages_jobs_can_import_with_their_versions(stack: Stack) -> None:
+    offered = ", ".join(jobenv.packages().offered)
+
+    text = message_text(json.loads(stack.dispatch(sr.slash("help")).body))
+
+    assert f"Jobs can import the standard library and: {offered}." in text
+    assert "numpy " in offered and "pandas " in offered and "matplotlib " in offered
 
 
 def test_status_of_an_unknown_job_is_a_clear_problem(stack: Stack) -> None:
