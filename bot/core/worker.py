@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 from bot.core.backoff import jittered, standard_backoff
 from bot.core.metrics import Metrics
 from bot.core.models import (
-    CANCELLED_TYPE,
-    CANCELLED_UNRUN_MESSAGE,
-    STOPPED_UNSTOPPABLE_MESSAGE,
     Claim,
     Job,
     NewJob,
@@ -27,6 +24,7 @@ from bot.core.models import (
     RunResult,
 )
 from bot.core.ports import Executor, StartGate, WorkerStore
+from bot.core.stops import Flight, RunStops
 from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, StoreError, Throttled
 
 log = logging.getLogger(__name__)
@@ -66,26 +64,11 @@ def infra_failure(message: str, executor: str) -> RunResult:
     )
 
 
-@dataclass
-class _Flight:
-    """A claimed job this pool is handling (guarded by the pool's condition)."""
-
-    claim: Claim
-    since: float  # monotonic time of the claim
-    started: bool = False  # the start gate let its code run
-    stop_wanted: bool = False  # a cancel asked for it to be stopped
-    settled: bool = False  # this pool has written (or is writing) its final state
-
-
 class WorkerPool:
     """Claims jobs and runs up to `slots` of them at once on an executor.
 
-    A cancel of a running job is a stop asked for in the store (by any process): the pool
-    polls the store for its runs while it has any, and asks the executor to stop them. A run
-    the executor can stop ends `cancelled` with its output so far; one it cannot stop (a
-    Lambda invoke) is recorded `cancelled` at once and its late result discarded. Either way
-    exactly one final state is written: the store fences every write by the claim, and in
-    this pool one flag per job decides whether the run's end or the stop writes it.
+    A cancel of a running job is a stop asked for in the store, by any process; the pool's
+    RunStops (bot/core/stops.py) find and carry out those of its runs.
     """
 
     def __init__(
@@ -107,10 +90,17 @@ class WorkerPool:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._cond = threading.Condition()
-        self._in_flight: dict[int, _Flight] = {}
+        self._in_flight: dict[int, Flight] = {}  # guarded by _cond, shared with _stops
         self._held = 0  # free slots held while a claim or an offer is being stored
-        self._check_stops = threading.Event()  # look for stop requests now
-        self._closed = threading.Event()  # the pool stopped: no more stop polling
+        self._stops = RunStops(
+            store,
+            executor,
+            self._cond,
+            self._in_flight,
+            finish=self._finish,
+            on_settled=self._on_settled,
+            poll_interval=config.poll_interval,
+        )
         self._pool = ThreadPoolExecutor(config.slots, thread_name_prefix="job")
         self._threads: list[threading.Thread] = []
 
@@ -122,7 +112,7 @@ class WorkerPool:
             ("claimer", self._claim_loop),
             ("sweeper", self._sweep_loop),
             ("presence", self._presence_loop),
-            ("stopper", self._stop_loop),
+            ("stopper", self._stops.loop),
         )
         for name, target in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -155,7 +145,7 @@ class WorkerPool:
             with self._cond:
                 self._held -= 1
                 if claim is not None:
-                    self._in_flight[claim.job.id] = _Flight(claim, time.monotonic())
+                    self._in_flight[claim.job.id] = Flight(claim, time.monotonic())
                 self._cond.notify_all()
         if claim is not None:
             self._start(claim)
@@ -175,7 +165,7 @@ class WorkerPool:
 
     def check_stops(self) -> None:
         """Look for stop requests now (a cancel was just asked for in this process)."""
-        self._check_stops.set()
+        self._stops.check_now()
 
     def stop_claiming(self) -> None:
         """Claim nothing more (the first step of a stop); running jobs go on."""
@@ -202,8 +192,7 @@ class WorkerPool:
             drained = self._cond.wait_for(
                 lambda: not self._in_flight and not self._held, timeout=grace_s
             )
-        self._closed.set()
-        self._check_stops.set()
+        self._stops.close()
         for thread in self._threads:
             thread.join(timeout=2)
         try:
@@ -239,7 +228,7 @@ class WorkerPool:
                 with self._cond:
                     self._held -= free
                     for claim in claims:
-                        self._in_flight[claim.job.id] = _Flight(claim, time.monotonic())
+                        self._in_flight[claim.job.id] = Flight(claim, time.monotonic())
                     self._cond.notify_all()  # the stop poller watches while runs are in flight
             if failures:
                 self._stopping.wait(min(5.0, standard_backoff(failures)))
@@ -268,20 +257,16 @@ class WorkerPool:
             """The start gate: `invoked_at` is committed before the code can start (the
             executor prepares the run meanwhile). A job cancelled before this point never
             starts."""
-            if self._settle_unrun(claim):
+            if self._stops.settle_unrun(claim):
                 return False
             if not self._retry_store(
                 lambda: self.store.mark_invoked(job.id, claim.token, self.config.lease_s)
             ):
                 log.warning("lost the claim before starting", extra=extra)
                 return False
-            # From here a stop goes to the executor (see _stop); one that came while the
-            # start was committed is still this gate's to honour: the code has not run.
-            with self._cond:
-                flight = self._in_flight[job.id]
-                flight.started = True
-                wanted = flight.stop_wanted
-            if wanted and self._settle_unrun(claim):
+            # From here a stop goes to the executor; one that came while the start was
+            # committed is still this gate's to honour: the code has not run.
+            if self._stops.mark_started(job.id) and self._stops.settle_unrun(claim):
                 return False
             self._on_started()  # a `started` notification was just written
             log.info("job started", extra={**extra, "attempt": job.attempts})
@@ -291,7 +276,7 @@ class WorkerPool:
             result = self._run(claim, start)
             if result is None:
                 return
-            if not self._take_settlement(job.id):
+            if not self._stops.take_settlement(job.id):
                 log.info("late result discarded: the job was cancelled", extra=extra)
                 return
             if not self._finish(claim, result):
@@ -406,95 +391,6 @@ class WorkerPool:
                 if self._stopping.wait(min(2.0, standard_backoff(attempt))):
                     break
         return False
-
-    # --- stopping runs on request --------------------------------------------------------
-
-    def _stop_loop(self) -> None:
-        """While runs are in flight here, poll the store for stops asked for them."""
-        failures = 0
-        while not self._closed.is_set():
-            with self._cond:
-                ids = [i for i, f in self._in_flight.items() if not f.stop_wanted]
-                if not ids:
-                    self._cond.wait(timeout=self.config.poll_interval)
-                    continue
-            try:
-                wanted = self.store.stop_requests(ids)
-                failures = 0
-            except StoreError as exc:
-                failures += 1
-                log.warning("stop poll failed: %s", exc, extra={"attempt": failures})
-                wanted = set()
-            for job_id in wanted:
-                self._stop(job_id)
-            self._check_stops.wait(
-                jittered(self.config.poll_interval)
-                if not failures
-                else min(5.0, standard_backoff(failures))
-            )
-            self._check_stops.clear()
-
-    def _stop(self, job_id: int) -> None:
-        """Stop one run, as a cancel asked: through the executor if it can, else by
-        recording the job cancelled now and discarding the result that comes later."""
-        with self._cond:
-            flight = self._in_flight.get(job_id)
-            if flight is None or flight.stop_wanted:
-                return
-            flight.stop_wanted = True
-            started = flight.started
-        extra = {"job_id": job_id, "user_id": flight.claim.job.owner_id}
-        if not started:  # the start gate ends it, before its code runs (_settle_unrun)
-            log.info("cancel noticed before the run started", extra=extra)
-            return
-        if self.executor.stop(job_id):
-            log.info("stopping a run on request", extra=extra)
-            return
-        # The executor cannot stop it (a Lambda invoke), or it just ended on its own.
-        if not self._take_settlement(job_id):
-            return
-        result = RunResult(
-            outcome=Outcome.CANCELLED,
-            duration_ms=int((time.monotonic() - flight.since) * 1000),
-            error_type=CANCELLED_TYPE,
-            error_message=STOPPED_UNSTOPPABLE_MESSAGE,
-            executor=self.executor.name,
-        )
-        if self._finish(flight.claim, result):
-            log.info("job cancelled; its run goes on and its result will be dropped", extra=extra)
-            self._on_settled()
-
-    def _settle_unrun(self, claim: Claim) -> bool:
-        """At the start gate: end a job whose stop was asked for before its code ran (True),
-        or whose end this pool already wrote; then nothing runs."""
-        with self._cond:
-            flight = self._in_flight.get(claim.job.id)
-            wanted = flight is not None and flight.stop_wanted
-            settled = flight is not None and flight.settled
-        if settled:
-            return True
-        if not wanted or not self._take_settlement(claim.job.id):
-            return False
-        result = RunResult(
-            outcome=Outcome.CANCELLED,
-            duration_ms=0,
-            error_type=CANCELLED_TYPE,
-            error_message=CANCELLED_UNRUN_MESSAGE,
-            executor=self.executor.name,
-        )
-        if self._finish(claim, result):
-            log.info("job cancelled before it started", extra={"job_id": claim.job.id})
-            self._on_settled()
-        return True
-
-    def _take_settlement(self, job_id: int) -> bool:
-        """True for the one caller (the run's end, or a stop) that writes the final state."""
-        with self._cond:
-            flight = self._in_flight.get(job_id)
-            if flight is None or flight.settled:
-                return False
-            flight.settled = True
-            return True
 
     # --- presence --------------------------------------------------------------------
 
