@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.core.models import Actor, Identity, Job, JobStatus, ResultKind, User
-from bot.core.replies import Listing
+from bot.core.replies import Cancelled, Listing
 from bot.terminal.textview import job_detail, one_line, render, safe
 
 ALICE = Identity("local", "h", "alice")
@@ -130,3 +130,22 @@ def test_a_name_error_with_no_input_hints_at_the_input() -> None:
     assert "no input was given" not in with_input
     typo = replace(failed, code="a = 1\npirnt(a)\n", error_message="name 'a' is not defined")
     assert "no input was given" not in job_detail(typo, full=True), "a is bound in the file"
+
+
+def test_a_cancel_answers_cancelled_or_stopping_and_a_stopped_job_shows_its_output() -> None:
+    waiting = render(Cancelled(job(status=JobStatus.CANCELLED)))
+    assert waiting == "Job #3 cancelled."
+    stopping = render(Cancelled(job(status=JobStatus.RUNNING, stop_requested_at=datetime.now(UTC))))
+    assert stopping.startswith("Stopping job #3: it ends cancelled, with what it printed so far")
+    stopped = job(
+        status=JobStatus.CANCELLED,
+        result_json=None,
+        result_kind=None,
+        stdout="so far\n",
+        error_type="Cancelled",
+        error_message="the job was stopped while it ran (what it printed until then is kept)",
+    )
+    text = job_detail(stopped, full=True)
+    assert "so far" in text and "stopped while it ran" in text
+    assert not stopped.never_ran
+    assert job(status=JobStatus.CANCELLED, result_json=None).never_ran

@@ -199,3 +199,19 @@ def test_a_name_error_with_no_input_hints_at_the_input_in_slack() -> None:
     assert 'no input was given; pass one like {"n": 1}' in shown
     with_input = final_message(replace(failed, input_json='{"m": 1}'))
     assert "no input was given" not in "\n".join(iter_blocks_text(with_input.blocks))
+
+
+def test_a_job_stopped_while_it_ran_shows_what_it_printed_and_says_it_was_stopped() -> None:
+    stopped = job(
+        status=JobStatus.CANCELLED,
+        result_json=None,
+        result_kind=None,
+        stdout="step 1\nstep 2\n",
+        error_type="Cancelled",
+        error_message="the job was stopped while it ran (what it printed until then is kept)",
+    )
+    text = all_text(final_message(stopped))
+    assert "cancelled" in text and "stopped on request while it ran" in text
+    assert "step 2" in text and "nothing ran" not in text
+    unrun = all_text(final_message(job(status=JobStatus.CANCELLED, result_json=None)))
+    assert "nothing ran" in unrun and "stopped on request" not in unrun

@@ -111,3 +111,15 @@ def test_failures_are_sorted_into_retry_fallback_or_give_up() -> None:
     assert classify(TimeoutError()).kind == "timeout"
     odd = classify(SlackApiError("x", response(200, {"ok": False, "error": "<weird code!>"})))
     assert odd.kind == "api_error" and not odd.transient
+
+
+def test_cancelling_a_running_job_says_it_is_being_stopped() -> None:
+    from dataclasses import replace
+
+    from bot.core.replies import Cancelled
+
+    running = replace(job(), status=JobStatus.RUNNING, stop_requested_at=datetime.now(UTC))
+    text = render(Cancelled(running)).text
+    assert text == ":no_entry_sign: Stopping job #7."
+    cancelled = replace(job(), status=JobStatus.CANCELLED)
+    assert render(Cancelled(cancelled)).text == ":no_entry_sign: Job #7 cancelled."
