@@ -204,7 +204,10 @@ class JobsApi:
         crash) as a problem."""
         status = exc.code or 500
         if status == 500:
-            detail = "Something went wrong on jobbot's side; nothing was changed. Try again."
+            detail = (
+                "Something went wrong on jobbot's side. Try again (a POST with an "
+                "Idempotency-Key is safe to send again)."
+            )
         elif status == 413:
             detail = f"The request body is over the limit of {self.limits.max_body} bytes."
         elif status == 404:

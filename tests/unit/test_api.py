@@ -8,11 +8,13 @@ import re
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from bot.api.jobjson import job_json
 from bot.api.limits import RateLimit, WaitSlots, retry_after
 from bot.api.problems import api_wording
-from bot.api.routes import ApiLimits, JobsApi, spec_text
+from bot.api.routes import ApiLimits, JobsApi, owns, spec_text
+from bot.app.server import Mount, build_web_app
 from bot.core.metrics import Metrics
 from bot.core.models import Identity, Outcome, RunResult
 from bot.core.service import JobService, JobView, Limits
@@ -90,3 +92,33 @@ def test_the_spec_names_every_route_and_method_the_api_serves() -> None:
     spec = json.loads(spec_text())
     documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
     assert served == documented
+
+
+def served(store: InMemoryStore) -> tuple[FlaskClient, str]:
+    """serve's web app with only the API mounted, on `store`; a test client and a token."""
+    service = JobService(store, FakeClock(), Limits(1000, 100))
+    token = service.mint_token(service.actor(Identity("local", "h", "alice")))
+    api = JobsApi(service, ApiLimits(1000, 100, 10, 0.1, 60, 10, 2), Metrics())
+    app = build_web_app(lambda: None, Metrics(), [Mount(api.blueprint, owns, api.error)])
+    return app.test_client(), token
+
+
+def test_a_crash_and_a_database_outage_are_problems_too(caplog: pytest.LogCaptureFixture) -> None:
+    store = InMemoryStore(FakeClock())
+    client, token = served(store)
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    store.list_all = crash  # type: ignore[method-assign]
+    crashed = client.get("/api/jobs", headers=auth)
+    assert (crashed.status_code, crashed.content_type) == (500, "application/problem+json")
+    assert "a bug" not in crashed.get_data(as_text=True)
+    assert "Exception on /api/jobs" in caplog.text  # the operator's side has it
+    store.down = True
+    down = client.get("/api/jobs/1", headers=auth)
+    assert (down.status_code, down.headers["Retry-After"]) == (503, "5")
+    assert "Nothing was saved" in down.get_json()["detail"]
+    elsewhere = client.get("/not-the-api")
+    assert (elsewhere.status_code, elsewhere.data) == (404, b"not found\n")  # not the API's
