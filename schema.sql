@@ -1,4 +1,4 @@
--- jobbot schema, version 4, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
+-- jobbot schema, version 5, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
 --
 -- Run it once as an operator:   mysql jobbot < schema.sql
 -- or let jobbot do it:           python -m bot migrate   (also done by serve, worker, console)
@@ -151,6 +151,15 @@ CREATE TABLE IF NOT EXISTS api_tokens (
   CONSTRAINT fk_api_tokens_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 4, UTC_TIMESTAMP(6))
-  ON DUPLICATE KEY UPDATE version = GREATEST(version, 4),
-                          applied_at = IF(version < 4, UTC_TIMESTAMP(6), applied_at);
+-- Version 5. Rate buckets shared by every process: the Slack outbox paces its calls to Slack's
+-- published limits with them (the generic cell rate algorithm's arrival time, unix seconds).
+CREATE TABLE IF NOT EXISTS pace (
+  bucket      VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  tat         DOUBLE       NOT NULL,
+  updated_at  DATETIME(6)  NOT NULL,
+  PRIMARY KEY (bucket)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 5, UTC_TIMESTAMP(6))
+  ON DUPLICATE KEY UPDATE version = GREATEST(version, 5),
+                          applied_at = IF(version < 5, UTC_TIMESTAMP(6), applied_at);

@@ -140,6 +140,8 @@ class NotifyRetryable(NotifyError):
 
     `progress` holds origin fields to persist before the retry (the steps that did go out),
     so a multi-step delivery resumes where it stopped instead of repeating messages.
+    `held`: nothing failed; the delivery waits its turn for a rate limit, due again exactly
+    `retry_after` seconds from now.
     """
 
     def __init__(
@@ -147,10 +149,13 @@ class NotifyRetryable(NotifyError):
         message: str | None = None,
         retry_after: float | None = None,
         progress: dict[str, object] | None = None,
+        *,
+        held: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.progress = progress or {}
+        self.held = held
 
 
 class UpstreamUnavailable(InfraError):

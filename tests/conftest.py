@@ -18,7 +18,15 @@ from testbed.processes import kill_leftovers, mark
 from tests.support.fakes import FakeClock, InMemoryStore
 
 MYSQL_BASE = os.environ.get("JOBBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
-TABLES_CHILD_FIRST = ("notifications", "uploads", "dedupe_keys", "api_tokens", "jobs", "users")
+TABLES_CHILD_FIRST = (
+    "notifications",
+    "uploads",
+    "dedupe_keys",
+    "api_tokens",
+    "pace",
+    "jobs",
+    "users",
+)
 
 
 def _worker_id(config: pytest.Config) -> str:

@@ -179,6 +179,21 @@ class Settings:
     reply_broadcast: bool = setting(
         "JOBBOT_REPLY_BROADCAST", "true", "also show the final thread reply in the channel"
     )
+    quiet_ms: int = setting(
+        "JOBBOT_QUIET_MS",
+        "1000",
+        "a job that ends this soon after it was accepted is told in one message, its result; "
+        "slower ones get a status message first",
+        low=0,
+        high=600000,
+    )
+    home_refresh_s: float = setting(
+        "JOBBOT_HOME_REFRESH_S",
+        "30",
+        "after the App Home was opened, republish it when a job ends at most this often per user",
+        low=1,
+        high=86400,
+    )
     upload_window: float = setting(
         "JOBBOT_UPLOAD_WINDOW",
         "900",

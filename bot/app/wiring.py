@@ -59,7 +59,9 @@ def build_store(settings: Settings) -> Store:
     from bot.store import SqlStore, make_engine
 
     pool = max(5, settings.workers + settings.http_threads // 2 + 4)
-    return SqlStore(make_engine(settings.database_url, pool_size=pool))
+    return SqlStore(
+        make_engine(settings.database_url, pool_size=pool), quiet_s=settings.quiet_ms / 1000
+    )
 
 
 def hidden_paths(settings: Settings) -> list[str]:
@@ -262,7 +264,7 @@ def notifiers_for(settings: Settings, runtime: Runtime) -> dict[str, Notifier]:
         return {}
     from bot.slack.notifier import build_slack_notifier
 
-    notifier = build_slack_notifier(settings, runtime.service, runtime.metrics)
+    notifier = build_slack_notifier(settings, runtime.service, runtime.store, runtime.metrics)
     return {"slack": notifier}
 
 

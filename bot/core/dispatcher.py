@@ -7,10 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from bot.core.backoff import FULL_JITTER, backoff, jittered, standard_backoff
 from bot.core.metrics import Metrics
-from bot.core.models import Notification
+from bot.core.models import Notification, NotificationEvent
 from bot.core.ports import Notifier, OutboxStore
 from bot.errors import NotifyError, NotifyRetryable, StoreError
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 500  # about four hours at the 30 s cap
 SETTLE_MARGIN_S = 5.0  # stop retrying an outbox write this long before the lease runs out
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -50,6 +52,8 @@ class Dispatcher:
         self.lease_s = lease_s
         self.poll_interval = poll_interval
         self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._next_due: float | None = None  # monotonic time a held delivery is due
         self._stopping = threading.Event()
         self._workers: list[threading.Thread] = []
 
@@ -90,7 +94,7 @@ class Dispatcher:
                 # Delivering one event can make the job's next event due; look again now
                 # rather than after a poll (threads share the wake-up, so one may be missed).
                 continue
-            self._wake.wait(jittered(self.poll_interval))
+            self._wait()
         # A last pass so completions of a graceful stop still go out.
         self.run_once()
 
@@ -117,7 +121,18 @@ class Dispatcher:
                 "Notifications delivered.",
                 event=notification.event.value,
             )
+            if notification.event is NotificationEvent.FINISHED and job.finished_at is not None:
+                lag = (datetime.now(UTC) - job.finished_at).total_seconds()
+                self.metrics.observe(
+                    "jobbot_notification_lag_seconds",
+                    "From a job's end to its result delivered (its route's limits included).",
+                    max(0.0, lag),
+                    buckets=LAG_BUCKETS,
+                )
         except NotifyRetryable as exc:
+            if exc.held:
+                self._hold(notification, exc, extra, leased_until)
+                return
             self._retry(
                 notification,
                 exc.retry_after,
@@ -141,6 +156,43 @@ class Dispatcher:
             self._retry(
                 notification, None, f"internal error ({type(exc).__name__})", extra, leased_until
             )
+
+    def _hold(
+        self,
+        notification: Notification,
+        exc: NotifyRetryable,
+        extra: dict[str, object],
+        leased_until: float,
+    ) -> None:
+        """The delivery waits its turn for a rate limit: due again at that time, no error."""
+        delay = max(0.0, exc.retry_after or 0.0)
+        self.metrics.inc(
+            "jobbot_notifications_held_total",
+            "Deliveries that waited their turn for a rate limit.",
+            event=notification.event.value,
+        )
+        self._settle(
+            lambda: self.store.retry_notification(notification, delay, exc.message, exc.progress),
+            leased_until,
+            extra,
+        )
+        self._due_soon(delay)
+
+    def _due_soon(self, delay: float) -> None:
+        """Look again when a held delivery is due, rather than at the next poll."""
+        at = time.monotonic() + delay
+        with self._lock:
+            if self._next_due is None or at < self._next_due:
+                self._next_due = at
+
+    def _wait(self) -> None:
+        """Until woken, the next held delivery is due, or the poll interval passed."""
+        timeout = jittered(self.poll_interval)
+        with self._lock:
+            if self._next_due is not None:
+                timeout = min(timeout, max(0.0, self._next_due - time.monotonic()))
+                self._next_due = None
+        self._wake.wait(timeout)
 
     def _settle(
         self, write: Callable[[], bool], leased_until: float, extra: dict[str, object]

@@ -23,6 +23,7 @@ from bot.core.handler import CommandHandler
 from bot.core.metrics import Metrics
 from bot.core.service import JobService
 from bot.slack.answers import Answerer
+from bot.slack.budget import Pacer
 from bot.slack.guard import RequestGuard, malformed
 from bot.slack.home import HomePublisher
 from bot.slack.intake import Intake
@@ -151,7 +152,13 @@ def build_app(
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
-    home = HomePublisher(client, service, metrics)
+    home = HomePublisher(
+        client,
+        service,
+        metrics,
+        pacer=Pacer(memory, metrics),
+        refresh_s=settings.home_refresh_s,
+    )
     fetcher = FileFetcher(
         client, str(client.token), settings.slack_api_url, settings.max_code_bytes, metrics=metrics
     )

@@ -1,4 +1,5 @@
-"""SlackMemory: the port the Slack adapter owns (dedupe keys, the intake journal, uploads)."""
+"""SlackMemory: the port the Slack adapter owns (dedupe keys, the intake journal, uploads,
+the shared rate buckets)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.core.models import HeldRequest, Upload
+from bot.slack.budget import PaceMemory
 
 
-class SlackMemory(Protocol):
+class SlackMemory(PaceMemory, Protocol):
     """What the Slack adapter keeps in the database besides jobs; the SQL store satisfies it.
 
     Every method is one short transaction; a database failure raises StoreError (transient:

@@ -11,9 +11,10 @@ from slack_sdk import WebClient
 
 from bot.app.config import Settings
 from bot.core.metrics import Metrics
-from bot.core.models import Job, JobStatus, NotificationEvent
+from bot.core.models import Job, NotificationEvent
 from bot.core.service import JobService
-from bot.errors import NotifyError, NotifyRetryable
+from bot.errors import NotifyError, NotifyRetryable, StoreError
+from bot.slack.budget import POST, UPLOAD, Held, PaceMemory, Pacer
 from bot.slack.clients import web_client
 from bot.slack.delivery import Progress, Via
 from bot.slack.formatting import Message, context, section
@@ -23,7 +24,6 @@ from bot.slack.jobviews import (
     needs_upload,
     output_document,
     output_file_name,
-    running_message,
     status_message,
     summary_text,
 )
@@ -49,8 +49,10 @@ class SlackNotifier:
         notify_channel: str = "",
         metrics: Metrics | None = None,
         home: HomePublisher | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.client = client
+        self.pacer = pacer  # None: no pacing (a test that drives Slack's limits itself)
         self.broadcast = broadcast
         self.notify_channel = notify_channel
         self.metrics = metrics
@@ -62,13 +64,24 @@ class SlackNotifier:
         progress = Progress(job.origin)
         extra = {"job_id": job.id, "user_id": job.owner_id, "event": event.value}
         try:
-            if event is NotificationEvent.QUEUED:
+            if event is not NotificationEvent.FINISHED:
+                if job.status.is_final:
+                    # Coalesced: the result, due next, tells the latest state.
+                    log.info("obsolete progress dropped", extra=extra)
+                    return progress.changes
                 self._with_fallback(origin, progress, lambda: self._status(job, origin, progress))
-            elif event is NotificationEvent.STARTED:
-                self._with_fallback(origin, progress, lambda: self._started(job, origin, progress))
             else:
                 self._with_fallback(origin, progress, lambda: self._finished(job, origin, progress))
                 self._extras(job, origin, progress)
+        except Held as held:
+            raise NotifyRetryable(
+                str(held), retry_after=held.wait_s, progress=progress.changes, held=True
+            ) from held
+        except StoreError as exc:
+            # The shared rate buckets could not be read: try again, keeping what went out.
+            raise NotifyRetryable(
+                f"rate buckets: {exc.message}", progress=progress.changes
+            ) from exc
         except CallFailed as exc:
             failure = exc.failure
             if failure.transient:
@@ -118,11 +131,14 @@ class SlackNotifier:
     def _status(self, job: Job, origin: Origin, progress: Progress) -> None:
         """Post the status message once, then keep it in step with the job."""
         if progress.via is Via.RESPONSE_URL:
-            if progress.shown is None:
+            if progress.shown is None and not job.status.is_final:
                 respond_url(self.metrics, str(origin.response_url), status_message(job))
                 progress.set(shown=job.status.value)
             return
+        result = job.status.is_final
         if not progress.status_ts:
+            if result:
+                return  # a job that ended within the quiet period has no status message
             thread = (
                 origin.thread_ts
                 if origin.kind is Kind.MESSAGE and progress.via is Via.CHANNEL
@@ -131,6 +147,7 @@ class SlackNotifier:
             ts = self._post_to(progress, status_message(job), thread)
             progress.set(status_ts=ts, shown=job.status.value)
         elif progress.shown != job.status.value:
+            self._turn(progress, "chat.update", progress.target, result=result)
             try:
                 call(
                     self.metrics,
@@ -141,6 +158,7 @@ class SlackNotifier:
                     **status_message(job).as_kwargs(),
                 )
             except CallFailed as exc:
+                self._refused(exc, "chat.update", progress.target)
                 if exc.failure.is_outage:
                     raise
                 # A deleted or foreign status message is not worth failing the delivery for.
@@ -150,32 +168,29 @@ class SlackNotifier:
             progress.set(shown=job.status.value)
 
     def _thread(self, origin: Origin, progress: Progress) -> str | None:
+        """The job's thread: the user's own message, else the status message, else the
+        result message of a job told in one message."""
         if progress.via is Via.CHANNEL and origin.kind is Kind.MESSAGE and origin.thread_ts:
             return origin.thread_ts
-        return progress.status_ts
-
-    def _started(self, job: Job, origin: Origin, progress: Progress) -> None:
-        self._status(job, origin, progress)
-        if (
-            job.status is JobStatus.RUNNING
-            and progress.via is not Via.RESPONSE_URL
-            and not progress.get("started_ts")
-        ):
-            ts = self._post_to(progress, running_message(job), self._thread(origin, progress))
-            progress.set(started_ts=ts)
+        return progress.status_ts or progress.get("result_ts")
 
     def _finished(self, job: Job, origin: Origin, progress: Progress) -> None:
+        """The result: a thread reply under the status message (or on the user's message),
+        or, for a job that ended within the quiet period, one message that is all of it."""
         if progress.get("final") is None:
             if progress.via is Via.RESPONSE_URL:
                 note = "in your DM with jobbot"
                 respond_url(self.metrics, str(origin.response_url), final_message(job, note))
                 progress.set(final="response_url")
             else:
-                message = final_message(job, "attached below")
+                thread = self._thread(origin, progress)
+                message = final_message(job, "attached below" if thread else "in its thread")
                 ts = self._post_to(
-                    progress, message, self._thread(origin, progress), self.broadcast
+                    progress, message, thread, self.broadcast and thread is not None, result=True
                 )
                 progress.set(final=ts)
+                if thread is None:
+                    progress.set(result_ts=ts)
         self._status(job, origin, progress)
 
     def _extras(self, job: Job, origin: Origin, progress: Progress) -> None:
@@ -183,6 +198,7 @@ class SlackNotifier:
         if needs_upload(job) and progress.get("upload") is None:
             self._upload(job, origin, progress)
         if self.notify_channel and progress.get("summary") is None:
+            self._turn(progress, POST, self.notify_channel, result=True)
             try:
                 ts, _ = self._post_raw(
                     self.notify_channel,
@@ -211,7 +227,13 @@ class SlackNotifier:
             note = Message(
                 f"Full output of job #{job.id}", [context(f"Full output of job #{job.id}:")]
             )
-            thread, channel = self._post_raw(origin.user, note, None)
+            if progress.get("upload_note") is None:
+                self._turn(progress, POST, origin.user, result=True)
+                thread, channel = self._post_raw(origin.user, note, None)
+                progress.set(upload_note=f"{channel}/{thread}")
+            channel, _, thread = str(progress.get("upload_note")).partition("/")
+        # The seam for files into a job's thread: one files_upload_v2 into (channel, thread).
+        self._turn(progress, UPLOAD, channel, result=True)
         try:
             call(
                 self.metrics,
@@ -225,11 +247,13 @@ class SlackNotifier:
             )
             progress.set(upload="done")
         except CallFailed as exc:
+            self._refused(exc, UPLOAD, channel)
             retryable = exc.failure.is_outage or exc.failure.kind == "client_error"
             if retryable and tries < UPLOAD_TRIES:
                 raise
             log.warning("output not uploaded: %s", exc.failure.kind, extra={"job_id": job.id})
             progress.set(upload="failed")
+            self._turn(progress, POST, channel, result=True)
             self._post_raw(
                 str(channel),
                 Message(
@@ -243,10 +267,23 @@ class SlackNotifier:
                 thread,
             )
 
+    def _turn(self, progress: Progress, method: str, channel: str | None, *, result: bool) -> None:
+        """Wait for the call's turn in Slack's limits (raises Held if it is not now)."""
+        if self.pacer is not None:
+            self.pacer.turn(progress, method, channel, result=result)
+
     def _post_to(
-        self, progress: Progress, message: Message, thread: str | None, broadcast: bool = False
+        self,
+        progress: Progress,
+        message: Message,
+        thread: str | None,
+        broadcast: bool = False,
+        *,
+        result: bool = False,
     ) -> str:
-        """Post to the current target; a DM target learns its D… id from the first post."""
+        """Post to the current target, in its turn; a DM target learns its D… id from the
+        first post."""
+        self._turn(progress, POST, progress.target, result=result)
         ts, channel = self._post_raw(str(progress.target), message, thread, broadcast)
         if channel and channel != progress.target:
             progress.set(target=channel)
@@ -269,6 +306,7 @@ class SlackNotifier:
                 **message.as_kwargs(),
             )
         except CallFailed as exc:
+            self._refused(exc, POST, channel)
             if exc.failure.kind not in BLOCKS_REJECTED:
                 raise
             # Our blocks should always fit; if Slack disagrees, the plain text still gets there.
@@ -281,16 +319,34 @@ class SlackNotifier:
             )
         return str(response["ts"]), str(response.get("channel") or channel)
 
+    def _refused(self, exc: CallFailed, method: str, channel: str | None) -> None:
+        """A 429 empties that call's bucket until its Retry-After, for every process."""
+        if self.pacer is not None and exc.failure.kind == "rate_limited":
+            self.pacer.refused(method, channel, exc.failure.retry_after or 1.0)
+
 
 def build_slack_notifier(
-    settings: Settings, service: JobService, metrics: Metrics | None = None
+    settings: Settings,
+    service: JobService,
+    memory: PaceMemory,
+    metrics: Metrics | None = None,
 ) -> SlackNotifier:
-    """The notifier for the "slack" route, from settings."""
+    """The notifier for the "slack" route, from settings, paced by the shared buckets."""
     client = web_client(settings)
+    pacer = Pacer(memory, metrics)
+    if metrics is not None:
+        metrics.gauge(
+            "jobbot_slack_backlog",
+            "Slack calls given a turn ahead of now, per rate bucket (the outbox's queue).",
+            pacer.backlog,
+        )
     return SlackNotifier(
         client,
         broadcast=settings.reply_broadcast,
         notify_channel=settings.notify_channel,
         metrics=metrics,
-        home=HomePublisher(client, service, metrics),
+        home=HomePublisher(
+            client, service, metrics, pacer=pacer, refresh_s=settings.home_refresh_s
+        ),
+        pacer=pacer,
     )

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, select, update
+from sqlalchemy import Connection, and_, case, exists, select, update
 from sqlalchemy.orm import aliased
 
 from bot.core.models import Notification, NotificationEvent
@@ -38,7 +38,12 @@ def claim(
             (n.c.lease_expires_at.is_(None)) | (n.c.lease_expires_at < utcnow()),
             ~blocked,
         )
-        .order_by(n.c.id)
+        # Results before progress, then the oldest due first.
+        .order_by(
+            case((n.c.event == NotificationEvent.FINISHED, 0), else_=1),
+            n.c.next_attempt_at,
+            n.c.id,
+        )
         .limit(limit)
     )
     if conn.dialect.name != "sqlite":
@@ -120,14 +125,23 @@ def retry(
     error: str,
     origin_update: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Give the lease back; try again after `delay_s`; keep the progress made so far."""
+    """Give the lease back; try again after `delay_s`; keep the progress made so far. An
+    entry that a later one of its job waits behind is due again at once (its state is
+    obsolete by then, and the later one must not wait on it)."""
+    later = conn.execute(
+        select(notifications.c.id).where(
+            notifications.c.job_id == notification.job_id,
+            notifications.c.id > notification.id,
+            notifications.c.state == PENDING,
+        )
+    ).first()
     result = conn.execute(
         update(notifications)
         .where(_owned(notification))
         .values(
             claim_token=None,
             lease_expires_at=None,
-            next_attempt_at=utcnow(delay_s),
+            next_attempt_at=utcnow(0.0 if later is not None else delay_s),
             last_error=error[:500],
         )
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
@@ -40,9 +41,14 @@ def insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> int:
 
 
 def add_notification(
-    conn: Connection, job_id: int, route: str | None, ev: NotificationEvent
+    conn: Connection,
+    job_id: int,
+    route: str | None,
+    ev: NotificationEvent,
+    due: datetime | None = None,
 ) -> None:
-    """Write an outbox entry in the caller's transaction (once per job and event)."""
+    """Write an outbox entry in the caller's transaction (once per job and event), due now
+    or at `due`. A `finished` entry makes the job's undelivered progress obsolete."""
     if route is None:
         return
     insert_ignore(
@@ -54,15 +60,49 @@ def add_notification(
             "route": route,
             "state": NotificationState.PENDING,
             "attempts": 0,
-            "next_attempt_at": utcnow(),
+            "next_attempt_at": due or utcnow(),
             "created_at": utcnow(),
         },
     )
+    if ev is NotificationEvent.FINISHED:
+        drop_obsolete(conn, job_id)
 
 
-def add_notification_from_job(conn: Connection, job_id: int, ev: NotificationEvent) -> None:
+def add_notification_from_job(
+    conn: Connection, job_id: int, ev: NotificationEvent, due: datetime | None = None
+) -> None:
     """Like add_notification, with the route read from the job in the same statement."""
-    conn.execute(statements.notify_from_job(conn.dialect.name == "sqlite", ev), {"b_id": job_id})
+    sqlite = conn.dialect.name == "sqlite"
+    if due is None:
+        conn.execute(statements.notify_from_job(sqlite, ev), {"b_id": job_id})
+    else:
+        conn.execute(
+            statements.notify_from_job(sqlite, ev, delayed=True), {"b_id": job_id, "b_due": due}
+        )
+    if ev is NotificationEvent.FINISHED:
+        drop_obsolete(conn, job_id)
+
+
+def drop_obsolete(conn: Connection, job_id: int) -> int:
+    """Coalesce: the job's progress entries (queued, started) that wait undelivered and
+    unleased are obsolete once it finished; only its latest state is sent. How many."""
+    result = conn.execute(
+        notifications.delete().where(
+            notifications.c.job_id == job_id,
+            notifications.c.event.in_([NotificationEvent.QUEUED, NotificationEvent.STARTED]),
+            notifications.c.state == NotificationState.PENDING,
+            notifications.c.claim_token.is_(None),
+        )
+    )
+    return result.rowcount
+
+
+def progress_due(created_at: datetime, quiet_s: float) -> datetime | None:
+    """When a job's progress may first be told: `quiet_s` after it was accepted (None: now).
+    A job that finishes sooner is told once, with its result."""
+    if quiet_s <= 0:
+        return None
+    return created_at + timedelta(seconds=quiet_s)
 
 
 def load_job(conn: Connection, job_id: int) -> Job | None:
@@ -127,14 +167,21 @@ def claim(
     ]
 
 
-def mark_invoked(conn: Connection, job_id: int, token: str, lease_s: float) -> bool:
-    """Commit invoked_at before the run; the `started` notification goes with it."""
+def mark_invoked(
+    conn: Connection, job_id: int, token: str, lease_s: float, quiet_s: float = 0.0
+) -> bool:
+    """Commit invoked_at before the run; the `started` notification goes with it, due
+    `quiet_s` after the job was accepted."""
     result = conn.execute(
         statements.mark_invoked(), {"b_id": job_id, "b_token": token, "b_lease_s": float(lease_s)}
     )
     if result.rowcount != 1:
         return False
-    add_notification_from_job(conn, job_id, NotificationEvent.STARTED)
+    due = None
+    if quiet_s > 0:
+        created = conn.execute(select(jobs.c.created_at).where(jobs.c.id == job_id)).scalar()
+        due = progress_due(created, quiet_s) if created is not None else None
+    add_notification_from_job(conn, job_id, NotificationEvent.STARTED, due)
     return True
 
 

@@ -25,8 +25,9 @@ from bot.core.models import (
     Upload,
     User,
 )
+from bot.core.pacing import Rate
 from bot.core.ports import Recovery
-from bot.store import held, outbox, queue, submission
+from bot.store import held, outbox, pace, queue, submission
 from bot.store.db import Database
 from bot.store.rows import to_upload, to_user
 from bot.store.tables import (
@@ -45,9 +46,11 @@ from bot.store.types import utcnow
 class SqlStore:
     """Jobs, users, the outbox and the Slack adapter's memories in one SQL database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, quiet_s: float = 0.0) -> None:
         self.db = Database(engine)
         self.engine = engine
+        # Progress (queued, started) is told no sooner than this after a job was accepted.
+        self.quiet_s = quiet_s
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -180,7 +183,7 @@ class SqlStore:
 
     def submit(self, new: NewJob) -> tuple[Job, bool]:
         """Store a waiting job; an existing idempotency key returns the existing job."""
-        return self.db.write(lambda conn: submission.submit(conn, new))
+        return self.db.write(lambda conn: submission.submit(conn, new, self.quiet_s))
 
     def submit_claimed(
         self, new: NewJob, worker_id: str, lease_s: float, max_per_user: int
@@ -189,7 +192,7 @@ class SqlStore:
         waiting. The token is drawn once: a transaction run again after its commit's answer
         was lost recognises the job it stored by it."""
         taker = submission.Taker(worker_id, secrets.token_hex(16), lease_s, max_per_user)
-        return self.db.write(lambda conn: submission.submit_claimed(conn, new, taker))
+        return self.db.write(lambda conn: submission.submit_claimed(conn, new, taker, self.quiet_s))
 
     def get(self, job_id: int) -> Job | None:
         """A job by id."""
@@ -223,7 +226,9 @@ class SqlStore:
 
     def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
         """Record that the run is starting."""
-        return self.db.write(lambda conn: queue.mark_invoked(conn, job_id, token, lease_s))
+        return self.db.write(
+            lambda conn: queue.mark_invoked(conn, job_id, token, lease_s, self.quiet_s)
+        )
 
     def extend_lease(self, job_id: int, token: str, lease_s: float) -> bool:
         """Push the lease out."""
@@ -302,6 +307,21 @@ class SqlStore:
     def fail_notification(self, notification: Notification, error: str) -> bool:
         """Give up."""
         return self.db.write(lambda conn: outbox.fail(conn, notification, error))
+
+    # --- pace (rate buckets shared by every process) -------------------------------------
+
+    def take_turn(self, buckets: Sequence[tuple[str, Rate]], now: float, *, wait: bool) -> float:
+        """When a call through these buckets may go; with `wait` that turn is reserved, without
+        it a turn is taken only if it is now (bot/store/pace.py)."""
+        return self.db.write(lambda conn: pace.take(conn, buckets, now, wait=wait))
+
+    def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
+        """The service refused a call through `bucket` for `retry_after` seconds."""
+        self.db.write(lambda conn: pace.refused(conn, bucket, rate, now, retry_after))
+
+    def turns_ahead(self, prefix: str, since: float) -> list[tuple[str, float]]:
+        """(bucket, arrival time) of the buckets under `prefix` with turns after `since`."""
+        return self.db.read(lambda conn: pace.arrival_times(conn, prefix, since))
 
     def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
         """(event, state) of a job's notifications."""

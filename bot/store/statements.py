@@ -30,7 +30,7 @@ from bot.core.models import (
 )
 from bot.store.rows import CLAIM_COLUMNS, job_select
 from bot.store.tables import NotificationState, jobs, notifications, users
-from bot.store.types import utcnow
+from bot.store.types import UTCDateTime, utcnow
 
 
 def ignoring_duplicates(stmt: Insert, sqlite: bool) -> Insert:
@@ -221,15 +221,17 @@ def finish_job() -> Update:
 
 
 @functools.cache
-def notify_from_job(sqlite: bool, event: NotificationEvent) -> Insert:
-    """Write the job's `event` notification when it has a route (once per job and event)."""
+def notify_from_job(sqlite: bool, event: NotificationEvent, *, delayed: bool = False) -> Insert:
+    """Write the job's `event` notification when it has a route (once per job and event);
+    `delayed`: due at the bound `b_due` rather than now."""
+    due = bindparam("b_due", type_=UTCDateTime) if delayed else utcnow()
     source = select(
         jobs.c.id,
         literal(event.value),
         jobs.c.notify_route,
         literal(NotificationState.PENDING.value),
         literal(0),
-        utcnow(),
+        due,
         utcnow(),
     ).where(jobs.c.id == bindparam("b_id"), jobs.c.notify_route.is_not(None))
     return ignoring_duplicates(

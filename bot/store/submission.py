@@ -13,14 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from bot.core.models import Claim, Identity, Job, JobStatus, NewJob, NotificationEvent
 from bot.errors import StoreError
 from bot.store import statements
-from bot.store.queue import add_notification
+from bot.store.queue import add_notification, progress_due
 from bot.store.rows import dump_json, job_select, to_job
 from bot.store.tables import jobs, users
 
 
-def submit(conn: Connection, new: NewJob) -> tuple[Job, bool]:
-    """Insert a waiting job, or return the one with the same idempotency key."""
-    job, created, _ = _insert(conn, new, new.owner, None)
+def submit(conn: Connection, new: NewJob, quiet_s: float = 0.0) -> tuple[Job, bool]:
+    """Insert a waiting job, or return the one with the same idempotency key. Its `queued`
+    notification is due `quiet_s` later (queue.progress_due)."""
+    job, created, _ = _insert(conn, new, new.owner, None, quiet_s)
     return job, created
 
 
@@ -35,7 +36,9 @@ class Taker:
     max_per_user: int
 
 
-def submit_claimed(conn: Connection, new: NewJob, taker: Taker) -> tuple[Job, bool, Claim | None]:
+def submit_claimed(
+    conn: Connection, new: NewJob, taker: Taker, quiet_s: float = 0.0
+) -> tuple[Job, bool, Claim | None]:
     """Insert the job already claimed by `taker` (running, its token and lease, `invoked_at`
     empty: what `claim` would have made of it, without the claim's own commit), when a claim
     would take it now: its owner is below the limit and no due job waits that a claim would
@@ -48,17 +51,17 @@ def submit_claimed(conn: Connection, new: NewJob, taker: Taker) -> tuple[Job, bo
     sqlite = conn.dialect.name == "sqlite"
     row = conn.execute(statements.lock_owner(sqlite), {"b_owner": new.owner_id}).first()
     if row is None:  # a claimer holds the owner's row (or there is no such user: submit says)
-        return _insert(conn, new, new.owner, None)
+        return _insert(conn, new, new.owner, None, quiet_s)
     owner = Identity(row[0], row[1], row[2])
     check = {"b_owner": new.owner_id, "b_max_per_user": taker.max_per_user}
     running, ahead = conn.execute(statements.take_check(), check).one()
     if running >= taker.max_per_user or ahead:
-        return _insert(conn, new, owner, None)
-    return _insert(conn, new, owner, taker)
+        return _insert(conn, new, owner, None, quiet_s)
+    return _insert(conn, new, owner, taker, quiet_s)
 
 
 def _insert(
-    conn: Connection, new: NewJob, owner: Identity | None, taker: Taker | None
+    conn: Connection, new: NewJob, owner: Identity | None, taker: Taker | None, quiet_s: float
 ) -> tuple[Job, bool, Claim | None]:
     """Insert the job (waiting, or claimed by `taker`) with its `queued` notification;
     with an idempotency key already stored, that job: claimed only if by this very taker
@@ -112,7 +115,8 @@ def _insert(
         ):
             return found, True, Claim(job=found, token=taker.token)
         return found, False, None
-    add_notification(conn, job_id, new.notify_route, NotificationEvent.QUEUED)
+    due = progress_due(created_at, quiet_s)
+    add_notification(conn, job_id, new.notify_route, NotificationEvent.QUEUED, due)
     if owner is None:
         row = conn.execute(
             select(users.c.provider, users.c.team, users.c.external_id).where(

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,8 +25,8 @@ from sqlalchemy import (
 from bot.core.models import JobStatus, NotificationEvent, ResultKind
 from bot.store.types import BigId, MediumText, UTCDateTime, ascii_str, binary_str
 
-SCHEMA_VERSION = 4  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens,
-# jobs.stop_requested_at
+SCHEMA_VERSION = 5  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens,
+# jobs.stop_requested_at; 5: pace
 
 MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -225,5 +226,16 @@ api_tokens = Table(
     Column("token_sha256", ascii_str(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("token_sha256", name="uq_api_tokens_hash"),
+    **MYSQL_TABLE_ARGS,
+)
+
+# Rate buckets shared by every process (the Slack outbox paces its calls with them): the
+# theoretical arrival time of the generic cell rate algorithm, bot/core/pacing.py (version 5).
+pace = Table(
+    "pace",
+    metadata,
+    Column("bucket", ascii_str(191), primary_key=True),
+    Column("tat", Float(precision=53), nullable=False),  # unix seconds
+    Column("updated_at", UTCDateTime, nullable=False),
     **MYSQL_TABLE_ARGS,
 )

@@ -98,15 +98,16 @@ class Person:
         return settled(self.store, [job_id], timeout)[0]
 
     def final(self, job: Job) -> dict[str, Any]:
-        """The outcome reply of a job (thread reply with the result, error or timeout)."""
+        """The outcome message of a job (result, error or timeout): a job's one message when
+        it ended within the quiet period, else the reply under its status message."""
+        status = (f"Job #{job.id} queued", f"Job #{job.id} running")
         found = [
             p
             for p in self.standin.posts()
-            if f"Job #{job.id} " in str(p.get("text"))
-            and p.get("thread_ts")
-            and "running" not in str(p["text"])
+            if str(p.get("text")).startswith(f"Job #{job.id} ")
+            and not str(p["text"]).startswith(status)
         ]
-        assert len(found) == 1, f"exactly one final reply, got {len(found)}"
+        assert len(found) == 1, f"exactly one final message, got {len(found)}"
         return found[0]
 
     def ephemerals(self) -> list[str]:

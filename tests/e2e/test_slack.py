@@ -96,7 +96,7 @@ def test_forged_and_stale_signatures_get_401(alice: Person) -> None:
     )
 
 
-def test_run_with_a_recent_upload_posts_parent_thread_broadcast_and_summary(
+def test_run_with_a_recent_upload_posts_one_result_message_and_the_summary(
     alice: Person, server: ServeProcess
 ) -> None:
     alice.share()
@@ -110,17 +110,12 @@ def test_run_with_a_recent_upload_posts_parent_thread_broadcast_and_summary(
         download.set()
     job = alice.settled(alice.new_job().id)
     assert job.status is JobStatus.DONE and job.result == 8 and job.executor
-    parent = alice.standin.posts(channel=alice.channel)[0]
-    assert (
-        "thread_ts" not in parent
-        and f"Job #{job.id}" in parent["text"]
-        and "soma.py" in parent["text"]
-    )
-    final = alice.final(job)
-    assert final["thread_ts"] == job.origin["slack_status_ts"] and final["reply_broadcast"] is True
-    assert "```8```" in message_text(final) and "done" in final["text"]
-    shown = [parent] + [c.body for c in alice.standin.calls("chat.update", channel=alice.channel)]
-    assert "done" in shown[-1]["text"]
+    # A trivial job ends within the quiet period: one channel message, its result.
+    [final] = alice.standin.posts(channel=alice.channel)
+    assert final == alice.final(job) and "thread_ts" not in final
+    assert f"Job #{job.id} done" in final["text"] and "soma.py" in final["text"]
+    assert "```8```" in message_text(final)
+    assert alice.standin.calls("chat.update") == []
     summary = [p for p in alice.standin.posts(channel=NOTIFY) if f"Job #{job.id} " in p["text"]]
     assert len(summary) == 1
     assert 'jobbot_ack_seconds_count{kind="command"}' in server.get("/metrics")[1]
@@ -166,8 +161,8 @@ def test_a_dm_with_a_file_and_run_threads_on_that_message(alice: Person) -> None
     alice.event(inner)
     job = alice.settled(alice.new_job().id)
     assert job.result == 42
-    posts = alice.standin.posts(channel=dm)
-    assert posts and all(p["thread_ts"] == inner["ts"] for p in posts)
+    [post] = alice.standin.posts(channel=dm)  # one call: a reply on the user's message
+    assert post["thread_ts"] == inner["ts"] and "```42```" in message_text(post)
 
 
 def test_duplicates_make_one_job_mention_plus_message_and_retries(alice: Person) -> None:
@@ -282,7 +277,7 @@ def test_errors_timeouts_and_long_output(alice: Person) -> None:
     assert "more lines" in message_text(alice.final(long))
     upload = wait_until(
         lambda: [
-            u for u in alice.standin.uploaded() if u["thread_ts"] == long.origin["slack_status_ts"]
+            u for u in alice.standin.uploaded() if u["thread_ts"] == long.origin["slack_result_ts"]
         ]
     )
     content = alice.standin.state.uploads[upload[0]["id"]]["content"].decode()
@@ -290,9 +285,9 @@ def test_errors_timeouts_and_long_output(alice: Person) -> None:
 
 
 def test_slack_failures_are_retried_and_delivered_once(alice: Person) -> None:
-    in_thread = lambda body: body.get("channel") == alice.channel and "thread_ts" in body  # noqa: E731
-    alice.standin.inject("chat.postMessage", status=429, retry_after=1, when=in_thread)
-    alice.standin.inject("chat.postMessage", status=500, times=2, when=in_thread)
+    jobs = lambda body: body.get("channel") == alice.channel and "Job #" in str(body)  # noqa: E731
+    alice.standin.inject("chat.postMessage", status=429, retry_after=1, when=jobs)
+    alice.standin.inject("chat.postMessage", status=500, times=2, when=jobs)
     alice.share()
     alice.command('run {"a": 20, "b": 1}')
     job = alice.settled(alice.new_job().id, timeout=20)
@@ -314,7 +309,7 @@ def test_not_in_channel_uses_the_response_url_and_channel_not_found_a_dm(
     alice.command('run {"a": 3, "b": 3}', response_url=hook)
     job = alice.settled(alice.new_job().id)
     answers = [c for c in alice.standin.calls("response_url") if c.path in hook]
-    assert len(answers) == 2 and "```6```" in message_text(answers[-1].body)
+    assert len(answers) == 1 and "```6```" in message_text(answers[-1].body)
     bob.standin.inject(
         "chat.postMessage",
         error="channel_not_found",

@@ -4,12 +4,14 @@ passes the same contract tests as the SQL store."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.core import pacing
 from bot.core.models import (
     CANCELLED_TYPE,
     CANCELLED_UNRUN_MESSAGE,
@@ -31,6 +33,7 @@ from bot.core.models import (
     Upload,
     User,
 )
+from bot.core.pacing import Rate
 from bot.core.ports import Clock, Recovery, StartGate
 from bot.errors import CalledOff, NotifyRetryable, StoreUnavailable
 
@@ -73,9 +76,12 @@ class InMemoryStore:
     """Core's JobStore and the Slack adapter's SlackMemory in memory, one lock for everything;
     `down` simulates an outage."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, quiet_s: float = 0.0) -> None:
         self.clock = clock
+        self.quiet_s = quiet_s
         self.down = False
+        self._note_ids = itertools.count(1)
+        self._tats: dict[str, float] = {}
         self._lock = threading.RLock()
         self._users: dict[Identity, User] = {}
         self._jobs: dict[int, Job] = {}
@@ -99,7 +105,22 @@ class InMemoryStore:
     def _note(self, job_id: int, route: str | None, event: NotificationEvent) -> None:
         if route is None or any(n.job_id == job_id and n.event is event for n in self._notes):
             return
-        self._notes.append(_Note(len(self._notes) + 1, job_id, event, route))
+        note = _Note(next(self._note_ids), job_id, event, route)
+        if event is not NotificationEvent.FINISHED and self.quiet_s > 0:
+            note.next_attempt_at = self._jobs[job_id].created_at + timedelta(seconds=self.quiet_s)
+        self._notes.append(note)
+        if event is NotificationEvent.FINISHED:
+            # Coalesce: progress still waiting, unleased, is obsolete (bot/store/queue.py).
+            self._notes = [
+                n
+                for n in self._notes
+                if not (
+                    n.job_id == job_id
+                    and n.event is not NotificationEvent.FINISHED
+                    and n.state == "pending"
+                    and n.token is None
+                )
+            ]
 
     def _set(self, job: Job, **changes: Any) -> Job:
         updated = dataclasses.replace(job, **changes)
@@ -505,7 +526,11 @@ class InMemoryStore:
             self._check()
             token = secrets.token_hex(16)
             out: list[Notification] = []
-            for note in self._notes:
+            ordered = sorted(
+                self._notes,
+                key=lambda n: (n.event is not NotificationEvent.FINISHED, n.next_attempt_at, n.id),
+            )
+            for note in ordered:
                 if len(out) == limit:
                     break
                 if note.state != "pending" or note.route not in routes:
@@ -565,7 +590,11 @@ class InMemoryStore:
                 job = self._jobs[notification.job_id]
                 self._set(job, origin={**job.origin, **origin_update})
             note.token, note.lease_expires_at = None, None
-            note.next_attempt_at, note.last_error = self._now(delay_s), error
+            later = any(
+                n.job_id == note.job_id and n.id > note.id and n.state == "pending"
+                for n in self._notes
+            )
+            note.next_attempt_at, note.last_error = self._now(0 if later else delay_s), error
             return True
 
     def fail_notification(self, notification: Notification, error: str) -> bool:
@@ -577,6 +606,30 @@ class InMemoryStore:
                 return False
             note.state, note.token, note.last_error = "failed", None, error
             return True
+
+    def take_turn(self, buckets: Sequence[tuple[str, Rate]], now: float, *, wait: bool) -> float:
+        """GCRA in memory (bot/store/pace.py)."""
+        with self._lock:
+            self._check()
+            at = max(pacing.send_at(self._tats.get(k), now, r) for k, r in buckets)
+            if at > now and not wait:
+                return at
+            for key, rate in buckets:
+                self._tats[key] = pacing.after_send(self._tats.get(key), at, rate)
+            return at
+
+    def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
+        """Empty until Retry-After."""
+        with self._lock:
+            self._check()
+            self._tats[bucket] = pacing.after_refusal(
+                self._tats.get(bucket), now, retry_after, rate
+            )
+
+    def turns_ahead(self, prefix: str, since: float) -> list[tuple[str, float]]:
+        """Buckets under `prefix` with turns after `since`."""
+        with self._lock:
+            return [(k, t) for k, t in self._tats.items() if k.startswith(prefix) and t > since]
 
     def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
         """(event, state), oldest first."""

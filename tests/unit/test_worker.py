@@ -58,12 +58,9 @@ def test_a_waiting_job_runs_once_and_is_finished_with_notifications(
     assert job.status is JobStatus.DONE
     assert job.result == "ok"
     assert executor.calls == [job_id]
+    # Queued and started were never delivered: the result coalesced them (only it is told).
     events = [e for e, _ in memory_store.notification_events(job_id)]
-    assert events == [
-        NotificationEvent.QUEUED,
-        NotificationEvent.STARTED,
-        NotificationEvent.FINISHED,
-    ]
+    assert events == [NotificationEvent.FINISHED]
 
 
 def test_the_executor_is_told_whose_job_it_runs(

@@ -67,9 +67,9 @@ class ButtonIntake:
             )
         except (UserError, StoreError) as exc:
             if from_home and actor is not None:
-                context.home.publish(actor, asker.user, notice=refusal(exc))
+                context.home.opened(actor, asker.user, notice=refusal(exc))
             else:
                 context.tell(asker.where, refusal(exc))
             return
         if from_home:
-            context.home.publish(actor, asker.user)
+            context.home.opened(actor, asker.user)

@@ -22,6 +22,6 @@ class HomeIntake:
         context, asker = self.context, Asker.from_home(team, event)
 
         def publish() -> None:
-            context.home.publish(context.actor(asker), asker.user)
+            context.home.opened(context.actor(asker), asker.user)
 
         context.later(publish)

@@ -15,7 +15,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.app.config import Settings, load_settings
 from bot.app.wiring import Runtime, notifiers_for, slack_app_for
-from bot.core.models import Identity, Job, Upload
+from bot.core.models import Identity, Job, NotificationEvent, Upload
 from bot.slack.app import SlackApp
 from bot.store import SqlStore
 from testbed.slack_requests import ADMIN, ALICE, CHANNEL, SECRET, TEAM, SlackRequest
@@ -71,7 +71,8 @@ class Stack:
             job = self.job(job_id)
             events = self.runtime.store.notification_events(job_id)
             settled = events and all(state != "pending" for _, state in events)
-            return job if job.status.is_final and settled and len(events) >= 2 else None
+            told = any(event is NotificationEvent.FINISHED for event, _ in events)
+            return job if job.status.is_final and settled and told else None
 
         return wait_until(done, timeout=15, message=f"job {job_id} settled")
 
@@ -137,6 +138,7 @@ def running_stack(
     `dispatch=False` no notification goes out until the test calls `Stack.start_dispatcher`."""
     url = store.engine.url.render_as_string(hide_password=False)
     settings = slack_settings(standin, url, **options)
+    store.quiet_s = settings.quiet_ms / 1000  # as bot.app.wiring.build_store sets it
     runtime = Runtime(settings, store=store, executor_factory=lambda s: executor)
     if dispatch:
         runtime.start_dispatcher(notifiers_for(settings, runtime))

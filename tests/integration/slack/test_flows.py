@@ -18,6 +18,18 @@ from tests.support.fake_jobs import scripted
 CODE = "def main(a, b):\n    return a + b\n"
 
 
+def outcome(stack: Stack, job_id: int) -> dict[str, object]:
+    """The one message with a job's outcome (not its status message)."""
+    status = (f"Job #{job_id} queued", f"Job #{job_id} running")
+    [post] = [
+        p
+        for p in stack.standin.posts()
+        if str(p.get("text")).startswith(f"Job #{job_id} ")
+        and not str(p["text"]).startswith(status)
+    ]
+    return post
+
+
 def share(
     stack: Stack, name: str = "soma.py", code: str = CODE, **event: object
 ) -> dict[str, object]:
@@ -35,17 +47,11 @@ def test_a_shared_file_is_remembered_and_run_by_the_next_command(stack: Stack) -
     job = stack.wait_final(stack.wait_jobs(1)[0].id)
     assert job.status is JobStatus.DONE and job.result == 8
     assert job.origin["slack_channel"] == sr.CHANNEL
-    parent, *replies = stack.standin.posts(channel=sr.CHANNEL)
-    assert f"Job #{job.id}" in parent["text"] and "soma.py" in parent["text"]
-    assert "thread_ts" not in parent
-    final = replies[-1]
-    assert final["thread_ts"] == job.origin["slack_status_ts"]
-    assert final["reply_broadcast"] in {True, "1", "true"}
-    assert "8" in message_text(final)
-    updates = stack.standin.calls(
-        "chat.update", ts=parent.get("ts") or job.origin["slack_status_ts"]
-    )
-    assert updates and "done" in updates[-1].body["text"]
+    # A job that ends within the quiet period is one channel message: its result.
+    [result] = stack.standin.posts(channel=sr.CHANNEL)
+    assert f"Job #{job.id} done" in result["text"] and "soma.py" in result["text"]
+    assert "thread_ts" not in result and "8" in message_text(result)
+    assert stack.standin.calls("chat.update") == []
     downloads = stack.standin.calls("file")
     assert len(downloads) == 1 and downloads[0].auth == f"Bearer {stack.standin.token}"
 
@@ -104,8 +110,9 @@ def test_a_dm_with_a_file_and_run_is_a_job_threaded_on_that_message(stack: Stack
     stack.dispatch(sr.event(inner))
     job = stack.wait_final(stack.wait_jobs(1)[0].id)
     assert job.result == 4
-    posts = stack.standin.posts(channel="D0ALICE")
-    assert posts and all(p["thread_ts"] == inner["ts"] for p in posts)
+    # One call: a thread reply on the user's own message.
+    [post] = stack.standin.posts(channel="D0ALICE")
+    assert post["thread_ts"] == inner["ts"] and "4" in message_text(post)
 
 
 def test_a_mention_arriving_as_app_mention_and_message_makes_one_job(stack: Stack) -> None:
@@ -243,11 +250,11 @@ def test_cancel_a_waiting_job_or_stop_a_running_one_of_your_own(stack: Stack) ->
         release.set()
     cancelled = stack.wait_final(waiting.id)
     assert cancelled.status is JobStatus.CANCELLED
-    final = stack.standin.posts(thread_ts=cancelled.origin["slack_status_ts"])
-    assert "nothing ran" in message_text(final[-1])
+    # Each is told in one message, its outcome (a status message only if it took longer
+    # than the quiet period).
+    assert "nothing ran" in message_text(outcome(stack, cancelled.id))
     assert stopped.status is JobStatus.CANCELLED and not stopped.never_ran
-    thread = stack.standin.posts(thread_ts=stopped.origin["slack_status_ts"])
-    assert "cancelled" in message_text(thread[-1])
-    assert "stopped on request while it ran" in message_text(thread[-1])
+    told = message_text(outcome(stack, stopped.id))
+    assert "cancelled" in told and "stopped on request while it ran" in told
     again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
     assert "already finished (cancelled)" in again

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.models import Job, JobStatus, RunRequest, RunResult
+from bot.core.models import Job, JobStatus, NotificationEvent, RunRequest, RunResult
 from bot.store import SqlStore
 from testbed import slack_requests as sr
 from testbed.slack_standin import SlackStandIn, message_text
@@ -36,39 +36,46 @@ def run_job(
     return stack.wait_final(submit_job(stack, code, response_url=response_url, text=text).id)
 
 
-def running_replies(stack: Stack, job: Job) -> list[dict[str, object]]:
-    """The "is running" thread replies of a job."""
-    return [p for p in stack.standin.posts() if p.get("text") == f"Job #{job.id} is running"]
-
-
-def finals(stack: Stack, job: Job) -> list[dict[str, object]]:
-    """The outcome replies of a job (the ones with a Re-run button or a cancel note)."""
+def status_posts(stack: Stack, job: Job) -> list[dict[str, object]]:
+    """Status messages posted for a job (queued or running when posted)."""
     return [
         p
         for p in stack.standin.posts()
-        if f"Job #{job.id}" in str(p.get("text"))
-        and p.get("thread_ts")
-        and "running" not in str(p.get("text"))
+        if str(p.get("text", "")).startswith((f"Job #{job.id} queued", f"Job #{job.id} running"))
+    ]
+
+
+def finals(stack: Stack, job: Job) -> list[dict[str, object]]:
+    """The outcome messages of a job (the ones with a Re-run button or a cancel note)."""
+    return [
+        p
+        for p in stack.standin.posts()
+        if str(p.get("text", "")).startswith(f"Job #{job.id} ")
+        and p not in status_posts(stack, job)
     ]
 
 
 def test_a_rate_limited_reply_is_retried_after_retry_after_and_posted_once(stack: Stack) -> None:
     stack.standin.inject(
-        "chat.postMessage", status=429, retry_after=1, when=lambda b: "thread_ts" in b
+        "chat.postMessage", status=429, retry_after=1, when=lambda b: "Job #" in str(b)
     )
     job = run_job(stack)
     assert len(finals(stack, job)) == 1
     limited = [c for c in stack.standin.calls("chat.postMessage") if not c.body.get("_ok")]
     assert len(limited) == 1
     assert stack.runtime.metrics.value("jobbot_slack_errors_total", kind="rate_limited") == 1
+    # The 429 emptied the channel's bucket, for every process, until its Retry-After.
+    metric = "jobbot_slack_rate_limited_total"
+    assert stack.runtime.metrics.value(metric, bucket="post:channel") == 1
 
 
 def test_server_errors_and_dropped_connections_are_retried_without_duplicates(stack: Stack) -> None:
     stack.standin.inject("chat.postMessage", status=500, times=2)
-    stack.standin.inject("chat.postMessage", drop=True, times=3, when=lambda b: "thread_ts" in b)
+    stack.standin.inject("chat.postMessage", drop=True, times=3)
     job = run_job(stack)
     parents = [p for p in stack.standin.posts() if "thread_ts" not in p]
-    assert len(parents) == 1 and len(finals(stack, job)) == 1
+    # A job that ended within the quiet period is one channel message: its result.
+    assert len(parents) == 1 and finals(stack, job) == parents
     assert stack.runtime.metrics.value("jobbot_slack_errors_total", kind="server_error") == 2
     assert stack.runtime.metrics.value("jobbot_slack_errors_total", kind="connection") >= 1
     assert all(state == "sent" for _, state in stack.runtime.store.notification_events(job.id))
@@ -85,9 +92,9 @@ def test_not_in_channel_falls_back_to_the_commands_response_url(stack: Stack) ->
     job = run_job(stack, response_url=hook)
     assert job.status is JobStatus.DONE
     hooks = [c for c in stack.standin.calls("response_url") if c.path in hook]
-    assert len(hooks) == 2
+    assert len(hooks) == 1
     assert f"Job #{job.id}" in message_text(hooks[0].body)
-    assert "3" in message_text(hooks[1].body) and hooks[1].body["response_type"] == "ephemeral"
+    assert "3" in message_text(hooks[0].body) and hooks[0].body["response_type"] == "ephemeral"
     assert stack.job(job.id).origin["slack_via"] == "response_url"
 
 
@@ -114,7 +121,9 @@ def test_long_output_is_summarised_and_uploaded_in_full_in_the_thread(stack: Sta
     assert "line 9" in text and "line 10\n" not in text and "190 more lines" in text
     assert f"job-{job.id}-output.txt" in text
     upload = wait_until(stack.standin.uploaded)[0]
-    assert upload["thread_ts"] == stack.job(job.id).origin["slack_status_ts"]
+    # The job's one message is its result; the full output goes into that message's thread.
+    assert upload["thread_ts"] == stack.job(job.id).origin["slack_result_ts"]
+    assert not stack.job(job.id).origin.get("slack_status_ts")
     assert upload["channel"] == sr.CHANNEL
     content = stack.standin.state.uploads[upload["id"]]["content"].decode()
     assert "line 0" in content and "line 199" in content
@@ -156,32 +165,41 @@ def test_the_notify_channel_gets_one_line_and_broadcast_can_be_off(stack: Stack)
     assert all(p.get("reply_broadcast") in {None, False, "0", "false"} for p in finals(stack, job))
 
 
-def test_a_started_event_after_the_job_finished_posts_no_running_reply(
+def test_a_job_that_ended_before_its_progress_was_told_gets_one_message(
     standin: SlackStandIn, mariadb_store: SqlStore
 ) -> None:
-    # Notifications go out only once the job is done: `started` is delivered after it finished
-    with running_stack(standin, mariadb_store, FakeExecutor(scripted), dispatch=False) as stack:
+    # Notifications go out only once the job is done (quiet period off): its queued and
+    # started states became obsolete while they waited, and are dropped, not sent.
+    options = {"JOBBOT_QUIET_MS": "0"}
+    with running_stack(
+        standin, mariadb_store, FakeExecutor(scripted), dispatch=False, **options
+    ) as stack:
         queued = submit_job(stack)
         wait_until(lambda: stack.job(queued.id).status.is_final, message="the job done")
         stack.start_dispatcher()
         job = stack.wait_final(queued.id)
     assert job.status is JobStatus.DONE
-    assert running_replies(stack, job) == []
-    assert len(finals(stack, job)) == 1
-    assert job.origin["slack_shown"] == "done"
+    assert status_posts(stack, job) == [] and len(finals(stack, job)) == 1
+    assert standin.calls("chat.update") == []
+    assert stack.runtime.store.notification_events(job.id) == [(NotificationEvent.FINISHED, "sent")]
 
 
-def test_a_started_event_while_the_job_runs_posts_one_running_reply(
+def test_a_slow_job_gets_one_status_message_updated_in_place_then_its_result(
     standin: SlackStandIn, mariadb_store: SqlStore
 ) -> None:
     def behaviour(request: RunRequest) -> RunResult:
-        """Keep running until the running reply is out."""
-        wait_until(lambda: standin.posts(text=f"Job #{request.job_id} is running"), timeout=15)
+        """Keep running until the status message is out (after the quiet period)."""
+        wait_until(lambda: standin.posts(text=f"Job #{request.job_id} running: soma.py"))
         return scripted(request)
 
     with running_stack(standin, mariadb_store, FakeExecutor(behaviour)) as stack:
         job = run_job(stack)
     assert job.status is JobStatus.DONE
-    [running] = running_replies(stack, job)
-    assert running["thread_ts"] == job.origin["slack_status_ts"]
-    assert len(finals(stack, job)) == 1
+    [status] = status_posts(stack, job)
+    assert "thread_ts" not in status and job.origin["slack_status_ts"]
+    [final] = finals(stack, job)
+    assert final["thread_ts"] == job.origin["slack_status_ts"]
+    [update] = [c.body for c in standin.calls("chat.update") if c.body.get("_ok")]
+    assert update["ts"] == job.origin["slack_status_ts"] and "done" in message_text(update)
+    assert len([c for c in standin.web_calls() if c.api not in {"files.info", "auth.test"}]) == 3
+    assert job.origin["slack_shown"] == "done"

@@ -1,0 +1,155 @@
+"""Slack's published rate limits, and the Pacer that gives each outbox call its turn in them.
+
+Sources: Slack's "Rate limits" guide (https://docs.slack.dev/apis/web-api/rate-limits), each
+method's reference page for its tier, and chat.postMessage's page for posting ("generally
+allows posting one message per second per channel, while also maintaining a workspace-wide
+limit"; "short bursts >1 allowed"). Limits are per method per app per workspace, except
+posting, which is per channel. The rates below are Slack's; the bursts are smaller than
+Slack tolerates (it does not size them), so that a little jitter never meets a 429.
+
+The buckets live in the database (bot/store/pace.py), so every `serve` and `worker` process
+shares them. A result takes the next turn even if it lies in the future (a reservation kept
+in the job's delivery progress, so a retry uses it); progress takes a turn only if one is
+free now, so results go first. A 429 empties that one bucket until its Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from bot.core.metrics import Metrics
+from bot.core.pacing import Rate, backlog
+from bot.slack.delivery import Progress
+
+log = logging.getLogger(__name__)
+
+POST = "chat.postMessage"
+PREFIX = "slack:"
+# chat.postMessage: 1 a second per channel, short bursts (a public report measured ~25).
+POST_PER_CHANNEL = Rate(1.0, 3)
+# The workspace-wide posting limit is not published: assumed 8 a second.
+POST_PER_WORKSPACE = Rate(8.0, 20)
+TIER_3 = Rate(50 / 60, 5)  # "50+ per minute"
+TIER_4 = Rate(100 / 60, 10)  # "100+ per minute"
+METHODS: dict[str, Rate] = {
+    "chat.update": TIER_3,
+    "chat.postEphemeral": TIER_4,
+    "views.publish": TIER_4,
+    "views.open": TIER_4,
+    "files.info": TIER_4,
+    # files_upload_v2 calls both, plus the upload itself (not a Web API method).
+    "files.getUploadURLExternal": TIER_4,
+    "files.completeUploadExternal": TIER_4,
+}
+UPLOAD = "files_upload_v2"  # one turn in each method it calls
+UPLOAD_METHODS = ("files.getUploadURLExternal", "files.completeUploadExternal")
+HOME_PREFIX = PREFIX + "home:"
+
+
+class Held(Exception):
+    """A call must wait `wait_s` for its turn; nothing was sent."""
+
+    def __init__(self, method: str, wait_s: float) -> None:
+        super().__init__(f"{method}: waiting {wait_s:.2f} s for Slack's rate limit")
+        self.method = method
+        self.wait_s = wait_s
+
+
+class PaceMemory(Protocol):
+    """The shared buckets (the SQL store satisfies it)."""
+
+    def take_turn(self, buckets: Sequence[tuple[str, Rate]], now: float, *, wait: bool) -> float:
+        """When a call through these buckets may go (reserved with `wait`)."""
+
+    def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
+        """The service refused a call through `bucket` for `retry_after` seconds."""
+
+    def turns_ahead(self, prefix: str, since: float) -> list[tuple[str, float]]:
+        """(bucket, arrival time) of the buckets under `prefix` with turns after `since`."""
+
+
+def buckets(method: str, channel: str | None = None) -> list[tuple[str, Rate]]:
+    """The buckets a call goes through: its channel's and the workspace's for a post, its
+    method's tier otherwise (the first is the one a 429 empties)."""
+    if method == POST:
+        return [
+            (f"{PREFIX}post:{channel or '?'}", POST_PER_CHANNEL),
+            (f"{PREFIX}post:*", POST_PER_WORKSPACE),
+        ]
+    if method == UPLOAD:
+        return [(PREFIX + m, METHODS[m]) for m in UPLOAD_METHODS]
+    return [(PREFIX + method, METHODS.get(method, TIER_3))]
+
+
+def bucket_class(key: str) -> str:
+    """A metric label for a bucket: its method, without the channel."""
+    name = key.removeprefix(PREFIX)
+    if name.startswith("post:"):
+        return "post:workspace" if name == "post:*" else "post:channel"
+    return name.split(":", 1)[0]
+
+
+class Pacer:
+    """Gives each Slack call of the outbox its turn in the shared buckets."""
+
+    def __init__(
+        self,
+        memory: PaceMemory,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.memory = memory
+        self.metrics = metrics
+        self.clock = clock
+
+    def turn(self, progress: Progress, method: str, channel: str | None, *, result: bool) -> None:
+        """Return when the call may go now; raise Held otherwise. A result's future turn is
+        reserved and kept in `progress`; progress (`result=False`) reserves nothing."""
+        through = buckets(method, channel)
+        key = through[0][0]
+        now = self.clock()
+        kept = progress.get("turn")
+        if isinstance(kept, str) and "@" in kept:
+            kept_key, _, at_text = kept.rpartition("@")
+            at = float(at_text)
+            if kept_key == key:
+                if at > now:
+                    raise Held(method, at - now)
+                progress.set(turn=None)
+                return
+            progress.set(turn=None)  # a turn for another call: that call is no longer next
+        at = self.memory.take_turn(through, now, wait=result)
+        if at <= now:
+            return
+        if result:
+            progress.set(turn=f"{key}@{at!r}")
+        raise Held(method, at - now)
+
+    def refused(self, method: str, channel: str | None, retry_after: float) -> None:
+        """Slack answered 429: that bucket alone is empty until Retry-After."""
+        key, rate = buckets(method, channel)[0]
+        if self.metrics is not None:
+            self.metrics.inc(
+                "jobbot_slack_rate_limited_total",
+                "429s received from Slack, by bucket.",
+                bucket=bucket_class(key),
+            )
+        self.memory.refused_turn(key, rate, self.clock(), retry_after)
+
+    def backlog(self) -> list[tuple[tuple[tuple[str, str], ...], float]]:
+        """Turns already given out ahead of now, per bucket (a gauge's series)."""
+        now = self.clock()
+        rates = {PREFIX + m: r for m, r in METHODS.items()}
+        rates[f"{PREFIX}post:*"] = POST_PER_WORKSPACE
+        out: list[tuple[tuple[tuple[str, str], ...], float]] = []
+        for key, tat in self.memory.turns_ahead(PREFIX, now):
+            if key.startswith(HOME_PREFIX):
+                continue
+            rate = rates.get(key, POST_PER_CHANNEL)
+            ahead = backlog(tat, now, rate)
+            if ahead > 0:
+                out.append(((("bucket", key.removeprefix(PREFIX)),), round(ahead, 1)))
+        return out

@@ -1,0 +1,71 @@
+"""Rate buckets in SQL, shared by every process: take a call's turn in one or more buckets,
+or mark a bucket empty after a refusal. The arithmetic is bot/core/pacing.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, select, update
+
+from bot.core import pacing
+from bot.core.pacing import Rate
+from bot.store.queue import insert_ignore
+from bot.store.tables import pace
+from bot.store.types import utcnow
+
+NOW_SLACK_S = 0.002  # a turn this close to now is now
+
+
+def _locked(conn: Connection, keys: Sequence[str]) -> dict[str, float]:
+    """The buckets' arrival times, their rows locked (created first where missing), in key
+    order so that two callers never wait on each other in a circle."""
+    ordered = sorted(set(keys))
+
+    def read() -> dict[str, float]:
+        q = select(pace.c.bucket, pace.c.tat).where(pace.c.bucket.in_(ordered))
+        if conn.dialect.name != "sqlite":
+            q = q.with_for_update()
+        return {row[0]: float(row[1]) for row in conn.execute(q)}
+
+    found = read()
+    missing = [k for k in ordered if k not in found]
+    if not missing:
+        return found
+    for key in missing:
+        insert_ignore(conn, pace, {"bucket": key, "tat": 0.0, "updated_at": utcnow()})
+    return read()
+
+
+def _store(conn: Connection, key: str, tat: float) -> None:
+    conn.execute(update(pace).where(pace.c.bucket == key).values(tat=tat, updated_at=utcnow()))
+
+
+def take(conn: Connection, buckets: Sequence[tuple[str, Rate]], now: float, *, wait: bool) -> float:
+    """The time a call through all of `buckets` may go. With `wait`, that turn is taken
+    (it may lie in the future: a reservation); without, a turn is taken only if it is now,
+    and a later time is only reported."""
+    tats = _locked(conn, [key for key, _ in buckets])
+    at = max(pacing.send_at(tats.get(key), now, rate) for key, rate in buckets)
+    if at - now <= NOW_SLACK_S:
+        at = now
+    elif not wait:
+        return at
+    for key, rate in buckets:
+        _store(conn, key, pacing.after_send(tats.get(key), at, rate))
+    return at
+
+
+def refused(conn: Connection, key: str, rate: Rate, now: float, retry_after: float) -> None:
+    """The service refused a call through this bucket until `now + retry_after`."""
+    tats = _locked(conn, [key])
+    _store(conn, key, pacing.after_refusal(tats.get(key), now, retry_after, rate))
+
+
+def arrival_times(conn: Connection, prefix: str, since: float) -> list[tuple[str, float]]:
+    """(bucket, tat) of the buckets under `prefix` whose arrival time is after `since`."""
+    rows = conn.execute(
+        select(pace.c.bucket, pace.c.tat).where(
+            pace.c.bucket.startswith(prefix, autoescape=True), pace.c.tat > since
+        )
+    )
+    return [(str(row[0]), float(row[1])) for row in rows]

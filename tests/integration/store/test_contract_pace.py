@@ -1,0 +1,65 @@
+"""The store contract of the shared rate buckets (bot/store/pace.py): turns taken and
+reserved, refusals, and one bucket state for every process on the same database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.core.pacing import Rate
+from bot.store import SqlStore, make_engine
+
+RATE = Rate(1.0, 2)  # a second apart after a burst of two
+T0 = 1_000_000.0
+
+
+def test_a_burst_goes_now_then_turns_are_a_rate_apart(store: Any) -> None:
+    bucket = [("b:one", RATE)]
+    assert store.take_turn(bucket, T0, wait=True) == T0
+    assert store.take_turn(bucket, T0, wait=True) == T0
+    assert store.take_turn(bucket, T0, wait=True) == pytest.approx(T0 + 1)
+    assert store.take_turn(bucket, T0, wait=True) == pytest.approx(T0 + 2)
+    assert store.take_turn([("b:other", RATE)], T0, wait=True) == T0, "buckets are apart"
+
+
+def test_a_turn_that_must_not_wait_takes_nothing(store: Any) -> None:
+    bucket = [("b:one", RATE)]
+    store.take_turn(bucket, T0, wait=True)
+    store.take_turn(bucket, T0, wait=True)
+    assert store.take_turn(bucket, T0, wait=False) == pytest.approx(T0 + 1)
+    assert store.take_turn(bucket, T0, wait=False) == pytest.approx(T0 + 1), "nothing taken"
+    assert store.take_turn(bucket, T0 + 1, wait=False) == pytest.approx(T0 + 1)
+
+
+def test_a_call_through_two_buckets_waits_for_the_fuller_and_takes_from_both(store: Any) -> None:
+    channel, workspace = ("b:post:C1", RATE), ("b:post:*", Rate(1.0, 3))
+    for _ in range(2):
+        store.take_turn([channel], T0, wait=True)
+    at = store.take_turn([channel, workspace], T0, wait=True)
+    assert at == pytest.approx(T0 + 1)
+    # The workspace bucket counted that turn: two more at most before it is a second apart.
+    assert store.take_turn([workspace], T0, wait=True) <= T0 + 1
+    assert store.take_turn([workspace], T0, wait=True) == pytest.approx(T0 + 2)
+
+
+def test_a_refusal_empties_the_bucket_until_retry_after(store: Any) -> None:
+    store.refused_turn("b:one", RATE, T0, 30.0)
+    assert store.take_turn([("b:one", RATE)], T0, wait=False) == pytest.approx(T0 + 30)
+    assert store.take_turn([("b:one", RATE)], T0 + 30, wait=True) == pytest.approx(T0 + 30)
+    assert store.take_turn([("b:one", RATE)], T0 + 30, wait=True) == pytest.approx(T0 + 31)
+    assert store.take_turn([("b:two", RATE)], T0, wait=False) == T0, "the others are not held"
+    assert [k for k, _ in store.turns_ahead("b:", T0 + 5)] == ["b:one"]
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "sqlite"])
+def test_every_process_on_the_database_shares_the_buckets(store: SqlStore) -> None:
+    other = SqlStore(make_engine(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        for _ in range(2):
+            store.take_turn([("b:one", RATE)], T0, wait=True)
+        assert other.take_turn([("b:one", RATE)], T0, wait=False) == pytest.approx(T0 + 1)
+        other.refused_turn("b:two", RATE, T0, 10.0)
+        assert store.take_turn([("b:two", RATE)], T0, wait=False) == pytest.approx(T0 + 10)
+    finally:
+        other.close()

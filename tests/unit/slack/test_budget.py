@@ -1,0 +1,96 @@
+"""The Pacer: results reserve their turn (kept in the delivery's progress), progress only
+takes a free one, a 429 empties one bucket; the App Home's refresh budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.slack.budget import POST, POST_PER_CHANNEL, Held, Pacer, buckets
+from bot.slack.delivery import Progress
+from bot.slack.home import HomePublisher
+from tests.support.fakes import FakeClock, InMemoryStore
+
+
+class Clock:
+    """Wall time that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def pacer(clock: Clock) -> Pacer:
+    return Pacer(InMemoryStore(FakeClock()), clock=clock)
+
+
+def fill(pacer: Pacer, channel: str) -> None:
+    """Use up the channel's burst."""
+    for _ in range(POST_PER_CHANNEL.burst):
+        pacer.turn(Progress({}), POST, channel, result=True)
+
+
+def test_a_result_reserves_the_next_turn_and_its_retry_uses_it(pacer: Pacer, clock: Clock) -> None:
+    fill(pacer, "C1")
+    progress = Progress({})
+    with pytest.raises(Held) as held:
+        pacer.turn(progress, POST, "C1", result=True)
+    assert held.value.wait_s == pytest.approx(POST_PER_CHANNEL.interval)
+    kept = progress.changes["slack_turn"]
+    assert kept.startswith("slack:post:C1@")
+    clock.now += held.value.wait_s
+    retried = Progress(progress.changes)
+    pacer.turn(retried, POST, "C1", result=True)  # its own turn, not another one
+    assert retried.changes == {"slack_turn": None}
+    with pytest.raises(Held) as next_one:
+        pacer.turn(Progress({}), POST, "C1", result=True)
+    assert next_one.value.wait_s == pytest.approx(POST_PER_CHANNEL.interval)
+
+
+def test_progress_takes_only_a_free_turn_so_results_go_first(pacer: Pacer, clock: Clock) -> None:
+    fill(pacer, "C1")
+    with pytest.raises(Held):
+        pacer.turn(Progress({}), POST, "C1", result=True)  # a result waits, reserved
+    progress = Progress({})
+    with pytest.raises(Held):
+        pacer.turn(progress, POST, "C1", result=False)
+    assert progress.changes == {}, "progress reserved nothing"
+    clock.now += POST_PER_CHANNEL.interval
+    with pytest.raises(Held):
+        pacer.turn(Progress({}), POST, "C1", result=False)  # that turn is the result's
+    pacer.turn(Progress({}), POST, "C2", result=False)  # another channel is free
+
+
+def test_a_429_empties_that_bucket_alone_until_retry_after(pacer: Pacer, clock: Clock) -> None:
+    pacer.refused(POST, "C1", 7.0)
+    with pytest.raises(Held) as held:
+        pacer.turn(Progress({}), POST, "C1", result=False)
+    assert held.value.wait_s == pytest.approx(7.0)
+    pacer.turn(Progress({}), POST, "C2", result=False)
+    pacer.turn(Progress({}), "chat.update", "C1", result=False)
+
+
+def test_files_upload_takes_a_turn_in_both_of_its_methods() -> None:
+    assert [k for k, _ in buckets("files_upload_v2")] == [
+        "slack:files.getUploadURLExternal",
+        "slack:files.completeUploadExternal",
+    ]
+
+
+def test_the_home_tab_is_refreshed_only_once_opened_and_once_per_period(clock: Clock) -> None:
+    pacer = Pacer(InMemoryStore(FakeClock()), clock=clock)
+    home = HomePublisher(None, None, pacer=pacer, refresh_s=60)  # type: ignore[arg-type]
+    assert not home._may_refresh(1, "U1"), "never opened"
+    pacer.memory.take_turn([(home._bucket("U1"), home.refresh)], clock.now, wait=True)  # opened
+    assert not home._may_refresh(1, "U1"), "just published"
+    clock.now += 61
+    assert home._may_refresh(1, "U1")
+    assert not home._may_refresh(1, "U1"), "once per period"
+    assert not home._may_refresh(2, "U10"), "another user's key is not a prefix match"
