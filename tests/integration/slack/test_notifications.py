@@ -192,7 +192,8 @@ def test_a_slow_job_gets_one_status_message_updated_in_place_then_its_result(
         wait_until(lambda: standin.posts(text=f"Job #{request.job_id} running: soma.py"))
         return scripted(request)
 
-    with running_stack(standin, mariadb_store, FakeExecutor(behaviour)) as stack:
+    quiet = {"JOBBOT_QUIET_MS": "200"}
+    with running_stack(standin, mariadb_store, FakeExecutor(behaviour), **quiet) as stack:
         job = run_job(stack)
     assert job.status is JobStatus.DONE
     [status] = status_posts(stack, job)

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.core.models import Identity, NewJob
+from bot.core.pacing import Rate
 from bot.store import SqlStore, make_engine
 from bot.store.tables import SCHEMA_VERSION, metadata
 from tests.conftest import MYSQL_BASE
@@ -183,6 +184,7 @@ def test_migrate_brings_a_version_2_database_up_to_date(
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE api_tokens"))
+        conn.execute(text("DROP TABLE pace"))
         conn.execute(text("ALTER TABLE dedupe_keys DROP COLUMN claim"))
         conn.execute(text("ALTER TABLE jobs DROP COLUMN stop_requested_at"))
         conn.execute(text("UPDATE jobbot_schema SET version = 2"))
@@ -190,8 +192,9 @@ def test_migrate_brings_a_version_2_database_up_to_date(
             text("INSERT INTO dedupe_keys (dedupe_key, created_at) VALUES ('old', '2026-01-01')")
         )
     store.migrate()
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     assert not store.first_time("old") and store.first_time("new")
+    assert store.take_turn([("b", Rate(1.0, 1))], 100.0, wait=True) == 100.0
     store.worker_seen("w")
     assert store.workers_alive(60) == 1
     user = store.ensure_user(Identity("local", "h", "ann"))
