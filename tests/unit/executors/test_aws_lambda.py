@@ -81,9 +81,11 @@ def test_the_policies_name_one_function_one_log_group_and_one_role() -> None:
     resources = [s["Resource"] for s in printed["bot_role"]["policy"]["Statement"]] + printed[
         "execution_role"
     ]["policy"]["Statement"][0]["Resource"]
+    layer = "arn:aws:lambda:eu-west-1:111122223333:layer:runner-packages"
     assert resources == [
         arn,
         arn,
+        [layer, f"{layer}:*"],  # the job packages layer and its versions
         "*",  # GetAccountSettings: AWS grants it on the account alone
         "arn:aws:iam::111122223333:role/r",
         "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/runner",
