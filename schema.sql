@@ -1,4 +1,4 @@
--- jobbot schema, version 5, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
+-- jobbot schema, version 6, for MySQL 8 / MariaDB 10.6+ (utf8mb4, DATETIME(6) in UTC).
 --
 -- Run it once as an operator:   mysql jobbot < schema.sql
 -- or let jobbot do it:           python -m bot migrate   (also done by serve, worker, console)
@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   idempotency_key   VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NULL,
   rerun_of          BIGINT       NULL,
   stop_requested_at DATETIME(6)  NULL,      -- v4, cancel asked while running (migrate adds it)
+  files_note        TEXT         NULL,      -- which files were left out, and why (version 6)
   PRIMARY KEY (id),
   CONSTRAINT uq_jobs_idempotency UNIQUE (idempotency_key),
   CONSTRAINT fk_jobs_owner FOREIGN KEY (owner_id) REFERENCES users (id),
@@ -160,6 +161,24 @@ CREATE TABLE IF NOT EXISTS pace (
   PRIMARY KEY (bucket)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 5, UTC_TIMESTAMP(6))
-  ON DUPLICATE KEY UPDATE version = GREATEST(version, 5),
-                          applied_at = IF(version < 5, UTC_TIMESTAMP(6), applied_at);
+-- Version 6. A job's files, stored with it: its data files ('in', placed beside its code) and
+-- what it left in out/ or as open figures ('out'). Deleted after JOBBOT_FILES_RETENTION_DAYS.
+-- (`python -m bot migrate` also adds jobs.files_note to an older database.)
+CREATE TABLE IF NOT EXISTS job_files (
+  job_id      BIGINT       NOT NULL,
+  role        ENUM('in','out') NOT NULL,
+  position    SMALLINT     NOT NULL,
+  name        VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  media_type  VARCHAR(127) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  size        INTEGER      NOT NULL,
+  data        MEDIUMBLOB   NOT NULL,
+  created_at  DATETIME(6)  NOT NULL,
+  CONSTRAINT pk_job_files PRIMARY KEY (job_id, role, position),
+  CONSTRAINT uq_job_files_name UNIQUE (job_id, role, name),
+  CONSTRAINT fk_job_files_job FOREIGN KEY (job_id) REFERENCES jobs (id) ON DELETE CASCADE,
+  INDEX ix_job_files_created (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 6, UTC_TIMESTAMP(6))
+  ON DUPLICATE KEY UPDATE version = GREATEST(version, 6),
+                          applied_at = IF(version < 6, UTC_TIMESTAMP(6), applied_at);

@@ -23,6 +23,7 @@ PROJECT = SUPPORT.parent
 ENV_ROOT = "/srv"  # where the launcher binds the task root and the runtime
 RUNTIME_API_PORT = 9001  # where Lambda's Runtime API listens, inside the microVM
 RUNTIME_UID = 993  # Lambda's sandbox user (sbx_user1051)
+LAYER_DIR = "/opt/python"  # where Lambda puts a Python layer's packages
 ACCOUNT = "123456789012"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "ASIASTANDINFAKEKEY01",
@@ -84,6 +85,8 @@ class FunctionCode:
         opt: an unpacked layer (testbed/lambda_layer.py: the one `lambda deploy` builds),
             mounted read-only at /opt, where Lambda unpacks the function's layers (None: an
             empty /opt, as a function without layers has).
+        layer: instead of `opt`, a directory of packages for this interpreter version (the
+            local job environment's) mounted read-only at /opt/python.
     """
 
     workdir: Path
@@ -99,6 +102,7 @@ class FunctionCode:
     tenancy: str
     extra_files: dict[str, bytes] = field(default_factory=dict)
     opt: Path | None = None
+    layer: str | None = None
 
     def __post_init__(self) -> None:
         self.binary, self.prefix = interpreter(self.python)
@@ -161,6 +165,9 @@ class FunctionCode:
             argv = [self.binary, "-m", "awslambdaric", self.handler]
         else:
             argv = [self.binary, f"{ENV_ROOT}/runtime/bootstrap.py", self.handler]
+        if self.layer is not None:  # in the empty /opt
+            assert self.opt is None, "an unpacked layer at /opt, or packages at /opt/python"
+            binds.append([os.path.realpath(self.layer), LAYER_DIR])
         return {
             "userns": needs_user_namespace(),
             "uid": RUNTIME_UID,

@@ -99,6 +99,7 @@ class LambdaStandIn(Faults):
             own); "private" gives each environment a network namespace whose loopback holds
             only the Runtime API (at 127.0.0.1:9001, as on Lambda) and the beacons: the test
             host's local services are then out of reach, as they are from Lambda.
+        layer: instead of `opt`, packages for this interpreter at /opt/python.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class LambdaStandIn(Faults):
         python: str | None = None,
         network: str = "host",
         opt: Path | None = None,
+        layer: str | None = None,
     ) -> None:
         if runtime not in {"bootstrap", "awslambdaric", "external", "simulated"}:
             raise ValueError(f"unknown runtime {runtime!r}")
@@ -158,6 +160,7 @@ class LambdaStandIn(Faults):
             tenancy=tenancy,
             extra_files=dict(extra_files or {}),
             opt=opt,
+            layer=layer,
         )
         self.function_arn = self.function.arn
         self.records: list[Record] = []

@@ -99,6 +99,34 @@ class Settings:
     max_input_bytes: int = setting(
         "JOBBOT_MAX_INPUT_BYTES", "65536", "largest accepted JSON input, in bytes", low=2, high=MIB
     )
+    max_files_in_bytes: int = setting(
+        "JOBBOT_MAX_FILES_IN_BYTES",
+        "4194304",
+        "data files given to one job, in bytes together (4 MB fits a Lambda request)",
+        low=0,
+        high=16 * MIB,
+    )
+    max_files_out: int = setting(
+        "JOBBOT_MAX_FILES_OUT",
+        "10",
+        "files kept from one job's out/ directory and open figures",
+        low=0,
+        high=100,
+    )
+    max_files_out_bytes: int = setting(
+        "JOBBOT_MAX_FILES_OUT_BYTES",
+        "4194304",
+        "bytes of files kept from one job, together (4 MB fits a Lambda response)",
+        low=0,
+        high=16 * MIB,
+    )
+    files_retention_days: float = setting(
+        "JOBBOT_FILES_RETENTION_DAYS",
+        "30",
+        "days a job's data files and files out are kept; 0 keeps them for good",
+        low=0,
+        high=36500,
+    )
     max_jobs_per_user: int = setting(
         "JOBBOT_MAX_JOBS_PER_USER",
         "3",

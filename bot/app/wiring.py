@@ -123,7 +123,7 @@ def build_executor(settings: Settings, metrics: Metrics | None = None) -> Execut
 
 def service_limits(settings: Settings) -> Limits:
     """What the job service accepts."""
-    return Limits(settings.max_code_bytes, settings.max_input_bytes)
+    return Limits(settings.max_code_bytes, settings.max_input_bytes, settings.max_files_in_bytes)
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -141,6 +141,9 @@ def worker_config(settings: Settings) -> WorkerConfig:
         poll_interval=settings.poll_interval,
         # Sweep often enough that a crashed worker's job settles soon after its lease.
         sweep_interval=min(5.0, max(0.5, settings.lease_s / 4)),
+        max_files_out=settings.max_files_out,
+        max_files_out_bytes=settings.max_files_out_bytes,
+        files_retention_s=settings.files_retention_days * 86400,
     )
 
 

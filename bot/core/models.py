@@ -94,6 +94,39 @@ class Actor:
     is_admin: bool = False
 
 
+class FileRole(StrEnum):
+    """Which way a job's file went."""
+
+    IN = "in"  # a data file the user gave the job, placed beside its code
+    OUT = "out"  # a file the job wrote under out/, or a figure it left open
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """A file of a job: its (safe) name and content."""
+
+    name: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes of content."""
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A job's file as the store lists it, without its content."""
+
+    job_id: int
+    role: FileRole
+    position: int  # the order the job's files of this role came in, from 0
+    name: str
+    size: int
+    media_type: str
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A validated submission, ready to be stored as a waiting job."""
@@ -108,6 +141,7 @@ class NewJob:
     idempotency_key: str | None = None
     rerun_of: int | None = None
     owner: Identity | None = None  # saves the store a lookup when the caller knows it
+    files: tuple[JobFile, ...] = ()  # data files, stored with the job
 
 
 @dataclass(frozen=True)
@@ -145,6 +179,7 @@ class Job:
     idempotency_key: str | None = None
     rerun_of: int | None = None
     stop_requested_at: datetime | None = None  # a cancel asked for while it ran
+    files_note: str | None = None  # why files of the job's were left out, if any were
     is_summary: bool = False  # a listing row: code and output left out, texts cut short
 
     @property
@@ -217,6 +252,9 @@ class RunRequest:
     timeout_s: float
     memory_mb: int
     max_output_bytes: int
+    files: tuple[JobFile, ...] = ()  # data files, placed read-only beside the code
+    max_files_out: int = 10  # files out kept at most (out/ and open figures)
+    max_files_out_bytes: int = 4 * 1024 * 1024  # their bytes together at most
     owner: Identity | None = None  # whose job it is, for executors that keep users apart
 
 
@@ -256,6 +294,8 @@ class RunResult:
     error_message: str | None = None
     traceback: str | None = None
     executor: str = ""
+    files: tuple[JobFile, ...] = ()  # what the job left in out/, and its open figures
+    files_note: str | None = None  # which files were left out, and why
 
     @property
     def status(self) -> JobStatus:

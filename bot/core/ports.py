@@ -10,14 +10,17 @@ from typing import Any, Protocol
 
 from bot.core.models import (
     Claim,
+    FileRole,
     Identity,
     Job,
+    JobFile,
     JobStatus,
     NewJob,
     Notification,
     NotificationEvent,
     RunRequest,
     RunResult,
+    StoredFile,
     User,
 )
 
@@ -156,6 +159,24 @@ class Outbox(Protocol):
         """(event, state) of a job's notifications, oldest first."""
 
 
+class JobFiles(Protocol):
+    """A job's files, stored with it: its data files (written by `JobQueue.submit` from
+    `NewJob.files`) and its files out (by `JobQueue.finish` from `RunResult.files`), in the
+    same transaction as the job's row. Files are named uniquely per job and role."""
+
+    def list_files(self, job_id: int, role: FileRole | None = None) -> list[StoredFile]:
+        """A job's files (of one role, or both: data files first), without their content."""
+
+    def read_files(self, job_id: int, role: FileRole) -> list[JobFile]:
+        """A job's files of one role with their content, in the order they came."""
+
+    def read_file(self, job_id: int, role: FileRole, name: str) -> JobFile | None:
+        """One file of a job by its name, or None."""
+
+    def forget_files(self, before: datetime, limit: int = 500) -> int:
+        """Delete the files of jobs created before `before` (retention); how many went."""
+
+
 class Presence(Protocol):
     """Which worker pools are alive, so a command waiting for its job can tell that none runs."""
 
@@ -179,13 +200,15 @@ class Intake(Protocol):
         stores the job itself."""
 
 
-class WorkerStore(JobQueue, Presence, Protocol):
-    """What a worker pool needs of the store: the queue, and a say in who is alive."""
+class WorkerStore(JobQueue, Presence, JobFiles, Protocol):
+    """What a worker pool needs of the store: the queue, a say in who is alive, and the
+    jobs' files (a job's data files for its run, the retention sweep)."""
 
 
-class ServiceStore(Users, ApiTokens, JobReads, JobQueue, Protocol):
+
+class ServiceStore(Users, ApiTokens, JobReads, JobQueue, JobFiles, Protocol):
     """What JobService needs of the store: who is who, jobs to read, the queue to put jobs in
-    (and take them out by cancelling)."""
+    (and take them out by cancelling), and the jobs' files."""
 
 
 class OutboxStore(Outbox, JobReads, Protocol):
@@ -205,9 +228,9 @@ class Schema(Protocol):
         """The applied schema version, or None before the first migration."""
 
 
-class JobStore(Users, ApiTokens, JobReads, JobQueue, Outbox, Presence, Schema, Protocol):
-    """Core's durable state: users and their API tokens, jobs, the queue, the notification
-    outbox and the worker pools alive.
+class JobStore(Users, ApiTokens, JobReads, JobQueue, JobFiles, Outbox, Presence, Schema, Protocol):
+    """Core's durable state: users and their API tokens, jobs and their files, the queue,
+    the notification outbox and the worker pools alive.
 
     Every method is one short transaction. Transient database failures raise
     StoreUnavailable; others StoreError. What only an adapter needs (Slack's dedupe keys,

@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.datafiles import check_data_files
 from bot.core.inputs import check_file, check_input
-from bot.core.models import Actor, Identity, Job, JobStatus, NewJob, User
+from bot.core.models import Actor, FileRole, Identity, Job, JobFile, JobStatus, NewJob, User
 from bot.core.ports import Clock, Intake, ServiceStore
 from bot.core.tokens import new_token, token_hash, well_formed
 from bot.errors import Forbidden, JobNotFound, NotCancellable, UserNotFound
@@ -26,6 +27,7 @@ class Limits:
 
     max_code_bytes: int
     max_input_bytes: int
+    max_files_in_bytes: int = 4 * 1024 * 1024  # data files of one job, together
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,14 @@ class JobService:
         route: str | None = None,
         idempotency_key: str | None = None,
         rerun_of: int | None = None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> tuple[Job, bool]:
-        """Validate and store a job; returns (job, created). Raises UserError on bad input,
-        before anything is stored."""
+        """Validate and store a job with its data `files` ((name, content) pairs, placed
+        beside the code); returns (job, created). Raises UserError on bad input, before
+        anything is stored."""
         checked_input = check_input(input_text, self.limits.max_input_bytes)
         checked_file = check_file(file_name, data, self.limits.max_code_bytes)
+        data_files = check_data_files(files, checked_file.name, self.limits.max_files_in_bytes)
         new = NewJob(
             owner_id=actor.user.id,
             file_name=checked_file.name,
@@ -148,6 +153,7 @@ class JobService:
             idempotency_key=idempotency_key or f"auto:{uuid.uuid4().hex}",
             rerun_of=rerun_of,
             owner=actor.user.identity,
+            files=data_files,
         )
         intake = self._intake
         stored = intake.offer(new) if intake is not None else None
@@ -270,6 +276,7 @@ class JobService:
                 f"Job #{job_id} is not yours: only its owner or an admin can re-run it."
             )
         source = view.job
+        files = self.store.read_files(source.id, FileRole.IN)
         return self.submit(
             actor,
             source.file_name,
@@ -279,8 +286,18 @@ class JobService:
             route=route,
             idempotency_key=idempotency_key,
             rerun_of=source.id,
+            files=[(f.name, f.data) for f in files],
         )
 
     def get(self, job_id: int) -> Job | None:
         """A job by id, for adapters and waiters (no ownership check)."""
         return self.store.get(job_id)
+
+    def files(self, actor: Actor, job_id: int, role: FileRole = FileRole.OUT) -> list[JobFile]:
+        """A job's files of one role, with their content, for its owner or an admin."""
+        view = self.view(actor, job_id)
+        if not view.full:
+            raise Forbidden(
+                f"Job #{job_id} is not yours: only its owner or an admin can fetch its files."
+            )
+        return self.store.read_files(job_id, role)

@@ -3,6 +3,7 @@ and a graceful stop. Many pools (threads or processes) may share one database.""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -12,11 +13,13 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from bot.core.backoff import jittered, standard_backoff
 from bot.core.metrics import Metrics
 from bot.core.models import (
     Claim,
+    FileRole,
     Job,
     NewJob,
     Outcome,
@@ -30,6 +33,7 @@ from bot.errors import CalledOff, ExecutorError, ExecutorUnavailable, StoreError
 log = logging.getLogger(__name__)
 PRESENCE_EVERY_S = 5.0  # how often a running pool tells the store it is alive
 PRESENCE_WINDOW_S = 3 * PRESENCE_EVERY_S  # a pool not heard of for this long is gone
+FORGET_EVERY_S = 60.0  # how often a pool deletes the files past their retention
 
 
 def default_worker_id() -> str:
@@ -50,6 +54,9 @@ class WorkerConfig:
     poll_interval: float
     sweep_interval: float
     max_attempts: int = 12  # claims of a job that never got to run before giving up
+    max_files_out: int = 10  # files kept from a job's out/ and open figures
+    max_files_out_bytes: int = 4 * 1024 * 1024  # their bytes together
+    files_retention_s: float = 0.0  # a job's files are deleted this long after; 0: kept
     worker_id: str = field(default_factory=default_worker_id)
 
 
@@ -318,7 +325,14 @@ class WorkerPool:
             memory_mb=self.config.memory_mb,
             max_output_bytes=self.config.max_output_bytes,
             owner=job.owner,
+            max_files_out=self.config.max_files_out,
+            max_files_out_bytes=self.config.max_files_out_bytes,
         )
+        try:
+            files = tuple(self.store.read_files(job.id, FileRole.IN))
+        except StoreError as exc:  # nothing ran: the job goes back to the queue
+            return self._hand_back(claim, None, f"its data files could not be read: {exc}")
+        request = dataclasses.replace(request, files=files)
         try:
             return self.executor.run(request, start)
         except CalledOff:
@@ -407,8 +421,12 @@ class WorkerPool:
     # --- recovery --------------------------------------------------------------------
 
     def _sweep_loop(self) -> None:
+        forgotten_at = 0.0
         while not self._stopping.wait(self.config.sweep_interval):
             self._heartbeat()
+            if self.config.files_retention_s and time.monotonic() - forgotten_at > FORGET_EVERY_S:
+                forgotten_at = time.monotonic()
+                self._forget_old_files()
             try:
                 recovery = self.store.recover_expired()
             except StoreError as exc:
@@ -426,6 +444,17 @@ class WorkerPool:
                     extra={"job_ids": list(recovery.interrupted)},
                 )
                 self._on_settled()
+
+    def _forget_old_files(self) -> None:
+        """The retention sweep: delete the files of jobs older than the retention."""
+        before = datetime.now(UTC) - timedelta(seconds=self.config.files_retention_s)
+        try:
+            gone = self.store.forget_files(before)
+        except StoreError as exc:
+            log.warning("file retention sweep failed: %s", exc)
+            return
+        if gone:
+            log.info("deleted files past their retention", extra={"files": gone})
 
     def _heartbeat(self) -> None:
         """Extend the leases of runs still in progress here (bounded by the job timeout)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.models import Outcome, ResultKind, RunResult
+from bot.core.models import JobFile, Outcome, ResultKind, RunResult
+from bot.sandbox.protocol import response_files
 
 
 def result_from_response(response: dict[str, Any], executor: str) -> RunResult:
@@ -23,4 +24,6 @@ def result_from_response(response: dict[str, Any], executor: str) -> RunResult:
         error_message=response["error_message"],
         traceback=response["traceback"],
         executor=executor,
+        files=tuple(JobFile(name, data) for name, data in response_files(response)),
+        files_note=response["files_note"],
     )

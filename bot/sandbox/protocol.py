@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from typing import Any, NamedTuple
+
+from .files import check_input_name
 
 VERSION = 1
 OUTCOMES = ("ok", "error", "timeout", "memory", "crashed", "cancelled")
@@ -13,11 +17,17 @@ MAX_TIMEOUT_S = 3600.0
 MIN_MEMORY_MB = 32  # below this the interpreter itself cannot start under RLIMIT_AS
 MAX_MEMORY_MB = 65536
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MAX_FILES_BYTES = 64 * 1024 * 1024  # data files in, or files out, of one job at most
+MAX_FILES = 1000
+DEFAULT_MAX_FILES_OUT = 10  # the bot's defaults, for a request that names no limits
+DEFAULT_MAX_FILES_OUT_BYTES = 4 * 1024 * 1024
 
 
-# a request's fields, in order: bot's RunRequest carries the same names
+# a request's fields, in order: bot's RunRequest carries the same names ("files" holds
+# objects with a `name` and `data`, sent as base64)
 REQUEST_FIELDS = (
     "job_id", "file_name", "code", "input_json", "timeout_s", "memory_mb", "max_output_bytes",
+    "files", "max_files_out", "max_files_out_bytes",
 )  # fmt: skip
 
 
@@ -47,6 +57,9 @@ class Request(NamedTuple):
     timeout_s: float
     memory_mb: int
     max_output_bytes: int
+    files: tuple[tuple[str, bytes], ...]  # data files: (name, content)
+    max_files_out: int
+    max_files_out_bytes: int
     input: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,7 +70,51 @@ class Request(NamedTuple):
 def request_body(request: object) -> dict[str, Any]:
     """The v1 request JSON of anything that has the REQUEST_FIELDS as attributes (a Request,
     or the bot's RunRequest): the one place a request becomes protocol."""
-    return {"v": VERSION, **{name: getattr(request, name) for name in REQUEST_FIELDS}}
+    body = {"v": VERSION, **{name: getattr(request, name) for name in REQUEST_FIELDS}}
+    body["files"] = [_file_entry(*_name_data(item)) for item in body["files"]]
+    return body
+
+
+def _name_data(item: Any) -> tuple[str, bytes]:
+    return (item[0], item[1]) if isinstance(item, tuple) else (item.name, item.data)
+
+
+def _file_entry(name: str, data: bytes) -> dict[str, str]:
+    return {"name": name, "data": base64.b64encode(data).decode("ascii")}
+
+
+def _decode_files(raw: object, what: str) -> list[tuple[str, bytes]]:
+    """[(name, content)] of a protocol file list (entries {"name", "data": base64})."""
+    if not isinstance(raw, list) or len(raw) > MAX_FILES:
+        raise ProtocolError(f"{what} must be a list of at most {MAX_FILES} files")
+    files, total = [], 0
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ProtocolError(f"each of {what} must be an object with a name")
+        try:
+            data = base64.b64decode(entry["data"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise ProtocolError(f"{what}: {entry['name']!r} has no base64 data") from None
+        total += len(data)
+        files.append((entry["name"], data))
+    if total > MAX_FILES_BYTES:
+        raise ProtocolError(f"{what} hold more than {MAX_FILES_BYTES} bytes")
+    return files
+
+
+def _input_files(raw: dict[str, Any], code_name: str) -> tuple[tuple[str, bytes], ...]:
+    files = _decode_files(raw.get("files", []), "files")
+    seen = {code_name}
+    for name, _ in files:
+        why = check_input_name(name) or ("named twice" if name in seen else None)
+        if why is not None:
+            raise ProtocolError(f"data file {name!r}: {why}")
+        seen.add(name)
+    return tuple(files)
+
+
+def _optional_int(raw: dict[str, Any], key: str, default: int, high: int) -> int:
+    return default if key not in raw else _int(raw, key, 0, high)
 
 
 def _int(raw: dict[str, Any], key: str, low: int, high: int) -> int:
@@ -114,14 +171,20 @@ def parse_request(raw: object) -> Request:
         raise ProtocolError(f"input_json is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"input_json must encode a JSON object, not {type(value).__name__}")
+    file_name = _file_name(raw)
     return Request(
         job_id=_int(raw, "job_id", -(2**63), 2**63 - 1),
-        file_name=_file_name(raw),
+        file_name=file_name,
         code=_str(raw, "code"),
         input_json=input_json,
         timeout_s=_timeout(raw),
         memory_mb=_int(raw, "memory_mb", MIN_MEMORY_MB, MAX_MEMORY_MB),
         max_output_bytes=_int(raw, "max_output_bytes", 1, MAX_OUTPUT_BYTES),
+        files=_input_files(raw, file_name),
+        max_files_out=_optional_int(raw, "max_files_out", DEFAULT_MAX_FILES_OUT, MAX_FILES),
+        max_files_out_bytes=_optional_int(
+            raw, "max_files_out_bytes", DEFAULT_MAX_FILES_OUT_BYTES, MAX_FILES_BYTES
+        ),
         input=value,
     )
 
@@ -141,6 +204,8 @@ def response(
     traceback: str | None = None,
     exit_code: int | None = None,
     signal: int | None = None,
+    files: list[tuple[str, bytes]] | None = None,
+    files_note: str | None = None,
 ) -> dict[str, Any]:
     """A complete v1 response; text fields are made safe to encode as UTF-8."""
     return {
@@ -158,6 +223,8 @@ def response(
         "duration_ms": duration_ms,
         "exit_code": exit_code,
         "signal": signal,
+        "files": [_file_entry(name, data) for name, data in files or ()],
+        "files_note": None if files_note is None else clean_text(files_note),
     }
 
 
@@ -188,6 +255,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "duration_ms": (int,),
     "exit_code": (int, type(None)),
     "signal": (int, type(None)),
+    "files_note": (str, type(None)),
 }
 
 
@@ -195,6 +263,8 @@ def check_response(raw: object) -> dict[str, Any]:
     """Validate a decoded response (the caller's side); raise ProtocolError if malformed."""
     if not isinstance(raw, dict) or raw.get("v") != VERSION:
         raise ProtocolError("the harness response is not a v1 object")
+    raw.setdefault("files", [])  # a harness from before files out
+    raw.setdefault("files_note", None)
     if raw.get("outcome") not in OUTCOMES:
         raise ProtocolError(f"unknown outcome {raw.get('outcome')!r}")
     if raw.get("result_kind") not in (*RESULT_KINDS, None):
@@ -204,4 +274,10 @@ def check_response(raw: object) -> dict[str, Any]:
             isinstance(raw.get(key), bool) and bool not in types
         ):
             raise ProtocolError(f"response field {key} has the wrong type")
+    _decode_files(raw["files"], "files out")
     return raw
+
+
+def response_files(response: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """[(name, content)] of a checked response's files."""
+    return _decode_files(response["files"], "files out")

@@ -65,6 +65,8 @@ def build(
         message = f"the job used more than {seconds(limit)} s of CPU time and was stopped"
         return protocol.response("timeout", error_type="Timeout", error_message=message, **common)
     record = None if obs.record.truncated else Record.decode(obs.record.data)
+    if record is not None and record.notes:
+        common["files_note"] = "; ".join(record.notes)
     if oom and signum == signal.SIGKILL:
         message = out_of_memory(request)
         return protocol.response(

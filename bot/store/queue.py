@@ -242,9 +242,11 @@ def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> bool
             "b_traceback": result.traceback,
             "b_duration_ms": result.duration_ms,
             "b_executor": result.executor or None,
+            "b_files_note": result.files_note,
         },
     )
     if outcome.rowcount == 1:
+        add_files(conn, job_id, FileRole.OUT, result.files)
         add_notification_from_job(conn, job_id, NotificationEvent.FINISHED)
         return True
     row = conn.execute(select(jobs.c.claim_token, jobs.c.status).where(jobs.c.id == job_id)).first()

@@ -95,6 +95,7 @@ def to_job(row: RowMapping, summary: bool = False) -> Job:
         idempotency_key=get("idempotency_key"),
         rerun_of=get("rerun_of"),
         stop_requested_at=get("stop_requested_at"),
+        files_note=get("files_note"),
         is_summary=summary,
     )
 

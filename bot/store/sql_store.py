@@ -14,20 +14,23 @@ from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select
 
 from bot.core.models import (
     Claim,
+    FileRole,
     HeldRequest,
     Identity,
     Job,
+    JobFile,
     JobStatus,
     NewJob,
     Notification,
     NotificationEvent,
     RunResult,
+    StoredFile,
     Upload,
     User,
 )
 from bot.core.pacing import Rate
 from bot.core.ports import Recovery
-from bot.store import held, outbox, pace, queue, submission
+from bot.store import files, held, outbox, pace, queue, submission
 from bot.store.db import Database
 from bot.store.rows import to_upload, to_user
 from bot.store.tables import (
@@ -245,6 +248,24 @@ class SqlStore:
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Settle jobs whose lease expired."""
         return self.db.write(lambda conn: queue.recover_expired(conn, limit))
+
+    # --- a job's files --------------------------------------------------------------
+
+    def list_files(self, job_id: int, role: FileRole | None = None) -> list[StoredFile]:
+        """A job's files (of one role, or both), without their content."""
+        return self.db.read(lambda conn: files.list_files(conn, job_id, role))
+
+    def read_files(self, job_id: int, role: FileRole) -> list[JobFile]:
+        """A job's files of one role with their content, in order."""
+        return self.db.read(lambda conn: files.read_files(conn, job_id, role))
+
+    def read_file(self, job_id: int, role: FileRole, name: str) -> JobFile | None:
+        """One file of a job by name, or None."""
+        return self.db.read(lambda conn: files.read_file(conn, job_id, role, name))
+
+    def forget_files(self, before: datetime, limit: int = 500) -> int:
+        """Delete the files stored before `before` (retention); how many went."""
+        return self.db.write(lambda conn: files.forget_files(conn, before, limit))
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """Jobs per status."""

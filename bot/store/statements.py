@@ -210,6 +210,7 @@ def finish_job() -> Update:
         "traceback",
         "duration_ms",
         "executor",
+        "files_note",
     )
     values: dict[str, Any] = {
         name: bindparam(f"b_{name}", type_=jobs.c[name].type) for name in fields

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.core.models import Claim, Identity, Job, JobStatus, NewJob, NotificationEvent
+from bot.core.models import Claim, FileRole, Identity, Job, JobStatus, NewJob, NotificationEvent
 from bot.errors import StoreError
 from bot.store import statements
+from bot.store.files import add_files
 from bot.store.queue import add_notification, progress_due
 from bot.store.rows import dump_json, job_select, to_job
 from bot.store.tables import jobs, users
@@ -115,6 +116,7 @@ def _insert(
         ):
             return found, True, Claim(job=found, token=taker.token)
         return found, False, None
+    add_files(conn, job_id, FileRole.IN, new.files)
     due = progress_due(created_at, quiet_s)
     add_notification(conn, job_id, new.notify_route, NotificationEvent.QUEUED, due)
     if owner is None:

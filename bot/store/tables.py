@@ -14,19 +14,25 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 
-from bot.core.models import JobStatus, NotificationEvent, ResultKind
+from bot.core.models import FileRole, JobStatus, NotificationEvent, ResultKind
 from bot.store.types import BigId, MediumText, UTCDateTime, ascii_str, binary_str
 
-SCHEMA_VERSION = 5  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens,
-# jobs.stop_requested_at; 5: pace
+SCHEMA_VERSION = 6  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens,
+# jobs.stop_requested_at; 5: pace; 6: job_files, jobs.files_note
+
+# A file's content: MEDIUMBLOB (16 MB) on MySQL, where BLOB stops at 64 KiB.
+MediumBlob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -120,6 +126,8 @@ jobs = Table(
     ),
     # A cancel asked for while the job ran: its worker, in whatever process, stops it (v4).
     Column("stop_requested_at", UTCDateTime, nullable=True),
+    # Which of the job's files were left out, and why (version 6).
+    Column("files_note", Text, nullable=True),
     UniqueConstraint("idempotency_key", name="uq_jobs_idempotency"),
     # The claim: WHERE status='waiting' AND not_before <= now ORDER BY not_before, id.
     Index("ix_jobs_claim", "status", "not_before", "id"),
@@ -237,5 +245,29 @@ pace = Table(
     Column("bucket", ascii_str(191), primary_key=True),
     Column("tat", Float(precision=53), nullable=False),  # unix seconds
     Column("updated_at", UTCDateTime, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+# A job's files (version 6): its data files ("in") and what it left in out/ ("out").
+job_files = Table(
+    "job_files",
+    metadata,
+    Column(
+        "job_id",
+        BigId,
+        ForeignKey("jobs.id", name="fk_job_files_job", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role", _enum(FileRole, "file_role"), nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    Column("name", binary_str(191), nullable=False),
+    Column("media_type", ascii_str(127), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", MediumBlob, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("job_id", "role", "position", name="pk_job_files"),
+    UniqueConstraint("job_id", "role", "name", name="uq_job_files_name"),
+    # The retention sweep: WHERE created_at < :before.
+    Index("ix_job_files_created", "created_at"),
     **MYSQL_TABLE_ARGS,
 )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core import pacing
+from bot.core.datafiles import media_type
 from bot.core.models import (
     CANCELLED_TYPE,
     CANCELLED_UNRUN_MESSAGE,
@@ -19,9 +20,11 @@ from bot.core.models import (
     INTERRUPTED_TYPE,
     STOPPED_LOST_MESSAGE,
     Claim,
+    FileRole,
     HeldRequest,
     Identity,
     Job,
+    JobFile,
     JobStatus,
     NewJob,
     Notification,
@@ -30,6 +33,7 @@ from bot.core.models import (
     ResultKind,
     RunRequest,
     RunResult,
+    StoredFile,
     Upload,
     User,
 )
@@ -93,6 +97,8 @@ class InMemoryStore:
         self._not_before: dict[int, datetime] = {}
         self._workers: dict[str, datetime] = {}
         self._tokens: dict[int, str] = {}  # user id -> token hash
+        self._files: list[StoredFile] = []
+        self._file_data: dict[tuple[int, FileRole, str], bytes] = {}
         self.migrated = False
 
     def _check(self) -> None:
@@ -204,6 +210,7 @@ class InMemoryStore:
             self._not_before[job.id] = job.created_at
             if new.idempotency_key:
                 self._keys[new.idempotency_key] = job.id
+            self._add_files(job.id, FileRole.IN, new.files)
             self._note(job.id, new.notify_route, NotificationEvent.QUEUED)
             return job, True
 
@@ -252,6 +259,44 @@ class InMemoryStore:
                 started_at=now,
             )
             return claimed, True, Claim(claimed, token)
+
+    def _add_files(self, job_id: int, role: FileRole, files: Sequence[JobFile]) -> None:
+        for position, f in enumerate(files):
+            kind = media_type(f.name)
+            self._files.append(
+                StoredFile(job_id, role, position, f.name, len(f.data), kind, self._now())
+            )
+            self._file_data[job_id, role, f.name] = f.data
+
+    def list_files(self, job_id: int, role: FileRole | None = None) -> list[StoredFile]:
+        """A job's files, data files first."""
+        with self._lock:
+            self._check()
+            found = [f for f in self._files if f.job_id == job_id and role in (None, f.role)]
+            return sorted(found, key=lambda f: (f.role != FileRole.IN, f.position))
+
+    def read_files(self, job_id: int, role: FileRole) -> list[JobFile]:
+        """A job's files of one role with their content."""
+        with self._lock:
+            listed = self.list_files(job_id, role)
+            return [JobFile(f.name, self._file_data[job_id, role, f.name]) for f in listed]
+
+    def read_file(self, job_id: int, role: FileRole, name: str) -> JobFile | None:
+        """One file by name."""
+        with self._lock:
+            self._check()
+            data = self._file_data.get((job_id, role, name))
+            return None if data is None else JobFile(name, data)
+
+    def forget_files(self, before: datetime, limit: int = 500) -> int:
+        """Delete files stored before `before`."""
+        with self._lock:
+            self._check()
+            gone = [f for f in self._files if f.created_at < before]
+            for f in gone:
+                self._files.remove(f)
+                del self._file_data[f.job_id, f.role, f.name]
+            return len(gone)
 
     def get(self, job_id: int) -> Job | None:
         """By id."""
@@ -431,9 +476,11 @@ class InMemoryStore:
                 traceback=result.traceback,
                 duration_ms=result.duration_ms,
                 executor=result.executor or None,
+                files_note=result.files_note,
                 lease_expires_at=None,
                 finished_at=self._now(),
             )
+            self._add_files(job_id, FileRole.OUT, result.files)
             self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
             return True
 

@@ -11,7 +11,16 @@ import pytest
 
 from bot.app.config import load_settings
 from bot.app.wiring import worker_config
-from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent, RunRequest, RunResult
+from bot.core.models import (
+    FileRole,
+    Identity,
+    JobFile,
+    JobStatus,
+    NewJob,
+    NotificationEvent,
+    RunRequest,
+    RunResult,
+)
 from bot.core.ports import StartGate
 from bot.core.worker import PRESENCE_WINDOW_S, WorkerConfig, WorkerPool
 from bot.errors import ExecutorError, ExecutorUnavailable, StoreUnavailable, Throttled
@@ -309,3 +318,43 @@ def test_a_pool_is_alive_while_it_runs_and_gone_once_it_stops(
     wait_until(lambda: memory_store.workers_alive(PRESENCE_WINDOW_S) == 1, message="alive")
     pool.stop(5)
     assert memory_store.workers_alive(PRESENCE_WINDOW_S) == 0
+
+
+def test_a_jobs_data_files_reach_the_executor_and_its_files_out_are_stored(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    owner = memory_store.ensure_user(Identity("local", "h", "alice"))
+    job, _ = memory_store.submit(
+        NewJob(owner.id, "a.py", "x", "0" * 64, "{}", files=(JobFile("d.csv", b"1"),))
+    )
+    seen: list[RunRequest] = []
+
+    def with_files(request: RunRequest) -> RunResult:
+        seen.append(request)
+        return dataclasses.replace(
+            ok_result(request), files=(JobFile("figure-1.png", b"png"),), files_note="a note"
+        )
+
+    start(pools, memory_store, FakeExecutor(with_files), max_files_out=3, max_files_out_bytes=99)
+    done = wait_until(lambda: (j := memory_store.get(job.id)) and j.status.is_final and j)
+
+    (request,) = seen
+    assert (request.files, request.max_files_out, request.max_files_out_bytes) == (
+        (JobFile("d.csv", b"1"),),
+        3,
+        99,
+    )
+    assert done.files_note == "a note"
+    assert memory_store.read_files(job.id, FileRole.OUT) == [JobFile("figure-1.png", b"png")]
+
+
+def test_the_sweeper_forgets_files_past_their_retention(
+    memory_store: InMemoryStore, pools: list[WorkerPool]
+) -> None:
+    owner = memory_store.ensure_user(Identity("local", "h", "alice"))
+    memory_store.submit(  # stored at the fake clock's time, long before today
+        NewJob(owner.id, "a.py", "x", "0" * 64, "{}", files=(JobFile("d.csv", b"1"),))
+    )
+    start(pools, memory_store, FakeExecutor(), slots=1, files_retention_s=86400)
+
+    wait_until(lambda: memory_store.list_files(1) == [])

@@ -128,16 +128,31 @@ def _cut(response: dict[str, Any], field: str, keep: int) -> None:
 
 
 def fit_response(response: dict[str, Any], limit: int = RESPONSE_BUDGET) -> dict[str, Any]:
-    """The response cut to fit Lambda's response limit: output first, then the traceback.
+    """The response cut to fit Lambda's response limit: files out first (the largest first,
+    each named in a note: base64 makes 4 MB of files 5.3 MB), then output, then the
+    traceback.
 
-    Only output that escapes badly (control characters: 6 bytes each) or a raised
-    JOBBOT_MAX_OUTPUT_BYTES can get here. Should a returned result itself be too large,
-    the job becomes an error that says so instead of a lost response.
+    Only output that escapes badly (control characters: 6 bytes each), files out near their
+    limit or a raised JOBBOT_MAX_OUTPUT_BYTES can get here. Should a returned result itself
+    be too large, the job becomes an error that says so instead of a lost response.
     """
     size = _encoded_size(response)
     if size <= limit:
         return response
     fitted = dict(response)
+    kept = sorted(fitted.get("files") or [], key=lambda entry: len(entry["data"]))
+    dropped = []
+    while kept and size > limit:
+        dropped.append(kept.pop()["name"])  # the largest first
+        fitted["files"] = [entry for entry in fitted["files"] if entry in kept]
+        size = _encoded_size(fitted)
+    if dropped:
+        note = f"left out: {', '.join(dropped)} (the response from Lambda was too large)"
+        earlier = fitted.get("files_note")
+        fitted["files_note"] = f"{earlier}; {note}" if earlier else note
+        size = _encoded_size(fitted)
+        if size <= limit:
+            return fitted
     for field in sorted(("stdout", "stderr"), key=lambda name: -len(fitted[name])):
         keep = len(fitted[field])
         while keep and size > limit:

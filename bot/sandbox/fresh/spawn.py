@@ -11,7 +11,7 @@ import tempfile
 import threading
 from typing import Any
 
-from .. import boot, protocol, reaper, supervisor, verdict
+from .. import boot, files, protocol, reaper, supervisor, verdict
 from ..environment import job_env
 from ..fds import high, unlinked_file
 from ..inside import runner
@@ -99,8 +99,9 @@ def _run(
         try:
             with open(os.path.join(workdir, request.file_name), "w", encoding="utf-8") as fh:
                 fh.write(request.code)
+            files.place(workdir, list(request.files), None)
         except OSError as exc:
-            raise SandboxUnavailable(f"cannot write the job's file: {exc}") from exc
+            raise SandboxUnavailable(f"cannot write the job's files: {exc}") from exc
         payload = {
             "request": request.to_dict(),
             "limits": lim._asdict(),
@@ -119,7 +120,10 @@ def _run(
             max_record_bytes=runner.record_limit(request),
             kill_rest=lambda: reaper.sweep_orphans(pid, before),
         )
-        return verdict.build(request, obs, timeout_s=timeout_s)
+        response = verdict.build(request, obs, timeout_s=timeout_s)
+        # the orphan sweep is done: no process of the job is left to change out/
+        files.attach(response, workdir, request.max_files_out, request.max_files_out_bytes)
+        return response
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

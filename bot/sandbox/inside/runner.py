@@ -10,8 +10,9 @@ import sys
 import types
 from typing import NamedTuple, NoReturn
 
+from ..files import OUT_DIR
 from ..protocol import Request
-from . import hints
+from . import figures, hints
 from .tracebacks import user_traceback
 
 # the runner writes at most this much besides the result and the traceback
@@ -32,6 +33,7 @@ class Record(NamedTuple):
     error_message: str | None = None
     traceback: str | None = None
     exit_code: int = 0
+    notes: list[str] | None = None  # about files left out (figures that could not be saved)
 
     def encode(self) -> bytes:
         """ASCII JSON, so lone surrogates in user text survive the pipe."""
@@ -46,6 +48,11 @@ class Record(NamedTuple):
         except (ValueError, TypeError):
             return None
         ok = record.status in ("ok", "error", "memory") and isinstance(record.exit_code, int)
+        notes = record.notes
+        if notes is not None and not (
+            isinstance(notes, list) and all(isinstance(n, str) for n in notes)
+        ):
+            return None
         return record if ok else None
 
 
@@ -221,6 +228,7 @@ def execute(request: Request, result_fd: int) -> NoReturn:
     """Run the job in this (child) process, write its Record to `result_fd`, and exit."""
     atexit._clear()  # callbacks inherited from the harness are not the job's
     pid = os.getpid()
+    out = os.path.join(os.getcwd(), OUT_DIR)  # before the job may change directory
     forked = False
     try:
         record = run_code(request)
@@ -228,6 +236,13 @@ def execute(request: Request, result_fd: int) -> NoReturn:
         forked, record = True, Record("ok")
     except BaseException as exc:  # a harness bug must still end in a record
         record = _failure(exc, request)
+    if not forked and os.getpid() == pid and record.status != "memory":
+        try:
+            notes = figures.save_open_figures(out)
+        except BaseException as exc:  # the job may have broken anything, even this
+            notes = [f"open figures could not be saved ({type(exc).__name__})"]
+        if notes:
+            record = record._replace(notes=notes)
     try:
         _finish_interpreter()
     except BaseException as exc:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import protocol, reaper, supervisor, verdict
+from .. import files, protocol, reaper, supervisor, verdict
 from ..inside import runner
 from ..limits import MIB
 from ..protocol import Request, SandboxCalledOff, SandboxUnavailable
@@ -161,7 +161,14 @@ def run(
             stop_fd=stop_fd,
         )
         oom = slot.cgroup is not None and slot.cgroup.oom_kills() > oom_before
-        return verdict.build(request, obs, oom=oom)
+        response = verdict.build(request, obs, oom=oom)
+        if swept != [True] and not reaper.sweep_own(pid, cgroup_procs=procs, uid=slot.uid):
+            response["files_note"] = "no file was kept: processes of the job outlived it"
+            return response
+        swept[:] = [True]
+        # every process of the job is gone: nothing can change out/ while it is read
+        files.attach(response, job.workdir, request.max_files_out, request.max_files_out_bytes)
+        return response
     finally:
         if swept != [True]:  # supervision did not get to it, or something survived it
             reaper.sweep_own(pid, cgroup_procs=procs, uid=slot.uid)

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from .. import protocol, reaper
+from .. import files, protocol, reaper
 from ..fds import high, unlinked_file
 from ..inside import runner
 from ..limits import MIB, Limits, set_child_subreaper
@@ -126,7 +126,8 @@ def prepare(slot: SlotConfig, *, in_slot: bool) -> Prepared:
 
 
 def deliver(prepared: Prepared, request: Request, slot: SlotConfig, in_slot: bool) -> int:
-    """Put the job's file and input in place and its memory limit on the slot, before the
+    """Put the job's file, data files (read-only, beside an empty out/) and input in place
+    and its memory limit on the slot, before the
     go; the OOM kills of the slot so far. SandboxUnavailable if that fails."""
     try:
         path = os.path.join(prepared.workdir, request.file_name)
@@ -134,6 +135,7 @@ def deliver(prepared: Prepared, request: Request, slot: SlotConfig, in_slot: boo
             fh.write(request.code)
         if slot.uid is not None:
             os.chown(path, slot.uid, slot.uid)
+        files.place(prepared.workdir, list(request.files), slot.uid)
         data = request.input_json.encode("utf-8")
         view = memoryview(data)
         while view:

@@ -15,6 +15,7 @@ from bot.sandbox.fresh.spawn import run_fresh
 from bot.sandbox.limits import MIB
 
 from .conftest import harness_request
+from .file_cases import FILE_CASES
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,12 @@ CASES = {
         changes={"memory_mb": "lots"},
     ),
 }
+CASES.update(
+    {
+        name: Case(code, expect, changes=changes)
+        for name, (code, expect, changes) in FILE_CASES.items()
+    }
+)
 
 
 # A job failing inside the standard library: its traceback must name no host path.

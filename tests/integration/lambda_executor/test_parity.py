@@ -8,9 +8,11 @@ there is checked on Lambda too.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bot.core.models import RunRequest, RunResult
+from bot.core.models import JobFile, RunRequest, RunResult
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from bot.executors.local import LocalExecutor
@@ -26,6 +28,7 @@ from bot.sandbox.limits import MIB
 from testbed import jobenv
 from testbed.lambda_standin import LambdaStandIn
 from testbed.pythons import require_lambda_python
+from tests.integration.executor.file_cases import entry
 from tests.integration.executor.test_contract import CASES, LIBRARY_ERROR, Case
 from tests.integration.lambda_executor.conftest import lambda_settings
 
@@ -57,7 +60,17 @@ def run_request(case: Case) -> RunRequest | None:
     request = protocol_request(case)
     if request.pop("v") != 1 or not isinstance(request["memory_mb"], int):
         return None
-    return RunRequest(**request)
+    files = request.pop("files", [])
+    inputs = tuple(JobFile(f["name"], base64.b64decode(f["data"])) for f in files)
+    return RunRequest(**request, files=inputs)
+
+
+def comparable(result: RunResult, key: str) -> Any:
+    """A RunResult field as a case's expectations spell it (protocol values)."""
+    value = getattr(result, key)
+    if key == "files":
+        return [entry(f.name, f.data) for f in value]
+    return getattr(value, "value", value)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +101,9 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LambdaExe
         patch.setenv("AWS_REGION", "us-east-1")
         patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
         patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
-        with LambdaStandIn(timeout_s=function_timeout_s(TIMEOUT_S), max_concurrency=2) as standin:
+        with LambdaStandIn(
+            timeout_s=function_timeout_s(TIMEOUT_S), max_concurrency=2, layer=jobenv.site_packages()
+        ) as standin:
             patch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
             executor = build_lambda_executor(lambda_settings(JOBBOT_JOB_TIMEOUT=f"{TIMEOUT_S:g}"))
             client = boto3.client("lambda", region_name="us-east-1")
@@ -149,8 +164,7 @@ def test_contract_case_gives_identical_results_on_local_and_lambda(
 
     expected = {k: v for k, v in case.expect.items() if k in RESULT_FIELDS}
     for result in (on_local, on_lambda):
-        found = {k: getattr(result, k) for k in expected}
-        assert {k: getattr(v, "value", v) for k, v in found.items()} == expected
+        assert {k: comparable(result, k) for k in expected} == expected
     assert (on_local.executor, on_lambda.executor) == ("local", "lambda")
     assert without_timing(on_local) == without_timing(on_lambda)
 
@@ -186,3 +200,67 @@ def test_a_library_error_names_no_host_path_locally_or_on_lambdas_python_version
         assert 'File "job.py", line 4, in parse' in result.traceback
         assert 'File "json/decoder.py", line ' in result.traceback
         assert 'File "/' not in result.traceback, result.traceback
+
+
+# The job environment's packages on both executors (locally the zygote's package template,
+# on Lambda the layer at /opt/python), with data files in and figures out.
+PACKAGE_CASES = {
+    "numpy_pandas_and_matplotlib_import_at_the_same_versions": Case(
+        "import numpy, pandas, matplotlib\n"
+        "print(numpy.__version__, pandas.__version__, matplotlib.__version__,"
+        " matplotlib.get_backend())\n",
+        {"outcome": "ok"},
+    ),
+    "pandas_reads_a_data_file": Case(
+        "import pandas as pd\nprint(pd.read_csv('data.csv').sum().to_dict())\n",
+        {"outcome": "ok", "stdout": "{'a': 4, 'b': 6}\n", "files": []},
+        changes={"files": [entry("data.csv", b"a,b\n1,2\n3,4\n")]},
+    ),
+    "an_open_figure_comes_back_as_a_png_beside_the_files_written": (
+        Case(
+            "import matplotlib.pyplot as plt\nplt.plot(range(10))\nplt.figure()\n"
+            "plt.bar(['a', 'b'], [1, 2])\nopen('out/table.csv', 'w').write('x\\n1\\n')\n",
+            {"outcome": "ok", "files_note": None},
+        )
+    ),
+    "a_figure_too_large_to_draw_is_left_out_with_a_note": Case(
+        "import matplotlib.pyplot as plt\nplt.figure(figsize=(1000, 1000), dpi=100)\n"
+        "plt.plot([1, 2])\n",
+        {
+            "outcome": "ok",
+            "files": [],
+            "files_note": "left out: figure 1 (100000x100000 pixels, limit 50,000,000 pixels)",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PACKAGE_CASES)
+def test_package_case_gives_identical_results_on_local_and_lambda(
+    local: LocalExecutor, remote: tuple[LambdaExecutor, Any], name: str
+) -> None:
+    case = PACKAGE_CASES[name]
+    request = run_request(case)
+    assert request is not None
+
+    on_local, on_lambda = local.run(request), remote[0].run(request)
+
+    expected = {k: v for k, v in case.expect.items() if k in RESULT_FIELDS}
+    for result in (on_local, on_lambda):
+        assert {k: comparable(result, k) for k in expected} == expected, result
+    assert without_timing(on_local) == without_timing(on_lambda)
+
+
+def test_figures_come_back_as_pngs_named_by_their_number(local: LocalExecutor) -> None:
+    request = run_request(
+        PACKAGE_CASES["an_open_figure_comes_back_as_a_png_beside_the_files_written"]
+    )
+    assert request is not None
+
+    result = local.run(request)
+
+    assert [f.name for f in result.files] == ["figure-1.png", "figure-2.png", "table.csv"]
+    for figure in result.files[:2]:
+        assert figure.data.startswith(b"\x89PNG\r\n\x1a\n")
+        width, height = struct.unpack(">II", figure.data[16:24])
+        assert (width, height) == (640, 480)  # matplotlib's default 6.4 x 4.8 in at 100 dpi

@@ -180,11 +180,13 @@ def test_migrate_brings_a_version_2_database_up_to_date(
     url = url_for(scratch_db) if backend == "mariadb" else f"sqlite:///{tmp_path / 'v2.db'}"
     store = SqlStore(make_engine(url))
     store.migrate()
-    # back to version 2: no workers, no dedupe claim, no stop requests
+    # back to version 2: no workers, no dedupe claim, no stop requests, no job files
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE workers"))
         conn.execute(text("DROP TABLE api_tokens"))
         conn.execute(text("DROP TABLE pace"))
+        conn.execute(text("DROP TABLE job_files"))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN files_note"))
         conn.execute(text("ALTER TABLE dedupe_keys DROP COLUMN claim"))
         conn.execute(text("ALTER TABLE jobs DROP COLUMN stop_requested_at"))
         conn.execute(text("UPDATE jobbot_schema SET version = 2"))
@@ -192,9 +194,10 @@ def test_migrate_brings_a_version_2_database_up_to_date(
             text("INSERT INTO dedupe_keys (dedupe_key, created_at) VALUES ('old', '2026-01-01')")
         )
     store.migrate()
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     assert not store.first_time("old") and store.first_time("new")
     assert store.take_turn([("b", Rate(1.0, 1))], 100.0, wait=True) == 100.0
+    assert store.list_files(1) == []
     store.worker_seen("w")
     assert store.workers_alive(60) == 1
     user = store.ensure_user(Identity("local", "h", "ann"))

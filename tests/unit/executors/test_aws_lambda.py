@@ -42,6 +42,9 @@ def test_the_payload_is_the_protocol_request_in_compact_utf8() -> None:
         "timeout_s": 10.0,
         "memory_mb": 256,
         "max_output_bytes": 1024,
+        "files": [],
+        "max_files_out": 10,
+        "max_files_out_bytes": 4 * 1024 * 1024,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.core.models import Identity, RunRequest
+from bot.core.models import Identity, JobFile, RunRequest
 from bot.sandbox import protocol
 
 
@@ -17,7 +17,16 @@ def test_the_run_request_and_the_protocol_request_have_the_same_fields() -> None
 
 def test_a_run_request_becomes_a_valid_protocol_request_with_its_values() -> None:
     request = RunRequest(
-        7, "soma.py", "print(1)", '{"a": 1}', 2.5, 128, 4096, Identity("a", "b", "c")
+        7,
+        "soma.py",
+        "print(1)",
+        '{"a": 1}',
+        2.5,
+        128,
+        4096,
+        files=(JobFile("data.csv", b"a,b\n"),),
+        max_files_out=3,
+        owner=Identity("a", "b", "c"),
     )
 
     body = protocol.request_body(request)
@@ -25,4 +34,5 @@ def test_a_run_request_becomes_a_valid_protocol_request_with_its_values() -> Non
 
     fields = dataclasses.asdict(request)
     del fields["owner"]
+    fields["files"] = [{"name": "data.csv", "data": "YSxiCg=="}]  # base64
     assert parsed.to_dict() == body == {"v": protocol.VERSION, **fields}

@@ -208,3 +208,17 @@ def test_a_probe_with_the_network_on_sees_internet_sockets_allowed() -> None:
     assert response["probe"]["network"] is True
     assert response["probe"]["job"]["internet_socket"] == "allowed"
     assert response["probe"]["job"]["signal_runtime"] == "PermissionError"
+
+
+def test_files_out_too_large_for_the_response_are_dropped_largest_first_with_a_note() -> None:
+    files = [("small.txt", b"s" * 10_000), ("big.bin", b"b" * 60_000), ("mid.csv", b"m" * 30_000)]
+    response = protocol.response("ok", stdout="out", files=files, files_note="earlier")
+
+    fitted = lambda_handler.fit_response(response, limit=80_000)
+
+    assert [entry["name"] for entry in fitted["files"]] == ["small.txt", "mid.csv"]
+    assert fitted["files_note"] == (
+        "earlier; left out: big.bin (the response from Lambda was too large)"
+    )
+    assert fitted["stdout"] == "out" and fitted["outcome"] == "ok"
+    assert len(json.dumps(fitted).encode()) <= 80_000

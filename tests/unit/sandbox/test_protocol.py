@@ -13,7 +13,7 @@ from bot.sandbox.protocol import ProtocolError, parse_request
 RESPONSE_KEYS = {
     "v", "outcome", "result_json", "result_kind", "stdout", "stderr", "stdout_truncated",
     "stderr_truncated", "error_type", "error_message", "traceback", "duration_ms",
-    "exit_code", "signal",
+    "exit_code", "signal", "files", "files_note",
 }  # fmt: skip
 
 

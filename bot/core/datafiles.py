@@ -1,0 +1,73 @@
+"""Checks on the data files a user gives a job (beside its .py): safe names, the total size.
+Each failure is a clear, actionable UserError raised before anything is stored."""
+
+from __future__ import annotations
+
+import mimetypes
+import unicodedata
+from collections.abc import Sequence
+
+from bot.core.models import JobFile
+from bot.core.units import human_bytes
+from bot.errors import InvalidFile
+
+MAX_NAME = 100  # characters; the sandbox checks the same rule (bot/sandbox/files.py)
+RESERVED = ("out",)  # the job's directory for files out
+
+
+def data_file_name(raw: str) -> str:
+    """A user's file name as one plain, printable path component (the sandbox's rule):
+    the last path component, control and format characters made "_", leading dots gone,
+    at most MAX_NAME characters with the extension kept; "file" if nothing is left."""
+    base = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1])
+    kept = "".join("_" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in base)
+    kept = kept.strip().lstrip(".").strip() or "file"
+    if len(kept) > MAX_NAME:
+        _, dot, ext = kept.rpartition(".")
+        ext = ext if dot and 0 < len(ext) <= 10 else ""
+        kept = kept[: MAX_NAME - len(ext) - 1].rstrip() + "." + ext if ext else kept[:MAX_NAME]
+    return kept
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    number = 2
+    candidate = name
+    while candidate in taken or candidate.lower() in RESERVED:
+        candidate = f"{stem}-{number}{'.' + ext if ext else ''}"
+        number += 1
+    return candidate
+
+
+def check_data_files(
+    files: Sequence[tuple[str, bytes]], code_name: str, max_bytes: int
+) -> tuple[JobFile, ...]:
+    """The data files under safe, distinct names (never the code's own, never out/), or
+    InvalidFile when together they are over `max_bytes`."""
+    total = sum(len(data) for _, data in files)
+    if total > max_bytes:
+        names = ", ".join(name for name, _ in files[:3]) + (", ..." if len(files) > 3 else "")
+        raise InvalidFile(
+            f"The data files ({names}) are {human_bytes(total)} together; the limit is "
+            f"{human_bytes(max_bytes)}. Send smaller files, or fewer of them."
+        )
+    taken = {code_name}
+    checked = []
+    for raw, data in files:
+        name = _unique(data_file_name(raw), taken)
+        taken.add(name)
+        checked.append(JobFile(name, bytes(data)))
+    return tuple(checked)
+
+
+def media_type(name: str) -> str:
+    """The media type a file's name suggests (application/octet-stream when unknown)."""
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def is_image(name: str) -> bool:
+    """True for the images a chat shows inline (PNG, JPEG, GIF)."""
+    return media_type(name) in ("image/png", "image/jpeg", "image/gif")

@@ -1,0 +1,217 @@
+"""A job's files: its data files placed read-only beside its code, and what it leaves in
+`out/` collected once every process of the job is gone (the same on every executor).
+
+Collection trusts nothing in `out/`: only regular files with one link are read (never a
+symbolic link, a hard link, a FIFO or a device), each opened without following links and
+checked again once open; names are cleaned; the count, the total size and an image's
+claimed pixels are capped; every file left out is named in a note.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import struct
+import unicodedata
+from typing import Any, NamedTuple
+
+OUT_DIR = "out"
+# an image may claim at most this many pixels: a viewer (Slack's thumbnailer) decodes it whole
+MAX_PIXELS = 50_000_000
+MAX_NAME = 100  # characters of a collected file's name
+_SCAN_LIMIT = 100_000  # entries of out/ looked at; beyond, only "more" is said
+_NOTE_NAMES = 5  # files named in a note before "and N more"
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class OutFile(NamedTuple):
+    """A file collected from `out/` (a NamedTuple, like the other value objects a fresh
+    child imports)."""
+
+    name: str
+    data: bytes
+
+
+def safe_name(raw: str) -> str:
+    """A job's file name as one plain, printable path component: control and format
+    characters, slashes and backslashes become "_", leading dots go, at most MAX_NAME
+    characters (the extension kept); "file" if nothing is left."""
+    text = unicodedata.normalize("NFC", raw).replace("/", "_").replace("\\", "_")
+    kept = "".join("_" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text)
+    kept = kept.strip().lstrip(".").strip() or "file"
+    if len(kept) > MAX_NAME:
+        _, dot, ext = kept.rpartition(".")
+        ext = ext if dot and 0 < len(ext) <= 10 else ""
+        kept = kept[: MAX_NAME - len(ext) - 1].rstrip() + "." + ext if ext else kept[:MAX_NAME]
+    return kept
+
+
+def check_input_name(name: str) -> str | None:
+    """Why `name` cannot be a data file's name in the job directory, or None if it can."""
+    if name != safe_name(name) or name in (OUT_DIR, "..", "."):
+        return f"{name!r} is not a plain file name"
+    return None
+
+
+def place(workdir: str, inputs: list[tuple[str, bytes]], uid: int | None) -> None:
+    """Write the data files read-only into the job directory and make `out/` for the job
+    (owned by `uid` when the job runs as one). Raises OSError."""
+    for name, data in inputs:
+        fd = os.open(
+            os.path.join(workdir, name),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o444,
+        )
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    out = os.path.join(workdir, OUT_DIR)
+    os.mkdir(out, 0o755)
+    if uid is not None:
+        os.chown(out, uid, uid)
+
+
+def image_pixels(head: bytes) -> int | None:
+    """The pixels a PNG or GIF claims in its header (the first bytes of the file)."""
+    if head.startswith(_PNG) and len(head) >= 24 and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return int(width) * int(height)
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        width, height = struct.unpack("<HH", head[6:10])
+        return int(width) * int(height)
+    return None
+
+
+def _read_regular(out_fd: int, name: str, limit: int) -> tuple[bytes | None, str | None]:
+    """(the bytes, None) of a regular, singly linked file of at most `limit` bytes in the
+    directory `out_fd`, or (None, why it is left out)."""
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=out_fd
+        )
+    except OSError as exc:
+        try:
+            is_link = stat.S_ISLNK(os.stat(name, dir_fd=out_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            is_link = False
+        return None, "a symbolic link" if is_link else f"unreadable ({exc.strerror})"
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            return None, "a directory: only files directly in out/ are kept"
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not a regular file"
+        if info.st_nlink != 1:
+            return None, "a hard link"
+        if info.st_size > limit:
+            return None, f"{info.st_size:,} bytes: over the limit"
+        chunks, left = [], limit + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        return None, "it grew while it was read: over the limit"
+    pixels = image_pixels(data[:32])
+    if pixels is not None and pixels > MAX_PIXELS:
+        return None, f"an image of {pixels:,} pixels (limit {MAX_PIXELS:,})"
+    return data, None
+
+
+def _scan(out_fd: int) -> tuple[list[str], bool]:
+    """Up to _SCAN_LIMIT entry names of the directory `out_fd`, sorted, and whether there
+    were more."""
+    names: list[str] = []
+    with os.scandir(out_fd) as entries:
+        for entry in entries:
+            if len(names) >= _SCAN_LIMIT:
+                return sorted(names), True
+            names.append(entry.name)
+    return sorted(names), False
+
+
+def _open_dir(name: str, dir_fd: int | None = None) -> int:
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    number = 2
+    while (candidate := f"{stem}-{number}{'.' + ext if ext else ''}") in taken:
+        number += 1
+    return candidate
+
+
+def collect(workdir: str, max_files: int, max_bytes: int) -> tuple[list[OutFile], list[str]]:
+    """The files the job left in `out/` (sorted by name) within the limits, and a note for
+    each kind of file left out. Call it only once every process of the job is gone; no
+    link is followed, not even one put in place of the job directory or of out/."""
+    try:
+        work_fd = _open_dir(workdir)
+    except OSError:
+        return [], []
+    try:
+        try:
+            out_fd = _open_dir(OUT_DIR, work_fd)
+        except FileNotFoundError:
+            return [], []
+        except OSError:
+            return [], [f"{OUT_DIR} is not a directory, so no file was kept"]
+        try:
+            return _collect(out_fd, max_files, max_bytes)
+        finally:
+            os.close(out_fd)
+    finally:
+        os.close(work_fd)
+
+
+def _collect(out_fd: int, max_files: int, max_bytes: int) -> tuple[list[OutFile], list[str]]:
+    names, more = _scan(out_fd)
+    files: list[OutFile] = []
+    taken: set[str] = set()
+    skipped: list[str] = []
+    over_count = 0
+    total = 0
+    for raw in names:
+        name = _unique(safe_name(raw), taken)
+        if len(files) >= max_files:
+            over_count += 1
+            continue
+        data, why = _read_regular(out_fd, raw, max_bytes - total)
+        if data is None:
+            if why and why.endswith("over the limit"):
+                why = f"{why} of {max_bytes:,} bytes for all files together"
+            skipped.append(f"{name} ({why})")
+            continue
+        taken.add(name)
+        total += len(data)
+        files.append(OutFile(name, data))
+    notes = [f"left out: {item}" for item in skipped[:_NOTE_NAMES]]
+    if len(skipped) > _NOTE_NAMES:
+        notes.append(f"and {len(skipped) - _NOTE_NAMES} more files left out")
+    if over_count or more:
+        extra = f"{over_count}{'+' if more else ''}"
+        notes.append(f"{extra} more files left out: at most {max_files} files are kept")
+    return files, notes
+
+
+def attach(response: dict[str, Any], workdir: str, max_files: int, max_bytes: int) -> None:
+    """Add the files collected from `workdir`'s out/ to a v1 response, with every note (the
+    job's own, about figures, first)."""
+    found, notes = collect(workdir, max_files, max_bytes)
+    response["files"] = [
+        {"name": name, "data": base64.b64encode(data).decode("ascii")} for name, data in found
+    ]
+    earlier = response.get("files_note")
+    joined = "; ".join([earlier, *notes] if earlier else notes)
+    response["files_note"] = joined or None
