@@ -16,6 +16,7 @@ from ..limits import die_with_parent
 from . import preload
 
 REPORT_LIMIT = 1 << 16
+GO = b"go"  # the zygote sealed its namespaces: the slot templates may start
 
 
 class Loop(Protocol):
@@ -34,6 +35,21 @@ class PackageTemplate:
     pid: int
     sock: socket.socket  # forwards job sockets; closed once the template is gone
     report: dict[str, Any] = field(default_factory=dict)
+
+    def release(self, timeout_s: float) -> list[int]:
+        """Once the zygote sealed its namespaces: let the template start its slot templates
+        (whose spare job processes copy the mount namespace as it is then); their pids."""
+        try:
+            self.sock.send(GO)
+            self.sock.settimeout(timeout_s)
+            data = self.sock.recv(REPORT_LIMIT)
+        except OSError:
+            data = b""
+        finally:
+            self.sock.settimeout(None)
+        pids: list[int] = json.loads(data).get("slot_templates", []) if data else []
+        self.report["slot_templates"] = pids
+        return pids
 
     def forward(self, fd: int, msg: bytes) -> bool:
         """Hand a job's socket (and its message) to the template; False if it is gone (the
@@ -56,8 +72,9 @@ def start(
 
     Call it after the zygote entered its namespaces but before it sealed them: the template
     shares them, and some packages write on first import (matplotlib's config directory).
-    In the template, once the imports are done, `serve(sock)` prepares (the slot templates)
-    and returns the loop to run until the zygote closes its end; its `pids` go in the report.
+    In the template, once the imports are done and the zygote sealed its namespaces
+    (PackageTemplate.release), `serve(sock)` prepares (the slot templates) and returns the
+    loop to run until the zygote closes its end; release() returns its `pids`.
     """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     parent = os.getpid()
@@ -107,7 +124,13 @@ def _become_template(
         return
     gc.collect()
     gc.freeze()  # keep the imported heap shared with every fork instead of copied by the GC
-    loop = serve(sock)
-    report["slot_templates"] = loop.pids
     sock.send(json.dumps(report).encode())
+    # Slot templates prepare a spare job process ahead, which enters a mount namespace of its
+    # own (its private /tmp): a copy of ours as it is then. Made before the zygote sealed the
+    # host (read-only, the bot's directories hidden), that copy would show the spare's job
+    # everything; so they start only once the zygote says it sealed.
+    if sock.recv(len(GO)) != GO:
+        return
+    loop = serve(sock)
+    sock.send(json.dumps({"slot_templates": loop.pids}).encode())
     loop()

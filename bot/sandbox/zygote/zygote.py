@@ -213,7 +213,7 @@ def main(argv: list[str]) -> None:
     }
     own = [ctrl, *([template.sock] if template else [])]
     light = slots.start(config_slots, _spawner(config_slots), own)
-    heavy = template.report.get("slot_templates", []) if template else []
+    heavy = template.release(config["start_s"]) if template else []
     hello["slot_templates"] = light.pids + heavy
     ctrl.send(json.dumps(hello).encode())
     # supervisors are reaped by the kernel; each one restores SIGCHLD for its own children

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from bot.executors.local import LocalExecutor
 from testbed import jobenv
 
-from .conftest import harness_request
+from .conftest import REPO, harness_request
 
 VENV = Path(jobenv.PYTHON).parents[1]
 
@@ -182,3 +183,32 @@ def test_the_package_template_is_single_threaded_and_in_the_zygotes_namespaces(
         assert os.readlink(f"/proc/{template}/ns/{kind}") == os.readlink(
             f"/proc/{zygote}/ns/{kind}"
         )
+
+
+def test_the_first_package_job_of_every_slot_sees_the_host_sealed(bot_dir: Path) -> None:
+    # every slot's first job runs in the spare its slot template prepared at start: those
+    # must have been prepared once the zygote hid the bot's directories, not before
+    executor = LocalExecutor(
+        python=jobenv.job_python(),
+        packages=jobenv.packages(),
+        slots=3,
+        uid_base=62950,
+        max_procs=32,
+        tmp_bytes=64 << 20,
+        hide_paths=[str(bot_dir), str(REPO)],
+    )
+    code = (
+        "import time, pandas\n"
+        "try:\n"
+        f"    print(open({str(bot_dir / '.env')!r}).read())\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "time.sleep(1)\n"  # the three run at once, one in each slot
+    )
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            responses = list(pool.map(lambda _: run(executor, code), range(3)))
+    finally:
+        executor.close()
+
+    assert [r["stdout"] for r in responses] == ["FileNotFoundError\n"] * 3
