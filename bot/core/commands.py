@@ -23,7 +23,7 @@ Example: /job run {"a": 5, "b": 3}"""
 
 CONSOLE_USAGE = USAGE.replace(
     "/job run [JSON]        run your latest .py upload here (or pick a file) with a JSON input",
-    "/job run FILE [JSON]   run a .py file with a JSON input (default {})",
+    "/job run FILE [DATA...] [JSON]   run a .py file with data files and a JSON input",
 ).replace(
     'Example: /job run {"a": 5, "b": 3}', 'Example: /job run examples/soma.py {"a": 5, "b": 3}'
 )
@@ -31,10 +31,12 @@ CONSOLE_USAGE = USAGE.replace(
 
 @dataclass(frozen=True)
 class RunCommand:
-    """Run a file; `path` is set when the text names one (console), `input_text` is raw JSON."""
+    """Run a file; `path` is set when the text names one (console), `input_text` is raw JSON,
+    `data_paths` the data files named after the path (console)."""
 
     path: str | None
     input_text: str
+    data_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,13 @@ def _split_run(rest: str) -> RunCommand:
         return RunCommand(path=None, input_text=rest)
     head, _, tail = rest.partition(" ")
     if head.lower().endswith(".py") or "/" in head or "\\" in head:
-        return RunCommand(path=head, input_text=tail.strip())
+        data: list[str] = []
+        tail = tail.strip()
+        while tail and tail[0] not in "{[`\"'“":  # data files until the JSON starts
+            name, _, tail = tail.partition(" ")
+            data.append(name)
+            tail = tail.strip()
+        return RunCommand(path=head, input_text=tail, data_paths=tuple(data))
     return RunCommand(path=None, input_text=rest)
 
 

@@ -20,10 +20,15 @@ from bot.core.replies import Cancelled, Detail, Listing, Problem
 from bot.core.worker import PRESENCE_WINDOW_S
 from bot.errors import ConfigError, InfraError, UsageError, UserError
 from bot.terminal.console import Console, PrintNotifier, read_source
+from bot.terminal.outfiles import OUT_ROOT, read_data_file, save_files, saved_lines
 from bot.terminal.screen import Screen
 from bot.terminal.textview import job_data, job_detail, job_json, render
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TIMEOUT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+# commands a person types and waits for: quiet logs
+INTERACTIVE = frozenset(
+    {"console", "run", "status", "mine", "list", "cancel", "rerun", "token", "files"}
+)
 QUIT_GRACE_S = 5.0  # after a second Ctrl-C: time for the stopped runs to be recorded, no more
 STATUS_EXIT = {
     JobStatus.DONE: EXIT_OK,
@@ -50,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", "submit a .py file, wait for it and print the outcome")
     p.add_argument("file", help="the .py file to run")
     p.add_argument("--input", default="{}", help="JSON object input, e.g. '{\"a\": 5}'")
+    p.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        dest="data",
+        metavar="DATA",
+        help="a data file placed beside the code (repeat for more)",
+    )
     p.add_argument("--json", action="store_true", help="print the job as JSON")
     p.add_argument(
         "--no-worker",
@@ -65,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("list", "everyone's jobs, newest first, 20 per page")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--json", action="store_true")
+    p = add("files", f"save a job's files out under {OUT_ROOT}/ID/ and print their paths")
+    p.add_argument("job_id")
     p = add("cancel", "cancel a waiting job, or stop a running one")
     p.add_argument("job_id")
     p = add("rerun", "run a job's code and input again as a new job, and wait for it")
@@ -102,9 +117,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         print(f"jobbot: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     command = args.command or ("serve" if settings.slack_enabled else "console")
-    interactive = command in {
-        "console", "run", "status", "mine", "list", "cancel", "rerun", "token",
-    }  # fmt: skip
+    interactive = command in INTERACTIVE
     logs.configure(
         "WARNING" if interactive else settings.log_level,
         "text" if interactive else settings.log_format,
@@ -190,17 +203,40 @@ def _wait_for(
         process.stop()
     final = runtime.service.get(finished[0].id) or finished[0]
     print(job_json(final) if args.json else job_detail(final, full=True), file=out)
+    _save(runtime, _actor(runtime, args), final, sys.stderr if args.json else out)
     return STATUS_EXIT.get(final.status, EXIT_ERROR)
+
+
+def _save(runtime: Runtime, actor: Actor, job: Job, out: TextIO) -> int:
+    """Save a job's files out under jobbot-out/<id>/ and print where; how many."""
+    files = runtime.service.files(actor, job.id)
+    for line in saved_lines(job, save_files(job.id, files), files):
+        print(line, file=out)
+    return len(files)
+
+
+def cmd_files(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Fetch a job's files out again."""
+    from bot.core.commands import parse_job_id
+
+    job_id = parse_job_id(args.job_id, "files")
+    runtime = _runtime(settings)
+    actor = _actor(runtime, args)
+    job = runtime.service.view(actor, job_id).job
+    if not _save(runtime, actor, job, out):
+        print(f"Job #{job_id} has no files out{'' if job.status.is_final else ' yet'}.", file=out)
+    return EXIT_OK
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Submit a file and wait."""
     name, data = read_source(args.file)
+    files = [read_data_file(path) for path in getattr(args, "data", [])]
     args.no_worker = getattr(args, "no_worker", False)
     return _wait_for(
         settings,
         lambda runtime, actor, route: runtime.service.submit(
-            actor, name, data, args.input, origin={"kind": "cli"}, route=route
+            actor, name, data, args.input, origin={"kind": "cli"}, route=route, files=files
         ),
         args,
         out,
@@ -351,10 +387,12 @@ def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
     route = local_route()
     screen = Screen(out)
     write = screen.write
-    process = Process(settings, routes={route: PrintNotifier(write)})
+    notifier = PrintNotifier(write)
+    process = Process(settings, routes={route: notifier})
     process.start()
     runtime = process.runtime
     actor = _actor(runtime, args)
+    notifier.files = lambda job_id: runtime.service.files(actor, job_id)
     console = Console(runtime.console_handler(), actor, route, runtime.store)
     write(
         f"jobbot console: {settings.redacted_database_url()}, executor {settings.executor}, "
@@ -399,6 +437,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace, TextIO], int]] = {
     "list": cmd_list,
     "cancel": cmd_cancel,
     "token": cmd_token,
+    "files": cmd_files,
     "migrate": cmd_migrate,
     "worker": cmd_worker,
     "serve": cmd_serve,

@@ -11,10 +11,11 @@ from typing import Any
 
 from bot.core.commands import RunCommand, parse_command
 from bot.core.handler import CommandHandler
-from bot.core.models import Actor, Job, NotificationEvent
+from bot.core.models import Actor, Job, JobFile, NotificationEvent
 from bot.core.ports import OutboxStore
 from bot.core.replies import UNAVAILABLE, Accepted, Problem, Reply
 from bot.errors import InvalidFile, StoreError, UsageError, UserError
+from bot.terminal.outfiles import read_data_file, save_files, saved_lines
 from bot.terminal.textview import finished_line, render
 
 
@@ -35,18 +36,28 @@ def read_source(path_text: str) -> tuple[str, bytes]:
 
 
 class PrintNotifier:
-    """Prints a line when a job of this terminal finishes; the console's Notifier."""
+    """Prints a line when a job of this terminal finishes; the console's Notifier. With
+    `files` (a job's files out, by id), it saves them under jobbot-out/<id>/ and prints
+    where."""
 
     def __init__(
-        self, write: Callable[[str], None], on_finished: Callable[[Job], None] | None = None
+        self,
+        write: Callable[[str], None],
+        on_finished: Callable[[Job], None] | None = None,
+        files: Callable[[int], list[JobFile]] | None = None,
     ) -> None:
         self.write = write
         self.on_finished = on_finished
+        self.files = files
 
     def deliver(self, event: NotificationEvent, job: Job) -> Mapping[str, Any] | None:
         """Print finished jobs (queued and started are already visible in the reply)."""
         if event is NotificationEvent.FINISHED:
             self.write(finished_line(job))
+            if self.files is not None:
+                files = self.files(job.id)
+                for line in saved_lines(job, save_files(job.id, files), files):
+                    self.write(line)
             if self.on_finished is not None:
                 self.on_finished(job)
         return None
@@ -72,6 +83,7 @@ class Console:
                 'e.g. /job run examples/soma.py {"a": 5, "b": 3}'
             )
         name, data = read_source(command.path)
+        files = [read_data_file(path) for path in command.data_paths]
         job, created = self.handler.service.submit(
             self.actor,
             name,
@@ -79,6 +91,7 @@ class Console:
             command.input_text,
             origin={"kind": "console"},
             route=self.route,
+            files=files,
         )
         return Accepted(job, created)
 

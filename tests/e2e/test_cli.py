@@ -16,6 +16,7 @@ import pytest
 from bot.core.models import JobStatus
 from bot.store import SqlStore, make_engine
 from bot.store.tables import SCHEMA_VERSION
+from testbed import jobenv
 from testbed.processes import clean_env, track
 from testbed.waiting import wait_until
 
@@ -378,3 +379,54 @@ def test_start_with_half_the_slack_settings_says_what_is_missing(tmp_path: Path)
     assert "Slack is half configured: SLACK_APP_TOKEN is set" in done.stderr
     assert "SLACK_BOT_TOKEN is missing" in done.stderr and "Install to Workspace" in done.stderr
     assert "xapp-1-half" not in done.stderr + done.stdout
+
+
+def test_a_chart_job_with_a_data_file_saves_its_files_and_prints_where(
+    cli: Cli, tmp_path: Path
+) -> None:
+    done = cli(
+        "run",
+        str(ROOT / "examples" / "chart.py"),
+        "--file",
+        str(ROOT / "examples" / "sales.csv"),
+        JOBBOT_JOB_PYTHON=jobenv.job_python(),
+        JOBBOT_JOB_TIMEOUT="60",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Result: total: 960" in done.stdout
+    assert "Files of job #1, saved:\n  jobbot-out/1/figure-1.png (" in done.stdout
+    assert "  jobbot-out/1/summary.csv (" in done.stdout
+    figure = tmp_path / "jobbot-out" / "1" / "figure-1.png"
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    figure.unlink()
+
+    again = cli("files", "1")
+
+    assert again.returncode == 0, again.stderr
+    assert "jobbot-out/1/figure-1.png" in again.stdout and figure.exists()
+    refused = cli("files", "1", user="mallory")
+    assert refused.returncode == 2 and "only its owner or an admin" in refused.stderr
+
+
+def test_data_files_over_the_limit_exit_two_and_store_nothing(cli: Cli, tmp_path: Path) -> None:
+    data = write(tmp_path, "big.csv", "x" * 200)
+
+    done = cli("run", str(ROOT / "examples" / "soma.py"), "--file", data,
+               JOBBOT_MAX_FILES_IN_BYTES="100")  # fmt: skip
+
+    assert done.returncode == 2
+    assert "The data files (big.csv) are 200 bytes together; the limit is 100 bytes." in (
+        done.stderr
+    )
+    assert stored_jobs(cli) == []
+    missing = cli("run", str(ROOT / "examples" / "soma.py"), "--file", "nope.csv")
+    assert missing.returncode == 2 and "nope.csv does not exist." in missing.stderr
+
+
+def test_files_of_a_job_without_any_says_so(cli: Cli) -> None:
+    cli("run", str(ROOT / "examples" / "soma.py"), "--input", '{"a": 1, "b": 2}')
+
+    done = cli("files", "1")
+
+    assert done.returncode == 0 and done.stdout == "Job #1 has no files out.\n"

@@ -28,7 +28,7 @@ def my_job_dirs() -> list[str]:
 
 def test_the_job_directory_is_the_cwd_and_home_and_is_removed_after_any_end() -> None:
     code = "import os\nprint(os.getcwd() == os.environ['HOME'], sorted(os.listdir('.')))\n"
-    assert run_fresh(harness_request(code))["stdout"] == "True ['job.py']\n"
+    assert run_fresh(harness_request(code))["stdout"] == "True ['job.py', 'out']\n"
     assert my_job_dirs() == []
     run_fresh(harness_request("open('x', 'w').write('1')\nwhile True: pass", timeout_s=0.3))
     assert my_job_dirs() == []
