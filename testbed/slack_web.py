@@ -118,10 +118,12 @@ class WebHandler(BaseHTTPRequestHandler):
             self._send(404 if used else 200, (used or "ok").encode(), "text/plain")
             return
         if api == "upload":
-            self._upload(path, raw)
-            body["_ok"] = True
-            record()
-            self._send(200, b"ok", "text/plain")
+            problem = self._upload(path, raw)
+            body["_ok"] = problem is None
+            record(200 if problem is None else 400)
+            self._send(
+                400 if problem else 200, (problem or f"OK - {len(raw)}").encode(), "text/plain"
+            )
             return
         if api is None:
             record(404)
@@ -155,10 +157,18 @@ class WebHandler(BaseHTTPRequestHandler):
         else:
             self._json({"ok": False, "error": fault.error or "ratelimited"}, fault.status, headers)
 
-    def _upload(self, path: str, raw: bytes) -> None:
+    def _upload(self, path: str, raw: bytes) -> str | None:
+        """Take the bytes of an upload URL: once, for a file id the stand-in issued, and
+        exactly as long as files.getUploadURLExternal was told; else why not."""
         file_id = path.rsplit("/", 1)[-1]
         with self.owner.state.lock:
-            self.owner.state.uploads.setdefault(file_id, {})["content"] = raw
+            entry = self.owner.state.uploads.get(file_id)
+            if entry is None or file_id == "_objects" or "content" in entry:
+                return "upload URL unknown or already used"
+            if len(raw) != entry["length"]:
+                return f"length {len(raw)} differs from the {entry['length']} announced"
+            entry["content"] = raw
+        return None
 
     def _rate_limited(self, api: str, body: dict[str, Any], auth: str | None) -> float | None:
         """Seconds to wait when the call's bucket is empty; None when it may go ahead. Only
@@ -246,26 +256,67 @@ class WebHandler(BaseHTTPRequestHandler):
             obj = owner.state.uploads.get("_objects", {}).get(body.get("file", ""))
             return {"ok": True, "file": obj} if obj else {"ok": False, "error": "file_not_found"}
         if api == "files.getUploadURLExternal":
-            file_id = f"F{next(owner._ids):07d}"
-            with owner.state.lock:
-                owner.state.uploads[file_id] = {"id": file_id, "filename": body.get("filename")}
-            return {"ok": True, "upload_url": owner.url(f"upload/{file_id}"), "file_id": file_id}
+            return self._upload_url(body)
         if api == "files.completeUploadExternal":
             return self._complete_upload(body)
         return {"ok": True}
 
+    def _upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
+        """files.getUploadURLExternal as Slack's reference has it: `filename` and a positive
+        integer `length` required, `alt_txt` at most 1000 characters, files:write needed."""
+        owner = self.owner
+        if "files:write" not in owner.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "files:write"}
+        length = body.get("length")
+        try:
+            length = int(str(length))
+        except ValueError:
+            length = 0
+        if length <= 0:  # "Typically only occurs when the `length` provided is 0."
+            return {"ok": False, "error": "missing_argument"}
+        if not body.get("filename"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(str(body.get("alt_txt") or "")) > 1000:
+            return {"ok": False, "error": "alt_txt_too_large"}
+        file_id = f"F{next(owner._ids):07d}"
+        with owner.state.lock:
+            owner.state.uploads[file_id] = {
+                "id": file_id,
+                "filename": body.get("filename"),
+                "length": length,
+                "alt_txt": body.get("alt_txt"),
+            }
+        return {"ok": True, "upload_url": owner.url(f"upload/{file_id}"), "file_id": file_id}
+
     def _complete_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        """files.completeUploadExternal: every file issued, uploaded and not yet completed
+        (else file_not_found); thread_ts only with a channel."""
         owner = self.owner
         channel = body.get("channel_id")
         if channel:
             problem = posting_error(owner.conversation(str(channel)), owner.scopes)
             if problem is not None:
                 return {"ok": False, "error": problem}
+        elif body.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
         files = body.get("files")
-        files = json.loads(files) if isinstance(files, str) else files or []
+        try:
+            files = json.loads(files) if isinstance(files, str) else files
+        except ValueError:
+            files = None
+        if (
+            not isinstance(files, list)
+            or not files
+            or not all(isinstance(f, dict) and isinstance(f.get("id"), str) for f in files)
+        ):
+            return {"ok": False, "error": "invalid_arguments"}
         with owner.state.lock:
             for f in files:
-                entry = owner.state.uploads.setdefault(f["id"], {"id": f["id"]})
+                entry = owner.state.uploads.get(f["id"])
+                if entry is None or "content" not in entry or entry.get("done"):
+                    return {"ok": False, "error": "file_not_found"}
+            for f in files:
+                entry = owner.state.uploads[f["id"]]
                 entry.update(
                     title=f.get("title"),
                     channel=channel,

@@ -41,6 +41,15 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def too_large(names: Sequence[str], total: int, max_bytes: int) -> InvalidFile:
+    """The refusal of data files that are `total` bytes together, over `max_bytes`."""
+    listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return InvalidFile(
+        f"The data files ({listed}) are {human_bytes(total)} together; the limit is "
+        f"{human_bytes(max_bytes)}. Send smaller files, or fewer of them."
+    )
+
+
 def check_data_files(
     files: Sequence[tuple[str, bytes]], code_name: str, max_bytes: int
 ) -> tuple[JobFile, ...]:
@@ -48,11 +57,7 @@ def check_data_files(
     InvalidFile when together they are over `max_bytes`."""
     total = sum(len(data) for _, data in files)
     if total > max_bytes:
-        names = ", ".join(name for name, _ in files[:3]) + (", ..." if len(files) > 3 else "")
-        raise InvalidFile(
-            f"The data files ({names}) are {human_bytes(total)} together; the limit is "
-            f"{human_bytes(max_bytes)}. Send smaller files, or fewer of them."
-        )
+        raise too_large([name for name, _ in files], total, max_bytes)
     taken = {code_name}
     checked = []
     for raw, data in files:

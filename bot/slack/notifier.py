@@ -11,12 +11,13 @@ from slack_sdk import WebClient
 
 from bot.app.config import Settings
 from bot.core.metrics import Metrics
-from bot.core.models import Job, NotificationEvent
+from bot.core.models import FileRole, Job, NotificationEvent
 from bot.core.service import JobService
 from bot.errors import NotifyError, NotifyRetryable, StoreError
 from bot.slack.budget import POST, UPLOAD, Held, PaceMemory, Pacer
 from bot.slack.clients import web_client
 from bot.slack.delivery import Progress, Via
+from bot.slack.fileshare import FileShare
 from bot.slack.formatting import Message, context, section
 from bot.slack.home import HomePublisher
 from bot.slack.jobviews import (
@@ -50,8 +51,10 @@ class SlackNotifier:
         metrics: Metrics | None = None,
         home: HomePublisher | None = None,
         pacer: Pacer | None = None,
+        files: FileShare | None = None,
     ) -> None:
         self.client = client
+        self.files = files
         self.pacer = pacer  # None: no pacing (a test that drives Slack's limits itself)
         self.broadcast = broadcast
         self.notify_channel = notify_channel
@@ -194,9 +197,12 @@ class SlackNotifier:
         self._status(job, origin, progress)
 
     def _extras(self, job: Job, origin: Origin, progress: Progress) -> None:
-        """The output file, the notify-channel summary and the Home tab; each optional."""
+        """The output file, the files out, the notify-channel summary and the Home tab; each
+        optional."""
         if needs_upload(job) and progress.get("upload") is None:
             self._upload(job, origin, progress)
+        if self.files is not None and progress.get("files") is None:
+            self._share_files(self.files, job, origin, progress)
         if self.notify_channel and progress.get("summary") is None:
             self._turn(progress, POST, self.notify_channel, result=True)
             try:
@@ -272,6 +278,34 @@ class SlackNotifier:
         if self.pacer is not None:
             self.pacer.turn(progress, method, channel, result=result)
 
+    def _share_files(self, files: FileShare, job: Job, origin: Origin, progress: Progress) -> None:
+        """The job's files out in its thread (fileshare.py), at most once, in their turn;
+        given up after UPLOAD_TRIES, with a line that says so."""
+        tries = int(progress.get("files_tries") or 0) + 1
+        progress.set(files_tries=tries)
+        channel, thread = str(progress.target), self._thread(origin, progress)
+        if progress.via is Via.RESPONSE_URL:  # no thread to share in: the DM
+            if progress.get("files_note") is None:
+                note = Message(f"Files of job #{job.id}", [context(f"Files of job #{job.id}:")])
+                self._turn(progress, POST, origin.user, result=True)
+                thread, channel = self._post_raw(origin.user, note, None)
+                progress.set(files_note=f"{channel}/{thread}")
+            channel, _, thread = str(progress.get("files_note")).partition("/")
+        self._turn(progress, UPLOAD, channel, result=True)
+        try:
+            progress.set(files="done" if files.share(job, channel, thread) else "none")
+        except CallFailed as exc:
+            self._refused(exc, UPLOAD, channel)
+            if (exc.failure.is_outage or exc.failure.kind == "client_error") and (
+                tries < UPLOAD_TRIES
+            ):
+                raise
+            log.warning("files not shared: %s", exc.failure.kind, extra={"job_id": job.id})
+            progress.set(files="failed")
+            failed = f"The files of job #{job.id} could not be shared."
+            self._turn(progress, POST, channel, result=True)
+            self._post_raw(channel, Message(failed, [context(failed)]), thread)
+
     def _post_to(
         self,
         progress: Progress,
@@ -340,6 +374,7 @@ def build_slack_notifier(
             "Slack calls given a turn ahead of now, per rate bucket (the outbox's queue).",
             pacer.backlog,
         )
+    store = service.store
     return SlackNotifier(
         client,
         broadcast=settings.reply_broadcast,
@@ -349,4 +384,5 @@ def build_slack_notifier(
             client, service, metrics, pacer=pacer, refresh_s=settings.home_refresh_s
         ),
         pacer=pacer,
+        files=FileShare(client, lambda job_id: store.read_files(job_id, FileRole.OUT), metrics),
     )

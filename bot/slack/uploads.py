@@ -180,7 +180,17 @@ class FileFetcher:
         unreachable, 5xx, 429): nothing the person did, they may simply try again later."""
         file = self.resolve(file)
         self.check(file)
-        name = file.run_name
+        return self._download(file, self.max_bytes, file.run_name)
+
+    def fetch_data(self, file: SlackFile, max_bytes: int) -> tuple[str, bytes]:
+        """(name, bytes) of a data file shared beside the .py, of at most `max_bytes`."""
+        file = self.resolve(file)
+        name = clean_file_name(file.name) or "The file"
+        if file.size is not None and file.size > max_bytes:
+            raise self._too_big(name, file.size, limit=max_bytes)
+        return self._download(file, max_bytes, clean_file_name(file.name))
+
+    def _download(self, file: SlackFile, max_bytes: int, name: str) -> tuple[str, bytes]:
         if not file.url:
             raise InvalidFile(f"Slack gave no download link for {name}. Share it again.")
         url = file.url
@@ -200,7 +210,7 @@ class FileFetcher:
                 request.add_unredirected_header("Authorization", f"Bearer {self.token}")
             try:
                 with self._opener.open(request, timeout=self.timeout) as response:
-                    return name, self._read(name, response)
+                    return name, self._read(name, response, max_bytes)
             except urllib.error.HTTPError as exc:
                 location = (
                     exc.headers.get("Location") if exc.code in {301, 302, 303, 307, 308} else None
@@ -229,11 +239,11 @@ class FileFetcher:
             )
         return InvalidFile(f"{name} could not be downloaded from Slack (HTTP {code}). {NOT_SEEN}")
 
-    def _read(self, name: str, response: Any) -> bytes:
+    def _read(self, name: str, response: Any, max_bytes: int) -> bytes:
         content_type = str(response.headers.get("Content-Type", "")).lower()
         length = response.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > self.max_bytes:
-            raise self._too_big(name, int(length))
+        if length and length.isdigit() and int(length) > max_bytes:
+            raise self._too_big(name, int(length), limit=max_bytes)
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -241,20 +251,24 @@ class FileFetcher:
             if not chunk:
                 break
             total += len(chunk)
-            if total > self.max_bytes:
-                raise self._too_big(name, total, at_least=True)
+            if total > max_bytes:
+                raise self._too_big(name, total, at_least=True, limit=max_bytes)
             chunks.append(chunk)
         data = b"".join(chunks)
         head = data[:200].lstrip().lower()
-        if "text/html" in content_type or head.startswith((b"<!doctype html", b"<html")):
+        page = "text/html" in content_type or head.startswith((b"<!doctype html", b"<html"))
+        if page and not name.lower().endswith((".html", ".htm")):
             raise InvalidFile(
                 f"Slack sent a sign-in page instead of {name}: jobbot may not read files here. "
                 "An admin must give the app the files:read scope and reinstall it."
             )
         return data
 
-    def _too_big(self, name: str, size: int, at_least: bool = False) -> InvalidFile:
+    def _too_big(
+        self, name: str, size: int, at_least: bool = False, limit: int | None = None
+    ) -> InvalidFile:
         more = "more than " if at_least else ""
+        limit = self.max_bytes if limit is None else limit
         return InvalidFile(
-            f"{name} is {more}{human_bytes(size)}; the limit is {human_bytes(self.max_bytes)}."
+            f"{name} is {more}{human_bytes(size)}; the limit is {human_bytes(limit)}."
         )

@@ -13,12 +13,15 @@ from bot.slack.jobviews import RERUN_ACTION, one_line
 RUN_MODAL = "job_run_modal"
 FILE_BLOCK, FILE_ACTION = "script_block", "script_file"
 INPUT_BLOCK, INPUT_ACTION = "input_block", "input_json"
+DATA_BLOCK, DATA_ACTION = "data_block", "data_files"
+DATA_MAX_FILES = 10  # file_input allows at most 10
 INPUT_MAX = 3000  # plain_text_input max_length
 HOME_JOBS = 20
 
 
 def run_modal(metadata: dict[str, Any], input_text: str) -> dict[str, Any]:
-    """The Run job form: one .py file and a JSON input, the channel kept in the metadata."""
+    """The Run job form: one .py file, optional data files and a JSON input, the channel kept
+    in the metadata."""
     text_input: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": INPUT_ACTION,
@@ -45,6 +48,21 @@ def run_modal(metadata: dict[str, Any], input_text: str) -> dict[str, Any]:
                     "action_id": FILE_ACTION,
                     "filetypes": ["py"],
                     "max_files": 1,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": DATA_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Data files"},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "Placed beside the .py, read-only: open('data.csv') reads one.",
+                },
+                "element": {
+                    "type": "file_input",
+                    "action_id": DATA_ACTION,
+                    "max_files": DATA_MAX_FILES,
                 },
             },
             {

@@ -79,7 +79,7 @@ class Console:
     def _run(self, command: RunCommand) -> Reply:
         if command.path is None:
             raise UsageError(
-                "Give the file to run: /job run FILE [JSON], "
+                "Give the file to run: /job run FILE [DATA...] [JSON], "
                 'e.g. /job run examples/soma.py {"a": 5, "b": 3}'
             )
         name, data = read_source(command.path)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.core.models import JobStatus
 from bot.store import SqlStore, make_engine
+from testbed import jobenv
 from testbed.processes import clean_env, track
 from testbed.waiting import wait_until
 
@@ -56,7 +57,7 @@ def test_console_speaks_the_job_commands(tmp_path: Path) -> None:
     assert "Unknown command `frobnicate`" in out
     assert "not valid JSON" in out and "line 1, column 9" in out
     assert "examples/missing.py does not exist" in out
-    assert "/job run FILE [JSON]" in out
+    assert "/job run FILE [DATA...] [JSON]" in out
 
 
 def test_console_prints_the_completion_and_status_shows_it(tmp_path: Path) -> None:
@@ -182,3 +183,31 @@ def test_a_second_ctrl_c_quits_at_once_stopping_the_running_job(tmp_path: Path) 
         assert term.job(1) is JobStatus.CANCELLED, "stopped, not waited for"
     finally:
         term.close()
+
+
+def test_a_chart_job_with_a_data_file_saves_its_files_where_the_console_runs(
+    tmp_path: Path,
+) -> None:
+    env = clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'jobbot.db'}",
+        PYTHONPATH=str(ROOT),
+        JOBBOT_JOB_PYTHON=jobenv.job_python(),
+        JOBBOT_JOB_TIMEOUT="60",
+    )
+    line = f"/job run {ROOT}/examples/chart.py {ROOT}/examples/sales.csv {{}}"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        cwd=tmp_path,
+        env=env,
+        input=line + "\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "[job #1] ✓ #1  chart.py  done" in done.stdout
+    assert "Files of job #1, saved:\n  jobbot-out/1/figure-1.png (" in done.stdout
+    assert (tmp_path / "jobbot-out" / "1" / "summary.csv").read_text().startswith(",sales")

@@ -5,7 +5,7 @@ the ack's budget, and a file's download and submission."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from datetime import timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.core.commands import RunCommand
+from bot.core.datafiles import too_large
 from bot.core.handler import CommandHandler
 from bot.core.inputs import check_input
 from bot.core.metrics import Metrics
@@ -151,11 +152,18 @@ class IntakeContext:
         kind: Kind,
         key: str,
         once: str | None = None,
+        data_files: Sequence[SlackFile] = (),
     ) -> None:
-        """Download the file and store the job; any problem goes to the user alone (once per
-        `once` key, when the same request can arrive more than once)."""
+        """Download the file (and the data files shared beside it) and store the job; any
+        problem goes to the user alone (once per `once` key, when the same request can
+        arrive more than once)."""
         try:
             name, data = self.fetcher.fetch(file)
+            limit = self.service.limits.max_files_in_bytes
+            declared = sum(f.size or 0 for f in data_files)
+            if declared > limit:  # told before anything is downloaded
+                raise too_large([f.name for f in data_files], declared, limit)
+            files = [self.fetcher.fetch_data(extra, limit) for extra in data_files]
         except (UserError, UpstreamUnavailable) as exc:
             log.info("download refused", extra={"user_id": actor.user.id, "kind": kind.value})
             if once is None or self.memory.first_time(once):
@@ -165,7 +173,9 @@ class IntakeContext:
             log.exception("download failed", extra={"user_id": actor.user.id})
             self.tell(asker.where, OOPS)
             return
-        self._store(actor, asker, name, data, input_text, kind=kind, key=key, once=once)
+        self._store(
+            actor, asker, name, data, input_text, kind=kind, key=key, once=once, files=files
+        )
 
     def submit_code(
         self,
@@ -193,6 +203,7 @@ class IntakeContext:
         kind: Kind,
         key: str,
         once: str | None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         try:
             job, created = self.service.submit(
@@ -203,6 +214,7 @@ class IntakeContext:
                 origin=asker.origin(kind),
                 route=ROUTE,
                 idempotency_key=key,
+                files=files,
             )
         except (UserError, StoreError, UpstreamUnavailable) as exc:
             log.info("submission refused", extra={"user_id": actor.user.id, "kind": kind.value})

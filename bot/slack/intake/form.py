@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot.core.datafiles import too_large
 from bot.core.models import HeldRequest
 from bot.core.replies import UNAVAILABLE
 from bot.errors import StoreError, UserError
@@ -22,7 +23,14 @@ from bot.slack.intake.journal import (
 from bot.slack.intake.request import Asker
 from bot.slack.origin import Kind
 from bot.slack.uploads import SlackFile
-from bot.slack.views import FILE_ACTION, FILE_BLOCK, INPUT_ACTION, INPUT_BLOCK
+from bot.slack.views import (
+    DATA_ACTION,
+    DATA_BLOCK,
+    FILE_ACTION,
+    FILE_BLOCK,
+    INPUT_ACTION,
+    INPUT_BLOCK,
+)
 
 
 def first_line(message: str, limit: int = 150) -> str:
@@ -49,8 +57,14 @@ class FormIntake:
         view = body.get("view") or {}
         values = (view.get("state") or {}).get("values") or {}
         files = _field(values, FILE_BLOCK, FILE_ACTION).get("files") or []
+        picked = _field(values, DATA_BLOCK, DATA_ACTION).get("files") or []
+        data = [SlackFile.from_payload(f) for f in picked if isinstance(f, dict)]
         text = _field(values, INPUT_BLOCK, INPUT_ACTION).get("value") or ""
         errors: dict[str, str] = {}
+        limit = self.context.service.limits.max_files_in_bytes
+        total = sum(f.size or 0 for f in data)
+        if total > limit:
+            errors[DATA_BLOCK] = first_line(too_large([f.name for f in data], total, limit).message)
         try:
             self.context.check_input(text)
         except UserError as exc:
@@ -67,12 +81,17 @@ class FormIntake:
             return {"response_action": "errors", "errors": errors}
         asker = Asker.from_form(body)
         key = keys.form(view.get("id"))
-        payload = {"asker": asker.to_dict(), "file": file_to_dict(file), "text": text}
+        payload = {
+            "asker": asker.to_dict(),
+            "file": file_to_dict(file),
+            "text": text,
+            "data": [file_to_dict(f) for f in data],
+        }
         held = self.journal.hold(
             key,
             HeldKind.FORM,
             payload,
-            lambda: self._submit(asker, file, text, key),
+            lambda: self._submit(asker, file, text, key, data),
             where=asker.where,
             budget=HOLD_BUDGET_S,
         )
@@ -89,13 +108,16 @@ class FormIntake:
         if asker is None:
             return False
         file = file_from_dict(data["file"])
-        self._submit(asker, file, str(data.get("text") or ""), request.key)
+        extra = [file_from_dict(f) for f in data.get("data") or [] if isinstance(f, dict)]
+        self._submit(asker, file, str(data.get("text") or ""), request.key, extra)
         return True
 
-    def _submit(self, asker: Asker, file: SlackFile, text: str, key: str) -> None:
+    def _submit(
+        self, asker: Asker, file: SlackFile, text: str, key: str, data: list[SlackFile]
+    ) -> None:
         try:
             actor = self.context.actor(asker)
         except StoreError as exc:
             self.context.tell(asker.where, refusal(exc))
             return
-        self.context.submit(actor, asker, file, text, kind=Kind.MODAL, key=key)
+        self.context.submit(actor, asker, file, text, kind=Kind.MODAL, key=key, data_files=data)

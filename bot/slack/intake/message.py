@@ -224,7 +224,14 @@ class MessageIntake:
                 context.tell(asker.where, exc.message)
             return
         context.submit(
-            actor, asker, file, command.input_text, kind=Kind.MESSAGE, key=key, once=refused
+            actor,
+            asker,
+            file,
+            command.input_text,
+            kind=Kind.MESSAGE,
+            key=key,
+            once=refused,
+            data_files=[f for f in files if f is not file],  # attached beside the .py
         )
 
 
