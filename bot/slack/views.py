@@ -52,6 +52,14 @@ def run_modal(metadata: dict[str, Any], input_text: str) -> dict[str, Any]:
             },
             {
                 "type": "input",
+                "block_id": INPUT_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "JSON input"},
+                "hint": {"type": "plain_text", "text": "A JSON object; empty means {}."},
+                "element": text_input,
+            },
+            {
+                "type": "input",
                 "block_id": DATA_BLOCK,
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Data files"},
@@ -64,14 +72,6 @@ def run_modal(metadata: dict[str, Any], input_text: str) -> dict[str, Any]:
                     "action_id": DATA_ACTION,
                     "max_files": DATA_MAX_FILES,
                 },
-            },
-            {
-                "type": "input",
-                "block_id": INPUT_BLOCK,
-                "optional": True,
-                "label": {"type": "plain_text", "text": "JSON input"},
-                "hint": {"type": "plain_text", "text": "A JSON object; empty means {}."},
-                "element": text_input,
             },
         ],
     }

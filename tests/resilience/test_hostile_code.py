@@ -136,6 +136,7 @@ class Target:
             timeout_s=kw.pop("timeout_s", TIMEOUT_S),
             memory_mb=kw.pop("memory_mb", MEMORY_MB),
             max_output_bytes=kw.pop("max_output_bytes", MAX_OUTPUT),
+            files=kw.pop("files", ()),
         )
         assert not kw
         return self.executor.run(request)
