@@ -205,7 +205,6 @@ class WorkerStore(JobQueue, Presence, JobFiles, Protocol):
     jobs' files (a job's data files for its run, the retention sweep)."""
 
 
-
 class ServiceStore(Users, ApiTokens, JobReads, JobQueue, JobFiles, Protocol):
     """What JobService needs of the store: who is who, jobs to read, the queue to put jobs in
     (and take them out by cancelling), and the jobs' files."""

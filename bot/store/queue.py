@@ -21,6 +21,7 @@ from bot.core.models import (
     INTERRUPTED_TYPE,
     STOPPED_LOST_MESSAGE,
     Claim,
+    FileRole,
     Job,
     JobStatus,
     NotificationEvent,
@@ -28,6 +29,7 @@ from bot.core.models import (
 )
 from bot.core.ports import Recovery
 from bot.store import statements
+from bot.store.files import add_files
 from bot.store.rows import job_select, to_job
 from bot.store.tables import NotificationState, jobs, notifications
 from bot.store.types import utcnow
