@@ -50,9 +50,15 @@ def test_ten_thousand_files_in_out_keep_the_first_ten_and_say_so(target: Target)
 
     result = target.hostile(code, timeout_s=20.0)
 
-    assert result.outcome is Outcome.OK, result
+    # on Lambda the function's timeout (the job's 2 s and headroom) may come first: the files
+    # written until then are collected all the same
+    assert result.outcome in {Outcome.OK, Outcome.TIMEOUT}, result
+    assert target.is_lambda or result.outcome is Outcome.OK, result
     assert names(result) == [f"{i:05}.txt" for i in range(10)]
-    assert result.files_note == "9990 more files left out: at most 10 files are kept"
+    assert result.files_note is not None
+    assert result.files_note.endswith(" more files left out: at most 10 files are kept")
+    if result.outcome is Outcome.OK:
+        assert result.files_note == "9990 more files left out: at most 10 files are kept"
 
 
 def test_links_in_out_to_host_files_or_other_jobs_files_are_never_followed(
@@ -111,20 +117,31 @@ def test_a_png_claiming_a_hundred_thousand_pixels_square_is_left_out(target: Tar
 
 
 SEARCH = f"""\
-import os, time
-found, deadline = set(), time.monotonic() + 3
-while time.monotonic() < deadline and not found:
-    for top in ('/tmp', '/var/tmp', '/dev/shm', '/proc'):
-        for root, dirs, files in os.walk(top, onerror=lambda e: None):
-            if root.startswith('/proc/') and root.count('/') > 3:
-                dirs[:] = [d for d in dirs if d in ('cwd', 'root')]
-            for name in files:
-                try:
-                    with open(os.path.join(root, name), 'rb') as fh:
-                        if b'{MARKER}' in fh.read(4096):
-                            found.add(os.path.join(root, name))
-                except OSError:
-                    pass
+import glob, os, time
+marker = {MARKER[:8]!r} + {MARKER[8:]!r}  # never whole in this file, which is searched too
+
+def files_under(top):
+    for root, _, names in os.walk(top):
+        yield from (os.path.join(root, name) for name in names)
+
+def candidates():
+    for top in ('/tmp', '/var/tmp', '/dev/shm'):
+        yield from files_under(top)
+    for pid in (p for p in os.listdir('/proc') if p.isdigit()):
+        yield from glob.glob(f'/proc/{{pid}}/cwd/*')  # another job's directory, through its cwd
+        yield from files_under(f'/proc/{{pid}}/root/tmp')  # or through its root
+
+found, deadline = set(), time.monotonic() + wait  # `wait`: the input
+while True:  # while the other job holds its file
+    for path in candidates():
+        try:
+            with open(path, 'rb') as fh:
+                if marker.encode() in fh.read(4096):
+                    found.add(path)
+        except OSError:
+            pass
+    if found or time.monotonic() > deadline:
+        break
 print(sorted(found))
 """
 
@@ -133,18 +150,22 @@ def test_a_job_cannot_read_another_jobs_data_files(target: Target) -> None:
     holder = "import time\nopen('secret.csv').read()\ntime.sleep(3)\n"
     secret = (JobFile("secret.csv", f"{MARKER}\n".encode()),)
     results: dict[str, RunResult] = {}
+
+    def hold() -> None:
+        results["holder"] = target.run(holder, files=secret, timeout_s=10.0, job_id=2)
+
     # locally the two run at once (two slots); the Lambda stand-in has one environment at a
-    # time, so there the search runs after the holder's environment was cleaned
-    thread = threading.Thread(
-        target=lambda: results.update(
-            holder=target.run(holder, files=secret, timeout_s=10.0, job_id=2)
-        )
-    )
-    thread.start()
-    try:
-        searcher = target.hostile(SEARCH, timeout_s=10.0)
-    finally:
-        thread.join()
+    # time (a second invoke is throttled), so there the search runs in it after the holder
+    thread = threading.Thread(target=hold)
+    if target.is_lambda:
+        hold()
+        searcher = target.hostile(SEARCH, {"wait": 0}, timeout_s=10.0)
+    else:
+        thread.start()
+        try:
+            searcher = target.hostile(SEARCH, {"wait": 3}, timeout_s=10.0)
+        finally:
+            thread.join()
 
     assert results["holder"].outcome is Outcome.OK, results["holder"]
     assert searcher.outcome is Outcome.OK, searcher
