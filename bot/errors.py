@@ -9,6 +9,7 @@
     │   │   └── FileTooLarge    ... over the size limit
     │   ├── JobNotFound         no job with that id
     │   ├── UserNotFound        no user with that id
+    │   ├── FileNotFound        no file of that name with the job
     │   ├── Forbidden           the job belongs to someone else
     │   └── NotCancellable      the job already started or finished
     ├── ConfigError             invalid settings (lists every problem at once)
@@ -80,6 +81,10 @@ class JobNotFound(UserError):
 
 class UserNotFound(UserError):
     """There is no user with that id."""
+
+
+class FileNotFound(UserError):
+    """The job has no file of that name."""
 
 
 class Forbidden(UserError):

@@ -4,9 +4,12 @@ absent, never null."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
+from bot.core.models import FileRole, StoredFile
 from bot.core.service import JobView
 
 
@@ -14,8 +17,9 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def job_json(view: JobView) -> dict[str, Any]:
-    """The JSON object of one job as its viewer may see it."""
+def job_json(view: JobView, files: Sequence[StoredFile] = ()) -> dict[str, Any]:
+    """The JSON object of one job as its viewer may see it, with its `files` (listed by the
+    store) where the viewer may see them."""
     job = view.job
     data: dict[str, Any] = {
         "id": job.id,
@@ -45,5 +49,17 @@ def job_json(view: JobView) -> dict[str, Any]:
         stdout_truncated=job.stdout_truncated,
         stderr_truncated=job.stderr_truncated,
         error=error,
+        files=[
+            {
+                "name": f.name,
+                "size": f.size,
+                "media_type": f.media_type,
+                "url": f"/api/jobs/{job.id}/files/{quote(f.name, safe='')}",
+            }
+            for f in files
+            if f.role is FileRole.OUT
+        ],
+        data_files=[{"name": f.name, "size": f.size} for f in files if f.role is FileRole.IN],
+        files_note=job.files_note,
     )
     return data

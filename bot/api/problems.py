@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response
 
 from bot.errors import (
+    FileNotFound,
     FileTooLarge,
     Forbidden,
     InputTooLarge,
@@ -33,6 +34,7 @@ USER_ERRORS: tuple[tuple[type[UserError], int, str, str], ...] = (
     (InvalidFile, 422, "invalid-file", "Invalid file"),
     (JobNotFound, 404, "not-found", "Not found"),
     (UserNotFound, 404, "not-found", "Not found"),
+    (FileNotFound, 404, "not-found", "Not found"),
     (Forbidden, 403, "forbidden", "Not yours"),
     (NotCancellable, 409, "not-cancellable", "Not cancellable"),
     (UsageError, 400, "bad-request", "Bad request"),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -20,6 +21,7 @@ from bot.api.limits import RateLimit, WaitSlots, retry_after
 from bot.api.problems import problem, user_problem
 from bot.api.submission import BadSubmission, read_submission
 from bot.core.commands import MAX_LISTED, parse_job_id
+from bot.core.datafiles import media_type
 from bot.core.metrics import Metrics
 from bot.core.models import Actor, Job
 from bot.core.service import PAGE_SIZE, JobService, JobView
@@ -42,6 +44,7 @@ class ApiLimits:
 
     max_code_bytes: int
     max_input_bytes: int
+    max_files_in_bytes: int
     job_timeout_s: float
     poll_s: float
     rate_per_minute: int
@@ -51,9 +54,10 @@ class ApiLimits:
 
     @property
     def max_body(self) -> int:
-        """The largest request body read: twice the code and input (JSON escapes), and room
-        for the envelope. A bigger one is refused before it is read."""
-        return 2 * (self.max_code_bytes + self.max_input_bytes) + BODY_OVERHEAD
+        """The largest request body read: twice the code and input (JSON escapes), the data
+        files, and room for the envelope. A bigger one is refused before it is read."""
+        code_and_input = 2 * (self.max_code_bytes + self.max_input_bytes)
+        return code_and_input + self.max_files_in_bytes + BODY_OVERHEAD
 
     @property
     def max_wait_s(self) -> float:
@@ -114,6 +118,7 @@ class JobsApi:
             )
         route(PREFIX + "/jobs/<job_id>/cancel", "cancel", self.cancel, "POST")
         route(PREFIX + "/jobs/<job_id>/rerun", "rerun", self.rerun, "POST")
+        route(PREFIX + "/jobs/<job_id>/files/<name>", "file", self.file, "GET")
 
     # --- around every request ---------------------------------------------------------
 
@@ -250,7 +255,7 @@ class JobsApi:
         wait = self._seconds("wait", self.limits.max_wait_s)
         actor = g.actor
         if not wait:
-            return _json(job_json(self.service.view(actor, number)))
+            return _json(self._render(self.service.view(actor, number)))
         with self.waits.hold(actor.user.id) as refused:
             if refused is not None:
                 detail = (
@@ -266,7 +271,7 @@ class JobsApi:
                     headers={"Retry-After": "1"},
                 )
             view = self.service.wait(actor, number, wait, self.limits.poll_s)
-        return _json(job_json(view))
+        return _json(self._render(view))
 
     def submit(self) -> Response:
         """A new job from JSON or a multipart form: 201 and its Location."""
@@ -283,6 +288,7 @@ class JobsApi:
             sent.input_text,
             origin={"kind": "api"},
             idempotency_key=key,
+            files=sent.files,
         )
         return self._accepted(actor, job, created)
 
@@ -290,7 +296,8 @@ class JobsApi:
         """Cancel a job of the caller's (any, for an admin): 200 when it is cancelled at once
         (it was waiting), 202 when a stop of its run was asked for (it ends `cancelled`)."""
         job = self.service.cancel(g.actor, parse_job_id(job_id, "cancel"))
-        return _json(job_json(JobView(job, full=True)), 200 if job.status.is_final else 202)
+        view = JobView(job, full=True)
+        return _json(self._render(view), 200 if job.status.is_final else 202)
 
     def rerun(self, job_id: str) -> Response:
         """The job's code and input again, as a new job of the caller's."""
@@ -303,15 +310,30 @@ class JobsApi:
         )
         return self._accepted(actor, job, created)
 
+    def file(self, job_id: str, name: str) -> Response:
+        """A file the job wrote (under out/, or a figure it left open), as an attachment."""
+        found = self.service.file(g.actor, parse_job_id(job_id, "status"), name)
+        answer = Response(found.data, content_type=media_type(found.name))
+        # The job chose these bytes: never let a browser render them as this origin's page.
+        answer.headers["Content-Disposition"] = (
+            f"attachment; filename*=UTF-8''{quote(found.name, safe='')}"
+        )
+        answer.headers["X-Content-Type-Options"] = "nosniff"
+        answer.headers["Content-Security-Policy"] = "sandbox"
+        return answer
+
     # --- helpers ----------------------------------------------------------------------
 
     def _accepted(self, actor: Actor, job: Job, created: bool) -> Response:
         base = PREFIX + "/jobs" if request.path.startswith(PREFIX + "/") else "/jobs"
         view = JobView(job, full=self.service.may_manage(actor, job))
-        return _json(job_json(view), 201 if created else 200, location=f"{base}/{job.id}")
+        return _json(self._render(view), 201 if created else 200, location=f"{base}/{job.id}")
 
     def _rows(self, jobs: list[Job]) -> list[dict[str, Any]]:
-        return [job_json(view) for view in self.service.views(g.actor, jobs)]
+        return [self._render(view) for view in self.service.views(g.actor, jobs)]
+
+    def _render(self, view: JobView) -> dict[str, Any]:
+        return job_json(view, self.service.listed_files(view))
 
     @staticmethod
     def _idempotency_key(actor: Actor) -> str | None:

@@ -32,6 +32,7 @@ class Submission:
     name: str
     code: bytes
     input_text: str
+    files: tuple[tuple[str, bytes], ...] = ()  # data files (a form's `files` fields)
 
 
 def _reject_constant(name: str) -> Any:
@@ -111,13 +112,13 @@ def _from_json(raw: bytes) -> Submission:
 
 def _from_form(request: Request) -> Submission:
     files = request.files
-    extra = sorted(k for k in files if k not in {"file", "input"})
+    extra = sorted(k for k in files if k not in {"file", "input", "files"})
     if extra:
         raise BadSubmission(
-            422,
-            "invalid-file",
-            f"Unexpected file field {extra[0]!r}: send the .py file as the field file "
-            "(data files beside it are not taken yet).",
+            400,
+            "bad-form",
+            f"Unexpected file field {extra[0]!r}: send the .py file as the field file and "
+            "data files as fields named files.",
         )
     picked = files.getlist("file")
     if len(picked) != 1:
@@ -134,9 +135,14 @@ def _from_form(request: Request) -> Submission:
     unknown = sorted(k for k in request.form if k != "input")
     if unknown:
         raise BadSubmission(
-            400, "bad-form", f"Unknown form field {unknown[0]!r}: the fields are file and input."
+            400,
+            "bad-form",
+            f"Unknown form field {unknown[0]!r}: the fields are file, input and files.",
         )
-    return Submission(name=upload.filename or "", code=upload.read(), input_text=input_text)
+    data = tuple((part.filename or "data", part.read()) for part in files.getlist("files"))
+    return Submission(
+        name=upload.filename or "", code=upload.read(), input_text=input_text, files=data
+    )
 
 
 def _text(data: bytes, field: str) -> str:

@@ -299,6 +299,7 @@ def build_api(settings: Settings, runtime: Runtime) -> JobsApi:
     limits = ApiLimits(
         max_code_bytes=settings.max_code_bytes,
         max_input_bytes=settings.max_input_bytes,
+        max_files_in_bytes=settings.max_files_in_bytes,
         job_timeout_s=settings.job_timeout,
         poll_s=settings.poll_interval,
         rate_per_minute=settings.api_rate,

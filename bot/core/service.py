@@ -12,10 +12,20 @@ from typing import Any
 
 from bot.core.datafiles import check_data_files
 from bot.core.inputs import check_file, check_input
-from bot.core.models import Actor, FileRole, Identity, Job, JobFile, JobStatus, NewJob, User
+from bot.core.models import (
+    Actor,
+    FileRole,
+    Identity,
+    Job,
+    JobFile,
+    JobStatus,
+    NewJob,
+    StoredFile,
+    User,
+)
 from bot.core.ports import Clock, Intake, ServiceStore
 from bot.core.tokens import new_token, token_hash, well_formed
-from bot.errors import Forbidden, JobNotFound, NotCancellable, UserNotFound
+from bot.errors import FileNotFound, Forbidden, JobNotFound, NotCancellable, UserNotFound
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 20
@@ -292,6 +302,24 @@ class JobService:
     def get(self, job_id: int) -> Job | None:
         """A job by id, for adapters and waiters (no ownership check)."""
         return self.store.get(job_id)
+
+    def listed_files(self, view: JobView) -> list[StoredFile]:
+        """A job's files (data files first, then files out), without their content, for a
+        viewer who may see its output; none for anyone else."""
+        return self.store.list_files(view.job.id) if view.full else []
+
+    def file(self, actor: Actor, job_id: int, name: str, role: FileRole = FileRole.OUT) -> JobFile:
+        """One file of a job by its name, for its owner or an admin."""
+        view = self.view(actor, job_id)
+        if not view.full:
+            raise Forbidden(
+                f"Job #{job_id} is not yours: only its owner or an admin can fetch its files."
+            )
+        found = self.store.read_file(job_id, role, name)
+        if found is None:
+            kept = ", ".join(f.name for f in self.store.list_files(job_id, role)) or "none"
+            raise FileNotFound(f"Job #{job_id} has no file {name[:100]!r} (its files: {kept}).")
+        return found
 
     def files(self, actor: Actor, job_id: int, role: FileRole = FileRole.OUT) -> list[JobFile]:
         """A job's files of one role, with their content, for its owner or an admin."""

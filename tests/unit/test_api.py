@@ -79,7 +79,7 @@ def test_output_fields_are_absent_for_those_who_may_not_see_them() -> None:
 
 def test_the_spec_names_every_route_and_method_the_api_serves() -> None:
     service = JobService(InMemoryStore(FakeClock()), FakeClock(), Limits(1000, 100))
-    api = JobsApi(service, ApiLimits(1000, 100, 10, 0.1, 60, 10, 2), Metrics())
+    api = JobsApi(service, ApiLimits(1000, 100, 4000, 10, 0.1, 60, 10, 2), Metrics())
     app = Flask("spec")
     app.register_blueprint(api.blueprint)
     served = {
@@ -98,7 +98,7 @@ def served(store: InMemoryStore) -> tuple[FlaskClient, str]:
     """serve's web app with only the API mounted, on `store`; a test client and a token."""
     service = JobService(store, FakeClock(), Limits(1000, 100))
     token = service.mint_token(service.actor(Identity("local", "h", "alice")))
-    api = JobsApi(service, ApiLimits(1000, 100, 10, 0.1, 60, 10, 2), Metrics())
+    api = JobsApi(service, ApiLimits(1000, 100, 4000, 10, 0.1, 60, 10, 2), Metrics())
     app = build_web_app(lambda: None, Metrics(), [Mount(api.blueprint, owns, api.error)])
     return app.test_client(), token
 

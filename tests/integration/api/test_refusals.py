@@ -103,8 +103,9 @@ def test_too_large_code_and_input_are_413_with_both_sizes(api: Api) -> None:
 
 def test_a_body_over_the_limit_is_a_problem_and_a_huge_one_is_refused_unread(api: Api) -> None:
     alice = api.caller()
-    limit = 2 * (api.process.settings.max_code_bytes + api.process.settings.max_input_bytes)
-    limit += 64 << 10
+    settings = api.process.settings
+    limit = 2 * (settings.max_code_bytes + settings.max_input_bytes)
+    limit += settings.max_files_in_bytes + (64 << 10)
     over = alice.post("/api/jobs", data=b" " * (limit + 1), headers=JSON)
     assert f"the limit is {limit}" in is_problem(over, 413)["detail"]
     # twice the limit: waitress answers at once, before the body is sent (it would otherwise

@@ -102,3 +102,38 @@ def test_cancelling_a_running_job_stops_it(running: Api) -> None:
     assert asked.status_code == 202 and asked.json()["status"] == "running"
     final = alice.get(f"/api/jobs/{job['id']}", params={"wait": 10}).json()
     assert final["status"] == "cancelled"  # not `timeout` (5 s): the stop ended it
+
+
+FILES_JOB = """\
+import os
+os.makedirs("out", exist_ok=True)
+with open("data.csv") as src, open("out/total.txt", "w") as dst:
+    dst.write(str(sum(int(line) for line in src)))
+print("ok")
+"""
+
+
+def test_data_files_go_in_and_files_out_come_back_to_their_owner_only(running: Api) -> None:
+    alice, bob = running.caller(), running.caller()
+    posted = alice.post(
+        "/api/jobs",
+        files=[
+            ("file", ("sum.py", FILES_JOB.encode(), "text/x-python")),
+            ("files", ("data.csv", b"1\n2\n39\n", "text/csv")),
+        ],
+    )
+    assert posted.status_code == 201, posted.text
+    job = alice.get(posted.headers["Location"], params={"wait": 10}).json()
+    assert job["status"] == "done", job
+    assert job["data_files"] == [{"name": "data.csv", "size": 7}]
+    [out] = job["files"]
+    assert (out["name"], out["size"]) == ("total.txt", 2)
+    fetched = alice.get(out["url"])
+    assert fetched.status_code == 200 and fetched.content == b"42"
+    assert fetched.headers["Content-Disposition"].startswith("attachment;")
+    assert fetched.headers["X-Content-Type-Options"] == "nosniff"
+    refused = bob.get(out["url"])
+    assert refused.status_code == 403 and b"42" not in refused.content
+    assert "files" not in bob.get(posted.headers["Location"]).json()
+    missing = alice.get(f"/api/jobs/{job['id']}/files/nothing.txt")
+    assert missing.status_code == 404 and "total.txt" in missing.json()["detail"]
