@@ -122,3 +122,15 @@ def test_a_crash_and_a_database_outage_are_problems_too(caplog: pytest.LogCaptur
     assert "Nothing was saved" in down.get_json()["detail"]
     elsewhere = client.get("/not-the-api")
     assert (elsewhere.status_code, elsewhere.data) == (404, b"not found\n")  # not the API's
+
+
+def test_a_token_reply_shows_the_token_but_never_in_its_repr() -> None:
+    from bot.core.replies import TokenIssued, TokenRevoked
+    from bot.slack.replyviews import render as slack_render
+    from bot.terminal.textview import render as text_render
+
+    token = "jobbot_" + "t" * 43
+    reply = TokenIssued(token, user_id=7)
+    assert token not in repr(reply)
+    assert token in json.dumps(slack_render(reply).as_kwargs()) and token in text_render(reply)
+    assert "no API token" in text_render(TokenRevoked(had_one=False))
