@@ -5,8 +5,9 @@ Alice owns a finished job whose input and output carry markers, and waiting jobs
 other user) and an admin (JOBBOT_ADMINS) try every way jobbot shows or acts on a job:
 `/job status`, `/job list`, `/job mine`, the App Home, `status` in a mention and in a DM,
 cancel and re-run by slash command and by mention, the Re-run button in a thread and on the
-Home tab (its value forged to Alice's job). The observed matrix must equal the intended
-one, and nothing that reached Bob ever carries Alice's input or output.
+Home tab (its value forged to Alice's job), and the HTTP API with each one's token. The
+observed matrix must equal the intended one, and nothing that reached Bob ever carries
+Alice's input or output.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from bot.core.models import Job, JobStatus, RunRequest, RunResult
 from bot.store import SqlStore
@@ -236,3 +238,81 @@ def test_every_surface_shows_and_acts_only_for_the_owner_and_admins(authz: Authz
         assert OUTPUT not in text and INPUT not in text, text
     assert [j.owner.external_id for j in stack.jobs() if j.rerun_of == done.id].count(sr.BOB) == 0
     assert {stack.job(j.id).status for j in waiting} == {JobStatus.CANCELLED}
+
+
+def test_the_http_api_shows_and_acts_only_for_the_owner_and_admins(authz: Authz) -> None:
+    """The same matrix through the HTTP API (real HTTP, waitress, the same runtime), each
+    person with their own token: fields Bob may not see are absent, and nothing he is sent
+    carries Alice's input or output."""
+    from bot.api.routes import owns
+    from bot.app.server import HttpServer, Mount, build_web_app
+    from bot.app.wiring import build_api
+    from bot.core.models import Identity
+
+    stack, runtime = authz.stack, authz.stack.runtime
+    done, waiting = alices_jobs(authz)
+    api = build_api(stack.settings, runtime)
+    web = build_web_app(
+        runtime.store.ping, runtime.metrics, [Mount(api.blueprint, owns, api.error)]
+    )
+    server = HttpServer(web, 0, 4, host="127.0.0.1")
+    service = runtime.service
+    actors = {role: service.actor(Identity("slack", sr.TEAM, u)) for role, u in ACTORS.items()}
+    tokens = {role: service.mint_token(actor) for role, actor in actors.items()}
+    sent_to_bob: list[str] = []
+
+    def call(role: str, method: str, path: str) -> tuple[int, str]:
+        answer = requests.request(
+            method,
+            f"http://127.0.0.1:{server.port}{path}",
+            headers={"Authorization": f"Bearer {tokens[role]}"},
+            timeout=30,
+        )
+        if role == "other":
+            sent_to_bob.append(answer.text)
+        return answer.status_code, answer.text
+
+    def shown(role: str, path: str) -> str:
+        status, text = call(role, "GET", path)
+        assert status == 200, text
+        if OUTPUT in text:
+            return "full"
+        return "status" if f'"id": {done.id},' in text else "absent"
+
+    matrix: dict[tuple[str, str], str] = {}
+    try:
+        alice = actors["owner"].user.id
+        for role in ACTORS:
+            matrix["GET /api/jobs/N", role] = shown(role, f"/api/jobs/{done.id}")
+            matrix["GET /api/jobs", role] = shown(role, "/api/jobs")
+            matrix["GET /api/users/ALICE/jobs", role] = shown(role, f"/api/users/{alice}/jobs")
+            matrix["GET /jobs/N (original)", role] = shown(role, f"/jobs/{done.id}")
+        for role, index in [("other", 0), ("owner", 0), ("admin", 1)]:
+            before = {j.id for j in stack.jobs()}
+            status, text = call(role, "POST", f"/api/jobs/{waiting[index].id}/cancel")
+            cancelled = stack.job(waiting[index].id).status is JobStatus.CANCELLED
+            matrix["POST cancel", role] = "done" if status == 200 and cancelled else "refused"
+            if status != 200:
+                assert status == 403 and "not yours" in text
+                assert {j.id for j in stack.jobs()} == before
+        for role in ("other", "owner", "admin"):
+            before = {j.id for j in stack.jobs()}
+            status, text = call(role, "POST", f"/api/jobs/{done.id}/rerun")
+            matrix["POST rerun", role] = "done" if status == 201 else "refused"
+            if status != 201:
+                assert status == 403 and "not yours" in text
+                assert {j.id for j in stack.jobs()} == before
+    finally:
+        server.close()
+    expected = {}
+    for surface in ["GET /api/jobs/N", "GET /api/jobs", "GET /api/users/ALICE/jobs",
+                    "GET /jobs/N (original)"]:  # fmt: skip
+        expected.update({(surface, "owner"): "full", (surface, "other"): "status",
+                         (surface, "admin"): "full"})  # fmt: skip
+    for surface in ["POST cancel", "POST rerun"]:
+        expected.update({(surface, "owner"): "done", (surface, "other"): "refused",
+                         (surface, "admin"): "done"})  # fmt: skip
+    assert matrix == expected
+    for text in sent_to_bob:
+        assert OUTPUT not in text and INPUT not in text, text
+        assert '"input"' not in text and '"result"' not in text  # absent, not null
