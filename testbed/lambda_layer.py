@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.executors.aws_lambda import layer_build
 from bot.executors.jobenv import read_pins
+from testbed import jobenv
 from testbed.pythons import require_lambda_python
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,13 @@ def layer_dir(requirements: Path = REQUIREMENTS) -> Path:
             return target
         python = require_lambda_python()
         with tempfile.TemporaryDirectory(prefix="build-", dir=CACHE) as work:
-            built = layer_build.build(requirements, architecture, Path(work), python=python)
+            built = layer_build.build(
+                requirements,
+                architecture,
+                Path(work),
+                python=python,
+                fonts_with=jobenv.job_python(),
+            )
             unpacked = Path(work) / "unpacked"
             with zipfile.ZipFile(built.path) as archive:
                 archive.extractall(unpacked)

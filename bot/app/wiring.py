@@ -437,7 +437,14 @@ def lambda_command(settings: Settings, action: str, out: TextIO, *, replace: boo
     """`python -m bot lambda deploy [--replace] | policy`."""
     from bot.executors.aws_lambda.deploy import run_lambda_command
 
-    return run_lambda_command(settings, action, out, replace=replace, requirements=JOB_REQUIREMENTS)
+    return run_lambda_command(
+        settings,
+        action,
+        out,
+        replace=replace,
+        requirements=JOB_REQUIREMENTS,
+        job_python=job_python(settings),
+    )
 
 
 def extra_checks(settings: Settings) -> list[tuple[str, str, bool]]:

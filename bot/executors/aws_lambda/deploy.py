@@ -45,14 +45,26 @@ def artifact_client(session: Any, settings: Settings) -> Any:
     return session.client("s3", region_name=session_region(session, settings), config=config)
 
 
-def build_layer(
-    requirements: Path, architecture: str, workdir: Path, max_unzipped: int
-) -> layer_build.BuiltLayer:
-    """The real layer build, with python3.13's bytecode when one is found here."""
-    python = layer_build.lambda_python()
-    return layer_build.build(
-        requirements, architecture, workdir, python=python, max_unzipped=max_unzipped
-    )
+def layer_builder(
+    fonts_with: str | None,
+) -> Callable[[Path, str, Path, int], layer_build.BuiltLayer]:
+    """The real layer build, with python3.13's bytecode when one is found here, and
+    matplotlib's font list made with `fonts_with` (the local job environment's Python)."""
+
+    def build(
+        requirements: Path, architecture: str, workdir: Path, max_unzipped: int
+    ) -> layer_build.BuiltLayer:
+        python = layer_build.lambda_python()
+        return layer_build.build(
+            requirements,
+            architecture,
+            workdir,
+            python=python,
+            max_unzipped=max_unzipped,
+            fonts_with=fonts_with,
+        )
+
+    return build
 
 
 def run_lambda_command(
@@ -62,11 +74,13 @@ def run_lambda_command(
     *,
     replace: bool = False,
     requirements: Path | None = None,
+    job_python: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """`deploy` (with `replace`: re-create a function of the wrong tenancy) or `policy`;
     returns the exit code (messages on `out`, notes on stderr). `requirements`: the job
-    packages' pinned list, built into the function's layer (None: no layer)."""
+    packages' pinned list, built into the function's layer (None: no layer); `job_python`: the
+    local job environment's interpreter, which makes matplotlib's font list for it."""
     import boto3
 
     session = boto3.session.Session()
@@ -93,7 +107,7 @@ def run_lambda_command(
         runtime=spec.runtime,
         bucket=settings.lambda_artifact_bucket,
         say=deployer.say,
-        build=build_layer,
+        build=layer_builder(job_python),
     )
     if layer.wanted():
         deployer.layer = layer

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,9 @@ GLIBC_MINOR = 34  # its OS, Amazon Linux 2023, has glibc 2.34: manylinux_2_17 ..
 MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}  # Lambda's names -> wheel platform tags
 SITE = "python"  # /opt/python in the function: on the runtime's sys.path, and the job's
 MANIFEST = "jobbot/packages.json"  # /opt/jobbot/packages.json
+FONT_CACHE = "jobbot/matplotlib"  # /opt/jobbot/matplotlib/fontlist-v*.json, copied per job
 PRUNED = ("tests",)  # the packages' own test suites: never imported by a job, 15% of the size
-FORMAT = 1  # part of the fingerprint: bump when the layout above changes
+FORMAT = 2  # part of the fingerprint: bump when the layout above changes (2: font list)
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 MIB = 1024 * 1024
 
@@ -77,6 +79,7 @@ class BuiltLayer:
     zip_bytes: int
     unzipped_bytes: int
     bytecode: bool  # .pyc compiled for python3.13 included (imports need not compile)
+    font_cache: bool = False  # matplotlib's font list included (jobs need not build it)
     zipped: bool = True  # False: over the size it may take, so never zipped (path absent)
 
 
@@ -136,6 +139,50 @@ def compile_bytecode(python: str, site: Path) -> None:
     _run(argv, f"compiling the layer's bytecode with {python}")
 
 
+# Run by a Python that has the pinned matplotlib (the local job environment): its font list of
+# the fonts matplotlib ships, which are the same files in every wheel of a version. Those
+# entries are cached relative to matplotlib's data directory, so they hold at /opt/python too;
+# the host's own fonts are left out (Lambda has other ones). `target` names where matplotlib's
+# data will be; the list itself holds only paths relative to it.
+_FONT_SCRIPT = """\
+import os, sys
+import matplotlib
+from matplotlib import font_manager
+want, _target, out = sys.argv[1:4]
+if matplotlib.__version__ != want:
+    sys.exit(f"matplotlib {matplotlib.__version__} there, {want} pinned")
+data = os.path.join(matplotlib.get_data_path(), "")
+manager = font_manager.FontManager()
+manager.ttflist = [f for f in manager.ttflist if f.fname.startswith(data)]
+manager.afmlist = [f for f in manager.afmlist if f.fname.startswith(data)]
+name = f"fontlist-v{font_manager.FontManager.__version__}.json"
+font_manager.json_dump(manager, os.path.join(out, name))
+"""
+
+
+def font_cache(python: str, pins: list[Pin], root: Path) -> bool:
+    """Write matplotlib's font list for the layer with `python` (which must have the pinned
+    matplotlib); False, changing nothing, when there is no matplotlib pinned or it differs."""
+    pinned = {pin.name.lower(): pin.version for pin in pins}.get("matplotlib")
+    if pinned is None:
+        return False
+    out = root / FONT_CACHE
+    out.mkdir(parents=True)
+    target = f"/opt/{SITE}/matplotlib/mpl-data"
+    with tempfile.TemporaryDirectory() as config:
+        env = {"PATH": os.defpath, "MPLCONFIGDIR": config, "MPLBACKEND": "Agg"}
+        done = subprocess.run(
+            [python, "-I", "-c", _FONT_SCRIPT, pinned, target, str(out)],
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+    if done.returncode != 0 or not any(out.iterdir()):
+        shutil.rmtree(out)
+        return False
+    return True
+
+
 def tree_bytes(root: Path) -> int:
     """Bytes of every regular file under `root` (what Lambda counts as unzipped size)."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
@@ -162,10 +209,13 @@ def build(
     runtime: str = f"python{PYTHON_VERSION}",
     python: str | None = None,
     max_unzipped: int | None = None,
+    fonts_with: str | None = None,
 ) -> BuiltLayer:
     """Build the layer zip in `workdir` (which it fills). `python`: a python3.13 to compile
     bytecode with (None: no bytecode, imports compile at each cold start). A layer over
-    `max_unzipped` bytes is not zipped (its `zipped` is False): it could not be used."""
+    `max_unzipped` bytes is not zipped (its `zipped` is False): it could not be used.
+    `fonts_with`: a Python with the pinned matplotlib (the local job environment's), to build
+    matplotlib's font list once here instead of in every job that plots."""
     if architecture not in MACHINES:
         raise LayerBuildError(f"unknown architecture {architecture!r}: arm64 or x86_64")
     pins = read_pins(requirements)
@@ -177,6 +227,7 @@ def build(
         compile_bytecode(python, site)
     (root / MANIFEST).parent.mkdir(parents=True)
     (root / MANIFEST).write_text(json.dumps(manifest(pins, runtime, architecture), indent=1))
+    fonts = fonts_with is not None and font_cache(fonts_with, pins, root)
     path = workdir / f"jobbot-packages-{architecture}.zip"
     unzipped = tree_bytes(root)
     zipped = max_unzipped is None or unzipped <= max_unzipped
@@ -189,4 +240,5 @@ def build(
         unzipped_bytes=unzipped,
         bytecode=python is not None,
         zipped=zipped,
+        font_cache=fonts,
     )

@@ -125,10 +125,11 @@ class LayerStep:
                 raise LayerError(f"the layer could not be built: {exc}") from exc
             self._built, self.unzipped = made, made.unzipped_bytes
             bytecode = "with" if made.bytecode else "WITHOUT (no python3.13 here)"
+            fonts = "with" if made.font_cache else "without"
             if made.zipped:
                 self.say(
                     f"layer: built, {megabytes(made.zip_bytes)} zipped, {bytecode} bytecode "
-                    "for python3.13"
+                    f"for python3.13, {fonts} matplotlib's font list"
                 )
         total = self.unzipped + function_unzipped
         self.say(

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
     request = protocol.parse_request(raw["request"])
     lim = limits.Limits(**raw["limits"])
     os.chdir(argv[0])
-    hints.offer(layer.enter())  # a Lambda layer's packages, when the function has one
+    hints.offer(layer.enter(home=argv[0]))  # a Lambda layer's packages, when there is one
     # the uid may run other processes (the Lambda runtime): they count, this one does not
     nproc = limits.threads_of(os.getuid()) - 1 + lim.max_procs
     limits.apply_rlimits(lim, nproc=nproc)

@@ -17,6 +17,8 @@ import pytest
 from bot.executors.aws_lambda import layer_build
 from bot.executors.aws_lambda.deploy import run_lambda_command
 from bot.executors.aws_lambda.layers import UNZIPPED_LIMIT, parse_description
+from bot.executors.jobenv import read_pins
+from testbed import jobenv
 from testbed.pythons import lambda_python
 from tests.integration.lambda_executor.conftest import REGION, lambda_settings
 from tests.integration.lambda_executor.test_deploy import make_role
@@ -301,3 +303,21 @@ def test_policy_without_a_bucket_grants_no_s3(aws: tuple[Any, Any]) -> None:
     run_lambda_command(lambda_settings(JOBBOT_LAMBDA_ROLE_ARN=make_role(iam)), "policy", out)
 
     assert '"s3:' not in out.getvalue()
+
+
+def test_the_font_list_holds_matplotlibs_own_fonts_by_relative_path(tmp_path: Path) -> None:
+    pins = read_pins(jobenv.REPO / "requirements-jobs.txt")
+
+    made = layer_build.font_cache(jobenv.job_python(), pins, tmp_path)
+
+    assert made
+    [listed] = (tmp_path / layer_build.FONT_CACHE).iterdir()
+    fonts = json.loads(listed.read_text())["ttflist"]
+    assert fonts and all(f["fname"].startswith("fonts/") for f in fonts)  # no host font
+
+
+def test_no_font_list_without_matplotlib_pinned(wheels: Path, tmp_path: Path) -> None:
+    assert not layer_build.font_cache(
+        jobenv.job_python(), read_pins(pinned(tmp_path, "tinypkg==1.0")), tmp_path
+    )
+    assert not (tmp_path / layer_build.FONT_CACHE).exists()

@@ -84,6 +84,27 @@ def main():
     assert found["numpy"].startswith("/opt/python/numpy/")
 
 
+def test_matplotlib_uses_the_font_list_of_the_layer_instead_of_building_one(
+    with_layer: LambdaExecutor,
+) -> None:
+    code = """\
+import glob, os
+[cached] = glob.glob(os.path.expanduser("~/.cache/matplotlib/fontlist-v*.json"))
+seeded = os.stat(cached).st_mtime_ns
+import matplotlib.pyplot as plt
+from matplotlib import font_manager
+plt.title("text needs a font")
+plt.savefig("chart.png")
+print(os.stat(cached).st_mtime_ns == seeded, font_manager.fontManager.defaultFont["ttf"])
+"""
+    result = with_layer.run(job(code, timeout_s=TIMEOUT_S))
+
+    assert result.outcome is Outcome.OK, result
+    unchanged, font = result.stdout.split()
+    assert unchanged == "True"  # matplotlib read the list: it did not build and write one
+    assert font == "/opt/python/matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf"
+
+
 def test_a_missing_package_names_what_the_layer_offers(with_layer: LambdaExecutor) -> None:
     result = with_layer.run(job("import torch\n"))
 
