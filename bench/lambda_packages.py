@@ -48,7 +48,7 @@ import matplotlib.pyplot
 marks.append(time.perf_counter())
 print(json.dumps([b - a for a, b in zip(marks, marks[1:])]))
 """
-IMPORTS = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot (font cache built)")
+IMPORTS = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 
 
 def request(code: str, job_id: int) -> RunRequest:
