@@ -159,15 +159,9 @@ class IntakeContext:
         arrive more than once)."""
         try:
             name, data = self.fetcher.fetch(file)
-            limit = self.service.limits.max_files_in_bytes
-            declared = sum(f.size or 0 for f in data_files)
-            if declared > limit:  # told before anything is downloaded
-                raise too_large([f.name for f in data_files], declared, limit)
-            files = [self.fetcher.fetch_data(extra, limit) for extra in data_files]
+            files = self._data(data_files)
         except (UserError, UpstreamUnavailable) as exc:
-            log.info("download refused", extra={"user_id": actor.user.id, "kind": kind.value})
-            if once is None or self.memory.first_time(once):
-                self.tell(asker.where, refusal(exc))
+            self._refused(actor, asker, kind, once, exc)
             return
         except Exception:
             log.exception("download failed", extra={"user_id": actor.user.id})
@@ -187,10 +181,44 @@ class IntakeContext:
         *,
         key: str,
         once: str | None = None,
+        data_files: Sequence[SlackFile] = (),
     ) -> None:
-        """Store a job of code sent in a message (a code block), as `submit` does a file's."""
+        """Store a job of code sent in a message (a code block), with the data files shared
+        beside it, as `submit` does a file's."""
+        try:
+            files = self._data(data_files)
+        except (UserError, UpstreamUnavailable) as exc:
+            self._refused(actor, asker, Kind.MESSAGE, once, exc)
+            return
+        except Exception:
+            log.exception("download failed", extra={"user_id": actor.user.id})
+            self.tell(asker.where, OOPS)
+            return
         data = code.encode("utf-8")
-        self._store(actor, asker, name, data, input_text, kind=Kind.MESSAGE, key=key, once=once)
+        self._store(
+            actor, asker, name, data, input_text, kind=Kind.MESSAGE, key=key, once=once, files=files
+        )
+
+    def _data(self, data_files: Sequence[SlackFile]) -> list[tuple[str, bytes]]:
+        """The data files downloaded, refused as a whole before any download when their
+        declared sizes already pass the limit."""
+        limit = self.service.limits.max_files_in_bytes
+        declared = sum(f.size or 0 for f in data_files)
+        if declared > limit:  # told before anything is downloaded
+            raise too_large([f.name for f in data_files], declared, limit)
+        return [self.fetcher.fetch_data(extra, limit) for extra in data_files]
+
+    def _refused(
+        self,
+        actor: Actor,
+        asker: Asker,
+        kind: Kind,
+        once: str | None,
+        exc: UserError | UpstreamUnavailable,
+    ) -> None:
+        log.info("download refused", extra={"user_id": actor.user.id, "kind": kind.value})
+        if once is None or self.memory.first_time(once):
+            self.tell(asker.where, refusal(exc))
 
     def _store(
         self,

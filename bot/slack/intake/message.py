@@ -207,7 +207,14 @@ class MessageIntake:
                     context.tell(asker.where, exc.message)
                 return
             context.submit_code(
-                actor, asker, CODE_FILE_NAME, code, command.input_text, key=key, once=refused
+                actor,
+                asker,
+                CODE_FILE_NAME,
+                code,
+                command.input_text,
+                key=key,
+                once=refused,
+                data_files=files,  # a .py beside a code block was refused: data only
             )
             return
         if file is None:

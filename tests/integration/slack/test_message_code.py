@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.core.models import JobStatus
+from bot.core.models import FileRole, JobStatus
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from bot.store import SqlStore
@@ -139,3 +139,18 @@ def test_code_from_a_message_really_runs_in_the_sandbox(sandboxed: Stack) -> Non
     assert job.stdout == "6\n"
     final = sandboxed.standin.posts(channel="D0ALICE")[-1]
     assert "6" in message_text(final)
+
+
+def test_data_files_shared_beside_a_code_block_reach_its_job(stack: Stack) -> None:
+    data = stack.standin.add_file("data.csv", "a,b\n1,2\n")
+    inner = sr.file_message(
+        "run\n```python\nprint(open('data.csv').read())\n```",
+        [data],
+        channel="D0ALICE",
+        channel_type="im",
+    )
+    stack.dispatch(sr.event(inner))
+    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    assert job.file_name == "message.py"
+    stored = stack.runtime.store.read_files(job.id, FileRole.IN)
+    assert [(f.name, f.data) for f in stored] == [("data.csv", b"a,b\n1,2\n")]
