@@ -19,7 +19,7 @@ from bot.executors.aws_lambda.deploy import run_lambda_command
 from bot.executors.aws_lambda.layers import UNZIPPED_LIMIT, parse_description
 from bot.executors.jobenv import read_pins
 from testbed import jobenv
-from testbed.pythons import lambda_python
+from testbed.pythons import require_lambda_python
 from tests.integration.lambda_executor.conftest import REGION, lambda_settings
 from tests.integration.lambda_executor.test_deploy import make_role
 from tests.support.moto_lambda import REQUEST_LIMIT
@@ -113,7 +113,7 @@ def test_the_layer_holds_the_packages_under_python_and_a_manifest(
     workdir = tmp_path / "build"
     workdir.mkdir()
 
-    built = layer_build.build(requirements, "x86_64", workdir, python=lambda_python())
+    built = layer_build.build(requirements, "x86_64", workdir, python=require_lambda_python())
 
     archive = zipfile.ZipFile(built.path)
     names = set(archive.namelist())
