@@ -203,14 +203,15 @@ def _wait_for(
         process.stop()
     final = runtime.service.get(finished[0].id) or finished[0]
     print(job_json(final) if args.json else job_detail(final, full=True), file=out)
-    _save(runtime, _actor(runtime, args), final, sys.stderr if args.json else out)
+    # the text detail says which files were left out; with --json the note goes to stderr
+    _save(runtime, _actor(runtime, args), final, sys.stderr if args.json else out, note=args.json)
     return STATUS_EXIT.get(final.status, EXIT_ERROR)
 
 
-def _save(runtime: Runtime, actor: Actor, job: Job, out: TextIO) -> int:
+def _save(runtime: Runtime, actor: Actor, job: Job, out: TextIO, *, note: bool = True) -> int:
     """Save a job's files out under jobbot-out/<id>/ and print where; how many."""
     files = runtime.service.files(actor, job.id)
-    for line in saved_lines(job, save_files(job.id, files), files):
+    for line in saved_lines(job, save_files(job.id, files), files, note=note):
         print(line, file=out)
     return len(files)
 

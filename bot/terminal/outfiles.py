@@ -27,14 +27,17 @@ def save_files(job_id: int, files: Sequence[JobFile], root: Path = OUT_ROOT) -> 
     return saved
 
 
-def saved_lines(job: Job, paths: Sequence[Path], files: Sequence[JobFile]) -> list[str]:
-    """What to print about a job's files: where each went, and the note on those left out."""
+def saved_lines(
+    job: Job, paths: Sequence[Path], files: Sequence[JobFile], *, note: bool = True
+) -> list[str]:
+    """What to print about a job's files: where each went, and (with `note`) the note on
+    those left out."""
     lines = []
     if paths:
         sizes = {f.name: len(f.data) for f in files}
         lines.append(f"Files of job #{job.id}, saved:")
         lines += [f"  {path} ({human_bytes(sizes.get(path.name, 0))})" for path in paths]
-    if job.files_note:
+    if note and job.files_note:
         lines.append(f"Some files were left out: {job.files_note}")
     return lines
 

@@ -116,6 +116,8 @@ def job_detail(job: Job, full: bool) -> str:
         lines += _piece(piece)
         if piece.part is Part.ERROR and hint:
             lines.append(f"Hint: {safe(hint)}")
+    if job.files_note:
+        lines.append(f"Files left out: {safe(job.files_note)}")
     return "\n".join(lines)
 
 
