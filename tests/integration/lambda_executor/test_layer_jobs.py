@@ -5,7 +5,6 @@ machine) unpacked at /opt, as Lambda unpacks it."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +16,7 @@ from bot.executors.jobenv import read_pins
 from testbed.lambda_layer import REQUIREMENTS, layer_dir
 from testbed.lambda_standin import LambdaStandIn
 from testbed.pythons import require_lambda_python
-from tests.integration.lambda_executor.conftest import job, lambda_settings
+from tests.integration.lambda_executor.conftest import fake_aws, job, lambda_settings
 
 TIMEOUT_S = 20.0
 PINS = {pin.name: pin.version for pin in read_pins(REQUIREMENTS)}
@@ -29,15 +28,8 @@ def with_layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaExecu
     """A LambdaExecutor whose function runs python3.13 with the packages layer at /opt."""
     python = require_lambda_python()
     opt = layer_dir()
-    empty = tmp_path_factory.mktemp("aws")
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("AWS_")]:
-            patch.delenv(name)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_REGION", "us-east-1")
-        patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+        fake_aws(patch, tmp_path_factory.mktemp("aws"))
         with LambdaStandIn(timeout_s=TIMEOUT_S + 5, max_concurrency=1, python=python, opt=opt) as s:
             patch.setenv("AWS_ENDPOINT_URL_LAMBDA", s.endpoint_url)
             executor = build_lambda_executor(lambda_settings(JOBBOT_JOB_TIMEOUT=f"{TIMEOUT_S:g}"))
