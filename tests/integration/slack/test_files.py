@@ -92,8 +92,8 @@ def test_files_out_are_shared_in_the_jobs_thread_with_one_completion(files_stack
     assert sorted(c.body["filename"] for c in asked) == ["copy-data.csv", "figure-1.png"]
     png = next(c for c in asked if c.body["filename"] == "figure-1.png")
     assert png.body["alt_txt"] == f"figure-1.png from job #{job_id}"  # an image: inline
-    # delivered once: a later delivery of the same event shares nothing again
-    assert files_stack.job(job_id).origin.get("slack_files") in {"done", None}
+    # the progress kept in the job's origin: a later delivery of the event shares nothing again
+    wait_until(lambda: files_stack.job(job_id).origin.get("slack_files") == "done")
 
 
 def test_a_note_on_files_left_out_is_posted_inert(files_stack: Stack) -> None:
@@ -215,3 +215,16 @@ def test_upload_methods_are_tier_4_rate_limited(standin: SlackStandIn, client: W
             break
     assert limited is not None and limited.status_code == 429
     assert limited.headers.get("Retry-After")
+
+
+def test_a_share_that_failed_is_retried_and_completes_once(files_stack: Stack) -> None:
+    files_stack.standin.inject("files.completeUploadExternal", status=500)
+
+    job_id = attach_and_run(files_stack, CODE)
+
+    uploads = shared(files_stack, 1)
+    assert [u["title"] for u in uploads] == ["figure-1.png"]
+    completes = files_stack.standin.calls("files.completeUploadExternal")
+    assert [c.status for c in completes] == [500, 200]
+    wait_until(lambda: files_stack.job(job_id).origin.get("slack_files") == "done")
+    assert len(files_stack.standin.uploaded()) == 1  # shared once
