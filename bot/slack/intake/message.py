@@ -135,10 +135,13 @@ class MessageIntake:
             if found is CHATTER:
                 return  # people talking to each other in a group DM
             code = None
-            if isinstance(found, MessageCode):
-                text = found.text
-                if any(file.is_python for file in files):
+            if isinstance(found, MessageCode) and any(file.is_python for file in files):
+                # Beside a .py file a block holding a JSON object is the input, fenced as
+                # people fence it in Slack (`run ```{"a": 1}````); code there is ambiguous.
+                if not found.code.strip().startswith("{"):
                     raise UsageError(BLOCK_AND_FILE)
+            elif isinstance(found, MessageCode):
+                text = found.text
                 code = _decoded(found.code)
             if files and code is None and not text.lower().startswith("run"):
                 return
