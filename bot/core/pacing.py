@@ -4,7 +4,8 @@ arrival time (`tat`), so any process can keep it in a shared database row.
 
 A bucket of `burst` tokens refilled at `per_s` lets a call go at `max(now, tat - tolerance)`,
 where `tolerance = (burst - 1) / per_s`; the call then moves `tat` on by `1 / per_s`. A call
-that may wait is given that time (a reservation); one that must not wait takes nothing.
+that may wait is given that time (a reservation); one that must not wait goes only when the
+bucket is full, and otherwise takes nothing.
 """
 
 from __future__ import annotations
@@ -30,16 +31,19 @@ class Rate:
         return max(0, self.burst - 1) * self.interval
 
 
-def send_at(tat: float | None, now: float, rate: Rate) -> float:
-    """When the next call may go (`now` or later)."""
+def send_at(tat: float | None, now: float, rate: Rate, *, full: bool = False) -> float:
+    """When the next call may go (`now` or later); with `full`, when the bucket is full
+    again (nothing spent of its burst), for a call that must never take what another needs."""
     if tat is None:
         return now
-    return max(now, tat - rate.tolerance)
+    return max(now, tat if full else tat - rate.tolerance)
 
 
-def after_send(tat: float | None, at: float, rate: Rate) -> float:
-    """The bucket's new `tat` once a call goes at `at`."""
-    return max(tat if tat is not None else at, at) + rate.interval
+def after_send(tat: float | None, now: float, rate: Rate) -> float:
+    """The bucket's new `tat` once a call takes its turn (now or reserved for later): one
+    token spent. Counted from `now`, not from the turn's time: a turn reserved later in one
+    bucket (a busy channel) must not leave another (the workspace) idle until then."""
+    return max(tat if tat is not None else now, now) + rate.interval
 
 
 def after_refusal(tat: float | None, now: float, retry_after: float, rate: Rate) -> float:

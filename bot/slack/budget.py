@@ -9,8 +9,9 @@ Slack tolerates (it does not size them), so that a little jitter never meets a 4
 
 The buckets live in the database (bot/store/pace.py), so every `serve` and `worker` process
 shares them. A result takes the next turn even if it lies in the future (a reservation kept
-in the job's delivery progress, so a retry uses it); progress takes a turn only if one is
-free now, so results go first. A 429 empties that one bucket until its Retry-After.
+in the job's delivery progress, so a retry uses it); progress (a status message or its edit)
+goes only while its buckets are full, so it never spends a token a result will need: results
+go first. A 429 empties that one bucket until its Retry-After.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class Pacer:
 
     def turn(self, progress: Progress, method: str, channel: str | None, *, result: bool) -> None:
         """Return when the call may go now; raise Held otherwise. A result's future turn is
-        reserved and kept in `progress`; progress (`result=False`) reserves nothing."""
+        reserved and kept in `progress`; progress (`result=False`) goes only while the
+        buckets are full, and reserves nothing."""
         through = buckets(method, channel)
         key = through[0][0]
         now = self.clock()

@@ -42,16 +42,20 @@ def _store(conn: Connection, key: str, tat: float) -> None:
 
 def take(conn: Connection, buckets: Sequence[tuple[str, Rate]], now: float, *, wait: bool) -> float:
     """The time a call through all of `buckets` may go. With `wait`, that turn is taken
-    (it may lie in the future: a reservation); without, a turn is taken only if it is now,
-    and a later time is only reported."""
+    (it may lie in the future: a reservation); without, a turn is taken only if it is now and
+    the first bucket (the call's own: its channel's, its method's) is full, so the call takes
+    nothing another needs; a later time is only reported."""
     tats = _locked(conn, [key for key, _ in buckets])
-    at = max(pacing.send_at(tats.get(key), now, rate) for key, rate in buckets)
+    at = max(
+        pacing.send_at(tats.get(key), now, rate, full=not wait and i == 0)
+        for i, (key, rate) in enumerate(buckets)
+    )
     if at - now <= NOW_SLACK_S:
         at = now
     elif not wait:
         return at
     for key, rate in buckets:
-        _store(conn, key, pacing.after_send(tats.get(key), at, rate))
+        _store(conn, key, pacing.after_send(tats.get(key), now, rate))
     return at
 
 

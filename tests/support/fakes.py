@@ -658,11 +658,14 @@ class InMemoryStore:
         """GCRA in memory (bot/store/pace.py)."""
         with self._lock:
             self._check()
-            at = max(pacing.send_at(self._tats.get(k), now, r) for k, r in buckets)
+            at = max(
+                pacing.send_at(self._tats.get(k), now, r, full=not wait and i == 0)
+                for i, (k, r) in enumerate(buckets)
+            )
             if at > now and not wait:
                 return at
             for key, rate in buckets:
-                self._tats[key] = pacing.after_send(self._tats.get(key), at, rate)
+                self._tats[key] = pacing.after_send(self._tats.get(key), now, rate)
             return at
 
     def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:

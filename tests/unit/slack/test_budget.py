@@ -54,24 +54,31 @@ def test_a_result_reserves_the_next_turn_and_its_retry_uses_it(pacer: Pacer, clo
     assert next_one.value.wait_s == pytest.approx(POST_PER_CHANNEL.interval)
 
 
-def test_progress_takes_only_a_free_turn_so_results_go_first(pacer: Pacer, clock: Clock) -> None:
-    fill(pacer, "C1")
-    with pytest.raises(Held):
-        pacer.turn(Progress({}), POST, "C1", result=True)  # a result waits, reserved
+def test_progress_goes_only_while_its_bucket_is_full_so_results_go_first(
+    pacer: Pacer, clock: Clock
+) -> None:
+    pacer.turn(Progress({}), POST, "C1", result=True)  # one result: the burst is not whole
     progress = Progress({})
-    with pytest.raises(Held):
+    with pytest.raises(Held) as held:
         pacer.turn(progress, POST, "C1", result=False)
     assert progress.changes == {}, "progress reserved nothing"
-    clock.now += POST_PER_CHANNEL.interval
+    assert held.value.wait_s == pytest.approx(POST_PER_CHANNEL.interval), "until full again"
+    pacer.turn(Progress({}), POST, "C2", result=False)  # another channel is quiet
+    for _ in range(POST_PER_CHANNEL.burst - 1):
+        pacer.turn(Progress({}), POST, "C1", result=True)
     with pytest.raises(Held):
-        pacer.turn(Progress({}), POST, "C1", result=False)  # that turn is the result's
-    pacer.turn(Progress({}), POST, "C2", result=False)  # another channel is free
+        pacer.turn(Progress({}), POST, "C1", result=True)  # a result waits, reserved
+    clock.now += POST_PER_CHANNEL.interval * POST_PER_CHANNEL.burst
+    with pytest.raises(Held):
+        pacer.turn(Progress({}), POST, "C1", result=False)  # the result's turn came first
+    clock.now += POST_PER_CHANNEL.interval
+    pacer.turn(Progress({}), POST, "C1", result=False)
 
 
 def test_a_429_empties_that_bucket_alone_until_retry_after(pacer: Pacer, clock: Clock) -> None:
     pacer.refused(POST, "C1", 7.0)
     with pytest.raises(Held) as held:
-        pacer.turn(Progress({}), POST, "C1", result=False)
+        pacer.turn(Progress({}), POST, "C1", result=True)
     assert held.value.wait_s == pytest.approx(7.0)
     pacer.turn(Progress({}), POST, "C2", result=False)
     pacer.turn(Progress({}), "chat.update", "C1", result=False)
