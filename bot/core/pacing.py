@@ -39,11 +39,12 @@ def send_at(tat: float | None, now: float, rate: Rate, *, full: bool = False) ->
     return max(now, tat if full else tat - rate.tolerance)
 
 
-def after_send(tat: float | None, now: float, rate: Rate) -> float:
-    """The bucket's new `tat` once a call takes its turn (now or reserved for later): one
-    token spent. Counted from `now`, not from the turn's time: a turn reserved later in one
-    bucket (a busy channel) must not leave another (the workspace) idle until then."""
-    return max(tat if tat is not None else now, now) + rate.interval
+def after_send(tat: float | None, at: float, rate: Rate) -> float:
+    """The bucket's new `tat` once a call takes its turn at `at`: one token spent. The call's
+    own bucket counts it at its turn (`at`: no bunching); a bucket it shares with everyone
+    (the workspace) counts it from now, so a turn reserved later in one busy channel does not
+    leave the workspace idle until then."""
+    return max(tat if tat is not None else at, at) + rate.interval
 
 
 def after_refusal(tat: float | None, now: float, retry_after: float, rate: Rate) -> float:

@@ -54,8 +54,8 @@ def take(conn: Connection, buckets: Sequence[tuple[str, Rate]], now: float, *, w
         at = now
     elif not wait:
         return at
-    for key, rate in buckets:
-        _store(conn, key, pacing.after_send(tats.get(key), now, rate))
+    for i, (key, rate) in enumerate(buckets):
+        _store(conn, key, pacing.after_send(tats.get(key), at if i == 0 else now, rate))
     return at
 
 

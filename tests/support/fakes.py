@@ -664,8 +664,9 @@ class InMemoryStore:
             )
             if at > now and not wait:
                 return at
-            for key, rate in buckets:
-                self._tats[key] = pacing.after_send(self._tats.get(key), now, rate)
+            for i, (key, rate) in enumerate(buckets):
+                base = at if i == 0 else now
+                self._tats[key] = pacing.after_send(self._tats.get(key), base, rate)
             return at
 
     def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
