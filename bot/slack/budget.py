@@ -29,10 +29,11 @@ log = logging.getLogger(__name__)
 
 POST = "chat.postMessage"
 PREFIX = "slack:"
-# chat.postMessage: 1 a second per channel, short bursts (a public report measured ~25).
-POST_PER_CHANNEL = Rate(1.0, 3)
-# The workspace-wide posting limit is not published: assumed 8 a second.
-POST_PER_WORKSPACE = Rate(8.0, 20)
+# chat.postMessage: 1 a second per channel, short bursts (a public report measured ~25). A
+# burst of 2 leaves seconds of margin for calls that arrive bunched (a loaded host, a network).
+POST_PER_CHANNEL = Rate(1.0, 2)
+# The workspace-wide posting limit is not published: assumed 8 a second, small bursts.
+POST_PER_WORKSPACE = Rate(8.0, 10)
 TIER_3 = Rate(50 / 60, 5)  # "50+ per minute"
 TIER_4 = Rate(100 / 60, 10)  # "100+ per minute"
 METHODS: dict[str, Rate] = {
