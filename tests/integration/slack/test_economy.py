@@ -94,6 +94,7 @@ def test_the_home_tab_is_published_on_open_and_never_once_per_job(stack: Stack) 
 def test_metrics_show_delivery_lag_and_the_buckets_queue(stack: Stack) -> None:
     run_from_message(stack, 1)
     stack.wait_final(stack.wait_jobs(1)[0].id)
-    text = stack.runtime.metrics.render()
-    assert "jobbot_notification_lag_seconds_count 1" in text
+    # Observed just after the delivery is recorded settled: look until it is there.
+    lag = "jobbot_notification_lag_seconds_count 1"
+    text = wait_until(lambda: (t := stack.runtime.metrics.render()) and lag in t and t)
     assert "# TYPE jobbot_slack_backlog gauge" in text
