@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.core.models import Identity, Job
+from bot.core.models import Identity, Job, JobStatus
+from bot.slack.formatting import VERBS
 from bot.store import SqlStore
 from testbed import slack_requests as sr
 from testbed.serve_process import ServeProcess
@@ -19,6 +20,7 @@ from testbed.slack_standin import SlackStandIn, message_text
 from testbed.waiting import wait_until
 
 CODE = "def main(n):\n    return n + 1\n"
+_FINAL_VERBS = tuple(VERBS[status] for status in JobStatus if status.is_final)
 _JOB = re.compile(r"Job #(\d+) ")
 _people = itertools.count(1)
 
@@ -127,7 +129,7 @@ class Told:
 
     parents: list[dict[str, Any]]  # the status message in the channel
     running: list[dict[str, Any]]  # "is running" thread replies
-    finals: list[dict[str, Any]]  # outcome thread replies
+    finals: list[dict[str, Any]]  # outcomes: a thread reply, or a fast job's one message
     updates: list[dict[str, Any]]  # chat.update of the status message
 
 
@@ -152,7 +154,11 @@ def told_all(standin: SlackStandIn) -> dict[int, Told]:
             seen.updates.append(body)
         elif body["text"] == f"Job #{job_id} is running":
             seen.running.append(body)
-        elif body.get("thread_ts"):
+        elif body.get("thread_ts") or str(body["text"]).startswith(
+            tuple(f"Job #{job_id} {verb}" for verb in _FINAL_VERBS)
+        ):
+            # A status message is never first posted final: a channel message that starts
+            # with an outcome is a fast job's one message (result and all).
             seen.finals.append(body)
         else:
             seen.parents.append(body)
@@ -160,16 +166,21 @@ def told_all(standin: SlackStandIn) -> dict[int, Told]:
 
 
 def assert_told_once(standin: SlackStandIn, job: Job, seen: Told | None = None) -> Told:
-    """The owner got one status message, kept in step, and exactly one outcome reply."""
+    """The owner was told exactly once: a job that ended within the quiet period by one
+    channel message; a slower one by one status message, kept in step, and one outcome reply
+    in its thread."""
     seen = seen if seen is not None else told(standin, job.id)
-    assert len(seen.parents) == 1, f"job {job.id}: {len(seen.parents)} status messages"
     assert len(seen.finals) == 1, f"job {job.id}: {len(seen.finals)} outcome replies"
-    assert len(seen.running) <= 1, f"job {job.id}: {len(seen.running)} running replies"
-    shown = [u["text"] for u in seen.updates]
-    assert len(shown) == len(set(shown)), f"job {job.id}: a status shown twice: {shown}"
-    verb = {"done": "done", "error": "failed", "timeout": "timed out"}[job.status.value]
-    assert seen.finals[0]["text"].startswith(f"Job #{job.id} {verb}"), seen.finals[0]["text"]
-    assert seen.finals[0]["thread_ts"] == job.origin.get("slack_status_ts"), "in the thread"
+    assert seen.running == [], f"job {job.id}: {len(seen.running)} running replies"
+    final = seen.finals[0]
+    assert final["text"].startswith(f"Job #{job.id} {VERBS[job.status]}"), final["text"]
+    if final.get("thread_ts"):
+        assert len(seen.parents) == 1, f"job {job.id}: {len(seen.parents)} status messages"
+        shown = [u["text"] for u in seen.updates]
+        assert len(shown) == len(set(shown)), f"job {job.id}: a status shown twice: {shown}"
+        assert final["thread_ts"] == job.origin.get("slack_status_ts"), "in the thread"
+    else:
+        assert seen.parents == [] and seen.updates == [], f"job {job.id}: more than one message"
     return seen
 
 
