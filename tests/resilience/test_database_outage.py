@@ -88,7 +88,7 @@ def test_slack_burst_through_a_10_second_database_outage_loses_nothing(
     """200 `/job run` requests to a real serve process while its MariaDB stops for 10 s: each
     is acknowledged, then either stored (and run once, its owner told once) or answered
     privately "temporarily unavailable ... Nothing was saved; try again", never both, never
-    neither; /healthz goes 503 and back to 200; the same process carries on (no restart)."""
+    neither (one journaled before the outage may be told it is kept, and runs after it); /healthz goes 503 and back to 200; the same process carries on (no restart)."""
     log = tmp_path / "executions.log"
     with SlackStandIn() as standin:
         server = ServeProcess(standin, private_db.url, tmp_path, entry=[str(log)]).start()
@@ -142,8 +142,11 @@ def test_slack_burst_through_a_10_second_database_outage_loses_nothing(
             assert len(replies[s.key]) == 1, replies[s.key]
             assert "temporarily unavailable" in replies[s.key][0]
             assert "Nothing was saved; try again" in replies[s.key][0]
+        # A request journaled before the outage whose work met it stays in the journal: its
+        # person may be told, once, that it is kept (never "nothing was saved"); it runs later.
         for s in accepted:
-            assert not replies[s.key], f"{s.key} stored, yet answered {replies[s.key]}"
+            told = replies[s.key]
+            assert len(told) <= 1 and all("Your request is kept" in t for t in told), told
         # Accepted before and after the outage: the same process recovered by itself.
         assert sent[0].key in stored and sent[-1].key in stored
         counts = executions(log)

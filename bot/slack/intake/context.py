@@ -5,8 +5,10 @@ the ack's budget, and a file's download and submission."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -36,16 +38,43 @@ WORKING = "Working on it…"
 OOPS = "Something went wrong on jobbot's side; nothing was changed. Please try again."
 
 
+KEPT = (
+    "jobbot's database is unavailable just now. Your request is kept and runs as soon as "
+    "the database is back: no need to send it again."
+)
+
+# Set while a journaled request is worked on: a database failure then leaves the request in
+# the journal (the sweeper takes it up when the database is back), so the person must not be
+# told "nothing was saved". A refusal for that reason is recorded here.
+_journaled: ContextVar[list[StoreError] | None] = ContextVar("journaled", default=None)
+
+
+@contextmanager
+def journaled() -> Iterator[list[StoreError]]:
+    """Mark the work done inside as that of a journaled request; yields the database
+    failures refused under it (non-empty: the request must stay in the journal)."""
+    kept: list[StoreError] = []
+    token = _journaled.set(kept)
+    try:
+        yield kept
+    finally:
+        _journaled.reset(token)
+
+
 def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
     """What to tell the person whose request could not be done: their mistake as it is
     worded; Slack not answering as its advice (try again later), and a database failure as
-    UNAVAILABLE (the causes of both go to the log, not to them)."""
+    UNAVAILABLE, or as KEPT for a journaled request (the causes go to the log, not to them)."""
     if isinstance(exc, UserError):
         return exc.message
     if isinstance(exc, UpstreamUnavailable):
         log.warning("slack did not answer under a slack request: %s", exc)
         return exc.advice
     log.warning("database failed under a slack request: %s", exc)
+    kept = _journaled.get()
+    if kept is not None:
+        kept.append(exc)
+        return KEPT
     return UNAVAILABLE.message
 
 

@@ -16,7 +16,7 @@ from bot.core.models import HeldRequest
 from bot.core.replies import UNAVAILABLE
 from bot.errors import StoreError
 from bot.slack.answers import Where
-from bot.slack.intake.context import OOPS, IntakeContext
+from bot.slack.intake.context import OOPS, IntakeContext, journaled
 from bot.slack.uploads import SlackFile
 
 log = logging.getLogger(__name__)
@@ -164,14 +164,26 @@ class Journal:
         self.context.later(lambda: self._finish(request.key, work))
 
     def _finish(self, key: str, work: Callable[[], None]) -> None:
-        try:
-            work()
-        finally:
+        """Do a journaled request's work, then drop it from the journal; unless the database
+        failed under it: then it stays, and the sweeper takes it up when the database is back
+        (the person was told it is kept, never "nothing was saved")."""
+        with journaled() as kept:
             try:
-                self.context.memory.drop_held_request(key)
-            except StoreError:
-                # Still held: it is taken up again later, and handled idempotently.
-                log.warning("could not drop a handled request from the journal")
+                work()
+            except StoreError as exc:
+                kept.append(exc)
+            finally:
+                if not kept:
+                    self._drop(key)
+        if kept:
+            log.warning("database failed under a journaled request: kept for the sweeper")
+
+    def _drop(self, key: str) -> None:
+        try:
+            self.context.memory.drop_held_request(key)
+        except StoreError:
+            # Still held: it is taken up again later, and handled idempotently.
+            log.warning("could not drop a handled request from the journal")
 
 
 class Sweeper:

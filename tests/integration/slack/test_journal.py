@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.core.models import JobStatus
+from bot.core.models import Job, JobStatus
 from bot.slack.intake.journal import HeldKind
 from bot.slack.intake.request import Asker
 from testbed import slack_requests as sr
@@ -17,22 +17,32 @@ from testbed.waiting import wait_until
 from tests.integration.slack.conftest import Stack
 from tests.integration.slack.test_flows import CODE, share
 
-RESPONSE_URL = "https://hooks.slack.com/commands/T0TEAM/1/abc"
-
 
 @pytest.fixture
 def stack_options() -> dict[str, str]:
     return {"JOBBOT_INTAKE_LEASE": "1"}
 
 
-def asker(**changes: Any) -> dict[str, Any]:
-    base = Asker(team=sr.TEAM, user=sr.ALICE, channel=sr.CHANNEL, response_url=RESPONSE_URL)
+def asker(stack: Stack, **changes: Any) -> dict[str, Any]:
+    """The person behind a held request; their answers go to a response_url the stand-in keeps."""
+    url = stack.standin.response_url()
+    base = Asker(team=sr.TEAM, user=sr.ALICE, channel=sr.CHANNEL, response_url=url)
     return dataclasses.asdict(dataclasses.replace(base, **changes))
 
 
 def orphan(stack: Stack, key: str, kind: str, payload: dict[str, Any]) -> None:
     """A request a process acknowledged and then died on: held, its lease about to run out."""
     assert stack.runtime.store.hold_request(key, kind, payload, 0.01)
+
+
+def one_job(stack: Stack) -> Job:
+    """The one job the taken-up request made, finished and told; failing, what the person was
+    told instead (a refusal goes to their response_url)."""
+    try:
+        return stack.wait_final(stack.wait_jobs(1)[0].id)
+    except AssertionError as exc:
+        told = [c.body for c in stack.standin.calls("response_url")]
+        raise AssertionError(f"{exc}; the person was told {told}") from exc
 
 
 def swept(stack: Stack) -> int:
@@ -43,14 +53,14 @@ def swept(stack: Stack) -> int:
 def test_an_orphaned_job_run_command_is_finished_by_the_sweeper(stack: Stack) -> None:
     share(stack)
     payload = {
-        "asker": asker(),
+        "asker": asker(stack),
         "path": None,
         "input_text": '{"a": 2, "b": 3}',
         "trigger_id": "trig.dead",
     }
     orphan(stack, f"cmd:{sr.TEAM}:trig.dead", HeldKind.COMMAND, payload)
     assert swept(stack) == 1
-    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    job = one_job(stack)
     assert job.status is JobStatus.DONE and job.result == 5
     assert job.idempotency_key == f"cmd:{sr.TEAM}:trig.dead"
     assert any(f"Job #{job.id}" in post["text"] for post in stack.standin.posts())
@@ -59,7 +69,7 @@ def test_an_orphaned_job_run_command_is_finished_by_the_sweeper(stack: Stack) ->
 def test_an_orphaned_form_submission_is_finished_once(stack: Stack) -> None:
     file = stack.standin.add_file("soma.py", CODE)
     payload = {
-        "asker": asker(),
+        "asker": asker(stack),
         "file": {
             "id": file["id"],
             "name": file["name"],
@@ -71,7 +81,7 @@ def test_an_orphaned_form_submission_is_finished_once(stack: Stack) -> None:
     }
     orphan(stack, "view:V0DEAD", HeldKind.FORM, payload)
     swept(stack)
-    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    job = one_job(stack)
     assert job.result == 8 and job.idempotency_key == "view:V0DEAD"
     # Handled, the request leaves the journal: later sweeps find nothing, no second job.
     assert stack.slack.sweeper.sweep() == 0
@@ -88,7 +98,7 @@ def test_an_orphaned_message_with_a_file_runs_threaded_on_that_message(stack: St
         {"team": sr.TEAM, "event": event, "is_request": True},
     )
     swept(stack)
-    job = stack.wait_final(stack.wait_jobs(1)[0].id)
+    job = one_job(stack)
     assert job.result == 7
     assert job.origin["slack_thread_ts"] == event["ts"]
 
@@ -96,12 +106,12 @@ def test_an_orphaned_message_with_a_file_runs_threaded_on_that_message(stack: St
 def test_an_orphaned_rerun_click_makes_one_new_job(stack: Stack) -> None:
     share(stack)
     stack.dispatch(sr.slash('run {"a": 1, "b": 1}'))
-    first = stack.wait_final(stack.wait_jobs(1)[0].id)
+    first = one_job(stack)
     orphan(
         stack,
         "btn:1700000450.000200",
         HeldKind.RERUN,
-        {"asker": asker(), "value": str(first.id), "from_home": False},
+        {"asker": asker(stack), "value": str(first.id), "from_home": False},
     )
     swept(stack)
     again = stack.wait_final(stack.wait_jobs(2)[0].id)
@@ -111,7 +121,7 @@ def test_an_orphaned_rerun_click_makes_one_new_job(stack: Stack) -> None:
 def test_a_handled_command_leaves_nothing_in_the_journal(stack: Stack) -> None:
     share(stack)
     assert stack.dispatch(sr.slash('run {"a": 5, "b": 3}')).status == 200
-    stack.wait_final(stack.wait_jobs(1)[0].id)
+    one_job(stack)
     # The lease (1 s) has long run out if anything were still held; nothing is.
     wait_until(lambda: stack.runtime.store.claim_held_requests(10, 60) == [], timeout=5)
     assert stack.slack.sweeper.sweep() == 0
