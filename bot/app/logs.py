@@ -55,7 +55,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`12:00:01 info bot.core.worker: job finished job_id=12 status=done`."""
+    """`12:00:01 info bot.core.jobrun: job finished job_id=12 status=done`."""
 
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(

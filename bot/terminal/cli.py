@@ -17,7 +17,7 @@ from bot.app.config import Settings, load_settings
 from bot.app.wiring import Process, Runtime, lambda_command, local_identity, local_route
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Cancelled, Detail, Listing, Problem
-from bot.core.worker import PRESENCE_WINDOW_S
+from bot.core.upkeep import PRESENCE_WINDOW_S
 from bot.errors import ConfigError, InfraError, UsageError, UserError
 from bot.terminal.console import Console, PrintNotifier, read_source
 from bot.terminal.outfiles import OUT_ROOT, read_data_file, save_files, saved_lines

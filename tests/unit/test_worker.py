@@ -22,7 +22,8 @@ from bot.core.models import (
     RunResult,
 )
 from bot.core.ports import StartGate
-from bot.core.worker import PRESENCE_WINDOW_S, WorkerConfig, WorkerPool
+from bot.core.upkeep import PRESENCE_WINDOW_S
+from bot.core.worker import WorkerConfig, WorkerPool
 from bot.errors import ExecutorError, ExecutorUnavailable, StoreUnavailable, Throttled
 from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, FakeExecutor, InMemoryStore, ok_result
