@@ -1,16 +1,18 @@
 """SqlStore: core's JobStore and the Slack adapter's memory (bot.slack.memory.SlackMemory,
-satisfied structurally) on MySQL/MariaDB (production) or SQLite (embedded default)."""
+satisfied structurally) on MySQL/MariaDB (production) or SQLite (embedded default).
+
+It opens a transaction per call and hands it to the module of the concern: schema, accounts
+(users, API tokens), submission and queue (jobs), files, presence (worker pools), outbox,
+pace, held (the intake journal) and memories (dedupe keys, uploads)."""
 
 from __future__ import annotations
 
-import json
 import secrets
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, text, update
+from sqlalchemy import Engine, text
 
 from bot.core.models import (
     Claim,
@@ -30,20 +32,19 @@ from bot.core.models import (
 )
 from bot.core.pacing import Rate
 from bot.core.ports import Recovery
-from bot.store import files, held, outbox, pace, queue, submission
-from bot.store.db import Database
-from bot.store.rows import to_upload, to_user
-from bot.store.tables import (
-    SCHEMA_VERSION,
-    api_tokens,
-    dedupe_keys,
-    metadata,
-    schema_info,
-    uploads,
-    users,
-    workers,
+from bot.store import (
+    accounts,
+    files,
+    held,
+    memories,
+    outbox,
+    pace,
+    presence,
+    queue,
+    schema,
+    submission,
 )
-from bot.store.types import utcnow
+from bot.store.db import Database
 
 
 class SqlStore:
@@ -63,25 +64,7 @@ class SqlStore:
 
     def migrate(self) -> None:
         """Create missing tables and record the schema version; safe to run repeatedly."""
-
-        def apply(conn: Connection) -> None:
-            if conn.dialect.name != "sqlite":
-                # Several processes may start at once; DDL is not transactional in MySQL.
-                conn.execute(text("SELECT GET_LOCK('jobbot.migrate', 60)"))
-            metadata.create_all(conn, checkfirst=True)
-            _add_missing_columns(conn)
-            queue.insert_ignore(
-                conn, schema_info, {"id": 1, "version": SCHEMA_VERSION, "applied_at": utcnow()}
-            )
-            conn.execute(
-                update(schema_info)
-                .where(schema_info.c.id == 1, schema_info.c.version < SCHEMA_VERSION)
-                .values(version=SCHEMA_VERSION, applied_at=utcnow())
-            )
-            if conn.dialect.name != "sqlite":
-                conn.execute(text("SELECT RELEASE_LOCK('jobbot.migrate')"))
-
-        self.db.write(apply)
+        self.db.write(schema.migrate)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -89,98 +72,34 @@ class SqlStore:
 
     def schema_version(self) -> int | None:
         """The applied schema version, or None before the first migration."""
-
-        def read(conn: Connection) -> int | None:
-            if not conn.dialect.has_table(conn, "jobbot_schema"):
-                return None
-            value = conn.execute(select(schema_info.c.version)).scalar()
-            return None if value is None else int(value)
-
-        return self.db.read(read)
+        return self.db.read(schema.version)
 
     # --- users ------------------------------------------------------------------------
 
     def ensure_user(self, identity: Identity, display_name: str | None = None) -> User:
         """Find or create the user of an identity; concurrent first contacts get one id."""
-        key = (
-            (users.c.provider == identity.provider)
-            & (users.c.team == identity.team)
-            & (users.c.external_id == identity.external_id)
-        )
-
-        def find(conn: Connection) -> User | None:
-            row = conn.execute(select(users).where(key)).mappings().first()
-            return None if row is None else to_user(row)
-
-        found = self.db.read(find)
+        found = self.db.read(lambda conn: accounts.find_user(conn, identity))
         if found is not None and (display_name is None or found.display_name == display_name):
             return found
-
-        def upsert(conn: Connection) -> User:
-            queue.insert_ignore(
-                conn,
-                users,
-                {
-                    "provider": identity.provider,
-                    "team": identity.team,
-                    "external_id": identity.external_id,
-                    "display_name": display_name,
-                    "created_at": utcnow(),
-                    "last_seen_at": utcnow(),
-                },
-            )
-            if display_name is not None:
-                conn.execute(
-                    update(users)
-                    .where(key)
-                    .values(display_name=display_name, last_seen_at=utcnow())
-                )
-            user = find(conn)
-            if user is None:  # pragma: no cover - the unique key guarantees a row
-                raise LookupError(f"user {identity} missing after insert")
-            return user
-
-        return self.db.write(upsert)
+        return self.db.write(lambda conn: accounts.upsert_user(conn, identity, display_name))
 
     def get_user(self, user_id: int) -> User | None:
         """A user by id."""
-
-        def read(conn: Connection) -> User | None:
-            row = conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
-            return None if row is None else to_user(row)
-
-        return self.db.read(read)
+        return self.db.read(lambda conn: accounts.get_user(conn, user_id))
 
     # --- API tokens -------------------------------------------------------------------
 
     def set_token(self, user_id: int, token_sha256: str) -> None:
         """Store the user's token hash in place of any earlier one."""
-
-        def put(conn: Connection) -> None:
-            conn.execute(delete(api_tokens).where(api_tokens.c.user_id == user_id))
-            conn.execute(
-                insert(api_tokens).values(
-                    user_id=user_id, token_sha256=token_sha256, created_at=utcnow()
-                )
-            )
-
-        self.db.write(put)
+        self.db.write(lambda conn: accounts.set_token(conn, user_id, token_sha256))
 
     def drop_token(self, user_id: int) -> bool:
         """Forget the user's token; False if there was none."""
-        stmt = delete(api_tokens).where(api_tokens.c.user_id == user_id)
-        return self.db.write(lambda conn: conn.execute(stmt).rowcount > 0)
+        return self.db.write(lambda conn: accounts.drop_token(conn, user_id))
 
     def token_user(self, token_sha256: str) -> User | None:
         """The user whose token has this hash."""
-        stmt = select(users).select_from(api_tokens.join(users, api_tokens.c.user_id == users.c.id))
-        stmt = stmt.where(api_tokens.c.token_sha256 == token_sha256)
-
-        def read(conn: Connection) -> User | None:
-            row = conn.execute(stmt).mappings().first()
-            return None if row is None else to_user(row)
-
-        return self.db.read(read)
+        return self.db.read(lambda conn: accounts.token_user(conn, token_sha256))
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -275,29 +194,15 @@ class SqlStore:
 
     def worker_seen(self, worker_id: str) -> None:
         """Record that a worker pool is alive now (forgetting pools silent for a day)."""
-
-        def seen(conn: Connection) -> None:
-            found = conn.execute(
-                update(workers).where(workers.c.worker_id == worker_id).values(seen_at=utcnow())
-            ).rowcount
-            if not found:
-                conn.execute(delete(workers).where(workers.c.seen_at < utcnow(-86400)))
-                queue.insert_ignore(conn, workers, {"worker_id": worker_id, "seen_at": utcnow()})
-
-        self.db.write(seen)
+        self.db.write(lambda conn: presence.seen(conn, worker_id))
 
     def worker_gone(self, worker_id: str) -> None:
         """Forget a worker pool that stopped."""
-        self.db.write(
-            lambda conn: conn.execute(delete(workers).where(workers.c.worker_id == worker_id))
-        )
+        self.db.write(lambda conn: presence.gone(conn, worker_id))
 
     def workers_alive(self, within_s: float) -> int:
         """How many worker pools were seen in the last `within_s` seconds."""
-        alive = (
-            select(func.count()).select_from(workers).where(workers.c.seen_at >= utcnow(-within_s))
-        )
-        return int(self.db.read(lambda conn: conn.execute(alive).scalar() or 0))
+        return self.db.read(lambda conn: presence.alive(conn, within_s))
 
     # --- outbox -----------------------------------------------------------------------
 
@@ -354,24 +259,12 @@ class SqlStore:
         """Record a dedupe key; True only the first time. The key is recorded with a claim of
         this call's own: when the answer to the commit is lost and the transaction runs again,
         the row found is this call's, and the answer is still True."""
-        key, claim = key[:191], uuid.uuid4().hex
-        values = {"dedupe_key": key, "created_at": utcnow(), "claim": claim}
-
-        def record(conn: Connection) -> bool:
-            if queue.insert_ignore(conn, dedupe_keys, values) == 1:
-                return True
-            mine = select(dedupe_keys.c.claim).where(dedupe_keys.c.dedupe_key == key)
-            return conn.execute(mine).scalar() == claim
-
-        return self.db.write(record)
+        key, claim = key[: memories.KEY_CHARS], memories.new_claim()
+        return self.db.write(lambda conn: memories.first_time(conn, key, claim))
 
     def forget_keys(self, prefix: str, before: datetime) -> int:
         """Delete old dedupe keys with this prefix (a range of the primary key)."""
-        stmt = dedupe_keys.delete().where(
-            dedupe_keys.c.dedupe_key.startswith(prefix, autoescape=True),
-            dedupe_keys.c.created_at < before,
-        )
-        return self.db.write(lambda conn: int(conn.execute(stmt).rowcount))
+        return self.db.write(lambda conn: memories.forget_keys(conn, prefix, before))
 
     def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
         """Journal a request before handling it."""
@@ -387,50 +280,8 @@ class SqlStore:
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember a shared file."""
-        values = {
-            "user_id": upload.user_id,
-            "channel": upload.channel,
-            "file_id": upload.file_id,
-            "file_name": upload.file_name,
-            "size": upload.size,
-            "meta": json.dumps(dict(upload.meta), sort_keys=True),
-            "created_at": utcnow(),
-        }
-        self.db.write(lambda conn: conn.execute(insert(uploads).values(**values)))
+        self.db.write(lambda conn: memories.remember_upload(conn, upload))
 
     def latest_upload(self, user_id: int, channel: str, since: datetime) -> Upload | None:
         """The newest upload of a user in a conversation since a time."""
-
-        def read(conn: Connection) -> Upload | None:
-            row = (
-                conn.execute(
-                    select(uploads)
-                    .where(
-                        uploads.c.user_id == user_id,
-                        uploads.c.channel == channel,
-                        uploads.c.created_at >= since,
-                    )
-                    .order_by(uploads.c.created_at.desc(), uploads.c.id.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-            return None if row is None else to_upload(row)
-
-        return self.db.read(read)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    """Add the columns a newer schema version declared on an existing table (nullable ones
-    only: rows already there have no value for them)."""
-    inspector = inspect(conn)
-    for table in metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if not column.nullable:  # pragma: no cover - a rule for whoever adds a column
-                raise RuntimeError(f"{table.name}.{column.name} must be nullable to be added")
-            kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NULL"))
+        return self.db.read(lambda conn: memories.latest_upload(conn, user_id, channel, since))
