@@ -76,7 +76,7 @@ class CommandHandler:
             return run(command)
         if isinstance(command, StatusCommand):
             view = self.service.view(actor, command.job_id)
-            return Detail(view.job, view.full)
+            return Detail(view.job, view.full, tuple(self.service.listed_files(view)))
         if isinstance(command, MineCommand):
             jobs = self.service.mine(actor, command.limit)
             return Listing(

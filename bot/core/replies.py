@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.core.models import Actor, Job, JobStatus
+from bot.core.models import Actor, Job, JobStatus, StoredFile
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,12 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Detail:
-    """One job; `full` means the viewer may see its output and errors."""
+    """One job; `full` means the viewer may see its output and errors, and its files
+    (`files`: data files first, then the files it wrote, without their content)."""
 
     job: Job
     full: bool
+    files: tuple[StoredFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.core.models import JobStatus
+from collections.abc import Sequence
+
+from bot.core.models import FileRole, Job, JobStatus, StoredFile
 from bot.core.replies import (
     Accepted,
     Cancelled,
@@ -14,6 +16,7 @@ from bot.core.replies import (
     TokenIssued,
     TokenRevoked,
 )
+from bot.core.units import human_bytes
 from bot.slack.formatting import (
     ICONS,
     SECTION_LIMIT,
@@ -24,6 +27,7 @@ from bot.slack.formatting import (
     context,
     cut,
     escape,
+    file_label,
     fit,
     section,
     user_tag,
@@ -59,7 +63,25 @@ def detail(reply: Detail) -> Message:
         return fit(Message(f"Job #{job.id} is {VERBS[job.status]}", blocks))
     blocks.append(section("*Input*\n" + code_block(escape(job.input_json), 1000)))
     blocks += output_blocks(job, "in the job's thread")
+    blocks += files_blocks(job, reply.files)
     return fit(Message(f"Job #{job.id} is {VERBS[job.status]}", blocks))
+
+
+def files_blocks(job: Job, files: Sequence[StoredFile]) -> list[Block]:
+    """A job's files by role with their sizes (names made inert), and the note on files left
+    out; nothing for a job without either."""
+    lines = []
+    for role, title in ((FileRole.IN, "Data files"), (FileRole.OUT, "Files out")):
+        listed = [f for f in files if f.role == role]
+        if listed:
+            names = ", ".join(f"{file_label(f.name)} ({human_bytes(f.size)})" for f in listed)
+            lines.append(f"{title}: {names}")
+    blocks: list[Block] = []
+    if lines:
+        blocks.append(section("*Files*\n" + cut("\n".join(lines), SECTION_LIMIT - 20)))
+    if job.files_note:
+        blocks.append(context(f"{WARNING} Files left out: {escape(job.files_note)}"))
+    return blocks
 
 
 def listing(reply: Listing) -> Message:

@@ -270,7 +270,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
     if args.json:
         print(job_json(view.job, view.full), file=out)
     else:
-        print(render(Detail(view.job, view.full)), file=out)
+        files = tuple(runtime.service.listed_files(view))
+        print(render(Detail(view.job, view.full, files)), file=out)
     return EXIT_OK
 
 

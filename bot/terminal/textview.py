@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from bot.core.models import Identity, Job, JobStatus
+from bot.core.models import FileRole, Identity, Job, JobStatus, StoredFile
 from bot.core.outputs import Part, Piece, input_hint, pieces
 from bot.core.replies import (
     Accepted,
@@ -19,7 +20,7 @@ from bot.core.replies import (
     TokenIssued,
     TokenRevoked,
 )
-from bot.core.units import human_duration
+from bot.core.units import human_bytes, human_duration
 
 ICONS = {
     JobStatus.WAITING: "…",
@@ -99,9 +100,23 @@ def _piece(piece: Piece) -> list[str]:
     return _block(TITLES[piece.part], piece.text, piece.engine_truncated)
 
 
-def job_detail(job: Job, full: bool) -> str:
+def files_lines(files: Sequence[StoredFile], note: str | None) -> list[str]:
+    """A job's files by role, each with its size, and the note on files left out."""
+    lines = []
+    for role, title in ((FileRole.IN, "Data files"), (FileRole.OUT, "Files out")):
+        listed = [f for f in files if f.role == role]
+        if listed:
+            shown = ", ".join(f"{safe(f.name)} ({human_bytes(f.size)})" for f in listed)
+            lines.append(f"{title}: {shown}")
+    if note:
+        lines.append(f"Files left out: {safe(note)}")
+    return lines
+
+
+def job_detail(job: Job, full: bool, files: Sequence[StoredFile] = ()) -> str:
     """A job in full for its owner, or its existence, status and owner for anyone else.
-    Every output piece, a printed result included, is shown by the same bounded rule."""
+    Every output piece, a printed result included, is shown by the same bounded rule; then
+    its files (data files, files out, with their sizes) and the note on those left out."""
     head = f"{ICONS[job.status]} Job #{job.id}  {job.file_name}  {job.status.value}"
     if job.duration_ms is not None:
         head += f" in {human_duration(job.duration_ms)}"
@@ -116,8 +131,7 @@ def job_detail(job: Job, full: bool) -> str:
         lines += _piece(piece)
         if piece.part is Part.ERROR and hint:
             lines.append(f"Hint: {safe(hint)}")
-    if job.files_note:
-        lines.append(f"Files left out: {safe(job.files_note)}")
+    lines += files_lines(files, job.files_note)
     return "\n".join(lines)
 
 
@@ -127,7 +141,7 @@ def render(reply: Reply) -> str:
         verb = "queued" if reply.created else "already submitted"
         return f"Job #{reply.job.id} {verb}: {reply.job.file_name}"
     if isinstance(reply, Detail):
-        return job_detail(reply.job, reply.full)
+        return job_detail(reply.job, reply.full, reply.files)
     if isinstance(reply, Listing):
         if not reply.jobs:
             return reply.empty_hint or "No jobs."

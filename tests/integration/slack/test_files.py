@@ -5,6 +5,7 @@ implements files.getUploadURLExternal, the upload and files.completeUploadExtern
 from __future__ import annotations
 
 import dataclasses
+import json
 import urllib.error
 from collections.abc import Iterator
 from typing import Any
@@ -108,6 +109,24 @@ def test_a_note_on_files_left_out_is_posted_inert(files_stack: Stack) -> None:
 
     assert "<!channel>" not in note["text"] and "&lt;!channel&gt;" in note["text"]
     assert files_stack.standin.uploaded() == []
+
+
+def test_job_status_names_its_files_with_sizes_and_the_note_to_its_owner_only(
+    files_stack: Stack,
+) -> None:
+    job_id = attach_and_run(files_stack, CODE + "# note\n", ("data.csv", b"1,2\n"))
+
+    def status(user: str) -> str:
+        reply = files_stack.dispatch(sr.slash(f"status {job_id}", user=user))
+        return message_text(json.loads(reply.body))
+
+    owner = status(sr.ALICE)
+    assert "Data files: `data.csv` (4 bytes)" in owner
+    assert f"Files out: `figure-1.png` ({len(PNG)} bytes), `copy-data.csv` (4 bytes)" in owner
+    assert "Files left out: " in owner
+    assert "<!channel>" not in owner and "&lt;!channel&gt;" in owner, "the note made inert"
+    other = status(sr.BOB)
+    assert "data.csv" not in other and "figure-1.png" not in other and "left out" not in other
 
 
 def test_data_files_over_the_limit_are_refused_to_the_user_before_anything_is_stored(
