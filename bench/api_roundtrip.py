@@ -21,7 +21,7 @@ from bench.engine import TRIVIAL, Engine
 from bench.stats import median_range, ms, summary, table
 from bot.api.routes import owns
 from bot.app.server import HttpServer, Mount, build_web_app
-from bot.app.wiring import build_api
+from bot.app.wiring.surfaces import build_api
 
 RUNS = int(os.environ.get("JOBBOT_BENCH_RUNS", "5"))
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_API", "100"))

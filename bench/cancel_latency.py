@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.stats import ms, table
 from bot.app.config import load_settings
-from bot.app.wiring import Runtime
+from bot.app.wiring.runtime import Runtime
 from bot.core.clock import SystemClock
 from bot.core.models import Identity, JobStatus, RunRequest
 from bot.core.service import JobService

@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 
 from bench.stats import median_range, ms, summary, table, verdict
 from bot.app.config import load_settings
-from bot.app.wiring import Runtime, build_executor, worker_config
+from bot.app.wiring.parts import build_executor, worker_config
+from bot.app.wiring.runtime import Runtime
 from bot.core.models import Actor, Identity, JobStatus
 from bot.core.worker import WorkerPool
 

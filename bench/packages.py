@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.engine import Engine
 from bench.stats import median_range, ms, summary, table, verdict
-from bot.app.wiring import job_python
+from bot.app.wiring.parts import job_python
 
 RUNS = int(os.environ.get("JOBBOT_BENCH_RUNS", "5"))
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_P1", "10"))

@@ -20,7 +20,8 @@ import time
 from bench.slack_common import fresh_database, start, stop
 from bench.stats import median_range, ms, summary, table
 from bot.app.config import load_settings
-from bot.app.wiring import Runtime, build_executor, worker_config
+from bot.app.wiring.parts import build_executor, worker_config
+from bot.app.wiring.runtime import Runtime
 from bot.core.models import Identity, JobStatus
 from bot.core.worker import WorkerPool
 from testbed import slack_requests as sr

@@ -5,7 +5,8 @@ as a module, the same serve with its executions recorded and faults injected:
         [--hold-claims FILE]
 
 The options mean what they mean for testbed.worker_process (same CrashingStore, same
-counting executor); `serve`'s own Process (bot.app.wiring) runs unchanged on the composed Runtime.
+counting executor); `serve`'s own Process (bot.app.wiring.process) runs unchanged on the
+composed Runtime.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def main() -> None:
     """serve on a Runtime whose executor records executions and whose store may crash."""
     from bot.app import logs
     from bot.app.config import load_settings
-    from bot.app.wiring import Process
+    from bot.app.wiring.process import Process
     from testbed.worker_process import instrumented_runtime
 
     settings = load_settings(env_file=None)

@@ -26,7 +26,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.app.config import Settings, load_settings
-from bot.app.wiring import Process, Runtime, build_executor, build_store
+from bot.app.wiring.parts import build_executor, build_store
+from bot.app.wiring.process import Process
+from bot.app.wiring.runtime import Runtime
 from bot.core.dispatcher import Dispatcher
 from bot.core.models import (
     JobStatus,

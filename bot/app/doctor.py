@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.app.config import Settings
-from bot.app.wiring import build_executor, build_store, expected_schema_version, extra_checks
+from bot.app.wiring.parts import build_executor, build_store
+from bot.app.wiring.tools import expected_schema_version, extra_checks
 from bot.errors import BotError
 
 Row = tuple[str, str, bool]

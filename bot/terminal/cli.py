@@ -14,7 +14,10 @@ from typing import TextIO
 
 from bot.app import logs
 from bot.app.config import Settings, load_settings
-from bot.app.wiring import Process, Runtime, lambda_command, local_identity, local_route
+from bot.app.wiring.parts import local_identity, local_route
+from bot.app.wiring.process import Process
+from bot.app.wiring.runtime import Runtime
+from bot.app.wiring.tools import lambda_command
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Cancelled, Detail, Listing, Problem
 from bot.core.upkeep import PRESENCE_WINDOW_S

@@ -187,7 +187,8 @@ def test_cancelling_someone_elses_job_exits_two(cli: Cli, tmp_path: Path) -> Non
             sys.executable,
             "-c",
             "from bot.app.config import load_settings;"
-            "from bot.app.wiring import Runtime, local_identity;"
+            "from bot.app.wiring.parts import local_identity;"
+            "from bot.app.wiring.runtime import Runtime;"
             "rt = Runtime(load_settings()); rt.migrate();"
             "rt.service.submit(rt.service.actor(local_identity('alice')), 'wait.py', "
             "b'print(1)', '{}')",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.app.config import load_settings
-from bot.app.wiring import Runtime
+from bot.app.wiring.runtime import Runtime
 from bot.core.clock import SystemClock
 from bot.core.models import (
     STOPPED_UNSTOPPABLE_MESSAGE,

@@ -246,7 +246,7 @@ def test_the_http_api_shows_and_acts_only_for_the_owner_and_admins(authz: Authz)
     carries Alice's input or output."""
     from bot.api.routes import owns
     from bot.app.server import HttpServer, Mount, build_web_app
-    from bot.app.wiring import build_api
+    from bot.app.wiring.surfaces import build_api
     from bot.core.models import Identity
 
     stack, runtime = authz.stack, authz.stack.runtime

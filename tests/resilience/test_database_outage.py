@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.app.config import load_settings
-from bot.app.wiring import Runtime
+from bot.app.wiring.runtime import Runtime
 from bot.core.models import Identity, JobStatus
 from bot.errors import StoreError
 from bot.slack.intake.context import WORKING
@@ -88,7 +88,8 @@ def test_slack_burst_through_a_10_second_database_outage_loses_nothing(
     """200 `/job run` requests to a real serve process while its MariaDB stops for 10 s: each
     is acknowledged, then either stored (and run once, its owner told once) or answered
     privately "temporarily unavailable ... Nothing was saved; try again", never both, never
-    neither (one journaled before the outage may be told it is kept, and runs after it); /healthz goes 503 and back to 200; the same process carries on (no restart)."""
+    neither (one journaled before the outage may be told it is kept, and runs after it);
+    /healthz goes 503 and back to 200; the same process carries on (no restart)."""
     log = tmp_path / "executions.log"
     with SlackStandIn() as standin:
         server = ServeProcess(standin, private_db.url, tmp_path, entry=[str(log)]).start()

@@ -665,7 +665,8 @@ def assert_inert(text: str, owner: str) -> None:
 def test_hostile_output_is_inert_in_every_slack_message(
     target: Target, mariadb_store: SqlStore
 ) -> None:
-    from bot.app.wiring import Runtime, notifiers_for, slack_app_for
+    from bot.app.wiring.runtime import Runtime
+    from bot.app.wiring.surfaces import notifiers_for, slack_app_for
     from testbed import slack_requests as sr
     from testbed.slack_ledger import settled
     from testbed.slack_standin import SlackStandIn, iter_blocks_text

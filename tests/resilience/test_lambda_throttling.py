@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bot.app.wiring import Runtime
+from bot.app.wiring.runtime import Runtime
 from bot.core.models import JobStatus
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.store import SqlStore

@@ -181,7 +181,7 @@ def test_half_a_slack_configuration_says_what_is_missing_and_where_to_find_it(
 
 
 def test_help_on_lambda_names_the_pinned_versions_of_the_offered_packages() -> None:
-    from bot.app.wiring import JOB_REQUIREMENTS, packages_note
+    from bot.app.wiring.parts import JOB_REQUIREMENTS, packages_note
     from bot.executors.jobenv import read_pins
 
     settings = load_settings({"JOBBOT_EXECUTOR": "lambda"}, env_file=None)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.app.config import load_settings
-from bot.app.wiring import worker_config
+from bot.app.wiring.parts import worker_config
 from bot.core.models import (
     FileRole,
     Identity,

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bot.app.config import load_settings
-from bot.app.wiring import Process
+from bot.app.wiring.process import Process
 from bot.core.models import Actor, Identity
 from testbed.serve_process import free_port
 from tests.conftest import clean_mariadb

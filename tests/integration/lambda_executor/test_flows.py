@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.app.config import Settings
-from bot.app.wiring import Runtime
+from bot.app.wiring.runtime import Runtime
 from bot.core.models import Identity, Job, JobStatus
 from bot.executors.aws_lambda.client import build_lambda_client, function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor

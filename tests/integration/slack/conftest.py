@@ -14,7 +14,8 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.app.config import Settings, load_settings
-from bot.app.wiring import Runtime, notifiers_for, slack_app_for
+from bot.app.wiring.runtime import Runtime
+from bot.app.wiring.surfaces import notifiers_for, slack_app_for
 from bot.core.models import Identity, Job, NotificationEvent, Upload
 from bot.slack.app import SlackApp
 from bot.store import SqlStore
@@ -141,7 +142,7 @@ def running_stack(
     `dispatch=False` no notification goes out until the test calls `Stack.start_dispatcher`."""
     url = store.engine.url.render_as_string(hide_password=False)
     settings = slack_settings(standin, url, **options)
-    store.quiet_s = settings.quiet_ms / 1000  # as bot.app.wiring.build_store sets it
+    store.quiet_s = settings.quiet_ms / 1000  # as bot.app.wiring.parts.build_store sets it
     runtime = Runtime(settings, store=store, executor_factory=lambda s: executor)
     if dispatch:
         runtime.start_dispatcher(notifiers_for(settings, runtime))

@@ -94,7 +94,7 @@ def test_a_dm_command_without_a_file_is_answered_in_the_dm(stack: Stack) -> None
 
 
 def test_a_database_outage_is_a_clear_try_again(stack: Stack) -> None:
-    from bot.app.wiring import service_limits
+    from bot.app.wiring.parts import service_limits
     from bot.core.clock import SystemClock
     from bot.core.service import JobService
     from bot.slack.app import build_app

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.app.wiring import Store
+from bot.app.wiring.parts import Store
 from bot.core.models import Identity, NewJob, Outcome, ResultKind, RunResult
 from bot.core.ports import JobStore
 from tests.support.fakes import FakeClock, InMemoryStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.app.wiring import Store
+from bot.app.wiring.parts import Store
 from bot.core.models import HeldRequest, Upload
 from bot.slack.memory import SlackMemory
 from testbed.waiting import wait_until
