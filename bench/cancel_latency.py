@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.stats import ms, table
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.runtime import Runtime
 from bot.core.clock import SystemClock
 from bot.core.models import Identity, JobStatus, RunRequest

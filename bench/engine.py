@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.stats import median_range, ms, summary, table, verdict
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.parts import build_executor, worker_config
 from bot.app.wiring.runtime import Runtime
 from bot.core.models import Actor, Identity, JobStatus

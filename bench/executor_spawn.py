@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import ms, summary, table
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.executors.local import LocalExecutor
 from bot.sandbox.fresh.spawn import run_fresh
 from testbed import jobenv

@@ -28,7 +28,7 @@ import time
 from urllib.parse import urlsplit
 
 from bench.stats import ms, summary, table
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.core.models import Outcome, RunRequest
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import build_lambda_executor, encode_request

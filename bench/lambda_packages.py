@@ -22,7 +22,7 @@ import tempfile
 import time
 
 from bench.stats import median_range, ms, summary, table
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.core.models import Identity, Outcome, RunRequest
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from bench.lambda_overhead import REGION, aws_environment
 from bench.stats import table
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.runtime import Runtime
 from bot.core.models import Identity, JobStatus, Outcome, RunRequest
 from bot.executors.aws_lambda.executor import build_lambda_executor, encode_request

@@ -19,7 +19,7 @@ import time
 
 from bench.slack_common import fresh_database, start, stop
 from bench.stats import median_range, ms, summary, table
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.parts import build_executor, worker_config
 from bot.app.wiring.runtime import Runtime
 from bot.core.models import Identity, JobStatus

@@ -165,7 +165,7 @@ class ServeProcess:
 def main() -> None:
     """serve on a Runtime whose executor records executions and whose store may crash."""
     from bot.app import logs
-    from bot.app.config import load_settings
+    from bot.app.environment import load_settings
     from bot.app.wiring.process import Process
     from testbed.worker_process import instrumented_runtime
 

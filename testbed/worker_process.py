@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.app.config import Settings, load_settings
+from bot.app.config import Settings
+from bot.app.environment import load_settings
 from bot.app.wiring.parts import build_executor, build_store
 from bot.app.wiring.process import Process
 from bot.app.wiring.runtime import Runtime

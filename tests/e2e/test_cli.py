@@ -186,7 +186,7 @@ def test_cancelling_someone_elses_job_exits_two(cli: Cli, tmp_path: Path) -> Non
         [
             sys.executable,
             "-c",
-            "from bot.app.config import load_settings;"
+            "from bot.app.environment import load_settings;"
             "from bot.app.wiring.parts import local_identity;"
             "from bot.app.wiring.runtime import Runtime;"
             "rt = Runtime(load_settings()); rt.migrate();"

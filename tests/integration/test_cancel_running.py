@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.runtime import Runtime
 from bot.core.clock import SystemClock
 from bot.core.models import (

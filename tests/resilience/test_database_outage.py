@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.runtime import Runtime
 from bot.core.models import Identity, JobStatus
 from bot.errors import StoreError

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from slack_bolt.request import BoltRequest
 
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.parts import service_limits
 from bot.core.clock import SystemClock
 from bot.core.service import JobService

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import settings_doc
-from bot.app.config import declared, kind_of, load_settings, redact_url, specs
+from bot.app.config import declared, kind_of, redact_url, specs
+from bot.app.environment import load_settings
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.parts import service_limits
 from bot.core.commands import CONSOLE_USAGE
 from bot.core.handler import CommandHandler

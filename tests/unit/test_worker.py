@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.parts import worker_config
 from bot.core.models import (
     FileRole,

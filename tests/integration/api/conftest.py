@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from bot.app.config import load_settings
+from bot.app.environment import load_settings
 from bot.app.wiring.process import Process
 from bot.core.models import Actor, Identity
 from testbed.serve_process import free_port

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.app.config import Settings, load_settings
+from bot.app.config import Settings
+from bot.app.environment import load_settings
 from bot.core.models import Identity, RunRequest
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor

@@ -13,7 +13,8 @@ import pytest
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.app.config import Settings, load_settings
+from bot.app.config import Settings
+from bot.app.environment import load_settings
 from bot.app.wiring.runtime import Runtime
 from bot.app.wiring.surfaces import notifiers_for, slack_app_for
 from bot.core.models import Identity, Job, NotificationEvent, Upload
