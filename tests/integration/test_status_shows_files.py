@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.config import load_settings
-from bot.app.wiring import local_identity, service_limits
+from bot.app.environment import load_settings
+from bot.app.wiring.parts import local_identity, service_limits
 from bot.core.clock import SystemClock
 from bot.core.commands import CONSOLE_USAGE
 from bot.core.handler import CommandHandler
