@@ -4,41 +4,20 @@ Each failure is a clear, actionable UserError raised before anything is stored."
 from __future__ import annotations
 
 import mimetypes
-import unicodedata
 from collections.abc import Sequence
 
 from bot.core.models import JobFile
 from bot.core.units import human_bytes
 from bot.errors import InvalidFile
+from bot.sandbox.filenames import clean_name, unique_name
 
-MAX_NAME = 100  # characters; the sandbox checks the same rule (bot/sandbox/files.py)
 RESERVED = ("out",)  # the job's directory for files out
 
 
 def data_file_name(raw: str) -> str:
-    """A user's file name as one plain, printable path component (the sandbox's rule):
-    the last path component, control and format characters made "_", leading dots gone,
-    at most MAX_NAME characters with the extension kept; "file" if nothing is left."""
-    base = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1])
-    kept = "".join("_" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in base)
-    kept = kept.strip().lstrip(".").strip() or "file"
-    if len(kept) > MAX_NAME:
-        _, dot, ext = kept.rpartition(".")
-        ext = ext if dot and 0 < len(ext) <= 10 else ""
-        kept = kept[: MAX_NAME - len(ext) - 1].rstrip() + "." + ext if ext else kept[:MAX_NAME]
-    return kept
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    number = 2
-    candidate = name
-    while candidate in taken or candidate.lower() in RESERVED:
-        candidate = f"{stem}-{number}{'.' + ext if ext else ''}"
-        number += 1
-    return candidate
+    """A user's file name as one plain, printable path component, by the sandbox's own rule
+    (bot/sandbox/filenames.py) applied to its last path component."""
+    return clean_name(raw.replace("\\", "/").rsplit("/", 1)[-1])
 
 
 def too_large(names: Sequence[str], total: int, max_bytes: int) -> InvalidFile:
@@ -61,7 +40,7 @@ def check_data_files(
     taken = {code_name}
     checked = []
     for raw, data in files:
-        name = _unique(data_file_name(raw), taken)
+        name = unique_name(data_file_name(raw), taken, RESERVED)
         taken.add(name)
         checked.append(JobFile(name, bytes(data)))
     return tuple(checked)

@@ -3,7 +3,7 @@
 
 Collection trusts nothing in `out/`: only regular files with one link are read (never a
 symbolic link, a hard link, a FIFO or a device), each opened without following links and
-checked again once open; names are cleaned; the count, the total size and an image's
+checked again once open; names are cleaned (filenames.py); the count, the total size and an image's
 claimed pixels are capped; every file left out is named in a note.
 """
 
@@ -13,13 +13,13 @@ import base64
 import os
 import stat
 import struct
-import unicodedata
 from typing import Any, NamedTuple
+
+from .filenames import clean_name, unique_name
 
 OUT_DIR = "out"
 # an image may claim at most this many pixels: a viewer (Slack's thumbnailer) decodes it whole
 MAX_PIXELS = 50_000_000
-MAX_NAME = 100  # characters of a collected file's name
 _SCAN_LIMIT = 100_000  # entries of out/ looked at; beyond, only "more" is said
 _NOTE_NAMES = 5  # files named in a note before "and N more"
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -33,23 +33,9 @@ class OutFile(NamedTuple):
     data: bytes
 
 
-def safe_name(raw: str) -> str:
-    """A job's file name as one plain, printable path component: control and format
-    characters, slashes and backslashes become "_", leading dots go, at most MAX_NAME
-    characters (the extension kept); "file" if nothing is left."""
-    text = unicodedata.normalize("NFC", raw).replace("/", "_").replace("\\", "_")
-    kept = "".join("_" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text)
-    kept = kept.strip().lstrip(".").strip() or "file"
-    if len(kept) > MAX_NAME:
-        _, dot, ext = kept.rpartition(".")
-        ext = ext if dot and 0 < len(ext) <= 10 else ""
-        kept = kept[: MAX_NAME - len(ext) - 1].rstrip() + "." + ext if ext else kept[:MAX_NAME]
-    return kept
-
-
 def check_input_name(name: str) -> str | None:
     """Why `name` cannot be a data file's name in the job directory, or None if it can."""
-    if name != safe_name(name) or name in (OUT_DIR, "..", "."):
+    if name != clean_name(name) or name in (OUT_DIR, "..", "."):
         return f"{name!r} is not a plain file name"
     return None
 
@@ -140,18 +126,6 @@ def _open_dir(name: str, dir_fd: int | None = None) -> int:
     return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    number = 2
-    while (candidate := f"{stem}-{number}{'.' + ext if ext else ''}") in taken:
-        number += 1
-    return candidate
-
-
 def collect(workdir: str, max_files: int, max_bytes: int) -> tuple[list[OutFile], list[str]]:
     """The files the job left in `out/` (sorted by name) within the limits, and a note for
     each kind of file left out. Call it only once every process of the job is gone; no
@@ -183,7 +157,7 @@ def _collect(out_fd: int, max_files: int, max_bytes: int) -> tuple[list[OutFile]
     over_count = 0
     total = 0
     for raw in names:
-        name = _unique(safe_name(raw), taken)
+        name = unique_name(clean_name(raw), taken)
         if len(files) >= max_files:
             over_count += 1
             continue
