@@ -1,6 +1,6 @@
 """What of a job's outcome people are shown, in reading order, for every surface alike: its
 result, error, traceback and printed output, whether the job printed past the output limit,
-and a hint when the error looks like a missing input."""
+a hint when the error looks like a missing input, and its files listed by role."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import ast
 import builtins
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.core.models import Job, JobStatus, ResultKind
+from bot.core.models import FileRole, Job, JobStatus, ResultKind, StoredFile
+from bot.core.units import human_bytes
 
 
 class Part(StrEnum):
@@ -69,6 +71,18 @@ def pieces(job: Job) -> list[Piece]:
 
 _UNDEFINED = re.compile(r"^name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
 _MISSING_ARGUMENT = re.compile(r"^main\(\) missing \d+ required positional arguments?: '(\w+)'")
+
+
+def files_by_role(files: Sequence[StoredFile], name: Callable[[str], str]) -> list[str]:
+    """A job's files as "Data files: a.csv (12 bytes), ..." and "Files out: ...", a line for
+    each role that has any; `name` makes a file's name safe for the surface."""
+    lines = []
+    for role, title in ((FileRole.IN, "Data files"), (FileRole.OUT, "Files out")):
+        listed = [f for f in files if f.role == role]
+        if listed:
+            shown = ", ".join(f"{name(f.name)} ({human_bytes(f.size)})" for f in listed)
+            lines.append(f"{title}: {shown}")
+    return lines
 
 
 def input_hint(job: Job) -> str | None:

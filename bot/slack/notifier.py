@@ -227,17 +227,9 @@ class SlackNotifier:
     def _upload(self, job: Job, origin: Origin, progress: Progress) -> None:
         tries = int(progress.get("upload_tries") or 0) + 1
         progress.set(upload_tries=tries)
-        channel = str(progress.target)
-        thread = self._thread(origin, progress)
-        if progress.via is Via.RESPONSE_URL:
-            note = Message(
-                f"Full output of job #{job.id}", [context(f"Full output of job #{job.id}:")]
-            )
-            if progress.get("upload_note") is None:
-                self._turn(progress, POST, origin.user, result=True)
-                thread, channel = self._post_raw(origin.user, note, None)
-                progress.set(upload_note=f"{channel}/{thread}")
-            channel, _, thread = str(progress.get("upload_note")).partition("/")
+        channel, thread = self._upload_place(
+            origin, progress, "upload_note", f"Full output of job #{job.id}"
+        )
         # The seam for files into a job's thread: one files_upload_v2 into (channel, thread).
         self._turn(progress, UPLOAD, channel, result=True)
         try:
@@ -254,8 +246,7 @@ class SlackNotifier:
             progress.set(upload="done")
         except CallFailed as exc:
             self._refused(exc, UPLOAD, channel)
-            retryable = exc.failure.is_outage or exc.failure.kind == "client_error"
-            if retryable and tries < UPLOAD_TRIES:
+            if _retry_upload(exc, tries):
                 raise
             log.warning("output not uploaded: %s", exc.failure.kind, extra={"job_id": job.id})
             progress.set(upload="failed")
@@ -273,6 +264,22 @@ class SlackNotifier:
                 thread,
             )
 
+    def _upload_place(
+        self, origin: Origin, progress: Progress, note_key: str, title: str
+    ) -> tuple[str, str | None]:
+        """(channel, thread) an upload of the job goes to: the job's thread; or, with no
+        thread to share in (an answer by response_url), a note titled `title` posted once in
+        the DM, remembered in the progress under `note_key`."""
+        if progress.via is not Via.RESPONSE_URL:
+            return str(progress.target), self._thread(origin, progress)
+        if progress.get(note_key) is None:
+            self._turn(progress, POST, origin.user, result=True)
+            note = Message(title, [context(f"{title}:")])
+            thread, channel = self._post_raw(origin.user, note, None)
+            progress.set(**{note_key: f"{channel}/{thread}"})
+        channel, _, thread = str(progress.get(note_key)).partition("/")
+        return channel, thread
+
     def _turn(self, progress: Progress, method: str, channel: str | None, *, result: bool) -> None:
         """Wait for the call's turn in Slack's limits (raises Held if it is not now)."""
         if self.pacer is not None:
@@ -283,22 +290,15 @@ class SlackNotifier:
         given up after UPLOAD_TRIES, with a line that says so."""
         tries = int(progress.get("files_tries") or 0) + 1
         progress.set(files_tries=tries)
-        channel, thread = str(progress.target), self._thread(origin, progress)
-        if progress.via is Via.RESPONSE_URL:  # no thread to share in: the DM
-            if progress.get("files_note") is None:
-                note = Message(f"Files of job #{job.id}", [context(f"Files of job #{job.id}:")])
-                self._turn(progress, POST, origin.user, result=True)
-                thread, channel = self._post_raw(origin.user, note, None)
-                progress.set(files_note=f"{channel}/{thread}")
-            channel, _, thread = str(progress.get("files_note")).partition("/")
+        channel, thread = self._upload_place(
+            origin, progress, "files_note", f"Files of job #{job.id}"
+        )
         self._turn(progress, UPLOAD, channel, result=True)
         try:
             progress.set(files="done" if files.share(job, channel, thread) else "none")
         except CallFailed as exc:
             self._refused(exc, UPLOAD, channel)
-            if (exc.failure.is_outage or exc.failure.kind == "client_error") and (
-                tries < UPLOAD_TRIES
-            ):
+            if _retry_upload(exc, tries):
                 raise
             log.warning("files not shared: %s", exc.failure.kind, extra={"job_id": job.id})
             progress.set(files="failed")
@@ -386,3 +386,9 @@ def build_slack_notifier(
         pacer=pacer,
         files=FileShare(client, lambda job_id: store.read_files(job_id, FileRole.OUT), metrics),
     )
+
+
+def _retry_upload(exc: CallFailed, tries: int) -> bool:
+    """Whether a failed upload is tried again: an outage or a client error, before the
+    UPLOAD_TRIES-th try."""
+    return (exc.failure.is_outage or exc.failure.kind == "client_error") and tries < UPLOAD_TRIES

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.core.models import FileRole, Job, JobStatus, StoredFile
+from bot.core.models import Job, JobStatus, StoredFile
+from bot.core.outputs import files_by_role
 from bot.core.replies import (
     Accepted,
     Cancelled,
@@ -16,7 +17,6 @@ from bot.core.replies import (
     TokenIssued,
     TokenRevoked,
 )
-from bot.core.units import human_bytes
 from bot.slack.formatting import (
     ICONS,
     SECTION_LIMIT,
@@ -70,12 +70,7 @@ def detail(reply: Detail) -> Message:
 def files_blocks(job: Job, files: Sequence[StoredFile]) -> list[Block]:
     """A job's files by role with their sizes (names made inert), and the note on files left
     out; nothing for a job without either."""
-    lines = []
-    for role, title in ((FileRole.IN, "Data files"), (FileRole.OUT, "Files out")):
-        listed = [f for f in files if f.role == role]
-        if listed:
-            names = ", ".join(f"{file_label(f.name)} ({human_bytes(f.size)})" for f in listed)
-            lines.append(f"{title}: {names}")
+    lines = files_by_role(files, file_label)
     blocks: list[Block] = []
     if lines:
         blocks.append(section("*Files*\n" + cut("\n".join(lines), SECTION_LIMIT - 20)))

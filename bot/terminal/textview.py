@@ -7,8 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core.models import FileRole, Identity, Job, JobStatus, StoredFile
-from bot.core.outputs import Part, Piece, input_hint, pieces
+from bot.core.models import Identity, Job, JobStatus, StoredFile
+from bot.core.outputs import Part, Piece, files_by_role, input_hint, pieces
 from bot.core.replies import (
     Accepted,
     Cancelled,
@@ -20,7 +20,7 @@ from bot.core.replies import (
     TokenIssued,
     TokenRevoked,
 )
-from bot.core.units import human_bytes, human_duration
+from bot.core.units import human_duration
 
 ICONS = {
     JobStatus.WAITING: "…",
@@ -102,12 +102,7 @@ def _piece(piece: Piece) -> list[str]:
 
 def files_lines(files: Sequence[StoredFile], note: str | None) -> list[str]:
     """A job's files by role, each with its size, and the note on files left out."""
-    lines = []
-    for role, title in ((FileRole.IN, "Data files"), (FileRole.OUT, "Files out")):
-        listed = [f for f in files if f.role == role]
-        if listed:
-            shown = ", ".join(f"{safe(f.name)} ({human_bytes(f.size)})" for f in listed)
-            lines.append(f"{title}: {shown}")
+    lines = files_by_role(files, safe)
     if note:
         lines.append(f"Files left out: {safe(note)}")
     return lines

@@ -130,6 +130,12 @@ class IntakeContext:
         """Answer the person alone with a problem."""
         self.answerer.tell(where, problem(message, usage))
 
+    def tell_once(self, where: Where, once: str | None, message: str) -> None:
+        """Answer with a problem unless one was told under the key `once` already (a refusal
+        is told once, however often the request arrives); always when `once` is None."""
+        if once is None or self.memory.first_time(once):
+            self.tell(where, message)
+
     def later(self, fn: Callable[[], object]) -> Future[None] | None:
         """Run work after the ack on the intake pool; failures are logged, never raised.
 
@@ -246,8 +252,7 @@ class IntakeContext:
         exc: UserError | UpstreamUnavailable,
     ) -> None:
         log.info("download refused", extra={"user_id": actor.user.id, "kind": kind.value})
-        if once is None or self.memory.first_time(once):
-            self.tell(asker.where, refusal(exc))
+        self.tell_once(asker.where, once, refusal(exc))
 
     def _store(
         self,
@@ -275,8 +280,7 @@ class IntakeContext:
             )
         except (UserError, StoreError, UpstreamUnavailable) as exc:
             log.info("submission refused", extra={"user_id": actor.user.id, "kind": kind.value})
-            if once is None or self.memory.first_time(once):
-                self.tell(asker.where, refusal(exc))
+            self.tell_once(asker.where, once, refusal(exc))
             return
         except Exception:
             # a bug of ours must not leave the person waiting for a job that never comes

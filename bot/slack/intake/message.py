@@ -203,11 +203,7 @@ class MessageIntake:
         file = python[0] if python else (files[0] if files else None)
         refused = keys.refused(key)  # a refusal is told once, however often the message arrives
         if code is not None:
-            try:
-                context.check_input(command.input_text)
-            except UserError as exc:
-                if context.memory.first_time(refused):
-                    context.tell(asker.where, exc.message)
+            if not self._input_ok(asker, command, refused):
                 return
             context.submit_code(
                 actor,
@@ -223,15 +219,10 @@ class MessageIntake:
         if file is None:
             upload = context.latest_upload(actor, str(asker.channel))
             if upload is None:
-                if context.memory.first_time(refused):
-                    context.tell(asker.where, NO_FILE)
+                context.tell_once(asker.where, refused, NO_FILE)
                 return
             file = SlackFile.from_upload(upload)
-        try:
-            context.check_input(command.input_text)
-        except UserError as exc:
-            if context.memory.first_time(refused):
-                context.tell(asker.where, exc.message)
+        if not self._input_ok(asker, command, refused):
             return
         context.submit(
             actor,
@@ -243,6 +234,15 @@ class MessageIntake:
             once=refused,
             data_files=[f for f in files if f is not file],  # attached beside the .py
         )
+
+    def _input_ok(self, asker: Asker, command: RunCommand, refused: str) -> bool:
+        """Whether the command's input is acceptable; if not, the refusal is told once."""
+        try:
+            self.context.check_input(command.input_text)
+        except UserError as exc:
+            self.context.tell_once(asker.where, refused, exc.message)
+            return False
+        return True
 
 
 CHATTER = "chatter"
