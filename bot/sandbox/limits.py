@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import signal
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -135,6 +136,14 @@ def drop_privileges(uid: int, gid: int) -> None:
 def die_with_parent(signum: int) -> None:
     """Get `signum` when the parent dies (must come after any uid change, which resets it)."""
     prctl(PR_SET_PDEATHSIG, signum)
+
+
+def go_with(parent: int) -> None:
+    """In a forked child: be killed when `parent`, the process that forked it, dies; exit at
+    once if it died already (before the switch was on)."""
+    die_with_parent(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def close_all_but(keep: set[int]) -> None:

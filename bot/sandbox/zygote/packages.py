@@ -6,13 +6,12 @@ from __future__ import annotations
 import gc
 import json
 import os
-import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..limits import die_with_parent
+from ..limits import go_with
 from . import preload
 
 REPORT_LIMIT = 1 << 16
@@ -83,9 +82,7 @@ def start(
         code = 0
         try:
             ours.close()
-            die_with_parent(signal.SIGKILL)  # the zygote's stop is the template's too
-            if os.getppid() != parent:
-                os._exit(0)
+            go_with(parent)  # the zygote's stop is the template's too
             _become_template(modules, theirs, serve)
         except BaseException:
             code = 1

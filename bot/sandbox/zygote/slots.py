@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..limits import die_with_parent
+from ..limits import die_with_parent, go_with
 from ..protocol import SandboxUnavailable
 from . import job, jobprocess, mounts
 
@@ -61,9 +61,7 @@ def start(
             try:
                 for sock in (*close, ours, *made.routes.values()):
                     sock.close()
-                die_with_parent(signal.SIGKILL)
-                if os.getppid() != parent:
-                    os._exit(0)
+                go_with(parent)
                 _enter(slot)
                 _serve(theirs, index, config, spawn)
             except BaseException:
@@ -168,9 +166,7 @@ def _fork_spare(
             channel.close()
             ours.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a supervisor reaps its own
-            die_with_parent(signal.SIGKILL)  # an idle spare goes with its slot template
-            if os.getppid() != parent:
-                os._exit(0)
+            go_with(parent)  # an idle spare goes with its slot template
             _wait_for_job(theirs, index, config)
         except SandboxUnavailable:
             pass  # the slot template finds it gone and prepares the job another way
