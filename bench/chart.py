@@ -12,19 +12,15 @@ Medians and ranges of the runs.
 from __future__ import annotations
 
 import os
-import threading
-import time
+from typing import Any
 
-from bench.slack_common import fresh_database, start, stop
+from bench.engine import Engine
+from bench.paced import engine_baseline, paced_samples
+from bench.slack_common import start, stop
 from bench.stats import median_range, ms, summary, table
-from bot.app.environment import load_settings
-from bot.app.wiring.parts import build_executor, worker_config
-from bot.app.wiring.runtime import Runtime
-from bot.core.models import FileRole, Identity, JobStatus
-from bot.core.worker import WorkerPool
+from bot.core.models import FileRole, JobStatus
 from testbed import jobenv
 from testbed import slack_requests as sr
-from testbed.waiting import wait_until
 
 RUNS = int(os.environ.get("JOBBOT_BENCH_RUNS", "5"))
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_P2", "20"))
@@ -47,30 +43,32 @@ def p2(samples: int) -> list[float]:
     standin, server, store = start(
         "jobbot_bench_chart", JOBBOT_LOG_LEVEL="WARNING", JOBBOT_JOB_PYTHON=jobenv.job_python()
     )
-    out: list[float] = []
-    limited = 0
     try:
         file = standin.add_file("chart.py", CHART)
-        for i in range(samples + WARM):
+
+        def event_for(i: int) -> dict[str, Any]:
             channel = f"C0P2{i % CHANNELS:02d}"
-            inner = sr.file_message("<@U0BOT> run", [file], user="U0P2", channel=channel)
-            sent = time.time()
-            answer = sr.post(server.url, sr.event(inner))
-            assert answer.status == 200, answer
+            return sr.file_message("<@U0BOT> run", [file], user="U0P2", channel=channel)
 
-            def shared(thread: str = inner["ts"]) -> float | None:
-                for call in standin.calls("files.completeUploadExternal"):
-                    if call.status == 200 and call.body.get("thread_ts") == thread:
-                        assert "figure-1.png" in str(call.body.get("files")), call.body
-                        return call.at
-                return None
+        def shared(i: int, inner: dict[str, Any]) -> float | None:
+            for call in standin.calls("files.completeUploadExternal"):
+                if call.status == 200 and call.body.get("thread_ts") == inner["ts"]:
+                    assert "figure-1.png" in str(call.body.get("files")), call.body
+                    return call.at
+            return None
 
-            at = wait_until(shared, timeout=60, interval=0.002, message="the shared figure")
-            if i >= WARM:
-                out.append(at - sent)
-            limited += len(standin.rate_limited())
-            standin.reset()
-            threading.Event().wait(max(0.0, sent + GAP_S - time.time()))  # the pace, not a sync
+        out, limited = paced_samples(
+            standin,
+            server,
+            samples,
+            warm=WARM,
+            gap_s=GAP_S,
+            event_for=event_for,
+            answered_at=shared,
+            timeout=60,
+            interval=0.002,
+            what="the shared figure",
+        )
     finally:
         stop(standin, server, store)
     if limited:
@@ -78,42 +76,26 @@ def p2(samples: int) -> list[float]:
     return out
 
 
+def check_chart(engine: Engine, job_id: int) -> None:
+    """The chart job finished done, with its one figure stored."""
+    done = engine.runtime.store.get(job_id)
+    assert done is not None, job_id
+    assert done.status is JobStatus.DONE, done
+    figures = engine.runtime.store.list_files(job_id, FileRole.OUT)
+    assert [f.name for f in figures] == ["figure-1.png"], figures
+
+
 def engine(samples: int) -> list[float]:
     """The baseline: the same job through the engine alone, submit -> result and figure
     stored, local executor, the same MariaDB server."""
-    url = fresh_database("jobbot_bench_chart_engine")
-    settings = load_settings(
-        {"DATABASE_URL": url, "JOBBOT_WORKERS": "4", "JOBBOT_JOB_PYTHON": jobenv.job_python()},
-        env_file=None,
+    return engine_baseline(
+        "jobbot_bench_chart_engine",
+        samples,
+        warm=WARM,
+        job=("chart.py", CHART.encode(), "{}"),
+        check=check_chart,
+        JOBBOT_JOB_PYTHON=jobenv.job_python(),
     )
-    runtime = Runtime(settings)
-    runtime.migrate()
-    executor = build_executor(settings)
-    settled = threading.Event()
-    pool = WorkerPool(runtime.store, executor, worker_config(settings), on_settled=settled.set)
-    runtime.pool = pool
-    pool.start()
-    actor = runtime.service.actor(Identity("local", "bench", "p2"))
-    out: list[float] = []
-    try:
-        for i in range(samples + WARM):
-            settled.clear()
-            started = time.perf_counter()
-            job, _ = runtime.service.submit(actor, "chart.py", CHART.encode(), None)
-            settled.wait(60)
-            elapsed = time.perf_counter() - started
-            done = runtime.store.get(job.id)
-            assert done is not None, job
-            assert done.status is JobStatus.DONE, done
-            figures = runtime.store.list_files(job.id, FileRole.OUT)
-            assert [f.name for f in figures] == ["figure-1.png"], figures
-            if i >= WARM:
-                out.append(elapsed)
-    finally:
-        pool.stop(15)
-        executor.close()
-        runtime.store.close()  # type: ignore[attr-defined]
-    return out
 
 
 def main() -> None:

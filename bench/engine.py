@@ -17,9 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
+from bench.databases import drop_database, fresh_database
 from bench.stats import median_range, ms, summary, table, verdict
 from bot.app.environment import load_settings
 from bot.app.wiring.parts import build_executor, worker_config
@@ -27,23 +25,12 @@ from bot.app.wiring.runtime import Runtime
 from bot.core.models import Actor, Identity, JobStatus
 from bot.core.worker import WorkerPool
 
-BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 DATABASE = "jobbot_bench_engine"
 RUNS = int(os.environ.get("JOBBOT_BENCH_RUNS", "5"))
 B1_SAMPLES = int(os.environ.get("JOBBOT_BENCH_B1", "100"))
 B2_JOBS = int(os.environ.get("JOBBOT_BENCH_B2", "1000"))
 TRIVIAL = b"print(a + b)\n"
 INTERPRETER = str(Path(sys.executable).resolve())
-
-
-def fresh_database(name: str = DATABASE) -> str:
-    """An empty database `name` on the bench server; its URL."""
-    server = create_engine(BASE)
-    with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
-    server.dispose()
-    return make_url(BASE).set(database=name).render_as_string(hide_password=False)
 
 
 def bare_interpreter(samples: int) -> list[float]:
@@ -58,9 +45,12 @@ def bare_interpreter(samples: int) -> list[float]:
 
 class Engine:
     """The engine as `serve` runs it (MariaDB, a worker pool in process, the local sandbox),
-    with a hook to wait for each job to settle."""
+    with a hook to wait for each job to settle; its database is dropped on close. With
+    `offer` False the pool is not offered each job as it is submitted: the job waits for a
+    claim, as one from another process does."""
 
-    def __init__(self, database: str, workers: int = 4, **more: str) -> None:
+    def __init__(self, database: str, workers: int = 4, *, offer: bool = True, **more: str) -> None:
+        self.database = database
         settings = load_settings(
             {
                 "DATABASE_URL": fresh_database(database),
@@ -80,7 +70,8 @@ class Engine:
         )
         self.runtime.pool = self.pool  # submit() wakes this pool in-process, as in `serve`
         self.pool.start()
-        self.runtime.service.run_here(self.pool)  # and offers it the job first, as `serve`
+        if offer:
+            self.runtime.service.run_here(self.pool)  # and offers it the job first, as `serve`
         service = self.runtime.service
         self.actors: list[Actor] = [
             service.actor(Identity("local", "bench", f"user{i}")) for i in range(10)
@@ -108,6 +99,7 @@ class Engine:
         self.pool.stop(15)
         self.executor.close()
         self.runtime.store.close()  # type: ignore[attr-defined]
+        drop_database(self.database)
 
 
 def b1_run(engine: Engine, samples: int) -> tuple[list[float], list[float]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from bench.slack_common import fresh_database
+from bench.databases import fresh_database
 from bench.stats import table
 from bot.core.models import Identity, JobStatus, NewJob
 from bot.slack.intake.context import WORKING

@@ -1,5 +1,5 @@
-"""Shared set-up of the Slack benchmarks: a fresh MariaDB database, the Slack stand-in and a
-real `python -m bot serve` process in HTTP mode."""
+"""Shared set-up of the Slack benchmarks: a fresh MariaDB database (dropped at the stop), the
+Slack stand-in and a real `python -m bot serve` process in HTTP mode."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
+from bench.databases import drop_database, fresh_database
 from bot.core.models import Identity
 from bot.store import SqlStore, make_engine
 from testbed import slack_requests as sr
@@ -19,20 +17,9 @@ from testbed.serve_process import ServeProcess
 from testbed.slack_standin import SlackStandIn
 from testbed.waiting import wait_until
 
-BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 # Slack's rate limits are enforced by the stand-in unless this says "off" (for comparisons
 # only: the benchmarks' figures are made with the limits on).
 LIMITS = os.environ.get("JOBBOT_BENCH_SLACK_LIMITS", "on") != "off"
-
-
-def fresh_database(name: str) -> str:
-    """Drop and create a benchmark database; its URL."""
-    server = create_engine(BASE)
-    with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
-    server.dispose()
-    return make_url(BASE).set(database=name).render_as_string(hide_password=False)
 
 
 def start(name: str, **settings: str) -> tuple[SlackStandIn, ServeProcess, SqlStore]:
@@ -66,8 +53,11 @@ def share(
 
 
 def stop(standin: SlackStandIn, server: ServeProcess, store: SqlStore) -> None:
-    """Stop everything."""
+    """Stop everything, and drop the database."""
     server.stop(timeout=60)
+    database = store.engine.url.database
     store.close()
     standin.stop()
+    if database:
+        drop_database(database)
     time.sleep(0)

@@ -14,60 +14,58 @@ Targets: S2 p50 <= 30 ms and <= 2.5 x B1 p50 of the same run.
 from __future__ import annotations
 
 import os
-import threading
-import time
+from typing import Any
 
-from bench.slack_common import fresh_database, start, stop
+from bench.engine import Engine
+from bench.paced import engine_baseline, paced_samples
+from bench.slack_common import start, stop
 from bench.stats import median_range, ms, summary, table
-from bot.app.environment import load_settings
-from bot.app.wiring.parts import build_executor, worker_config
-from bot.app.wiring.runtime import Runtime
-from bot.core.models import Identity, JobStatus
-from bot.core.worker import WorkerPool
+from bot.core.models import JobStatus
 from testbed import slack_requests as sr
-from testbed.waiting import wait_until
 
 RUNS = int(os.environ.get("JOBBOT_BENCH_RUNS", "5"))
 SAMPLES = int(os.environ.get("JOBBOT_BENCH_S2", "100"))
 TRIVIAL = "def main(a, b):\n    return a + b\n"
 CHANNELS = 10
 GAP_S = 0.25  # between samples: 4 a second in all, one every 2.5 s per channel
+WARM = 10  # the first samples warm the zygote, pools and caches
 
 
 def s2(samples: int) -> list[float]:
     """Signed message event sent -> result message received by the stand-in."""
     standin, server, store = start("jobbot_bench_slack_e2e", JOBBOT_LOG_LEVEL="WARNING")
-    out: list[float] = []
-    limited = 0
     try:
         file = standin.add_file("soma.py", TRIVIAL)
-        for i in range(samples + 10):
+
+        def event_for(i: int) -> dict[str, Any]:
             channel = f"C0S2{i % CHANNELS:02d}"
-            inner = sr.file_message(
+            return sr.file_message(
                 f'<@U0BOT> run {{"a": {i}, "b": 1}}', [file], user="U0S2", channel=channel
             )
-            request = sr.event(inner)
-            sent = time.time()
-            answer = sr.post(server.url, request)
-            assert answer.status == 200, answer
 
-            def arrived(expected: int = i + 1, thread: str = inner["ts"]) -> float | None:
-                for call in standin.calls("chat.postMessage"):
-                    body = call.body
-                    if (
-                        body.get("_ok")
-                        and body.get("thread_ts") == thread
-                        and f"```{expected}```" in str(body.get("blocks"))
-                    ):
-                        return call.at
-                return None
+        def arrived(i: int, inner: dict[str, Any]) -> float | None:
+            for call in standin.calls("chat.postMessage"):
+                body = call.body
+                if (
+                    body.get("_ok")
+                    and body.get("thread_ts") == inner["ts"]
+                    and f"```{i + 1}```" in str(body.get("blocks"))
+                ):
+                    return call.at
+            return None
 
-            at = wait_until(arrived, timeout=30, interval=0.001, message="the result message")
-            if i >= 10:  # the first ones warm the zygote, pools and caches
-                out.append(at - sent)
-            limited += len(standin.rate_limited())
-            standin.reset()
-            threading.Event().wait(max(0.0, sent + GAP_S - time.time()))  # the pace, not a sync
+        out, limited = paced_samples(
+            standin,
+            server,
+            samples,
+            warm=WARM,
+            gap_s=GAP_S,
+            event_for=event_for,
+            answered_at=arrived,
+            timeout=30,
+            interval=0.001,
+            what="the result message",
+        )
     finally:
         stop(standin, server, store)
     if limited:
@@ -75,41 +73,22 @@ def s2(samples: int) -> list[float]:
     return out
 
 
+def check_sum(engine: Engine, job_id: int) -> None:
+    """The trivial job finished done."""
+    done = engine.runtime.store.get(job_id)
+    assert done is not None, job_id
+    assert done.status is JobStatus.DONE, done
+
+
 def b1(samples: int) -> list[float]:
     """The engine alone: submit -> result stored, local executor, same MariaDB server."""
-    url = fresh_database("jobbot_bench_slack_b1")
-    settings = load_settings({"DATABASE_URL": url, "JOBBOT_WORKERS": "4"}, env_file=None)
-    runtime = Runtime(settings)
-    runtime.migrate()
-    executor = build_executor(settings)
-    settled = threading.Event()
-    pool = WorkerPool(
-        runtime.store,
-        executor,
-        worker_config(settings),
-        on_settled=settled.set,
+    return engine_baseline(
+        "jobbot_bench_slack_b1",
+        samples,
+        warm=WARM,
+        job=("add.py", TRIVIAL.encode(), '{"a": 5, "b": 3}'),
+        check=check_sum,
     )
-    runtime.pool = pool
-    pool.start()
-    actor = runtime.service.actor(Identity("local", "bench", "b1"))
-    out: list[float] = []
-    try:
-        for i in range(samples + 10):
-            settled.clear()
-            started = time.perf_counter()
-            job, _ = runtime.service.submit(actor, "add.py", TRIVIAL.encode(), '{"a": 5, "b": 3}')
-            settled.wait(30)
-            elapsed = time.perf_counter() - started
-            done = runtime.store.get(job.id)
-            assert done is not None, job
-            assert done.status is JobStatus.DONE, done
-            if i >= 10:
-                out.append(elapsed)
-    finally:
-        pool.stop(15)
-        executor.close()
-        runtime.store.close()  # type: ignore[attr-defined]
-    return out
 
 
 def main() -> None:
