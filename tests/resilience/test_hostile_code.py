@@ -266,7 +266,9 @@ def test_a_memory_bomb_ends_as_out_of_memory(target: Target) -> None:
         "    blocks.append(bytearray(64 << 20))\n"
         "print('allocated', len(blocks) * 64, 'MiB')\n"
     )
-    result = target.hostile(code)
+    # The limit, not the clock, must end it: on a loaded host filling the cgroup can take
+    # longer than the suite's 2 s timeout.
+    result = target.hostile(code, timeout_s=10)
 
     assert result.outcome is Outcome.MEMORY, result
     assert result.error_message == f"the job ran out of memory (limit {MEMORY_MB} MB)"

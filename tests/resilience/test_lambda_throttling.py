@@ -1,9 +1,9 @@
-"""Lambda throttling for 30 s: with the executor exactly as wiring builds it (production
+"""Lambda throttling for 10 s: with the executor exactly as wiring builds it (production
 back-off, metrics), on MariaDB, jobs wait through the storm (waiting or running, never an
 error), then complete, and none runs twice (beacons and the stand-in's execution counter).
 
 The storm itself is the one of tests/integration/lambda_executor/test_flows.py, there with a
-count of throttles and a scaled-down back-off; here with a 30-second window."""
+count of throttles and a scaled-down back-off; here with a 10-second window."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from tests.integration.lambda_executor.test_flows import (
 )
 
 __all__ = ["aws_env"]  # the fixture, shared with the Lambda integration suite
-WINDOW_S = 30.0
+WINDOW_S = 10.0
 
 
 @pytest.mark.slow
-def test_thirty_seconds_of_throttling_delay_jobs_without_error_or_second_run(
+def test_ten_seconds_of_throttling_delay_jobs_without_error_or_second_run(
     aws_env: None, monkeypatch: pytest.MonkeyPatch, mariadb_store: SqlStore
 ) -> None:
     settings = storm_settings()

@@ -27,7 +27,7 @@ from bot.sandbox.protocol import SandboxCalledOff, SandboxFailed, SandboxUnavail
 
 _LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
 _CLOSE_WAIT_S = 60.0
-_UID_BLOCKS = 16  # how far past uid_base to look for uids no other executor holds
+_UID_BLOCKS = 64  # how far past uid_base to look for uids no other executor holds
 _SANDBOX = Limits()  # the sandbox's own file limits, which no setting changes
 
 
