@@ -1,5 +1,6 @@
 """Start, stop and count real worker processes (`python -m testbed.worker_process`) that share
-one queue; executions are counted from the file each process appends a job id to."""
+one queue; executions are counted from the file each process appends a job id to. And the
+product's own `python -m bot worker`, as a tracked process."""
 
 from __future__ import annotations
 
@@ -8,11 +9,43 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from testbed.processes import track
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_bot_worker(
+    env: dict[str, str], cwd: Path, *, stdout: int | None, stderr: int | None
+) -> subprocess.Popen[str]:
+    """`python -m bot worker` in `cwd` with exactly `env`, tracked (text streams)."""
+    return track(
+        subprocess.Popen(
+            [sys.executable, "-m", "bot", "worker"],
+            cwd=cwd,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
+    )
+
+
+@contextmanager
+def bot_worker(
+    env: dict[str, str], cwd: Path, *, stdout: int | None, stderr: int | None
+) -> Iterator[subprocess.Popen[str]]:
+    """`python -m bot worker` for the block; killed at its end if it still runs, and reaped."""
+    process = start_bot_worker(env, cwd, stdout=stdout, stderr=stderr)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
 
 
 def start_workers(

@@ -16,8 +16,9 @@ import pytest
 
 from bot.core.models import Identity, JobStatus, NewJob
 from bot.store import SqlStore, make_engine
-from testbed.processes import clean_env, track
+from testbed.processes import clean_env
 from testbed.waiting import wait_until
+from testbed.workers import bot_worker
 from tests.integration.executor.conftest import IS_ROOT, processes_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,20 +63,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def worker(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    process = track(
-        subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    )
-    yield process
-    if process.poll() is None:
-        process.kill()
-    process.communicate(timeout=30)
+    with bot_worker(env, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+        yield process
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

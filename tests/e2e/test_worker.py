@@ -9,7 +9,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +24,11 @@ from bot.slack.intake.request import Asker
 from bot.slack.uploads import SlackFile
 from bot.store import SqlStore
 from testbed import slack_requests as sr
-from testbed.processes import clean_env, track
+from testbed.processes import clean_env
 from testbed.slack_ledger import settled, slack_env
 from testbed.slack_standin import SlackStandIn, message_text
 from testbed.waiting import wait_until
+from testbed.workers import bot_worker, start_bot_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "def main(a, b):\n    return a * b\n"
@@ -52,20 +52,8 @@ def worker(
         JOBBOT_INTAKE_LEASE="1",
         JOBBOT_LOG_FORMAT="json",
     )
-    process = track(
-        subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    )
-    yield process
-    if process.poll() is None:
-        process.kill()
-    process.communicate(timeout=30)
+    with bot_worker(env, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        yield process
 
 
 def test_a_worker_runs_jobs_tells_slack_and_stops_on_sigterm(
@@ -151,15 +139,11 @@ def test_a_sigterm_while_the_worker_starts_is_a_clean_stop(
     holder = create_engine(mariadb_url, poolclass=NullPool)
     with holder.connect() as lock:
         assert lock.execute(text("SELECT GET_LOCK('jobbot.migrate', 10)")).scalar() == 1
-        process = track(
-            subprocess.Popen(
-                [sys.executable, "-m", "bot", "worker"],
-                cwd=tmp_path,
-                env=clean_env(PYTHONPATH=str(ROOT), DATABASE_URL=mariadb_url),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        process = start_bot_worker(
+            clean_env(PYTHONPATH=str(ROOT), DATABASE_URL=mariadb_url),
+            tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         waiting = text(
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST "

@@ -28,10 +28,11 @@ from bot.core.service import JobService
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.local import LocalExecutor
 from bot.store import SqlStore, make_engine
+from testbed.lambda_setup import lambda_settings
 from testbed.lambda_standin import LambdaStandIn
 from testbed.waiting import wait_until
 from tests.integration.executor.conftest import IS_ROOT, processes_of
-from tests.integration.lambda_executor.conftest import aws_env, lambda_settings
+from tests.integration.lambda_executor.conftest import aws_env
 
 __all__ = ["aws_env"]  # the Lambda fixtures' AWS environment, used here too
 

@@ -45,6 +45,7 @@ from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from bot.store import SqlStore
 from testbed import jobenv
+from testbed.lambda_setup import lambda_settings
 from testbed.lambda_standin import RUNTIME_UID, LambdaStandIn
 from testbed.waiting import wait_until
 from tests.integration.executor.conftest import (
@@ -53,7 +54,6 @@ from tests.integration.executor.conftest import (
     processes_of,
     reset_peak_memory,
 )
-from tests.integration.lambda_executor.conftest import lambda_settings
 from tests.support import probes
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,6 @@ tampers with a preloaded module to reach the next job" (issue 11), on both execu
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,14 +18,12 @@ import pytest
 
 from bot.core.models import Identity, Outcome, RunRequest, RunResult
 from bot.core.ports import Executor
-from bot.executors.aws_lambda.executor import build_lambda_executor
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed import jobenv
 from testbed.lambda_layer import layer_dir
-from testbed.lambda_standin import LambdaStandIn
+from testbed.lambda_setup import lambda_on_standin
 from testbed.pythons import require_lambda_python
-from tests.integration.lambda_executor.conftest import lambda_settings
 
 TIMEOUT_S = 20.0  # the first import of pandas on a cold environment takes seconds
 OWNER = Identity("local", "test", "mallory")  # both jobs are hers: one slot, one environment
@@ -107,25 +104,16 @@ def local() -> Iterator[Executor]:
 @pytest.fixture(scope="module")
 def on_lambda(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
     """One warm environment for her (per-user tenancy), python3.13 with the layer at /opt."""
-    python = require_lambda_python()
-    opt = layer_dir()
-    empty = tmp_path_factory.mktemp("aws")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("AWS_")]:
-            patch.delenv(name)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_REGION", "us-east-1")
-        patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
-        with LambdaStandIn(
-            timeout_s=TIMEOUT_S + 5, max_concurrency=1, python=python, opt=opt
-        ) as standin:
-            patch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
-            executor = build_lambda_executor(lambda_settings(JOBBOT_JOB_TIMEOUT=f"{TIMEOUT_S:g}"))
-            yield executor
-            assert standin.environments() == 1, "both jobs ran in the one warm environment"
-            executor.close()
+    with lambda_on_standin(
+        tmp_path_factory.mktemp("aws"),
+        TIMEOUT_S,
+        timeout_s=TIMEOUT_S + 5,
+        max_concurrency=1,
+        python=require_lambda_python(),
+        opt=layer_dir(),
+    ) as (executor, standin):
+        yield executor
+        assert standin.environments() == 1, "both jobs ran in the one warm environment"
 
 
 @pytest.fixture(params=["local", "lambda"])

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app.config import Settings
-from bot.app.environment import load_settings
 from bot.core.models import Identity, RunRequest
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
+from testbed.lambda_setup import JOB_TIMEOUT, fake_aws, lambda_settings
 from testbed.lambda_standin import LambdaStandIn
 from tests.support.moto_lambda import moto_server, teach_moto
 
 REGION = "us-east-1"
-JOB_TIMEOUT = 2.0
 MAX_OUTPUT = 64 * 1024
-
-
-def lambda_settings(**values: str) -> Settings:
-    """Settings for JOBBOT_EXECUTOR=lambda; AWS itself comes from the environment."""
-    environ = {
-        "JOBBOT_EXECUTOR": "lambda",
-        "JOBBOT_JOB_TIMEOUT": f"{JOB_TIMEOUT:g}",
-        "AWS_REGION": os.environ.get("AWS_REGION", ""),
-        **values,
-    }
-    return load_settings(environ, env_file=None)
 
 
 def weakened_handler() -> dict[str, Any]:
@@ -60,20 +46,6 @@ def job(
         max_output_bytes,
         owner=Identity("local", "test", owner),
     )
-
-
-def fake_aws(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
-    """Dummy credentials and a region; nothing of a real AWS configuration can leak in
-    (`directory` holds the config files that are not there)."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(directory / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(directory / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from bot.executors.aws_lambda import package as lambda_package
 from bot.executors.aws_lambda.deploy import run_lambda_command
-from tests.integration.lambda_executor.conftest import lambda_settings
+from testbed.lambda_setup import lambda_settings
 from tests.support.moto_lambda import seen_mid_update
 
 pytestmark = pytest.mark.usefixtures("aws_env")

@@ -19,8 +19,9 @@ from bot.executors.aws_lambda.deploy import run_lambda_command
 from bot.executors.aws_lambda.layers import UNZIPPED_LIMIT, parse_description
 from bot.executors.jobenv import read_pins
 from testbed import jobenv
+from testbed.lambda_setup import lambda_settings
 from testbed.pythons import require_lambda_python
-from tests.integration.lambda_executor.conftest import REGION, lambda_settings
+from tests.integration.lambda_executor.conftest import REGION
 from tests.integration.lambda_executor.test_deploy import make_role
 from tests.support.moto_lambda import REQUEST_LIMIT
 from tests.support.wheels import make_wheel

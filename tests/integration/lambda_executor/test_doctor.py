@@ -9,8 +9,9 @@ import pytest
 
 from bot.app.doctor import run_checks
 from bot.executors.aws_lambda.doctor import lambda_checks
+from testbed.lambda_setup import lambda_settings
 from testbed.lambda_standin import LambdaStandIn
-from tests.integration.lambda_executor.conftest import lambda_settings, weakened_handler
+from tests.integration.lambda_executor.conftest import weakened_handler
 
 
 def rows_by_name(rows: list[tuple[str, str, bool]]) -> dict[str, tuple[str, bool]]:

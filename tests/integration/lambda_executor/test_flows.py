@@ -20,9 +20,9 @@ from bot.core.models import Identity, Job, JobStatus
 from bot.executors.aws_lambda.client import build_lambda_client, function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor
 from bot.store import SqlStore, make_engine
+from testbed.lambda_setup import lambda_settings
 from testbed.lambda_standin import LambdaStandIn
 from testbed.waiting import wait_until
-from tests.integration.lambda_executor.conftest import lambda_settings
 
 REPO = Path(__file__).resolve().parents[3]
 JOB_TIMEOUT = "1.5"  # slow.py ticks each second: the kill lands between ticks

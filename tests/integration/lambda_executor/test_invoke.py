@@ -25,9 +25,10 @@ from bot.executors.aws_lambda.executor import (
 from bot.executors.aws_lambda.outcomes import ERROR_KINDS
 from bot.sandbox.fresh.lambda_handler import MARGIN_S
 from bot.sandbox.fresh.spawn import MIN_TIMEOUT_S
+from testbed.lambda_setup import lambda_settings
 from testbed.lambda_standin import LambdaStandIn
 from testbed.waiting import wait_until
-from tests.integration.lambda_executor.conftest import job, lambda_settings
+from tests.integration.lambda_executor.conftest import job
 
 
 def beacon_code(standin: LambdaStandIn, key: str, then: str = "") -> str:

@@ -14,9 +14,10 @@ from bot.executors.aws_lambda.doctor import lambda_checks
 from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
 from bot.executors.jobenv import read_pins
 from testbed.lambda_layer import REQUIREMENTS, layer_dir
+from testbed.lambda_setup import fake_aws, lambda_settings
 from testbed.lambda_standin import LambdaStandIn
 from testbed.pythons import require_lambda_python
-from tests.integration.lambda_executor.conftest import fake_aws, job, lambda_settings
+from tests.integration.lambda_executor.conftest import job
 
 TIMEOUT_S = 20.0
 PINS = {pin.name: pin.version for pin in read_pins(REQUIREMENTS)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +21,14 @@ import pytest
 
 from bot.core.models import JobFile, RunRequest, RunResult
 from bot.executors.aws_lambda.client import function_timeout_s
-from bot.executors.aws_lambda.executor import LambdaExecutor, build_lambda_executor
+from bot.executors.aws_lambda.executor import LambdaExecutor
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed import jobenv
-from testbed.lambda_standin import LambdaStandIn
+from testbed.lambda_setup import lambda_on_standin
 from testbed.pythons import require_lambda_python
 from tests.integration.executor.file_cases import entry
 from tests.integration.executor.test_contract import CASES, LIBRARY_ERROR, Case
-from tests.integration.lambda_executor.conftest import lambda_settings
 
 REPO = Path(__file__).resolve().parents[3]
 UID_BASE = 62500  # outside the engine tests' ranges (61000-62099): both may run at once
@@ -92,46 +90,30 @@ def local() -> Iterator[LocalExecutor]:
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LambdaExecutor, Any]]:
     """(LambdaExecutor, a raw boto3 client) on one stand-in with warm environments."""
-    empty = tmp_path_factory.mktemp("aws")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("AWS_")]:
-            patch.delenv(name)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_REGION", "us-east-1")
-        patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
-        with LambdaStandIn(
-            timeout_s=function_timeout_s(TIMEOUT_S), max_concurrency=2, layer=jobenv.site_packages()
-        ) as standin:
-            patch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
-            executor = build_lambda_executor(lambda_settings(JOBBOT_JOB_TIMEOUT=f"{TIMEOUT_S:g}"))
-            client = boto3.client("lambda", region_name="us-east-1")
-            yield executor, client
-            executor.close()
-            client.close()
+    with lambda_on_standin(
+        tmp_path_factory.mktemp("aws"),
+        TIMEOUT_S,
+        timeout_s=function_timeout_s(TIMEOUT_S),
+        max_concurrency=2,
+        layer=jobenv.site_packages(),
+    ) as (executor, _):
+        client = boto3.client("lambda", region_name="us-east-1")
+        yield executor, client
+        client.close()
 
 
 @pytest.fixture(scope="module")
 def remote313(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaExecutor]:
     """A LambdaExecutor whose function runs on python3.13, as deployed."""
     python = require_lambda_python()  # missing, it fails: never a silent skip
-    empty = tmp_path_factory.mktemp("aws313")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("AWS_")]:
-            patch.delenv(name)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_REGION", "us-east-1")
-        patch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
-        with LambdaStandIn(
-            timeout_s=function_timeout_s(TIMEOUT_S), max_concurrency=2, python=python
-        ) as standin:
-            patch.setenv("AWS_ENDPOINT_URL_LAMBDA", standin.endpoint_url)
-            executor = build_lambda_executor(lambda_settings(JOBBOT_JOB_TIMEOUT=f"{TIMEOUT_S:g}"))
-            yield executor
-            executor.close()
+    with lambda_on_standin(
+        tmp_path_factory.mktemp("aws313"),
+        TIMEOUT_S,
+        timeout_s=function_timeout_s(TIMEOUT_S),
+        max_concurrency=2,
+        python=python,
+    ) as (executor, _):
+        yield executor
 
 
 def without_timing(result: RunResult) -> RunResult:
