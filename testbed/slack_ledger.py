@@ -191,11 +191,12 @@ def settled(store: SqlStore, ids: Iterable[int], timeout: float) -> list[Job]:
     def check() -> list[Job] | None:
         jobs = []
         for job_id in wanted:
-            job = store.get(job_id)
-            if job is None or not job.status.is_final:
-                return None
+            # Events first: a delivery settled after them has its progress in the job read next.
             events = store.notification_events(job_id)
             if not events or any(state != "sent" for _, state in events):
+                return None
+            job = store.get(job_id)
+            if job is None or not job.status.is_final:
                 return None
             jobs.append(job)
         return jobs

@@ -70,8 +70,9 @@ class Stack:
         """Poll until the job finished and its notifications went out."""
 
         def done() -> Job | None:
-            job = self.job(job_id)
+            # Events first: a delivery settled after them has its progress in the job read next.
             events = self.runtime.store.notification_events(job_id)
+            job = self.job(job_id)
             settled = events and all(state != "pending" for _, state in events)
             told = any(event is NotificationEvent.FINISHED for event, _ in events)
             return job if job.status.is_final and settled and told else None
