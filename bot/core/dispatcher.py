@@ -68,6 +68,10 @@ class Dispatcher:
         """Something was just written to the outbox."""
         self._wake.set()
 
+    def due_in(self, delay: float) -> None:
+        """Something written to the outbox becomes due `delay` seconds from now."""
+        self._due_soon(delay)
+
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop after the current deliveries."""
         self._stopping.set()

@@ -63,6 +63,18 @@ class Runtime:
         if self.pool is not None:
             self.pool.check_stops()
 
+    def _on_started(self) -> None:
+        self.service.settled()
+        if self.dispatcher is None:
+            return
+        quiet_s = self.settings.quiet_ms / 1000
+        if quiet_s > 0:
+            # Its `started` notification is due only after the quiet period: a wake-up now
+            # would be a claim that finds nothing, on the cores the job is about to run on.
+            self.dispatcher.due_in(quiet_s)
+        else:
+            self.dispatcher.wake()
+
     def _on_settled(self) -> None:
         self.service.settled()
         if self.dispatcher is not None:
@@ -96,7 +108,7 @@ class Runtime:
             worker_config(self.settings),
             self.metrics,
             on_settled=self._on_settled,
-            on_started=self._on_settled,
+            on_started=self._on_started,
         )
         self.pool.start()
         self.service.run_here(self.pool)
