@@ -4,12 +4,15 @@ a DM, whichever works first."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
 
 from bot.core.metrics import Metrics
+from bot.errors import StoreError
+from bot.slack.budget import POST, Pacer
 from bot.slack.formatting import Message
 from bot.slack.posting import CallFailed, call, respond_url
 
@@ -34,9 +37,12 @@ class Where:
 class Answerer:
     """Sends private answers, falling back until one way works."""
 
-    def __init__(self, client: WebClient, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, client: WebClient, metrics: Metrics | None = None, pacer: Pacer | None = None
+    ) -> None:
         self.client = client
         self.metrics = metrics
+        self.pacer = pacer  # counts each Web API answer in the shared buckets
 
     def tell(self, where: Where, message: Message) -> bool:
         """Show `message` to the user alone; False if no way worked."""
@@ -58,24 +64,43 @@ class Answerer:
         return False
 
     def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
-        call(
-            self.metrics,
-            "chat.postMessage",
-            self.client.chat_postMessage,
-            channel=channel,
-            thread_ts=thread_ts,
-            unfurl_links=False,
-            unfurl_media=False,
-            **message.as_kwargs(),
-        )
+        with self._counted(POST, channel):
+            call(
+                self.metrics,
+                POST,
+                self.client.chat_postMessage,
+                channel=channel,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                **message.as_kwargs(),
+            )
 
     def _ephemeral(self, where: Where, message: Message) -> None:
-        call(
-            self.metrics,
-            "chat.postEphemeral",
-            self.client.chat_postEphemeral,
-            channel=where.channel,
-            user=where.user,
-            thread_ts=where.thread_ts,
-            **message.as_kwargs(),
-        )
+        with self._counted("chat.postEphemeral", where.channel):
+            call(
+                self.metrics,
+                "chat.postEphemeral",
+                self.client.chat_postEphemeral,
+                channel=where.channel,
+                user=where.user,
+                thread_ts=where.thread_ts,
+                **message.as_kwargs(),
+            )
+
+    @contextmanager
+    def _counted(self, method: str, channel: str | None) -> Iterator[None]:
+        """An answer goes first, never waiting for a turn, but it spends one in the shared
+        buckets once sent (a 429 empties its bucket), so the outbox paces around it. The
+        response_url is no Web API method: Slack limits it per URL, not in these buckets."""
+        try:
+            yield
+        except CallFailed as exc:
+            if self.pacer is not None and exc.failure.kind == "rate_limited":
+                try:
+                    self.pacer.refused(method, channel, exc.failure.retry_after or 1.0)
+                except StoreError as store:
+                    log.info("a refused answer was not counted: %s", store)
+            raise
+        if self.pacer is not None:
+            self.pacer.spend(method, channel)

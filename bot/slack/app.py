@@ -152,13 +152,8 @@ def build_app(
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
-    home = HomePublisher(
-        client,
-        service,
-        metrics,
-        pacer=Pacer(memory, metrics),
-        refresh_s=settings.home_refresh_s,
-    )
+    pacer = Pacer(memory, metrics)
+    home = HomePublisher(client, service, metrics, pacer=pacer, refresh_s=settings.home_refresh_s)
     fetcher = FileFetcher(
         client, str(client.token), settings.slack_api_url, settings.max_code_bytes, metrics=metrics
     )
@@ -166,7 +161,7 @@ def build_app(
         service,
         CommandHandler(service, USAGE, about=about),
         fetcher,
-        Answerer(client, metrics),
+        Answerer(client, metrics, pacer),
         client,
         memory=memory,
         pool=intake_pool,

@@ -17,21 +17,24 @@ go first. A 429 empties that one bucket until its Retry-After.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bot.core.metrics import Metrics
 from bot.core.pacing import Rate, backlog
+from bot.errors import StoreError
 from bot.slack.delivery import Progress
 
 log = logging.getLogger(__name__)
 
 POST = "chat.postMessage"
 PREFIX = "slack:"
-# chat.postMessage: 1 a second per channel, short bursts (a public report measured ~25). A
-# burst of 2 leaves seconds of margin for calls that arrive bunched (a loaded host, a network).
-POST_PER_CHANNEL = Rate(1.0, 2)
+# chat.postMessage: 1 a second per channel, short bursts (a public report measured ~25). Turns
+# are never early, so a burst of 3 still leaves 2 s of margin against a bucket of 5 (the
+# stand-in's) for calls that reach Slack bunched (a loaded host, a network).
+POST_PER_CHANNEL = Rate(1.0, 3)
 # The workspace-wide posting limit is not published: assumed 8 a second, small bursts.
 POST_PER_WORKSPACE = Rate(8.0, 10)
 TIER_3 = Rate(50 / 60, 5)  # "50+ per minute"
@@ -49,6 +52,16 @@ METHODS: dict[str, Rate] = {
 UPLOAD = "files_upload_v2"  # one turn in each method it calls
 UPLOAD_METHODS = ("files.getUploadURLExternal", "files.completeUploadExternal")
 HOME_PREFIX = PREFIX + "home:"
+# A bucket full again for this long is forgotten (its row deleted; a missing row is a full
+# bucket). For an App Home, that forgets that its user opened it: they get no refresh until
+# they open it again (which publishes it anyway).
+STALE_S = 24 * 3600.0
+PRUNE_EVERY_S = 600.0
+# A status message promises a chat.update later (its final edit, which a result waits for), so
+# new status messages go at Tier 3's rate too: the edits they promise never pile up in
+# chat.update's bucket. Without this, a burst of jobs that each waited over the quiet period
+# in the queue posted a status message apiece and then told their owners at 50 a minute.
+STATUS = PREFIX + "status"
 
 
 class Held(Exception):
@@ -71,6 +84,9 @@ class PaceMemory(Protocol):
 
     def turns_ahead(self, prefix: str, since: float) -> list[tuple[str, float]]:
         """(bucket, arrival time) of the buckets under `prefix` with turns after `since`."""
+
+    def forget_turns(self, prefix: str, before: float) -> int:
+        """Delete the buckets under `prefix` whose arrival time is before `before`."""
 
 
 def buckets(method: str, channel: str | None = None) -> list[tuple[str, Rate]]:
@@ -106,12 +122,26 @@ class Pacer:
         self.memory = memory
         self.metrics = metrics
         self.clock = clock
+        self._lock = threading.Lock()
+        self._next_prune = 0.0
 
-    def turn(self, progress: Progress, method: str, channel: str | None, *, result: bool) -> None:
+    def turn(
+        self,
+        progress: Progress,
+        method: str,
+        channel: str | None,
+        *,
+        result: bool,
+        status: bool = False,
+    ) -> None:
         """Return when the call may go now; raise Held otherwise. A result's future turn is
         reserved and kept in `progress`; progress (`result=False`) goes only while the
-        buckets are full, and reserves nothing."""
+        buckets are full, and reserves nothing. A new status message (`status`) also takes
+        a turn in the STATUS bucket."""
+        self._prune_later()
         through = buckets(method, channel)
+        if status:
+            through.append((STATUS, TIER_3))
         key = through[0][0]
         now = self.clock()
         kept = progress.get("turn")
@@ -131,6 +161,32 @@ class Pacer:
             progress.set(turn=f"{key}@{at!r}")
         raise Held(method, at - now)
 
+    def _prune_later(self) -> None:
+        """Every PRUNE_EVERY_S, forget the buckets full again for STALE_S (a thread of its own:
+        never in a delivery's way)."""
+        now = self.clock()
+        with self._lock:
+            if now < self._next_prune:
+                return
+            self._next_prune = now + PRUNE_EVERY_S
+        threading.Thread(target=self.prune, args=(now,), name="pace-prune", daemon=True).start()
+
+    def prune(self, now: float) -> int:
+        """Forget the buckets that have been full again for STALE_S; how many."""
+        try:
+            return self.memory.forget_turns(PREFIX, now - STALE_S)
+        except StoreError as exc:
+            log.info("stale rate buckets not pruned: %s", exc)
+            return 0
+
+    def spend(self, method: str, channel: str | None) -> None:
+        """Count a call that went without waiting for its turn (an answer to the asker): one
+        token of each of its buckets, so later turns fall after it. Never raises."""
+        try:
+            self.memory.take_turn(buckets(method, channel), self.clock(), wait=True)
+        except StoreError as exc:
+            log.info("an answer was not counted in the rate buckets: %s", exc)
+
     def refused(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack answered 429: that bucket alone is empty until Retry-After."""
         key, rate = buckets(method, channel)[0]
@@ -147,6 +203,7 @@ class Pacer:
         now = self.clock()
         rates = {PREFIX + m: r for m, r in METHODS.items()}
         rates[f"{PREFIX}post:*"] = POST_PER_WORKSPACE
+        rates[STATUS] = TIER_3
         out: list[tuple[tuple[tuple[str, str], ...], float]] = []
         for key, tat in self.memory.turns_ahead(PREFIX, now):
             if key.startswith(HOME_PREFIX):

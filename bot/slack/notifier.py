@@ -147,7 +147,7 @@ class SlackNotifier:
                 if origin.kind is Kind.MESSAGE and progress.via is Via.CHANNEL
                 else None
             )
-            ts = self._post_to(progress, status_message(job), thread)
+            ts = self._post_to(progress, status_message(job), thread, status=True)
             progress.set(status_ts=ts, shown=job.status.value)
         elif progress.shown != job.status.value:
             self._turn(progress, "chat.update", progress.target, result=result)
@@ -280,10 +280,18 @@ class SlackNotifier:
         channel, _, thread = str(progress.get(note_key)).partition("/")
         return channel, thread
 
-    def _turn(self, progress: Progress, method: str, channel: str | None, *, result: bool) -> None:
+    def _turn(
+        self,
+        progress: Progress,
+        method: str,
+        channel: str | None,
+        *,
+        result: bool,
+        status: bool = False,
+    ) -> None:
         """Wait for the call's turn in Slack's limits (raises Held if it is not now)."""
         if self.pacer is not None:
-            self.pacer.turn(progress, method, channel, result=result)
+            self.pacer.turn(progress, method, channel, result=result, status=status)
 
     def _share_files(self, files: FileShare, job: Job, origin: Origin, progress: Progress) -> None:
         """The job's files out in its thread (fileshare.py), at most once, in their turn;
@@ -314,10 +322,11 @@ class SlackNotifier:
         broadcast: bool = False,
         *,
         result: bool = False,
+        status: bool = False,
     ) -> str:
         """Post to the current target, in its turn; a DM target learns its D… id from the
         first post."""
-        self._turn(progress, POST, progress.target, result=result)
+        self._turn(progress, POST, progress.target, result=result, status=status)
         ts, channel = self._post_raw(str(progress.target), message, thread, broadcast)
         if channel and channel != progress.target:
             progress.set(target=channel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from bot.core import pacing
 from bot.core.pacing import Rate
@@ -73,3 +73,12 @@ def arrival_times(conn: Connection, prefix: str, since: float) -> list[tuple[str
         )
     )
     return [(str(row[0]), float(row[1])) for row in rows]
+
+
+def forget(conn: Connection, prefix: str, before: float) -> int:
+    """Delete the buckets under `prefix` whose arrival time is before `before` (long full
+    again: a missing row is a full bucket); how many."""
+    result = conn.execute(
+        delete(pace).where(pace.c.bucket.startswith(prefix, autoescape=True), pace.c.tat < before)
+    )
+    return int(result.rowcount or 0)

@@ -249,6 +249,10 @@ class SqlStore:
         """(bucket, arrival time) of the buckets under `prefix` with turns after `since`."""
         return self.db.read(lambda conn: pace.arrival_times(conn, prefix, since))
 
+    def forget_turns(self, prefix: str, before: float) -> int:
+        """Delete the buckets under `prefix` whose arrival time is before `before`."""
+        return self.db.write(lambda conn: pace.forget(conn, prefix, before))
+
     def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
         """(event, state) of a job's notifications."""
         return self.db.read(lambda conn: outbox.events(conn, job_id))

@@ -682,6 +682,15 @@ class InMemoryStore:
         with self._lock:
             return [(k, t) for k, t in self._tats.items() if k.startswith(prefix) and t > since]
 
+    def forget_turns(self, prefix: str, before: float) -> int:
+        """Forget buckets long full again."""
+        with self._lock:
+            self._check()
+            gone = [k for k, t in self._tats.items() if k.startswith(prefix) and t < before]
+            for key in gone:
+                del self._tats[key]
+            return len(gone)
+
     def notification_events(self, job_id: int) -> list[tuple[NotificationEvent, str]]:
         """(event, state), oldest first."""
         with self._lock:

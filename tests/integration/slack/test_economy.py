@@ -55,6 +55,19 @@ def test_a_burst_in_one_channel_is_paced_to_its_limit_without_a_429(stack: Stack
     assert job_calls(stack) == ["chat.postMessage"] * jobs
 
 
+def test_an_answer_to_the_asker_goes_at_once_and_spends_a_turn_the_outbox_sees(
+    stack: Stack,
+) -> None:
+    store = stack.runtime.store
+    stack.dispatch(sr.event(sr.mention('<@U0BOT> run {"a": 1}')))  # no file: answered privately
+    stack.standin.wait_for("chat.postEphemeral")
+    wait_until(
+        lambda: store.turns_ahead("slack:chat.postEphemeral", 0.0),
+        message="the answer counted in chat.postEphemeral's bucket",
+    )
+    assert stack.standin.rate_limited() == []
+
+
 def test_a_429_in_one_channel_does_not_hold_up_another(stack: Stack) -> None:
     stack.standin.inject(
         "chat.postMessage",

@@ -55,6 +55,16 @@ def test_a_refusal_empties_the_bucket_until_retry_after(store: Any) -> None:
     assert [k for k, _ in store.turns_ahead("b:", T0 + 5)] == ["b:one"]
 
 
+def test_buckets_long_full_again_are_forgotten_and_the_others_kept(store: Any) -> None:
+    store.take_turn([("b:old", RATE)], T0, wait=True)
+    store.take_turn([("b:new", RATE)], T0 + 100, wait=True)
+    store.take_turn([("other:old", RATE)], T0, wait=True)
+    assert store.forget_turns("b:", T0 + 50) == 1
+    assert [k for k, _ in store.turns_ahead("b:", 0.0)] == ["b:new"]
+    assert [k for k, _ in store.turns_ahead("other:", 0.0)] == ["other:old"], "another prefix"
+    assert store.take_turn([("b:old", RATE)], T0 + 100, wait=False) == T0 + 100, "full"
+
+
 @pytest.mark.parametrize("kind", ["mariadb", "sqlite"])
 def test_every_process_on_the_database_shares_the_buckets(store: SqlStore) -> None:
     other = SqlStore(make_engine(store.engine.url.render_as_string(hide_password=False)))

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack.budget import POST, POST_PER_CHANNEL, Held, Pacer, buckets
+from bot.slack.budget import (
+    POST,
+    POST_PER_CHANNEL,
+    STALE_S,
+    TIER_3,
+    Held,
+    Pacer,
+    buckets,
+)
 from bot.slack.delivery import Progress
 from bot.slack.home import HomePublisher
 from tests.support.fakes import FakeClock, InMemoryStore
@@ -73,6 +81,31 @@ def test_progress_goes_only_while_its_bucket_is_full_so_results_go_first(
         pacer.turn(Progress({}), POST, "C1", result=False)  # the result's turn came first
     clock.now += POST_PER_CHANNEL.interval
     pacer.turn(Progress({}), POST, "C1", result=False)
+
+
+def test_new_status_messages_go_no_faster_than_the_edits_they_promise(
+    pacer: Pacer, clock: Clock
+) -> None:
+    for n in range(TIER_3.burst):  # each in a quiet channel of its own
+        pacer.turn(Progress({}), POST, f"C{n}", result=False, status=True)
+    with pytest.raises(Held) as held:
+        pacer.turn(Progress({}), POST, "C99", result=False, status=True)
+    assert held.value.wait_s == pytest.approx(TIER_3.interval), "chat.update's rate"
+    pacer.turn(Progress({}), POST, "C99", result=False)  # other progress is not held up
+    clock.now += TIER_3.interval
+    pacer.turn(Progress({}), POST, "C98", result=False, status=True)
+
+
+def test_buckets_full_again_for_a_day_are_pruned(pacer: Pacer, clock: Clock) -> None:
+    pacer.turn(Progress({}), POST, "C1", result=True)
+    clock.now += STALE_S / 2
+    pacer.turn(Progress({}), POST, "C2", result=True)
+    clock.now += STALE_S / 2 + 10
+    assert pacer.prune(clock.now) == 1, "C1's bucket; C2's and the workspace's are recent"
+    assert sorted(k for k, _ in pacer.memory.turns_ahead("slack:", 0.0)) == [
+        "slack:post:*",
+        "slack:post:C2",
+    ]
 
 
 def test_a_429_empties_that_bucket_alone_until_retry_after(pacer: Pacer, clock: Clock) -> None:
