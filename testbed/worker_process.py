@@ -7,8 +7,10 @@ with every execution recorded (one job id per line) so tests count executions, n
 POINT makes the process SIGKILL itself at that moment of the first job's life (the way a
 crash or `kill -9` would): before-claim (a job is waiting), after-claim, after-invoked,
 after-result (stored, not yet notified), after-post (Slack took the outcome messages, the
-outbox has not recorded it). While FILE exists the process claims nothing. SECONDS is how long
-its dispatcher leases a notification (60 s by default, as in production).
+outbox has not recorded it), after-held (the result's delivery waits for the turn it reserved
+in Slack's rate buckets, recorded in the outbox). While FILE exists the process claims
+nothing. SECONDS is how long its dispatcher leases a notification (60 s by default, as in
+production).
 KIND is `local` (the real sandbox, default) or `sleep:SECONDS` (an executor that only waits,
 for scale tests that are about the queue rather than the sandbox).
 Settings come from the environment, exactly as for `python -m bot worker`.
@@ -49,6 +51,7 @@ CRASH_POINTS = (
     "after-invoked",
     "after-result",
     "after-post",
+    "after-held",  # a result's delivery waits for its reserved turn in a rate bucket
     "after-ack",  # serve only: a `/job run` was acknowledged (and journaled), its work not done
 )
 
@@ -213,9 +216,17 @@ class CrashingStore:
 
     def retry_notification(self, notification: Notification, *args: Any) -> bool:
         try:
-            return bool(self.inner.retry_notification(notification, *args))
+            kept = bool(self.inner.retry_notification(notification, *args))
         finally:
             self._done(notification)
+        progress = args[2] if len(args) > 2 else {}
+        if (
+            self.point == "after-held"
+            and notification.event is NotificationEvent.FINISHED
+            and (progress or {}).get("slack_turn")
+        ):
+            self.die()  # its turn is reserved and recorded; the message is not sent
+        return kept
 
     def fail_notification(self, notification: Notification, *args: Any) -> bool:
         try:

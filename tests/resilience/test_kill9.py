@@ -10,12 +10,14 @@ Engine-level versions (no Slack) are in tests/integration/test_crash_recovery.py
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.core.models import JobStatus
+from bot.slack.budget import POST, buckets
 from bot.store import SqlStore
 from testbed.serve_process import ServeProcess
 from testbed.slack_ledger import Submitter, assert_told_once, settled, slack_env, told
@@ -222,3 +224,39 @@ def test_kill_9_of_serve_between_slacks_answer_and_the_outbox_record_posts_the_o
     assert seen.parents == [] and seen.updates == [], "a fast job: its outcome is its one message"
     assert len(seen.finals) == 2, "posted again, as the README says it can be"
     assert seen.finals[0]["text"] == seen.finals[1]["text"]
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+def test_kill_9_of_serve_while_a_result_waits_for_its_turn_then_a_worker_tells_it_once(
+    mariadb_store: SqlStore, mariadb_url: str, standin: SlackStandIn, tmp_path: Path
+) -> None:
+    """The result's delivery reserved a turn seconds ahead in its channel's full bucket (the
+    outbox recorded the turn with the delivery) and serve dies while it waits. A worker
+    delivers it once, in that turn, with no 429."""
+    log = tmp_path / "executions.log"
+    crasher = ServeProcess(
+        standin, mariadb_url, tmp_path, entry=[str(log), "--crash-at", "after-held"], **CRASHER
+    ).start()
+    try:
+        person = Submitter(standin, mariadb_store)
+        person.share(crasher)
+        # Other deliveries have taken the channel's turns for the next few seconds.
+        for _ in range(8):
+            mariadb_store.take_turn(buckets(POST, person.channel), time.time(), wait=True)
+        assert person.run(crasher, '{"n": 41}').status == 200
+        assert crasher.wait_exit(timeout=60) == -9
+    finally:
+        crasher.kill()
+    [stored] = person.jobs()
+    assert stored.status is JobStatus.DONE and stored.origin.get("slack_turn")
+    assert told(standin, stored.id).finals == [], "it waited for its turn: nothing sent"
+    survivors = start_workers(1, mariadb_url, log, env={**SURVIVOR, **slack_env(standin)})
+    try:
+        [job] = settled(mariadb_store, [stored.id], timeout=60)
+    finally:
+        assert stop_workers(survivors) == [0]
+    assert job.result == 42 and executions(log)[job.id] == 1
+    assert_told_once(standin, job)
+    assert job.origin.get("slack_turn") is None, "the reserved turn was used"
+    assert standin.rate_limited() == []
