@@ -40,7 +40,9 @@ def record_result(store: JobQueue, lease_s: float, claim: Claim, result: RunResu
     attempt = 0
     while True:
         try:
-            return store.finish(claim.job.id, claim.token, result)
+            return store.finish(
+                claim.job.id, claim.token, result, routed=claim.job.notify_route is not None
+            )
         except StoreError as exc:
             attempt += 1
             if time.monotonic() > deadline:
@@ -89,7 +91,9 @@ class JobRunner:
             if self._stops.settle_unrun(claim):
                 return False
             if not self._retry_store(
-                lambda: self.store.mark_invoked(job.id, claim.token, self.config.lease_s)
+                lambda: self.store.mark_invoked(
+                    job.id, claim.token, self.config.lease_s, routed=job.notify_route is not None
+                )
             ):
                 log.warning("lost the claim before starting", extra=extra)
                 return False
@@ -142,8 +146,8 @@ class JobRunner:
             max_files_out=self.config.max_files_out,
             max_files_out_bytes=self.config.max_files_out_bytes,
         )
-        try:
-            files = tuple(self.store.read_files(job.id, FileRole.IN))
+        try:  # a job submitted without data files has none to read
+            files = tuple(self.store.read_files(job.id, FileRole.IN)) if claim.data_files else ()
         except StoreError as exc:  # nothing ran: the job goes back to the queue
             return self._hand_back(claim, None, f"its data files could not be read: {exc}")
         request = dataclasses.replace(request, files=files)

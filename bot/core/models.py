@@ -239,6 +239,7 @@ class Claim:
 
     job: Job
     token: str
+    data_files: bool = True  # whether the job may have data files (False: it has none)
 
 
 @dataclass(frozen=True)

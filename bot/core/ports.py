@@ -108,8 +108,10 @@ class JobQueue(Protocol):
         """Claim up to `slots` due waiting jobs, oldest first, at most `max_per_user` running
         per owner; each gets status running, a fresh token and a lease."""
 
-    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
-        """Record that the run is about to start (and write `started`); False if not owned."""
+    def mark_invoked(self, job_id: int, token: str, lease_s: float, *, routed: bool = True) -> bool:
+        """Record that the run is about to start (and write `started`); False if not owned.
+        `routed` False: the job has no notification route (its claim's job says so), so
+        there is no `started` to write."""
 
     def extend_lease(self, job_id: int, token: str, lease_s: float) -> bool:
         """Push the lease out; False if not owned."""
@@ -118,9 +120,10 @@ class JobQueue(Protocol):
         """Put a claimed job that did not run back to waiting, due after `delay_s` (or end
         it `cancelled` if a stop was asked for meanwhile)."""
 
-    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
+    def finish(self, job_id: int, token: str, result: RunResult, *, routed: bool = True) -> bool:
         """Record the final result (and write `finished`) exactly once. True when this claim
-        recorded it (also on a repeat after a lost commit); False if the job is not owned."""
+        recorded it (also on a repeat after a lost commit); False if the job is not owned.
+        `routed` as for mark_invoked: no `finished` to write."""
 
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Settle running jobs whose lease expired: requeue the never-invoked, and mark the

@@ -25,6 +25,9 @@ from bot.core.upkeep import Upkeep
 from bot.errors import StoreError
 
 log = logging.getLogger(__name__)
+# How long an offer waits for a claim of this pool in progress (it holds the free slots for
+# the few milliseconds of its transaction) before the job is stored waiting instead.
+OFFER_WAIT_S = 1.0
 
 
 def default_worker_id() -> str:
@@ -79,6 +82,7 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._in_flight: dict[int, Flight] = {}  # guarded by _cond, shared with _stops
         self._held = 0  # free slots held while a claim or an offer is being stored
+        self._claiming = False  # the claimer holds free slots while its claim is stored
         self._stops = RunStops(
             store,
             executor,
@@ -137,8 +141,15 @@ class WorkerPool:
         """Store a job claimed by a free slot of this pool and start it at once: the claim's
         commit and the claimer's wake-up are saved (the store still makes it a plain waiting
         job when a claim would not take it now). None when no slot is free or the pool is
-        stopping: the caller stores it waiting."""
+        stopping: the caller stores it waiting.
+
+        A claim of this pool in progress (the claimer looks for work each time a job ends)
+        holds every free slot while its transaction runs; the offer waits for it, since a
+        job stored waiting would cost a commit, a claim and the claimer's wake-up more."""
         with self._cond:
+            self._cond.wait_for(
+                lambda: not self._claiming or self._stopping.is_set(), timeout=OFFER_WAIT_S
+            )
             if self._stopping.is_set() or self._free() <= 0:
                 return None
             self._held += 1
@@ -221,6 +232,7 @@ class WorkerPool:
                     self._cond.wait(timeout=self.config.poll_interval)
                     continue
                 self._held += free  # an offer meanwhile must not count them as free
+                self._claiming = True
             claims: list[Claim] = []
             try:
                 claims = self.store.claim(
@@ -233,6 +245,7 @@ class WorkerPool:
             finally:
                 with self._cond:
                     self._held -= free
+                    self._claiming = False
                     for claim in claims:
                         self._in_flight[claim.job.id] = Flight(claim, time.monotonic())
                     self._cond.notify_all()  # the stop poller watches while runs are in flight

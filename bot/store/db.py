@@ -119,8 +119,9 @@ class Database:
         self.attempts = attempts
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
-        # Reads of one statement need no transaction: on MySQL they go through a second pool
-        # whose connections stay in autocommit, saving the COMMIT round trip.
+        # Reads of one statement need no transaction, nor writes of one statement: on MySQL
+        # they go through a second pool whose connections stay in autocommit, saving the
+        # COMMIT round trip (a write is as durable: InnoDB commits the statement itself).
         self.reader: Engine | None = None
         if not self.is_sqlite:
             self.reader = make_engine(
@@ -138,6 +139,15 @@ class Database:
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` in a write transaction (IMMEDIATE on SQLite)."""
         return self._run(fn, immediate=True)
+
+    def write_one(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn`, a write of a single statement (which may read back after it), committed
+        by itself: autocommit on MySQL, one round trip less than a transaction; a write
+        transaction on SQLite. Run again after a lost answer, as `write` is, so the
+        statement must be fenced to be harmless a second time."""
+        if self.reader is None:
+            return self.write(fn)
+        return self._run(fn, immediate=True, engine=self.reader)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn`, a single-statement read (autocommit on MySQL, a transaction on SQLite)."""

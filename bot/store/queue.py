@@ -113,6 +113,11 @@ def load_job(conn: Connection, job_id: int) -> Job | None:
     return None if row is None else to_job(row)
 
 
+def any_due(conn: Connection) -> bool:
+    """Whether any waiting job is due (a claim may find one; without, it finds none)."""
+    return bool(conn.execute(statements.any_due()).scalar())
+
+
 def claim(
     conn: Connection, worker_id: str, slots: int, lease_s: float, max_per_user: int
 ) -> list[Claim]:
@@ -170,15 +175,25 @@ def claim(
 
 
 def mark_invoked(
-    conn: Connection, job_id: int, token: str, lease_s: float, quiet_s: float = 0.0
+    conn: Connection,
+    job_id: int,
+    token: str,
+    lease_s: float,
+    quiet_s: float = 0.0,
+    *,
+    routed: bool = True,
 ) -> bool:
     """Commit invoked_at before the run; the `started` notification goes with it, due
-    `quiet_s` after the job was accepted."""
+    `quiet_s` after the job was accepted. A job without a notification route (`routed`
+    False: the claim's job says so, and the route never changes) has none to write: then
+    this is one statement."""
     result = conn.execute(
         statements.mark_invoked(), {"b_id": job_id, "b_token": token, "b_lease_s": float(lease_s)}
     )
     if result.rowcount != 1:
         return False
+    if not routed:
+        return True
     due = None
     if quiet_s > 0:
         created = conn.execute(select(jobs.c.created_at).where(jobs.c.id == job_id)).scalar()
@@ -224,9 +239,13 @@ def release(conn: Connection, job_id: int, token: str, delay_s: float) -> bool:
     return True
 
 
-def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> bool:
+def finish(
+    conn: Connection, job_id: int, token: str, result: RunResult, *, routed: bool = True
+) -> bool:
     """Record the outcome exactly once; True also for a repeat by the same claim (a retried
-    commit), False when the job is no longer this claim's."""
+    commit), False when the job is no longer this claim's. Its files out and its `finished`
+    notification go with it (none for a job without a route, `routed` False: then a result
+    without files is one statement)."""
     outcome = conn.execute(
         statements.finish_job(),
         {
@@ -249,7 +268,8 @@ def finish(conn: Connection, job_id: int, token: str, result: RunResult) -> bool
     )
     if outcome.rowcount == 1:
         add_files(conn, job_id, FileRole.OUT, result.files)
-        add_notification_from_job(conn, job_id, NotificationEvent.FINISHED)
+        if routed:
+            add_notification_from_job(conn, job_id, NotificationEvent.FINISHED)
         return True
     row = conn.execute(select(jobs.c.claim_token, jobs.c.status).where(jobs.c.id == job_id)).first()
     return row is not None and row[0] == token and row[1].is_final

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from bot.core.models import (
     Claim,
@@ -139,18 +139,22 @@ class SqlStore:
         return self.db.read(lambda conn: queue.stop_requests(conn, job_ids))
 
     def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
-        """Claim due waiting jobs."""
-        if slots <= 0:
+        """Claim due waiting jobs. Most claims find none (a pool looks each time one of its
+        jobs ends): one plain read, without locks or a transaction, says so first."""
+        if slots <= 0 or not self.db.read(queue.any_due):
             return []
         return self.db.write(
             lambda conn: queue.claim(conn, worker_id, slots, lease_s, max_per_user)
         )
 
-    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
-        """Record that the run is starting."""
-        return self.db.write(
-            lambda conn: queue.mark_invoked(conn, job_id, token, lease_s, self.quiet_s)
-        )
+    def mark_invoked(self, job_id: int, token: str, lease_s: float, *, routed: bool = True) -> bool:
+        """Record that the run is starting (one statement, committed by itself, for a job
+        without a notification route)."""
+
+        def mark(conn: Connection) -> bool:
+            return queue.mark_invoked(conn, job_id, token, lease_s, self.quiet_s, routed=routed)
+
+        return self.db.write(mark) if routed else self.db.write_one(mark)
 
     def extend_lease(self, job_id: int, token: str, lease_s: float) -> bool:
         """Push the lease out."""
@@ -160,9 +164,16 @@ class SqlStore:
         """Back to waiting after a run that never started."""
         return self.db.write(lambda conn: queue.release(conn, job_id, token, delay_s))
 
-    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
-        """Record the outcome exactly once."""
-        return self.db.write(lambda conn: queue.finish(conn, job_id, token, result))
+    def finish(self, job_id: int, token: str, result: RunResult, *, routed: bool = True) -> bool:
+        """Record the outcome exactly once (one statement, committed by itself, for a job
+        without a notification route or files out)."""
+
+        def record(conn: Connection) -> bool:
+            return queue.finish(conn, job_id, token, result, routed=routed)
+
+        return (
+            self.db.write_one(record) if not routed and not result.files else self.db.write(record)
+        )
 
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Settle jobs whose lease expired."""

@@ -131,6 +131,13 @@ def _busy_owners() -> Select[Any]:
 
 
 @functools.cache
+def any_due() -> Select[Any]:
+    """Whether a waiting job is due (ix_jobs_claim answers it)."""
+    due = select(jobs.c.id).where(jobs.c.status == JobStatus.WAITING, jobs.c.not_before <= utcnow())
+    return select(due.limit(1).exists())
+
+
+@functools.cache
 def claim_candidates(sqlite: bool) -> Select[Any]:
     """Due waiting jobs of owners below the limit, oldest first, locked with SKIP LOCKED
     (the join locks each owner's users row too)."""

@@ -146,4 +146,5 @@ def _insert(
         idempotency_key=new.idempotency_key,
         rerun_of=new.rerun_of,
     )
-    return job, True, None if taker is None else Claim(job=job, token=taker.token)
+    claim = Claim(job=job, token=taker.token, data_files=bool(new.files)) if taker else None
+    return job, True, claim

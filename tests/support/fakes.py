@@ -258,7 +258,7 @@ class InMemoryStore:
                 lease_expires_at=self._now(lease_s),
                 started_at=now,
             )
-            return claimed, True, Claim(claimed, token)
+            return claimed, True, Claim(claimed, token, data_files=bool(new.files))
 
     def _add_files(self, job_id: int, role: FileRole, files: Sequence[JobFile]) -> None:
         for position, f in enumerate(files):
@@ -400,7 +400,7 @@ class InMemoryStore:
             return None
         return job
 
-    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
+    def mark_invoked(self, job_id: int, token: str, lease_s: float, *, routed: bool = True) -> bool:
         """Fenced."""
         with self._lock:
             self._check()
@@ -454,7 +454,7 @@ class InMemoryStore:
                 self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
             return True
 
-    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
+    def finish(self, job_id: int, token: str, result: RunResult, *, routed: bool = True) -> bool:
         """Fenced, exactly once."""
         with self._lock:
             self._check()

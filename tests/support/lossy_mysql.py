@@ -1,6 +1,7 @@
-"""A TCP proxy in front of MariaDB that can lose the answer to a COMMIT: the server commits,
-then the client's connection dies before the client hears so (MySQL error 2013), as when a
-network or a server's connection dies at the worst moment. Everything else passes through.
+"""A TCP proxy in front of MariaDB that can lose the answer to a COMMIT, or to a write
+statement (in autocommit, the statement's own commit): the server commits, then the client's
+connection dies before the client hears so (MySQL error 2013), as when a network or a server's
+connection dies at the worst moment. Everything else passes through.
 
 It reads the MySQL protocol's packet framing only (a 3-byte length and a sequence byte); a
 statement is a COM_QUERY packet (0x03) with its text, as PyMySQL sends it (COMMIT included).
@@ -66,6 +67,8 @@ class _Link:
                     verb = body[1:].lstrip()[:8].upper()
                     if verb.startswith(WRITES):
                         wrote = True
+                        if self.owner.take_loss(write=True):
+                            self.lose_next_answer.set()
                     elif verb.startswith((b"COMMIT", b"ROLLBACK")):
                         if verb.startswith(b"COMMIT") and wrote and self.owner.take_loss():
                             self.lose_next_answer.set()
@@ -98,6 +101,7 @@ class LossyMySQLProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Lock()
         self._losses_wanted = 0
+        self._write_losses_wanted = 0
         self.lost = 0  # COMMIT answers lost so far
         self._links: list[_Link] = []
         threading.Thread(target=self._accept, name="lossy-mysql", daemon=True).start()
@@ -114,8 +118,19 @@ class LossyMySQLProxy:
         with self._lock:
             self._losses_wanted += 1
 
-    def take_loss(self) -> bool:
+    def lose_next_write_answer(self) -> None:
+        """The next INSERT, UPDATE or DELETE (on any connection) is run, and its answer lost:
+        with autocommit, it is committed."""
         with self._lock:
+            self._write_losses_wanted += 1
+
+    def take_loss(self, write: bool = False) -> bool:
+        with self._lock:
+            if write:
+                if not self._write_losses_wanted:
+                    return False
+                self._write_losses_wanted -= 1
+                return True
             if not self._losses_wanted:
                 return False
             self._losses_wanted -= 1

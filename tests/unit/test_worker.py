@@ -181,9 +181,9 @@ class RefusingFinish(InMemoryStore):
         self.refused = 0
         self.refusal = threading.Event()
 
-    def finish(self, job_id: int, token: str, result: RunResult) -> bool:
+    def finish(self, job_id: int, token: str, result: RunResult, *, routed: bool = True) -> bool:
         try:
-            return super().finish(job_id, token, result)
+            return super().finish(job_id, token, result, routed=routed)
         except StoreUnavailable:
             self.refused += 1
             self.refusal.set()
@@ -280,7 +280,7 @@ class LosingStore(InMemoryStore):
     """The claim is lost (another process settled the job) by the time `invoked_at` is
     committed: the start gate says no."""
 
-    def mark_invoked(self, job_id: int, token: str, lease_s: float) -> bool:
+    def mark_invoked(self, job_id: int, token: str, lease_s: float, *, routed: bool = True) -> bool:
         return False
 
 

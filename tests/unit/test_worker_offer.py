@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.core.models import Identity, JobStatus, NewJob, RunRequest, RunResult
+from bot.core.models import Claim, Identity, Job, JobStatus, NewJob, RunRequest, RunResult
 from bot.core.service import JobService, Limits
 from bot.core.worker import WorkerPool
 from testbed.waiting import wait_until
@@ -102,4 +102,39 @@ def test_the_service_stores_a_job_waiting_when_its_intake_takes_nothing(
         assert third.status is JobStatus.WAITING
     finally:
         release.set()
+        assert pool.stop(5)
+
+
+class HeldClaims(InMemoryStore):
+    """Its claims wait for `go`: a claim of the pool is in progress until then."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.claiming = threading.Event()
+        self.go = threading.Event()
+
+    def claim(self, worker_id: str, slots: int, lease_s: float, max_per_user: int) -> list[Claim]:
+        self.claiming.set()
+        self.go.wait(10)
+        return super().claim(worker_id, slots, lease_s, max_per_user)
+
+
+def test_an_offer_during_a_claim_in_progress_waits_for_it_and_takes_the_job() -> None:
+    store = HeldClaims(FakeClock())
+    executor = FakeExecutor()
+    pool = started_pool(store, executor)  # its claimer claims once at start: held
+    try:
+        assert store.claiming.wait(5)
+        answers: list[tuple[Job, bool] | None] = []
+        offering = threading.Thread(target=lambda: answers.append(pool.offer(submission(store))))
+        offering.start()
+        store.go.set()  # the claim (which finds nothing) ends
+        offering.join(10)
+
+        assert answers and answers[0] is not None, "the job was taken, not left waiting"
+        job, created = answers[0]
+        assert created and job.status is JobStatus.RUNNING
+        wait_until(lambda: executor.calls == [job.id], message="the offered job ran")
+    finally:
+        store.go.set()
         assert pool.stop(5)

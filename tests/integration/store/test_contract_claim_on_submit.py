@@ -3,9 +3,10 @@ would take it now, and stored waiting otherwise (MariaDB, SQLite and the in-memo
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
-from bot.core.models import Identity, JobStatus, NewJob, NotificationEvent
+from bot.core.models import FileRole, Identity, JobFile, JobStatus, NewJob, NotificationEvent
 from bot.core.ports import JobStore
 from testbed.waiting import wait_until
 from tests.integration.store.conftest import ALICE, BOB, done, expire, new_job
@@ -122,3 +123,15 @@ def test_concurrent_submissions_never_push_an_owner_past_the_limit(store: JobSto
     assert len(claimed) == 2
     counts = store.count_by_status()
     assert counts[JobStatus.RUNNING] == 2 and counts[JobStatus.WAITING] == 13
+
+
+def test_a_claim_on_submit_says_whether_the_job_has_data_files(store: JobStore) -> None:
+    bare = submission(store)
+    with_files = dataclasses.replace(submission(store), files=(JobFile("d.csv", b"1\n"),))
+
+    _, _, none = store.submit_claimed(bare, "w1", 30, 3)
+    _, _, some = store.submit_claimed(with_files, "w1", 30, 3)
+
+    assert none is not None and not none.data_files
+    assert some is not None and some.data_files
+    assert [f.name for f in store.read_files(some.job.id, FileRole.IN)] == ["d.csv"]

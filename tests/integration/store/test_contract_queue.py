@@ -123,6 +123,23 @@ def test_finish_records_once_and_a_repeat_by_the_same_claim_is_harmless(store: J
     assert [e for e, _ in events].count(NotificationEvent.FINISHED) == 1
 
 
+def test_a_job_without_a_route_starts_and_finishes_unrouted_with_no_notification(
+    store: JobStore,
+) -> None:
+    job_id = new_job(store, route=None)
+    claim = store.claim("w1", 1, 30, 3)[0]
+
+    assert store.mark_invoked(job_id, claim.token, 30, routed=False)
+    assert store.finish(job_id, claim.token, done("8"), routed=False)
+    assert store.finish(job_id, claim.token, done("9"), routed=False)  # a repeat is harmless
+    assert not store.finish(job_id, "0" * 32, done("7"), routed=False)  # and fenced
+
+    stored = store.get(job_id)
+    assert stored is not None and stored.status is JobStatus.DONE and stored.result == "8"
+    assert stored.invoked_at is not None and stored.finished_at is not None
+    assert store.notification_events(job_id) == []
+
+
 def test_large_output_round_trips(store: JobStore) -> None:
     job_id = new_job(store)
     claim = store.claim("w1", 1, 30, 3)[0]
