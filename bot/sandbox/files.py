@@ -61,14 +61,65 @@ def place(workdir: str, inputs: list[tuple[str, bytes]], uid: int | None) -> Non
         os.chown(out, uid, uid)
 
 
-def image_pixels(head: bytes) -> int | None:
-    """The pixels a PNG or GIF claims in its header (the first bytes of the file)."""
-    if head.startswith(_PNG) and len(head) >= 24 and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
+def image_pixels(data: bytes) -> int | None:
+    """The pixels an image claims in its header, read from its bytes whatever its name
+    (PNG, GIF, JPEG, WebP: the images a chat or a browser decodes), never decoded; None for
+    anything else."""
+    if data.startswith(_PNG) and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
         return int(width) * int(height)
-    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
-        width, height = struct.unpack("<HH", head[6:10])
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        width, height = struct.unpack("<HH", data[6:10])
         return int(width) * int(height)
+    if data.startswith(b"\xff\xd8\xff"):
+        return _jpeg_pixels(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_pixels(data)
+    return None
+
+
+# JPEG markers whose segment is a frame header (SOF0-15 but DHT, JPG and DAC; and DHP, the
+# hierarchical image's size): precision, height, width.
+_JPEG_FRAMES = frozenset({*range(0xC0, 0xD0), 0xDE}) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_pixels(data: bytes) -> int | None:
+    """The pixels of a JPEG's first frame header, found by walking its segments (those
+    before it, EXIF and other APPn, may be long); None without one before the scan."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # segments without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # the end, or the scan: no frame header before it
+            return None
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if marker in _JPEG_FRAMES and length >= 7 and i + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return int(width) * int(height)
+        i += 2 + length
+    return None
+
+
+def _webp_pixels(data: bytes) -> int | None:
+    """The pixels a WebP claims: its canvas (VP8X), or its one frame (VP8L, VP8)."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width * height
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return ((bits & 0x3FFF) + 1) * (((bits >> 14) & 0x3FFF) + 1)
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return int(width & 0x3FFF) * int(height & 0x3FFF)
     return None
 
 
@@ -104,7 +155,7 @@ def _read_regular(out_fd: int, name: str, limit: int) -> tuple[bytes | None, str
         os.close(fd)
     if len(data) > limit:
         return None, "it grew while it was read: over the limit"
-    pixels = image_pixels(data[:32])
+    pixels = image_pixels(data)
     if pixels is not None and pixels > MAX_PIXELS:
         return None, f"an image of {pixels:,} pixels (limit {MAX_PIXELS:,})"
     return data, None

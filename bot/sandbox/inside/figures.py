@@ -1,10 +1,16 @@
 """Figures still open when a job ends, saved as PNG into `out/` (in the job's own process,
-as a notebook shows a figure without `savefig`)."""
+as a notebook shows a figure without `savefig`).
+
+A figure's pixels are its size in inches times the resolution it is saved at (the job's
+`savefig.dpi`, or the figure's own); one over MAX_PIXELS is left out before it is drawn, and
+it is saved at exactly the resolution checked. The PNG written is checked again with every
+file of `out/` (bot/sandbox/files.py)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from ..files import MAX_PIXELS
 
@@ -15,6 +21,12 @@ def _free_name(out: str, number: int) -> str:
         extra += 1
         name = f"figure-{number}-{extra}.png"
     return os.path.join(out, name)
+
+
+def _save_dpi(pyplot: Any, figure: Any) -> float:
+    """The resolution savefig would use: the job's `savefig.dpi` unless it is "figure"."""
+    dpi = pyplot.rcParams.get("savefig.dpi", "figure")
+    return float(figure.dpi if dpi == "figure" else dpi)
 
 
 def save_open_figures(out: str) -> list[str]:
@@ -31,7 +43,8 @@ def save_open_figures(out: str) -> list[str]:
     for number in numbers:
         try:
             figure = pyplot.figure(number)
-            width, height = (float(v) * float(figure.dpi) for v in figure.get_size_inches())
+            dpi = _save_dpi(pyplot, figure)
+            width, height = (float(v) * dpi for v in figure.get_size_inches())
             if width * height > MAX_PIXELS:
                 notes.append(
                     f"left out: figure {number} ({round(width)}x{round(height)} pixels,"
@@ -39,7 +52,7 @@ def save_open_figures(out: str) -> list[str]:
                 )
                 continue
             os.makedirs(out, exist_ok=True)
-            figure.savefig(_free_name(out, number), format="png")
+            figure.savefig(_free_name(out, number), format="png", dpi=dpi)
         except Exception as exc:  # the job's figure, the job's problem: say so, go on
             notes.append(f"left out: figure {number} could not be saved ({type(exc).__name__})")
     return notes

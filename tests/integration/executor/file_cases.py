@@ -21,8 +21,17 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + crc
 
 
+def jpeg_header(width: int, height: int) -> bytes:
+    """The start of a baseline JPEG that claims width x height pixels, its frame header after
+    a long EXIF segment (no scan follows)."""
+    exif = b"\xff\xe1" + struct.pack(">H", 20_002) + b"Exif\0\0" + bytes(19_994)
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\1\x11\0"
+    return b"\xff\xd8" + exif + frame
+
+
 CSV = b"a,b\n1,2\n3,4\n"
 BOMB = png_header(100_000, 100_000)
+JPEG_BOMB = jpeg_header(65_535, 65_535)
 
 # (code, expected response fields, changes to the request); the files expected are exact
 FILE_CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -85,6 +94,15 @@ FILE_CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {
             "files": [],
             "files_note": "left out: bomb.png (an image of 10,000,000,000 pixels"
+            " (limit 50,000,000))",
+        },
+        {},
+    ),
+    "a_jpeg_claiming_too_many_pixels_is_left_out_whatever_its_name": (
+        f"open('out/photo.dat', 'wb').write({JPEG_BOMB!r})\nopen('out/ok.txt', 'w').write('ok')\n",
+        {
+            "files": [entry("ok.txt", b"ok")],
+            "files_note": "left out: photo.dat (an image of 4,294,836,225 pixels"
             " (limit 50,000,000))",
         },
         {},

@@ -214,6 +214,14 @@ PACKAGE_CASES = {
             "files_note": "left out: figure 1 (100000x100000 pixels, limit 50,000,000 pixels)",
         },
     ),
+    "a_figure_whose_savefig_dpi_makes_it_too_large_is_left_out_before_it_is_drawn": Case(
+        "import matplotlib.pyplot as plt\nplt.rcParams['savefig.dpi'] = 5000\nplt.plot([1, 2])\n",
+        {
+            "outcome": "ok",
+            "files": [],
+            "files_note": "left out: figure 1 (32000x24000 pixels, limit 50,000,000 pixels)",
+        },
+    ),
 }
 
 
