@@ -4,10 +4,9 @@ Real MariaDB: the job is stored, claimed and finished through the store as a wor
 
 from __future__ import annotations
 
-import io
+import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 from bot.app.environment import load_settings
 from bot.app.wiring.parts import local_identity, service_limits
@@ -17,9 +16,10 @@ from bot.core.handler import CommandHandler
 from bot.core.models import Identity, JobFile, Outcome, RunResult
 from bot.core.service import JobService
 from bot.store import SqlStore
-from bot.terminal import cli
 from bot.terminal.console import Console
+from testbed.processes import clean_env
 
+ROOT = Path(__file__).resolve().parents[2]
 NOTE = "left out: big.bin (5.0 MB; over the 4 MB of files out)"
 
 
@@ -75,18 +75,25 @@ def test_console_status_of_someone_elses_job_names_no_file(mariadb_store: SqlSto
     assert "sales.csv" not in shown and "figure-1.png" not in shown and "left out" not in shown
 
 
-def test_cli_status_names_the_jobs_files(
-    mariadb_store: SqlStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_cli_status_names_the_jobs_files(mariadb_store: SqlStore, tmp_path: Path) -> None:
     service = JobService(
         mariadb_store, SystemClock(), service_limits(load_settings({}, env_file=None))
     )
     job_id = finished_with_files(mariadb_store, service, local_identity("alice"))
-    monkeypatch.chdir(tmp_path)  # no .env of the developer's
-    monkeypatch.setenv("DATABASE_URL", mariadb_store.engine.url.render_as_string(False))
-    out = io.StringIO()
+    env = clean_env(
+        DATABASE_URL=mariadb_store.engine.url.render_as_string(hide_password=False),
+        PYTHONPATH=str(ROOT),
+    )
 
-    code = cli.main(["status", str(job_id), "--user", "alice"], stdout=out)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "status", str(job_id), "--user", "alice"],
+        cwd=tmp_path,  # no .env of the developer's
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
-    assert code == 0
-    assert "Files out: figure-1.png (2 KB), out.txt (2 bytes)" in out.getvalue()
+    assert done.returncode == 0, done.stderr
+    assert "Files out: figure-1.png (2 KB), out.txt (2 bytes)" in done.stdout
