@@ -12,27 +12,23 @@ import random
 import sys
 import time
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bench.databases import BASE, fresh_database
 from bench.stats import ms, summary, table
 from bot.store import SqlStore, make_engine
 
-BASE = os.environ.get("JOBBOT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 DATABASE = "jobbot_bench_lookups"
 JOBS = int(os.environ.get("JOBBOT_BENCH_JOBS", "1000000"))
 USERS = 10_000
 SAMPLES = 2000
 
 
-def populate(url: str) -> None:
-    """Create the database and fill it with MariaDB's sequence engine (a few seconds)."""
-    server = create_engine(BASE)
-    with server.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE}"))
-        conn.execute(text(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4"))
-    server.dispose()
-    store = SqlStore(make_engine(url))
+def populate() -> None:
+    """Create the database and fill it with MariaDB's sequence engine (a few seconds); it
+    is kept for JOBBOT_BENCH_REUSE=1."""
+    store = SqlStore(make_engine(fresh_database(DATABASE)))
     store.migrate()
     with store.engine.begin() as conn:
         conn.execute(
@@ -76,7 +72,7 @@ def main() -> None:
     url = make_url(BASE).set(database=DATABASE).render_as_string(hide_password=False)
     started = time.perf_counter()
     if os.environ.get("JOBBOT_BENCH_REUSE") != "1":
-        populate(url)
+        populate()
     fill_s = time.perf_counter() - started
     store = SqlStore(make_engine(url))
     rng = random.Random(7)

@@ -225,10 +225,8 @@ class SlackNotifier:
             self.home.refresh_owner(job.owner_id, job.owner)
 
     def _upload(self, job: Job, origin: Origin, progress: Progress) -> None:
-        tries = int(progress.get("upload_tries") or 0) + 1
-        progress.set(upload_tries=tries)
-        channel, thread = self._upload_place(
-            origin, progress, "upload_note", f"Full output of job #{job.id}"
+        tries, channel, thread = self._upload_try(
+            origin, progress, "upload", f"Full output of job #{job.id}"
         )
         # The seam for files into a job's thread: one files_upload_v2 into (channel, thread).
         self._turn(progress, UPLOAD, channel, result=True)
@@ -264,21 +262,25 @@ class SlackNotifier:
                 thread,
             )
 
-    def _upload_place(
-        self, origin: Origin, progress: Progress, note_key: str, title: str
-    ) -> tuple[str, str | None]:
-        """(channel, thread) an upload of the job goes to: the job's thread; or, with no
-        thread to share in (an answer by response_url), a note titled `title` posted once in
-        the DM, remembered in the progress under `note_key`."""
+    def _upload_try(
+        self, origin: Origin, progress: Progress, kind: str, title: str
+    ) -> tuple[int, str, str | None]:
+        """(which try this is, channel, thread) of an upload of the job, its tries counted in
+        the progress under `{kind}_tries`. It goes to the job's thread; or, with no thread to
+        share in (an answer by response_url), under a note titled `title` posted once in the
+        DM, remembered under `{kind}_note`."""
+        tries = int(progress.get(f"{kind}_tries") or 0) + 1
+        progress.set(**{f"{kind}_tries": tries})
         if progress.via is not Via.RESPONSE_URL:
-            return str(progress.target), self._thread(origin, progress)
+            return tries, str(progress.target), self._thread(origin, progress)
+        note_key = f"{kind}_note"
         if progress.get(note_key) is None:
             self._turn(progress, POST, origin.user, result=True)
             note = Message(title, [context(f"{title}:")])
             thread, channel = self._post_raw(origin.user, note, None)
             progress.set(**{note_key: f"{channel}/{thread}"})
         channel, _, thread = str(progress.get(note_key)).partition("/")
-        return channel, thread
+        return tries, channel, thread
 
     def _turn(
         self,
@@ -296,10 +298,8 @@ class SlackNotifier:
     def _share_files(self, files: FileShare, job: Job, origin: Origin, progress: Progress) -> None:
         """The job's files out in its thread (fileshare.py), at most once, in their turn;
         given up after UPLOAD_TRIES, with a line that says so."""
-        tries = int(progress.get("files_tries") or 0) + 1
-        progress.set(files_tries=tries)
-        channel, thread = self._upload_place(
-            origin, progress, "files_note", f"Files of job #{job.id}"
+        tries, channel, thread = self._upload_try(
+            origin, progress, "files", f"Files of job #{job.id}"
         )
         self._turn(progress, UPLOAD, channel, result=True)
         try:
