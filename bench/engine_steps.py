@@ -5,7 +5,8 @@ jobs (100) in a row, and of each SQL statement and COMMIT on the way, beside a b
     .venv/bin/python -m bench.engine_steps
 
 The store's and the executor's methods are timed by wrapping them on this engine's own
-instances; SQL statements by SQLAlchemy's cursor events, commits by wrapping pymysql's.
+instances; SQL statements by SQLAlchemy's cursor events (on both pools: transactions, and
+autocommit for single-statement reads and writes), commits by wrapping pymysql's.
 """
 
 from __future__ import annotations
@@ -61,16 +62,19 @@ def main() -> None:
     store.finish = timed("finish", store.finish, lambda a, r: a[0])  # type: ignore[method-assign]
     executor.run = timed("run", executor.run, lambda a, r: a[0].job_id)  # type: ignore[method-assign]
 
-    sql = store.engine  # type: ignore[attr-defined]
-
-    @event.listens_for(sql, "before_cursor_execute")
     def _before(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         conn.info["bench_t"] = time.perf_counter()
 
-    @event.listens_for(sql, "after_cursor_execute")
     def _after(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         key = " ".join(statement.split()[:3])[:40]
+        if conn.engine is autocommit:  # a read or a single-statement write, no COMMIT
+            key = "(autocommit) " + key
         statements.setdefault(key, []).append(time.perf_counter() - conn.info["bench_t"])
+
+    autocommit = store.db.reader  # type: ignore[attr-defined]
+    for sql in (store.engine, autocommit):  # type: ignore[attr-defined]
+        event.listen(sql, "before_cursor_execute", _before)
+        event.listen(sql, "after_cursor_execute", _after)
 
     commit = pymysql.connections.Connection.commit
 
