@@ -112,7 +112,8 @@ def _from_json(raw: bytes) -> Submission:
 
 def _from_form(request: Request) -> Submission:
     files = request.files
-    extra = sorted(k for k in files if k not in {"file", "input", "files"})
+    # a part without a name comes as the key None: sort by text
+    extra = sorted((k for k in files if k not in {"file", "input", "files"}), key=str)
     if extra:
         raise BadSubmission(
             400,
@@ -132,7 +133,7 @@ def _from_form(request: Request) -> Submission:
         input_text = _text(files["input"].read(), "input")
     else:
         input_text = request.form.get("input", "")
-    unknown = sorted(k for k in request.form if k != "input")
+    unknown = sorted((k for k in request.form if k != "input"), key=str)
     if unknown:
         raise BadSubmission(
             400,
