@@ -147,6 +147,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
   user_id       INTEGER      NOT NULL,
   token_sha256  VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   created_at    DATETIME(6)  NOT NULL,
+  expires_at    DATETIME(6)  NULL,      -- version 7; NULL: never
+  last_used_at  DATETIME(6)  NULL,      -- version 7; to the minute
   PRIMARY KEY (user_id),
   CONSTRAINT uq_api_tokens_hash UNIQUE (token_sha256),
   CONSTRAINT fk_api_tokens_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
@@ -179,6 +181,9 @@ CREATE TABLE IF NOT EXISTS job_files (
   INDEX ix_job_files_created (created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 6, UTC_TIMESTAMP(6))
-  ON DUPLICATE KEY UPDATE version = GREATEST(version, 6),
-                          applied_at = IF(version < 6, UTC_TIMESTAMP(6), applied_at);
+-- Version 7. API tokens may expire (api_tokens.expires_at) and record when they were last used
+-- (api_tokens.last_used_at); `python -m bot migrate` adds both columns to an older database.
+
+INSERT INTO jobbot_schema (id, version, applied_at) VALUES (1, 7, UTC_TIMESTAMP(6))
+  ON DUPLICATE KEY UPDATE version = GREATEST(version, 7),
+                          applied_at = IF(version < 7, UTC_TIMESTAMP(6), applied_at);

@@ -1,5 +1,6 @@
-"""Pacing per token: a token bucket for the request rate, and a cap on the requests that hold
-a server thread while they wait for a job."""
+"""Pacing: a token bucket per API token (and one per client address for requests without a
+valid token) shared by every serve process, and a cap on the requests that hold a server
+thread while they wait for a job."""
 
 from __future__ import annotations
 
@@ -8,39 +9,69 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
+
+from bot.core.pacing import Rate
 
 
-class RateLimit:
-    """`per_minute` requests per key on average, `burst` at once; in memory, per process."""
+class Buckets(Protocol):
+    """Rate buckets every process shares (the store keeps them: bot/store/pace.py)."""
+
+    def spend_turn(
+        self, bucket: str, rate: Rate, now: float, *, token_sha256: str | None = None
+    ) -> float | None:
+        """0.0 when a turn of `bucket` was spent now; else the seconds until one is free.
+        With `token_sha256`, None when that API token no longer stands (nothing spent)."""
+
+
+class SharedRateLimit:
+    """`per_minute` requests per key on average, `burst` at once, counted in buckets that
+    every serve process shares, so that several processes together allow what one does."""
 
     def __init__(
-        self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        buckets: Buckets,
+        prefix: str,
+        per_minute: int,
+        burst: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
+        self.buckets = buckets
+        self.prefix = prefix
+        self.rate = Rate(per_minute / 60.0, burst)
         self.clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def take(self, key: str, token_sha256: str | None = None) -> float | None:
+        """Spend one request of `key`: 0 if allowed, else the seconds until one is; None when
+        `token_sha256` was given and that token no longer stands."""
+        return self.buckets.spend_turn(
+            self.prefix + key, self.rate, self.clock(), token_sha256=token_sha256
+        )
+
+
+class Refusals:
+    """Addresses refused until a time, remembered in this process, so that one over its limit
+    is answered at once with no token looked up (a guess cannot be tried while refused)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, size: int = 10000) -> None:
+        self.clock = clock
+        self.size = size
+        self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: int) -> float:
-        """Spend one request of `key`: 0 if allowed, else the seconds until one is."""
-        now = self.clock()
+    def refuse(self, key: str, seconds: float) -> None:
+        """`key` is refused for `seconds` from now."""
         with self._lock:
-            tokens, at = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - at) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                self._forget_full(now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+            if len(self._until) >= self.size:
+                now = self.clock()
+                self._until = {k: t for k, t in self._until.items() if t > now}
+            self._until[key] = self.clock() + seconds
 
-    def _forget_full(self, now: float) -> None:
-        """Drop buckets that have refilled, so the map stays as small as the active keys."""
-        if len(self._buckets) < 10000:
-            return
-        full_after = self.burst / self.rate
-        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+    def left(self, key: str) -> float:
+        """Seconds `key` is still refused (0 when it is not)."""
+        with self._lock:
+            until = self._until.get(key)
+        return 0.0 if until is None else max(0.0, until - self.clock())
 
 
 def retry_after(seconds: float) -> str:

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from bot.api.jobjson import job_json
-from bot.api.limits import RateLimit, WaitSlots, retry_after
+from bot.api.limits import Buckets, Refusals, SharedRateLimit, WaitSlots, retry_after
 from bot.api.problems import problem, user_problem
 from bot.api.submission import BadSubmission, read_submission
 from bot.core.commands import MAX_LISTED, parse_job_id
@@ -25,6 +25,7 @@ from bot.core.datafiles import media_type
 from bot.core.metrics import Metrics
 from bot.core.models import Actor, Job
 from bot.core.service import PAGE_SIZE, JobService, JobView
+from bot.core.tokens import TokenCheck
 from bot.errors import StoreError, UsageError, UserError
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class ApiLimits:
     burst: int
     wait_slots: int  # requests waiting for a job at once, in all
     waits_per_token: int = 4
+    unauthorized_per_minute: int = 30  # requests without a valid token, per client address
+    unauthorized_burst: int = 10
 
     @property
     def max_body(self) -> int:
@@ -87,11 +90,25 @@ def _json(data: Any, status: int = 200, location: str | None = None) -> Response
 class JobsApi:
     """The blueprint of the API on one job service."""
 
-    def __init__(self, service: JobService, limits: ApiLimits, metrics: Metrics) -> None:
+    def __init__(
+        self, service: JobService, limits: ApiLimits, metrics: Metrics, buckets: Buckets
+    ) -> None:
         self.service = service
         self.limits = limits
         self.metrics = metrics
-        self.rate = RateLimit(limits.rate_per_minute, limits.burst)
+        # Buckets are named with their limits: a changed setting starts afresh (every serve
+        # process should have the same settings, or each counts apart).
+        per_token, per_address = limits.rate_per_minute, limits.unauthorized_per_minute
+        self.rate = SharedRateLimit(
+            buckets, f"api:user:{per_token}/{limits.burst}:", per_token, limits.burst
+        )
+        self.unauthorized = SharedRateLimit(
+            buckets,
+            f"api:addr:{per_address}/{limits.unauthorized_burst}:",
+            per_address,
+            limits.unauthorized_burst,
+        )
+        self.refused = Refusals()
         self.waits = WaitSlots(limits.wait_slots, limits.waits_per_token)
         self._spec = spec_text()
         bp = self.blueprint = Blueprint("api", __name__)
@@ -149,7 +166,27 @@ class JobsApi:
         if isinstance(actor, Response):
             return actor
         g.actor = actor
-        wait = self.rate.take(actor.user.id)
+        return None
+
+    def _authenticate(self) -> Actor | Response:
+        """The caller, once their token stands and their request is within its rate; else
+        the answer: 401, or 429 for a token over its rate or an address that sent too many
+        requests without a valid token (token guessing is throttled)."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        address = request.remote_addr or "unknown"  # behind proxies: JOBBOT_TRUSTED_PROXIES
+        blocked = self.refused.left(address)
+        check = TokenCheck(None)
+        if header and scheme.lower() == "bearer":
+            # From an address over its limit only a token this process remembers is taken.
+            check = self.service.check_token(presented.strip(), lookup=not blocked)
+        if check.actor is None:
+            return self._unauthorized(header, check, address, blocked)
+        wait = self.rate.take(str(check.actor.user.id), check.digest)
+        if wait is None:  # revoked, replaced or expired since it was remembered
+            if check.digest is not None:
+                self.service.forget_token(check.digest)
+            return self._unauthorized(header, TokenCheck(None, check.digest), address, blocked)
         if wait:
             self.metrics.inc(
                 "jobbot_api_rate_limited_total", "API requests refused by a token's rate limit."
@@ -162,11 +199,28 @@ class JobsApi:
                 f"try again in {retry_after(wait)} s.",
                 headers={"Retry-After": retry_after(wait)},
             )
-        return None
+        return check.actor
 
-    def _authenticate(self) -> Actor | Response:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+    def _unauthorized(
+        self, header: str, check: TokenCheck, address: str, blocked: float
+    ) -> Response:
+        """401 for a request without a valid token, unless its address has sent too many of
+        those: then 429 with Retry-After."""
+        wait = blocked or self.unauthorized.take(address) or 0.0
+        if wait:
+            self.refused.refuse(address, wait)
+            self.metrics.inc(
+                "jobbot_api_unauthorized_limited_total",
+                "API requests without a valid token refused by their address's rate limit.",
+            )
+            return problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"This address may make {self.limits.unauthorized_per_minute} requests a "
+                f"minute without a valid token; try again in {retry_after(wait)} s.",
+                headers={"Retry-After": retry_after(wait)},
+            )
         how = "Get one with `/job token` in Slack or `python -m bot token create`."
         if not header:
             return problem(
@@ -176,16 +230,23 @@ class JobsApi:
                 f"This API needs a token: send the header Authorization: Bearer TOKEN. {how}",
                 headers={"WWW-Authenticate": 'Bearer realm="jobbot"'},
             )
-        actor = self.service.authenticate(token.strip()) if scheme.lower() == "bearer" else None
-        if actor is None:
+        invalid = 'Bearer realm="jobbot", error="invalid_token"'
+        if check.expired_at is not None:
             return problem(
                 401,
-                "unauthorized",
-                "Unauthorized",
-                f"That token is not valid: it was revoked, replaced or mistyped. {how}",
-                headers={"WWW-Authenticate": 'Bearer realm="jobbot", error="invalid_token"'},
+                "token-expired",
+                "Token expired",
+                f"That token expired at {check.expired_at.isoformat(timespec='seconds')}. "
+                f"Get a new one with `/job token` in Slack or `python -m bot token create`.",
+                headers={"WWW-Authenticate": f'{invalid}, error_description="expired"'},
             )
-        return actor
+        return problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            f"That token is not valid: it was revoked, replaced or mistyped. {how}",
+            headers={"WWW-Authenticate": invalid},
+        )
 
     def _after(self, answer: Response) -> Response:
         self.metrics.inc(
@@ -255,7 +316,7 @@ class JobsApi:
         wait = self._seconds("wait", self.limits.max_wait_s)
         actor = g.actor
         if not wait:
-            return _json(self._render(self.service.view(actor, number)))
+            return _json(job_json(*self.service.view_with_files(actor, number)))
         with self.waits.hold(actor.user.id) as refused:
             if refused is not None:
                 detail = (
@@ -270,8 +331,8 @@ class JobsApi:
                     f"{detail}; try again in a second, or ask without wait.",
                     headers={"Retry-After": "1"},
                 )
-            view = self.service.wait(actor, number, wait, self.limits.poll_s)
-        return _json(self._render(view))
+            view, files = self.service.wait(actor, number, wait, self.limits.poll_s)
+        return _json(job_json(view, files))
 
     def submit(self) -> Response:
         """A new job from JSON or a multipart form: 201 and its Location."""
@@ -290,7 +351,7 @@ class JobsApi:
             idempotency_key=key,
             files=sent.files,
         )
-        return self._accepted(actor, job, created)
+        return self._accepted(actor, job, created, has_files=bool(sent.files))
 
     def cancel(self, job_id: str) -> Response:
         """Cancel a job of the caller's (any, for an admin): 200 when it is cancelled at once
@@ -324,10 +385,13 @@ class JobsApi:
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _accepted(self, actor: Actor, job: Job, created: bool) -> Response:
+    def _accepted(self, actor: Actor, job: Job, created: bool, has_files: bool = True) -> Response:
+        """201 for a job just created (200 for one an Idempotency-Key found again). A job this
+        request created from no data files has no files to list yet: it has not run."""
         base = PREFIX + "/jobs" if request.path.startswith(PREFIX + "/") else "/jobs"
         view = JobView(job, full=self.service.may_manage(actor, job))
-        return _json(self._render(view), 201 if created else 200, location=f"{base}/{job.id}")
+        body = job_json(view) if created and not has_files else self._render(view)
+        return _json(body, 201 if created else 200, location=f"{base}/{job.id}")
 
     def _rows(self, jobs: list[Job]) -> list[dict[str, Any]]:
         return [self._render(view) for view in self.service.views(g.actor, jobs)]

@@ -235,7 +235,7 @@ class Settings:
     api_rate: int = setting(
         "JOBBOT_API_RATE",
         "120",
-        "API requests per minute one token may make (per serve process); more get a 429",
+        "API requests per minute one token may make (all serve processes together); more get a 429",
         low=1,
         high=100000,
     )
@@ -245,6 +245,29 @@ class Settings:
         "API requests one token may make at once before JOBBOT_API_RATE paces it",
         low=1,
         high=10000,
+    )
+    api_unauthorized_rate: int = setting(
+        "JOBBOT_API_UNAUTHORIZED_RATE",
+        "30",
+        "API requests per minute without a valid token one client address may make; more get a 429",
+        low=1,
+        high=100000,
+    )
+    api_unauthorized_burst: int = setting(
+        "JOBBOT_API_UNAUTHORIZED_BURST",
+        "10",
+        "API requests without a valid token one address may make at once",
+        low=1,
+        high=10000,
+    )
+    trusted_proxies: int = setting(
+        "JOBBOT_TRUSTED_PROXIES",
+        "0",
+        "proxies in front of serve that append to X-Forwarded-For: a request's client address "
+        "(which the API paces requests without a valid token by) is the one the outermost of "
+        "them saw (0: the connection's own address)",
+        low=0,
+        high=10,
     )
     aws_region: str = setting(
         "AWS_REGION", "", "AWS region of the runner function (else AWS_DEFAULT_REGION/profile)"

@@ -122,9 +122,21 @@ class HttpServer:
         *,
         max_body: int = 1 << 30,
         host: str = "0.0.0.0",  # noqa: S104 - Slack and programs must reach it; put TLS in front
+        trusted_proxies: int = 0,
     ) -> None:
         import waitress
 
+        # Behind `trusted_proxies` proxies that append to X-Forwarded-For, the client address
+        # (REMOTE_ADDR) is the one the outermost of them saw; entries a client sent are ignored.
+        proxied: dict[str, Any] = (
+            {
+                "trusted_proxy": "*",
+                "trusted_proxy_count": trusted_proxies,
+                "trusted_proxy_headers": {"x-forwarded-for"},
+            }
+            if trusted_proxies
+            else {}
+        )
         self._server = waitress.create_server(
             app,
             host=host,
@@ -132,6 +144,7 @@ class HttpServer:
             threads=threads,
             ident="jobbot",
             max_request_body_size=max_body,
+            **proxied,
         )
         self.port = int(self._server.effective_port)
         self._loop = threading.Thread(target=self._server.run, name="http", daemon=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
+from bot.core.tokens import parse_lifetime
 from bot.errors import UsageError
 
 MAX_LISTED = 50
@@ -17,7 +19,8 @@ USAGE = """\
 /job list [PAGE]       everyone's latest jobs, 20 per page
 /job cancel ID         cancel a waiting job, or stop a running one
 /job rerun ID          run a job's code and input again as a new job
-/job token [revoke]    a token for the HTTP API (shown once), or revoke yours
+/job token [revoke]    a token for the HTTP API (shown once), or revoke yours;
+                       `/job token --expires 30d` for one that expires (90m, 12h, 30d)
 /job help              this help
 Example: /job run {"a": 5, "b": 3}"""
 
@@ -79,6 +82,7 @@ class TokenCommand:
     """Mint the asker's API token (shown once), or revoke it."""
 
     revoke: bool = False
+    lifetime: timedelta | None = None  # --expires 30d: it stops working that long from now
 
 
 @dataclass(frozen=True)
@@ -169,13 +173,22 @@ def parse_command(text: str) -> Command:
     if verb == "rerun":
         return RerunCommand(parse_job_id(rest, "rerun"))
     if verb == "token":
-        what = rest.strip().lower()
-        if what not in {"", "revoke"}:
-            raise UsageError(
-                f"`{rest.strip()[:40]}` is not something `/job token` does: use `/job token` "
-                "for a new token, or `/job token revoke`."
-            )
-        return TokenCommand(revoke=what == "revoke")
+        return _token_command(rest)
     if verb in {"help", "-h", "--help", "?"}:
         return HelpCommand()
     return HelpCommand(unknown=verb[:40])
+
+
+def _token_command(rest: str) -> TokenCommand:
+    """`/job token`, `/job token --expires 30d` or `/job token revoke`."""
+    words = rest.strip().lower().split()
+    if words == ["revoke"]:
+        return TokenCommand(revoke=True)
+    if not words:
+        return TokenCommand()
+    if len(words) == 2 and words[0] in {"--expires", "expires"}:
+        return TokenCommand(lifetime=parse_lifetime(words[1]))
+    raise UsageError(
+        f"`{rest.strip()[:40]}` is not something `/job token` does: use `/job token` for a new "
+        "token (`/job token --expires 30d` for one that expires), or `/job token revoke`."
+    )

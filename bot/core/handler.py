@@ -107,7 +107,10 @@ class CommandHandler:
         if isinstance(command, TokenCommand):
             if command.revoke:
                 return TokenRevoked(self.service.revoke_token(actor))
-            return TokenIssued(self.service.mint_token(actor), actor.user.id)
+            token = self.service.mint_token(actor, command.lifetime)
+            stored = self.service.token_of(actor) if command.lifetime else None
+            expires = stored.expires_at if stored is not None else None
+            return TokenIssued(token, actor.user.id, expires)
         if isinstance(command, HelpCommand):
             usage = f"{self.usage}\n{self.about}" if self.about else self.usage
             return Help(usage, command.unknown)

@@ -87,6 +87,18 @@ class User:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    """A user's token for the HTTP API as the store keeps it (its hash only, not shown here):
+    whose it is, since when, until when (None: until replaced or revoked), last used when
+    (to the minute)."""
+
+    user: User
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Actor:
     """The user making a request, and whether they are an admin."""
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.core.models import (
+    ApiToken,
     Claim,
     FileRole,
     Identity,
@@ -46,14 +47,23 @@ class Users(Protocol):
 class ApiTokens(Protocol):
     """The HTTP API's bearer tokens, one per user, kept only as SHA-256 hashes."""
 
-    def set_token(self, user_id: int, token_sha256: str) -> None:
-        """Store the user's token hash, replacing the one they had (which stops working)."""
+    def set_token(
+        self, user_id: int, token_sha256: str, expires_at: datetime | None = None
+    ) -> None:
+        """Store the user's token hash, replacing the one they had (which stops working);
+        it stops working on its own at `expires_at` when given."""
 
     def drop_token(self, user_id: int) -> bool:
         """Forget the user's token; False if they had none."""
 
-    def token_user(self, token_sha256: str) -> User | None:
-        """The user whose token has this hash, if any."""
+    def token(self, token_sha256: str) -> ApiToken | None:
+        """The token with this hash, with its user, if any (expired ones too)."""
+
+    def tokens(self) -> list[ApiToken]:
+        """Every user's token, by user id."""
+
+    def touch_token(self, token_sha256: str, at: datetime) -> None:
+        """Record that the token was last used at `at`."""
 
 
 class JobReads(Protocol):
@@ -169,6 +179,9 @@ class JobFiles(Protocol):
 
     def list_files(self, job_id: int, role: FileRole | None = None) -> list[StoredFile]:
         """A job's files (of one role, or both: data files first), without their content."""
+
+    def job_with_files(self, job_id: int) -> tuple[Job, list[StoredFile]] | None:
+        """A job by id with its files listed as `list_files` lists them, in one read."""
 
     def read_files(self, job_id: int, role: FileRole) -> list[JobFile]:
         """A job's files of one role with their content, in the order they came."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.core.models import Actor, Job, JobStatus, StoredFile
 
@@ -59,6 +60,14 @@ class TokenIssued:
 
     token: str = field(repr=False)
     user_id: int = 0
+    expires_at: datetime | None = None  # None: until replaced or revoked
+
+    @property
+    def lifetime_note(self) -> str:
+        """When it stops working on its own, as a sentence (empty: it does not)."""
+        if self.expires_at is None:
+            return ""
+        return f"It expires at {self.expires_at.strftime('%Y-%m-%d %H:%M')} UTC."
 
 
 @dataclass(frozen=True)

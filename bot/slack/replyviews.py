@@ -138,6 +138,7 @@ def render(reply: Reply) -> Message:
                 context(
                     f"Send it as `Authorization: Bearer TOKEN`; you are user {reply.user_id}. "
                     "Any token you had before no longer works; `/job token revoke` ends this one."
+                    + (f" {reply.lifetime_note}" if reply.expires_at else "")
                 ),
             ],
         )

@@ -3,14 +3,17 @@ result (files out), read by name or role, deleted by the retention sweep."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, Select, delete, func, insert, select
 
 from bot.core.datafiles import media_type
-from bot.core.models import FileRole, JobFile, StoredFile
-from bot.store.tables import job_files
+from bot.core.models import FileRole, Job, JobFile, StoredFile
+from bot.store.rows import job_select, to_job
+from bot.store.tables import job_files, jobs
 
 
 def add_files(conn: Connection, job_id: int, role: FileRole, files: Sequence[JobFile]) -> None:
@@ -54,6 +57,22 @@ def list_files(conn: Connection, job_id: int, role: FileRole | None) -> list[Sto
         query = query.where(job_files.c.role == role)
     rows = conn.execute(query.order_by(job_files.c.role, job_files.c.position)).all()
     return [StoredFile(*row) for row in rows]
+
+
+@functools.cache
+def _job_and_file_count() -> Select[Any]:
+    """A job's row with how many files it has (an index range of the files' primary key)."""
+    count = select(func.count()).where(job_files.c.job_id == jobs.c.id).scalar_subquery()
+    return job_select().add_columns(count.label("file_count"))
+
+
+def job_with_files(conn: Connection, job_id: int) -> tuple[Job, list[StoredFile]] | None:
+    """A full job row and its files without their content: one statement for a job that has
+    none (most), a second only for one that has some."""
+    row = conn.execute(_job_and_file_count().where(jobs.c.id == job_id)).mappings().first()
+    if row is None:
+        return None
+    return to_job(row), list_files(conn, job_id, None) if row["file_count"] else []
 
 
 def read_files(conn: Connection, job_id: int, role: FileRole) -> list[JobFile]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import ColumnElement, Connection, case, delete, select, update
 
 from bot.core import pacing
 from bot.core.pacing import Rate
@@ -57,6 +57,38 @@ def take(conn: Connection, buckets: Sequence[tuple[str, Rate]], now: float, *, w
     for i, (key, rate) in enumerate(buckets):
         _store(conn, key, pacing.after_send(tats.get(key), at if i == 0 else now, rate))
     return at
+
+
+def spend_now(
+    conn: Connection, key: str, rate: Rate, now: float, only_if: ColumnElement[bool] | None
+) -> bool:
+    """Spend one turn of an existing bucket that has one now, in one statement (no lock
+    read first): True if it was spent. With `only_if`, only while that condition holds. The
+    common case of `spend`; False leaves everything to it."""
+    where = [pace.c.bucket == key, pace.c.tat <= now + rate.tolerance]
+    if only_if is not None:
+        where.append(only_if)
+    after = case((pace.c.tat > now, pace.c.tat), else_=now) + rate.interval
+    return (
+        conn.execute(update(pace).where(*where).values(tat=after, updated_at=utcnow())).rowcount
+        == 1
+    )
+
+
+def spend(
+    conn: Connection, key: str, rate: Rate, now: float, only_if: ColumnElement[bool] | None
+) -> float | None:
+    """Spend one turn of `key` if it has one now (its burst not used up): 0.0; else nothing
+    is spent and the answer is the seconds until it has one. With `only_if`, only while that
+    condition holds: None when it does not."""
+    if only_if is not None and not conn.execute(select(only_if)).scalar():
+        return None
+    tats = _locked(conn, [key])
+    at = pacing.send_at(tats.get(key), now, rate)
+    if at - now > NOW_SLACK_S:
+        return at - now
+    _store(conn, key, pacing.after_send(tats.get(key), now, rate))
+    return 0.0
 
 
 def refused(conn: Connection, key: str, rate: Rate, now: float, retry_after: float) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from bot.core.models import (
+    ApiToken,
     Claim,
     FileRole,
     HeldRequest,
@@ -89,17 +90,27 @@ class SqlStore:
 
     # --- API tokens -------------------------------------------------------------------
 
-    def set_token(self, user_id: int, token_sha256: str) -> None:
+    def set_token(
+        self, user_id: int, token_sha256: str, expires_at: datetime | None = None
+    ) -> None:
         """Store the user's token hash in place of any earlier one."""
-        self.db.write(lambda conn: accounts.set_token(conn, user_id, token_sha256))
+        self.db.write(lambda conn: accounts.set_token(conn, user_id, token_sha256, expires_at))
 
     def drop_token(self, user_id: int) -> bool:
         """Forget the user's token; False if there was none."""
         return self.db.write(lambda conn: accounts.drop_token(conn, user_id))
 
-    def token_user(self, token_sha256: str) -> User | None:
-        """The user whose token has this hash."""
-        return self.db.read(lambda conn: accounts.token_user(conn, token_sha256))
+    def token(self, token_sha256: str) -> ApiToken | None:
+        """The token with this hash, with its user."""
+        return self.db.read(lambda conn: accounts.token(conn, token_sha256))
+
+    def tokens(self) -> list[ApiToken]:
+        """Every user's token."""
+        return self.db.read(accounts.tokens)
+
+    def touch_token(self, token_sha256: str, at: datetime) -> None:
+        """Record that the token was used at `at`."""
+        self.db.write_one(lambda conn: accounts.touch_token(conn, token_sha256, at))
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -185,6 +196,10 @@ class SqlStore:
         """A job's files (of one role, or both), without their content."""
         return self.db.read(lambda conn: files.list_files(conn, job_id, role))
 
+    def job_with_files(self, job_id: int) -> tuple[Job, list[StoredFile]] | None:
+        """A job by id with its files listed (without their content), in one read."""
+        return self.db.read(lambda conn: files.job_with_files(conn, job_id))
+
     def read_files(self, job_id: int, role: FileRole) -> list[JobFile]:
         """A job's files of one role with their content, in order."""
         return self.db.read(lambda conn: files.read_files(conn, job_id, role))
@@ -251,6 +266,18 @@ class SqlStore:
         """When a call through these buckets may go; with `wait` that turn is reserved, without
         it a turn is taken only if it is now (bot/store/pace.py)."""
         return self.db.write(lambda conn: pace.take(conn, buckets, now, wait=wait))
+
+    def spend_turn(
+        self, bucket: str, rate: Rate, now: float, *, token_sha256: str | None = None
+    ) -> float | None:
+        """Spend one turn of `bucket` if it has one now: 0.0; else the seconds until it has
+        one, nothing spent. With `token_sha256`, only while that API token stands (not
+        revoked, replaced or expired): None when it does not. One statement when the bucket
+        has a turn (bot/store/pace.py)."""
+        only_if = None if token_sha256 is None else accounts.token_stands(token_sha256)
+        if self.db.write_one(lambda conn: pace.spend_now(conn, bucket, rate, now, only_if)):
+            return 0.0
+        return self.db.write(lambda conn: pace.spend(conn, bucket, rate, now, only_if))
 
     def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
         """The service refused a call through `bucket` for `retry_after` seconds."""

@@ -28,8 +28,9 @@ from sqlalchemy.dialects import mysql
 from bot.core.models import FileRole, JobStatus, NotificationEvent, ResultKind
 from bot.store.types import BigId, MediumText, UTCDateTime, ascii_str, binary_str
 
-SCHEMA_VERSION = 6  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens,
-# jobs.stop_requested_at; 5: pace; 6: job_files, jobs.files_note
+SCHEMA_VERSION = 7  # 2: held_requests; 3: workers, dedupe_keys.claim; 4: api_tokens,
+# jobs.stop_requested_at; 5: pace; 6: job_files, jobs.files_note; 7: api_tokens.expires_at,
+# api_tokens.last_used_at
 
 # A file's content: MEDIUMBLOB (16 MB) on MySQL, where BLOB stops at 64 KiB.
 MediumBlob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
@@ -233,6 +234,8 @@ api_tokens = Table(
     ),
     Column("token_sha256", ascii_str(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),  # version 7; NULL: never
+    Column("last_used_at", UTCDateTime, nullable=True),  # version 7; to the minute
     UniqueConstraint("token_sha256", name="uq_api_tokens_hash"),
     **MYSQL_TABLE_ARGS,
 )

@@ -89,11 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rerun", "run a job's code and input again as a new job, and wait for it")
     p.add_argument("job_id")
     p.add_argument("--json", action="store_true")
-    p = add("token", "mint or revoke a user's token for the HTTP API")
+    p = add("token", "mint, revoke or list tokens for the HTTP API")
     p.add_argument(
         "action",
-        choices=["create", "revoke"],
-        help="create prints a new token once (the old one stops working); revoke removes it",
+        choices=["create", "revoke", "list"],
+        help="create prints a new token once (the old one stops working); revoke removes it; "
+        "list shows every user's token: created, expires, last used (never the tokens)",
+    )
+    p.add_argument(
+        "--expires",
+        metavar="LIFETIME",
+        help="with create: the token stops working after this long (90m, 12h, 30d)",
     )
     add("console", "interactive shell speaking the Slack app's /job commands")
     add("migrate", "create or update the database schema (idempotent)")

@@ -17,12 +17,13 @@ from bot.app.wiring.process import Process
 from bot.app.wiring.runtime import Runtime
 from bot.core.models import Actor, Job, JobStatus
 from bot.core.replies import Cancelled, Detail, Listing
+from bot.core.tokens import parse_lifetime
 from bot.core.upkeep import PRESENCE_WINDOW_S
 from bot.errors import UsageError
 from bot.terminal.console import PrintNotifier, read_source
 from bot.terminal.exits import EXIT_ERROR, EXIT_OK, STATUS_EXIT
 from bot.terminal.outfiles import read_data_file, save_files, saved_lines
-from bot.terminal.textview import job_data, job_detail, job_json, render
+from bot.terminal.textview import job_data, job_detail, job_json, render, token_table
 
 
 def actor_of(runtime: Runtime, args: argparse.Namespace) -> Actor:
@@ -218,15 +219,27 @@ def cmd_cancel(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
 
 def cmd_token(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Mint (and print, once) or revoke a user's API token."""
+    lifetime = None if args.expires is None else parse_lifetime(args.expires)
+    if lifetime is not None and args.action != "create":
+        raise UsageError("--expires goes with `token create` only.")
     runtime = runtime_for(settings)
+    if args.action == "list":
+        print(token_table(runtime.service.tokens()), file=out)
+        return EXIT_OK
     actor = actor_of(runtime, args)
     name = f"{actor.user.identity.external_id} (user #{actor.user.id})"
     if args.action == "create":
-        token = runtime.service.mint_token(actor)
+        token = runtime.service.mint_token(actor, lifetime)
+        stored = runtime.service.token_of(actor)
+        expiry = (
+            f" It expires at {stored.expires_at.isoformat(timespec='seconds')}."
+            if stored is not None and stored.expires_at is not None
+            else ""
+        )
         print(token, file=out)
         print(
             f"API token of {name}. It is shown only this once: keep it secret; "
-            "any earlier token of this user no longer works.",
+            f"any earlier token of this user no longer works.{expiry}",
             file=sys.stderr,
         )
     elif runtime.service.revoke_token(actor):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from bot.core.models import Identity, Job, JobStatus, StoredFile
+from bot.core.models import ApiToken, Identity, Job, JobStatus, StoredFile
 from bot.core.outputs import Part, Piece, files_by_role, input_hint, pieces
 from bot.core.replies import (
     Accepted,
@@ -157,9 +158,10 @@ def render(reply: Reply) -> str:
             )
         return f"Job #{reply.job.id} cancelled."
     if isinstance(reply, TokenIssued):
+        expiry = f" {reply.lifetime_note}" if reply.expires_at else ""
         return (
             f"Your API token (user {reply.user_id}), shown only this once; keep it secret. "
-            f"Any earlier one no longer works.\n{reply.token}"
+            f"Any earlier one no longer works.{expiry}\n{reply.token}"
         )
     if isinstance(reply, TokenRevoked):
         return "Your API token is revoked." if reply.had_one else "You had no API token."
@@ -220,3 +222,27 @@ def job_data(job: Job, full: bool = True) -> dict[str, Any]:
 def job_json(job: Job, full: bool = True) -> str:
     """job_data as indented JSON."""
     return json.dumps(job_data(job, full), ensure_ascii=False, indent=2)
+
+
+def _minute(value: datetime | None, empty: str) -> str:
+    return empty if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+def token_table(tokens: Sequence[ApiToken]) -> str:
+    """Every user's API token as stored (never the token): whose, created, expires, last used."""
+    if not tokens:
+        return "No user has an API token."
+    rows = [("user", "name", "created (UTC)", "expires (UTC)", "last used (UTC)")]
+    for t in tokens:
+        rows.append(
+            (
+                f"#{t.user.id}",
+                safe(t.user.display_name or t.user.identity.external_id),
+                _minute(t.created_at, "-"),
+                _minute(t.expires_at, "never"),
+                _minute(t.last_used_at, "never"),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in lines)

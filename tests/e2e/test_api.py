@@ -1,6 +1,7 @@
 """`python -m bot serve` with no Slack settings as a real process on MariaDB: the API, the
-workers and the health endpoints; a token minted by `python -m bot token create`, a job
-posted and waited for over HTTP, the token revoked by the CLI, and a clean stop."""
+workers and the health endpoints; a token minted by `python -m bot token create --expires`, a
+job posted and waited for over HTTP, the token listed with its expiry and last use, revoked by
+the CLI (a separate process: serve refuses it at once), and a clean stop."""
 
 from __future__ import annotations
 
@@ -37,9 +38,10 @@ def test_serve_without_slack_is_the_api_its_workers_and_health(
             command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True
         )
 
-    created = cli("token", "create", "--user", "ci-bot")
+    created = cli("token", "create", "--user", "ci-bot", "--expires", "30d")
     token = created.stdout.strip()
     assert token.startswith("jobbot_") and "shown only this once" in created.stderr
+    assert "It expires at" in created.stderr
     log = (tmp_path / "serve.log").open("wb")
     serve = track(
         subprocess.Popen(
@@ -66,6 +68,9 @@ def test_serve_without_slack_is_the_api_its_workers_and_health(
     final = requests.get(base + posted.headers["Location"] + "?wait=10", headers=auth, timeout=30)
     assert (final.json()["status"], final.json()["result"]) == ("done", "8")
     assert requests.post(base + "/slack/events", data="x", timeout=5).status_code == 404
+    [listed] = [line for line in cli("token", "list").stdout.splitlines() if "ci-bot" in line]
+    assert "never" not in listed  # it expires, and it was just used
+    assert token not in cli("token", "list").stdout
     assert "The API token of ci-bot" in cli("token", "revoke", "--user", "ci-bot").stdout
     assert requests.get(base + "/api/jobs", headers=auth, timeout=30).status_code == 401
     serve.send_signal(signal.SIGTERM)

@@ -19,6 +19,7 @@ from bot.core.models import (
     INTERRUPTED_MESSAGE,
     INTERRUPTED_TYPE,
     STOPPED_LOST_MESSAGE,
+    ApiToken,
     Claim,
     FileRole,
     HeldRequest,
@@ -97,6 +98,7 @@ class InMemoryStore:
         self._not_before: dict[int, datetime] = {}
         self._workers: dict[str, datetime] = {}
         self._tokens: dict[int, str] = {}  # user id -> token hash
+        self._token_info: dict[int, ApiToken] = {}  # user id -> the token's record
         self._files: list[StoredFile] = []
         self._file_data: dict[tuple[int, FileRole, str], bytes] = {}
         self.migrated = False
@@ -165,24 +167,45 @@ class InMemoryStore:
             self._check()
             return next((u for u in self._users.values() if u.id == user_id), None)
 
-    def set_token(self, user_id: int, token_sha256: str) -> None:
+    def set_token(
+        self, user_id: int, token_sha256: str, expires_at: datetime | None = None
+    ) -> None:
         """Replace the user's token hash."""
         with self._lock:
             self._check()
+            user = self.get_user(user_id)
+            assert user is not None
             self._tokens[user_id] = token_sha256
+            self._token_info[user_id] = ApiToken(user, self.clock.now(), expires_at)
 
     def drop_token(self, user_id: int) -> bool:
         """Forget the user's token."""
         with self._lock:
             self._check()
+            self._token_info.pop(user_id, None)
             return self._tokens.pop(user_id, None) is not None
 
-    def token_user(self, token_sha256: str) -> User | None:
-        """The user whose token has this hash."""
+    def token(self, token_sha256: str) -> ApiToken | None:
+        """The token with this hash."""
         with self._lock:
             self._check()
             owner = next((u for u, h in self._tokens.items() if h == token_sha256), None)
-            return None if owner is None else self.get_user(owner)
+            return None if owner is None else self._token_info[owner]
+
+    def tokens(self) -> list[ApiToken]:
+        """Every token, by user id."""
+        with self._lock:
+            self._check()
+            return [self._token_info[u] for u in sorted(self._token_info)]
+
+    def touch_token(self, token_sha256: str, at: datetime) -> None:
+        """Record a use."""
+        with self._lock:
+            self._check()
+            for user_id, digest in self._tokens.items():
+                if digest == token_sha256:
+                    info = self._token_info[user_id]
+                    self._token_info[user_id] = dataclasses.replace(info, last_used_at=at)
 
     def submit(self, new: NewJob) -> tuple[Job, bool]:
         """Store a waiting job."""
@@ -274,6 +297,12 @@ class InMemoryStore:
             self._check()
             found = [f for f in self._files if f.job_id == job_id and role in (None, f.role)]
             return sorted(found, key=lambda f: (f.role != FileRole.IN, f.position))
+
+    def job_with_files(self, job_id: int) -> tuple[Job, list[StoredFile]] | None:
+        """A job and its files listed."""
+        with self._lock:
+            job = self.get(job_id)
+            return None if job is None else (job, self.list_files(job_id))
 
     def read_files(self, job_id: int, role: FileRole) -> list[JobFile]:
         """A job's files of one role with their content."""
@@ -668,6 +697,23 @@ class InMemoryStore:
                 base = at if i == 0 else now
                 self._tats[key] = pacing.after_send(self._tats.get(key), base, rate)
             return at
+
+    def spend_turn(
+        self, bucket: str, rate: Rate, now: float, *, token_sha256: str | None = None
+    ) -> float | None:
+        """GCRA in memory, while the token stands (bot/store/pace.py)."""
+        with self._lock:
+            self._check()
+            if token_sha256 is not None:
+                found = self.token(token_sha256)
+                expires = None if found is None else found.expires_at
+                if found is None or (expires is not None and expires <= self.clock.now()):
+                    return None
+            at = pacing.send_at(self._tats.get(bucket), now, rate)
+            if at > now:
+                return at - now
+            self._tats[bucket] = pacing.after_send(self._tats.get(bucket), now, rate)
+            return 0.0
 
     def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
         """Empty until Retry-After."""

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.api.jobjson import job_json
-from bot.api.limits import RateLimit, WaitSlots, retry_after
+from bot.api.limits import Refusals, SharedRateLimit, WaitSlots, retry_after
 from bot.api.problems import api_wording
 from bot.api.routes import ApiLimits, JobsApi, owns, spec_text
 from bot.app.server import Mount, build_web_app
@@ -33,13 +33,34 @@ class Clock:
 
 def test_a_token_gets_its_burst_then_its_rate() -> None:
     clock = Clock()
-    limit = RateLimit(per_minute=60, burst=3, clock=clock)
-    assert [limit.take(1) for _ in range(3)] == [0, 0, 0]
-    assert limit.take(1) == pytest.approx(1.0)
-    assert limit.take(2) == 0  # another key is paced apart
+    limit = SharedRateLimit(InMemoryStore(FakeClock()), "t:", per_minute=60, burst=3, clock=clock)
+    assert [limit.take("1") for _ in range(3)] == [0, 0, 0]
+    assert limit.take("1") == pytest.approx(1.0)
+    assert limit.take("2") == 0  # another key is paced apart
     clock.now += 1.0
-    assert limit.take(1) == 0
+    assert limit.take("1") == 0
     assert retry_after(0.2) == "1" and retry_after(2.1) == "3"
+
+
+def test_a_revoked_token_spends_nothing_and_says_so() -> None:
+    store = InMemoryStore(FakeClock())
+    service = JobService(store, FakeClock(), Limits(1000, 100))
+    alice = service.actor(Identity("local", "h", "alice"))
+    digest = service.check_token(service.mint_token(alice)).digest
+    limit = SharedRateLimit(store, "t:", per_minute=60, burst=1)
+    assert limit.take("1", digest) == 0
+    service.revoke_token(alice)
+    assert limit.take("1", digest) is None
+
+
+def test_an_address_refused_stays_refused_until_its_time() -> None:
+    clock = Clock()
+    refused = Refusals(clock)
+    assert refused.left("10.0.0.1") == 0
+    refused.refuse("10.0.0.1", 2.0)
+    assert refused.left("10.0.0.1") == 2.0 and refused.left("10.0.0.2") == 0
+    clock.now += 2.5
+    assert refused.left("10.0.0.1") == 0
 
 
 def test_wait_slots_cap_each_key_and_the_total() -> None:
@@ -78,8 +99,9 @@ def test_output_fields_are_absent_for_those_who_may_not_see_them() -> None:
 
 
 def test_the_spec_names_every_route_and_method_the_api_serves() -> None:
-    service = JobService(InMemoryStore(FakeClock()), FakeClock(), Limits(1000, 100))
-    api = JobsApi(service, ApiLimits(1000, 100, 4000, 10, 0.1, 60, 10, 2), Metrics())
+    store = InMemoryStore(FakeClock())
+    service = JobService(store, FakeClock(), Limits(1000, 100))
+    api = JobsApi(service, ApiLimits(1000, 100, 4000, 10, 0.1, 60, 10, 2), Metrics(), store)
     app = Flask("spec")
     app.register_blueprint(api.blueprint)
     served = {
@@ -98,7 +120,7 @@ def served(store: InMemoryStore) -> tuple[FlaskClient, str]:
     """serve's web app with only the API mounted, on `store`; a test client and a token."""
     service = JobService(store, FakeClock(), Limits(1000, 100))
     token = service.mint_token(service.actor(Identity("local", "h", "alice")))
-    api = JobsApi(service, ApiLimits(1000, 100, 4000, 10, 0.1, 60, 10, 2), Metrics())
+    api = JobsApi(service, ApiLimits(1000, 100, 4000, 10, 0.1, 60, 10, 2), Metrics(), store)
     app = build_web_app(lambda: None, Metrics(), [Mount(api.blueprint, owns, api.error)])
     return app.test_client(), token
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bot.core.commands import (
@@ -25,6 +27,8 @@ from bot.errors import UsageError
         ("status 12", StatusCommand(12)),
         ("token", TokenCommand(revoke=False)),
         ("token REVOKE", TokenCommand(revoke=True)),
+        ("token --expires 30d", TokenCommand(lifetime=timedelta(days=30))),
+        ("token expires 90M", TokenCommand(lifetime=timedelta(minutes=90))),
         ("/job status #12", StatusCommand(12)),
         ("STATUS 7", StatusCommand(7)),
         ("mine", MineCommand(10)),
@@ -69,3 +73,19 @@ def test_mine_count_out_of_range_is_refused(token: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_command(f"mine {token}")
     assert "from 1 to 50" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token --expires",
+        "token --expires 0d",
+        "token --expires 3w",
+        "token --expires 99999d",
+        "token forever",
+        "token revoke 3d",
+    ],
+)
+def test_a_bad_token_lifetime_is_refused_with_the_form(text: str) -> None:
+    with pytest.raises(UsageError, match="30d"):
+        parse_command(text)

@@ -92,7 +92,7 @@ def test_a_wait_ends_when_the_job_settles_here(
     seen: list[JobStatus] = []
     # wait and poll far longer than the join below: only the wake-up ends the wait in time
     waiter = threading.Thread(
-        target=lambda: seen.append(service.wait(alice, job.id, 600, poll_s=600).job.status),
+        target=lambda: seen.append(service.wait(alice, job.id, 600, poll_s=600)[0].job.status),
         daemon=True,
     )
     waiter.start()
@@ -105,5 +105,37 @@ def test_a_wait_ends_when_the_job_settles_here(
 def test_a_wait_gives_the_job_as_it_is_when_time_runs_out(service: JobService) -> None:
     alice = service.actor(ALICE)
     job, _ = service.submit(alice, "a.py", b"print(1)", "{}")
-    view = service.wait(alice, job.id, timeout_s=0.05, poll_s=0.01)
-    assert view.job.status is JobStatus.WAITING
+    view, files = service.wait(alice, job.id, timeout_s=0.05, poll_s=0.01)
+    assert view.job.status is JobStatus.WAITING and files == []
+
+
+def test_a_token_s_user_is_remembered_so_a_request_costs_no_lookup(
+    service: JobService, memory_store: InMemoryStore
+) -> None:
+    alice = service.actor(ALICE)
+    token = service.mint_token(alice)
+    assert service.authenticate(token) == alice
+    memory_store.down = True  # any lookup now fails: the second request needs none
+    assert service.authenticate(token) == alice
+
+
+def test_a_token_replaced_or_revoked_here_is_forgotten_at_once(service: JobService) -> None:
+    alice = service.actor(ALICE)
+    first = service.mint_token(alice)
+    assert service.authenticate(first) == alice  # remembered
+    second = service.mint_token(alice)
+    assert service.authenticate(first) is None
+    assert service.authenticate(second) == alice  # remembered too
+    service.revoke_token(alice)
+    assert service.authenticate(second) is None
+
+
+def test_a_job_and_its_files_are_read_together_for_its_owner_only(
+    service: JobService, memory_store: InMemoryStore
+) -> None:
+    alice, bob = service.actor(ALICE), service.actor(Identity("slack", "T1", "UBOB"))
+    job, _ = service.submit(alice, "a.py", b"print(1)", "{}", files=[("d.csv", b"x,y\n")])
+    view, files = service.view_with_files(alice, job.id)
+    assert view.full and [f.name for f in files] == ["d.csv"]
+    view, files = service.view_with_files(bob, job.id)
+    assert not view.full and files == []

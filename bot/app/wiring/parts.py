@@ -12,6 +12,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
+from bot.api.limits import Buckets
 from bot.app.config import Settings
 from bot.core.metrics import Metrics
 from bot.core.models import Identity
@@ -36,8 +37,9 @@ def local_route() -> str:
     return f"local:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class Store(JobStore, SlackMemory, Protocol):
-    """What the SQL store is: core's store, and the Slack adapter's memory beside it."""
+class Store(JobStore, SlackMemory, Buckets, Protocol):
+    """What the SQL store is: core's store, the Slack adapter's memory beside it, and the
+    API's rate buckets."""
 
 
 def build_store(settings: Settings) -> Store:

@@ -95,7 +95,13 @@ class Process:
         # Bodies up to twice the largest any route takes reach the routes, which refuse those
         # over their own limit in their own words (and count them) before parsing anything;
         # waitress refuses anything bigger unread (a plain 413), so none is buffered whole.
-        self.http = HttpServer(web, settings.port, settings.http_threads, max_body=2 * largest)
+        self.http = HttpServer(
+            web,
+            settings.port,
+            settings.http_threads,
+            max_body=2 * largest,
+            trusted_proxies=settings.trusted_proxies,
+        )
         self._doors.append(self.http)
         mode = "http"
         if slack is not None and settings.socket_mode:

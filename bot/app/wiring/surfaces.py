@@ -58,7 +58,9 @@ def build_api(settings: Settings, runtime: Runtime) -> JobsApi:
         poll_s=settings.poll_interval,
         rate_per_minute=settings.api_rate,
         burst=settings.api_burst,
+        unauthorized_per_minute=settings.api_unauthorized_rate,
+        unauthorized_burst=settings.api_unauthorized_burst,
         # Waiting requests hold a server thread each: half of them stay free for the rest.
         wait_slots=max(1, settings.http_threads // 2),
     )
-    return JobsApi(runtime.service, limits, runtime.metrics)
+    return JobsApi(runtime.service, limits, runtime.metrics, runtime.store)

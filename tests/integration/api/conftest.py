@@ -96,6 +96,8 @@ def start_api(url: str, workdir: Path, *, workers: bool, **settings: str) -> Api
         "JOBBOT_WORKERS": "2",
         "JOBBOT_API_RATE": "100000",
         "JOBBOT_API_BURST": "10000",
+        "JOBBOT_API_UNAUTHORIZED_RATE": "100000",
+        "JOBBOT_API_UNAUTHORIZED_BURST": "10000",
         **settings,
     }
     process = Process(load_settings(values, env_file=None), http=True, workers=workers)

@@ -134,6 +134,15 @@ def test_other_bodies_are_415_and_bad_forms_400(api: Api) -> None:
         "/api/jobs", files={"file": ("a.py", b"print(1)")}, data={"input": "{'a': 1}"}
     )
     assert "double quotes" in is_problem(bad_input, 422)["detail"]
+    nameless = (  # a part with no name beside two that have one
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.py"\r\n\r\n'
+        b"print(1)\r\n--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        b'--B\r\nContent-Disposition: form-data; name="zz"\r\n\r\ny\r\n--B--\r\n'
+    )
+    answer = alice.post(
+        "/api/jobs", data=nameless, headers={"Content-Type": "multipart/form-data; boundary=B"}
+    )
+    assert "Unknown form field" in is_problem(answer, 400)["detail"]
     assert api.job_count() == before
 
 

@@ -43,6 +43,17 @@ def test_a_new_token_retires_the_old_and_revoke_ends_it(stack: Stack) -> None:
     assert "no API token" in stack.dispatch(sr.slash("token revoke")).body
 
 
+def test_a_token_asked_for_with_a_lifetime_says_when_it_expires(stack: Stack) -> None:
+    answer = stack.dispatch(sr.slash("token --expires 30d"))
+    [token] = set(TOKEN.findall(answer.body))
+    assert "It expires at" in answer.body
+    actor = stack.runtime.service.authenticate(token)
+    assert actor is not None
+    stored = stack.runtime.service.token_of(actor)
+    assert stored is not None and stored.expires_at is not None
+    assert stored.expires_at.strftime("%Y-%m-%d %H:%M") in answer.body
+
+
 def test_a_mistyped_token_command_says_what_it_takes(stack: Stack) -> None:
     answer = stack.dispatch(sr.slash("token please"))
     assert "`/job token revoke`" in answer.body and not TOKEN.search(answer.body)

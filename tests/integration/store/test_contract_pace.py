@@ -3,12 +3,14 @@ reserved, refusals, and one bucket state for every process on the same database.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot.core.pacing import Rate
 from bot.store import SqlStore, make_engine
+from tests.integration.store.conftest import ALICE, BOB
 
 RATE = Rate(1.0, 2)  # a second apart after a burst of two
 T0 = 1_000_000.0
@@ -76,3 +78,23 @@ def test_every_process_on_the_database_shares_the_buckets(store: SqlStore) -> No
         assert store.take_turn([("b:two", RATE)], T0, wait=True) == pytest.approx(T0 + 10)
     finally:
         other.close()
+
+
+def test_a_spent_turn_is_taken_now_or_not_at_all(store: Any) -> None:
+    for _ in range(2):  # the burst
+        assert store.spend_turn("a:one", RATE, T0) == 0
+    assert store.spend_turn("a:one", RATE, T0) == pytest.approx(1.0)
+    assert store.spend_turn("a:one", RATE, T0) == pytest.approx(1.0), "nothing spent"
+    assert store.spend_turn("a:one", RATE, T0 + 1) == 0
+    assert store.spend_turn("a:other", RATE, T0) == 0, "buckets are apart"
+
+
+def test_a_turn_spent_for_a_token_needs_the_token_to_stand(store: Any) -> None:
+    alice, bob = store.ensure_user(ALICE), store.ensure_user(BOB)
+    store.set_token(alice.id, "a" * 64)
+    store.set_token(bob.id, "b" * 64, datetime(2000, 1, 1, tzinfo=UTC))  # long expired
+    assert store.spend_turn("a:alice", RATE, T0, token_sha256="a" * 64) == 0
+    assert store.spend_turn("a:bob", RATE, T0, token_sha256="b" * 64) is None, "expired"
+    store.drop_token(alice.id)
+    assert store.spend_turn("a:alice", RATE, T0, token_sha256="a" * 64) is None, "revoked"
+    assert store.spend_turn("a:alice", RATE, T0) == 0, "one spent before, none since"

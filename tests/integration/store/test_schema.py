@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -194,7 +195,7 @@ def test_migrate_brings_a_version_2_database_up_to_date(
             text("INSERT INTO dedupe_keys (dedupe_key, created_at) VALUES ('old', '2026-01-01')")
         )
     store.migrate()
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION == 7
     assert not store.first_time("old") and store.first_time("new")
     assert store.take_turn([("b", Rate(1.0, 1))], 100.0, wait=True) == 100.0
     assert store.list_files(1) == []
@@ -202,10 +203,34 @@ def test_migrate_brings_a_version_2_database_up_to_date(
     assert store.workers_alive(60) == 1
     user = store.ensure_user(Identity("local", "h", "ann"))
     store.set_token(user.id, "a" * 64)
-    assert store.token_user("a" * 64) == user
+    found = store.token("a" * 64)
+    assert found is not None and found.user == user
     owner = store.ensure_user(Identity("local", "h", "u"))
     job, _ = store.submit(NewJob(owner.id, "a.py", "print(1)", "0" * 64, "{}"))
     store.claim("w", 1, 30, 3)
     asked = store.cancel(job.id)
     assert asked is not None and asked.stop_requested_at is not None
     store.close()
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_migrate_gives_a_version_6_database_token_expiry_and_last_use(
+    backend: str, scratch_db: str, tmp_path: Path
+) -> None:
+    url = url_for(scratch_db) if backend == "mariadb" else f"sqlite:///{tmp_path / 'v6.db'}"
+    store = SqlStore(make_engine(url))
+    store.migrate()
+    alice = store.ensure_user(Identity("local", "h", "alice"))
+    store.set_token(alice.id, "a" * 64)
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE api_tokens DROP COLUMN expires_at"))
+        conn.execute(text("ALTER TABLE api_tokens DROP COLUMN last_used_at"))
+        conn.execute(text("UPDATE jobbot_schema SET version = 6"))
+    store.migrate()
+    assert store.schema_version() == 7
+    kept = store.token("a" * 64)
+    assert kept is not None and kept.user == alice and kept.expires_at is None
+    ends = datetime(2030, 1, 1, tzinfo=UTC)
+    store.set_token(alice.id, "b" * 64, ends)
+    renewed = store.token("b" * 64)
+    assert renewed is not None and renewed.expires_at == ends
