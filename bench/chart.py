@@ -66,7 +66,6 @@ def p2(samples: int) -> list[float]:
             event_for=event_for,
             answered_at=shared,
             timeout=60,
-            interval=0.002,
             what="the shared figure",
         )
     finally:

@@ -63,7 +63,6 @@ def s2(samples: int) -> list[float]:
             event_for=event_for,
             answered_at=arrived,
             timeout=30,
-            interval=0.001,
             what="the result message",
         )
     finally:

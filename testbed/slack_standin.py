@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from testbed.slack_limits import RateLimits
 from testbed.slack_rules import SCOPES, Conversation, ResponseUrls, Triggers, implicit
@@ -21,6 +21,7 @@ from testbed.waiting import wait_until
 if TYPE_CHECKING:
     from testbed.slack_files import Answer, FileEdge
 
+T = TypeVar("T")
 TOKEN = "xoxb-standin-bot-token"
 APP_TOKEN = "xapp-1-standin-app-token"
 SIGN_IN_PAGE = (
@@ -76,6 +77,11 @@ class _State:
     conversations: dict[str, Conversation] = field(default_factory=dict)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # posted
     lock: threading.Lock = field(default_factory=threading.Lock)
+    recorded: threading.Condition = field(init=False)  # notified as each call is recorded
+    generation: int = 0  # calls recorded so far (reset or not)
+
+    def __post_init__(self) -> None:
+        self.recorded = threading.Condition(self.lock)
 
 
 def _filetype(name: str) -> str:
@@ -336,8 +342,28 @@ class SlackStandIn:
         return None
 
     def _record(self, call: Call) -> None:
-        with self.state.lock:
+        with self.state.recorded:
             self.state.calls.append(call)
+            self.state.generation += 1
+            self.state.recorded.notify_all()
+
+    def wait_recorded(self, check: Callable[[], T | None], timeout: float) -> T:
+        """`check()` once it is not None, looked at again as each call is recorded: a wait on
+        a condition, not a poll (a benchmark's polling thread would take the interpreter from
+        the stand-in's own handlers, and time the stand-in rather than the bot)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.state.recorded:
+                generation = self.state.generation
+            found = check()
+            if found is not None:
+                return found
+            with self.state.recorded:
+                while self.state.generation == generation:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"nothing found within {timeout} s")
+                    self.state.recorded.wait(left)
 
     def next_ts(self) -> str:
         """A fresh message ts."""

@@ -5,6 +5,7 @@ Slack would give it."""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -216,3 +217,19 @@ def test_requests_carry_trigger_ids_the_stand_in_accepts(
     trigger = sr.new_trigger_id()
     view = {"type": "modal", "title": {"type": "plain_text", "text": "Run"}, "blocks": [SECTION]}
     assert client.views_open(trigger_id=trigger, view=view)["ok"]
+
+
+def test_a_wait_for_a_call_wakes_as_the_call_is_recorded(
+    client: WebClient, standin: SlackStandIn
+) -> None:
+    def posted() -> dict[str, object] | None:
+        found = [c.body for c in standin.calls("chat.postMessage") if c.body.get("text") == "hi"]
+        return found[0] if found else None
+
+    poster = threading.Thread(target=lambda: client.chat_postMessage(channel="C1", text="hi"))
+    poster.start()
+    body = standin.wait_recorded(posted, timeout=10)
+    poster.join()
+    assert body["channel"] == "C1"
+    with pytest.raises(TimeoutError):
+        standin.wait_recorded(lambda: None, timeout=0.05)
