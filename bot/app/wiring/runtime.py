@@ -54,8 +54,7 @@ class Runtime:
     def _on_submit(self, job: Job) -> None:
         if self.pool is not None and job.status is JobStatus.WAITING:
             self.pool.wake()  # not taken as it was submitted: a claim may take it
-        if self.dispatcher is not None:
-            self.dispatcher.wake()
+        self._progress_written()
 
     def _on_stop(self, job: Job) -> None:
         # The run may be here: look now rather than at the next poll. Elsewhere, the pool
@@ -65,12 +64,16 @@ class Runtime:
 
     def _on_started(self) -> None:
         self.service.settled()
+        self._progress_written()
+
+    def _progress_written(self) -> None:
+        """A job's `queued` or `started` notification was just written: it is due only after
+        the quiet period, so the outbox looks then. A wake-up now would be a claim that finds
+        nothing, on the cores the job is about to run on."""
         if self.dispatcher is None:
             return
         quiet_s = self.settings.quiet_ms / 1000
         if quiet_s > 0:
-            # Its `started` notification is due only after the quiet period: a wake-up now
-            # would be a claim that finds nothing, on the cores the job is about to run on.
             self.dispatcher.due_in(quiet_s)
         else:
             self.dispatcher.wake()
