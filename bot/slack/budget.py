@@ -60,8 +60,11 @@ PRUNE_EVERY_S = 600.0
 # A status message promises a chat.update later (its final edit, which a result waits for), so
 # new status messages go at Tier 3's rate too: the edits they promise never pile up in
 # chat.update's bucket. Without this, a burst of jobs that each waited over the quiet period
-# in the queue posted a status message apiece and then told their owners at 50 a minute.
+# in the queue posted a status message apiece and then told their owners at 50 a minute. No
+# burst: each one goes only while its channel's bucket is full, and in a burst that is at its
+# start, just before the results come and need every turn.
 STATUS = PREFIX + "status"
+STATUS_RATE = Rate(TIER_3.per_s, 1)
 
 
 class Held(Exception):
@@ -141,7 +144,7 @@ class Pacer:
         self._prune_later()
         through = buckets(method, channel)
         if status:
-            through.append((STATUS, TIER_3))
+            through.append((STATUS, STATUS_RATE))
         key = through[0][0]
         now = self.clock()
         kept = progress.get("turn")
@@ -203,7 +206,7 @@ class Pacer:
         now = self.clock()
         rates = {PREFIX + m: r for m, r in METHODS.items()}
         rates[f"{PREFIX}post:*"] = POST_PER_WORKSPACE
-        rates[STATUS] = TIER_3
+        rates[STATUS] = STATUS_RATE
         out: list[tuple[tuple[tuple[str, str], ...], float]] = []
         for key, tat in self.memory.turns_ahead(PREFIX, now):
             if key.startswith(HOME_PREFIX):
