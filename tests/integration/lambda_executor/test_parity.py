@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import json
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,14 @@ from typing import Any
 import boto3
 import pytest
 
-from bot.core.models import JobFile, RunRequest, RunResult
+from bot.core.models import JobFile, Outcome, RunRequest, RunResult
 from bot.executors.aws_lambda.client import function_timeout_s
 from bot.executors.aws_lambda.executor import LambdaExecutor
+from bot.executors.jobenv import read_pins
 from bot.executors.local import LocalExecutor
 from bot.sandbox.limits import MIB
 from testbed import jobenv
+from testbed.lambda_layer import REQUIREMENTS, layer_dir
 from testbed.lambda_setup import lambda_on_standin
 from testbed.pythons import require_lambda_python
 from tests.integration.executor.file_cases import entry
@@ -254,3 +257,193 @@ def test_figures_come_back_as_pngs_named_by_their_number(local: LocalExecutor) -
         assert figure.data.startswith(b"\x89PNG\r\n\x1a\n")
         width, height = struct.unpack(">II", figure.data[16:24])
         assert (width, height) == (640, 480)  # matplotlib's default 6.4 x 4.8 in at 100 dpi
+
+
+# The same jobs on Lambda as deployed: python3.13 with the packages layer deploy's own builder
+# makes (testbed/lambda_layer.py) unpacked at /opt, against the local job environment. The
+# cases above run Lambda with the local environment's packages; these run the real layer.
+PINS = {pin.name: pin.version for pin in read_pins(REQUIREMENTS)}
+SALES = b"region,month,units,price\nnorth,1,10,2.5\nsouth,1,4,3.0\nnorth,2,7,2.5\nsouth,2,9,3.25\n"
+DEPLOYED_CASES = {
+    "numpy_pandas_and_matplotlib_import_at_the_pins_and_compute_the_same": Case(
+        """\
+import matplotlib, numpy as np, pandas as pd
+
+def main(n):
+    frame = pd.DataFrame({"x": np.arange(n), "y": np.arange(n) ** 2})
+    solved = np.linalg.solve(np.array([[3.0, 1.0], [1.0, 2.0]]), np.array([9.0, 8.0]))
+    return {
+        "versions": [np.__version__, pd.__version__, matplotlib.__version__],
+        "backend": matplotlib.get_backend().lower(),
+        "sum": int(frame.y.sum()),
+        "mean": float(frame.y.mean()),
+        "solved": solved.tolist(),
+        "quartile": float(np.quantile(np.arange(11), 0.25)),
+    }
+""",
+        {
+            "outcome": "ok",
+            "result_json": json.dumps(
+                {
+                    "versions": [PINS["numpy"], PINS["pandas"], PINS["matplotlib"]],
+                    "backend": "agg",
+                    "sum": 285,
+                    "mean": 28.5,
+                    "solved": [2.0, 3.0],
+                    "quartile": 2.5,
+                }
+            ),
+            "result_kind": "return",
+            "files": [],
+            "files_note": None,
+        },
+        {"n": 10},
+    ),
+    "pandas_computes_the_same_from_a_data_file_passed_in": Case(
+        """\
+import pandas as pd
+
+def main():
+    sales = pd.read_csv("sales.csv")
+    sales["revenue"] = sales.units * sales.price
+    by_region = sales.groupby("region").revenue.sum().round(4)
+    return {"rows": len(sales), "by_region": by_region.to_dict(), "columns": list(sales)}
+""",
+        {
+            "outcome": "ok",
+            "result_json": '{"rows": 4, "by_region": {"north": 42.5, "south": 41.25},'
+            ' "columns": ["region", "month", "units", "price", "revenue"]}',
+            "files": [],
+        },
+        changes={"files": [entry("sales.csv", SALES)]},
+    ),
+    "files_written_under_out_come_back_with_the_same_names_and_bytes": Case(
+        """\
+import json, numpy as np, pandas as pd
+
+frame = pd.DataFrame({"n": np.arange(5), "square": np.arange(5) ** 2})
+frame.to_csv("out/squares.csv", index=False)
+np.savetxt("out/matrix.txt", np.arange(12).reshape(3, 4), fmt="%d")
+json.dump({"total": int(frame.square.sum())}, open("out/summary.json", "w"))
+open("out/raw.bin", "wb").write(bytes(range(256)) * 4)
+""",
+        {
+            "outcome": "ok",
+            "files": [
+                entry("matrix.txt", b"0 1 2 3\n4 5 6 7\n8 9 10 11\n"),
+                entry("raw.bin", bytes(range(256)) * 4),
+                entry("squares.csv", b"n,square\n0,0\n1,1\n2,4\n3,9\n4,16\n"),
+                entry("summary.json", b'{"total": 30}'),
+            ],
+            "files_note": None,
+        },
+    ),
+    "too_many_files_out_with_a_figure_give_the_same_note": Case(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
+        "for i in range(11):\n    open(f'out/{i:02}.txt', 'w').write(str(i))\n",
+        {
+            "outcome": "ok",
+            "files": [entry(f"{i:02}.txt", str(i).encode()) for i in range(10)],
+            "files_note": "2 more files left out: at most 10 files are kept",
+        },
+    ),
+    "a_figure_over_the_byte_limit_is_left_out_with_the_same_note": Case(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nopen('out/a.txt', 'w').write('a')\n",
+        {"outcome": "ok", "files": [entry("a.txt", b"a")]},
+        changes={"max_files_out_bytes": 2000},
+    ),
+}
+# how a case's note starts where the rest names a size (a figure's PNG): the same on both
+NOTE_STARTS = {
+    "a_figure_over_the_byte_limit_is_left_out_with_the_same_note": "left out: figure-1.png (",
+}
+
+
+# An open figure is drawn by the job's own matplotlib on both: the same fonts (matplotlib's
+# own: the font lists of the layer and of the local job environment hold nothing else), the
+# same pinned matplotlib with its FreeType, and the same Pillow writing the PNG. So beyond what
+# must match whatever the fonts (the names, a well-formed PNG, its pixel size), the bytes match.
+FIGURES = Case(
+    """\
+import matplotlib.pyplot as plt, numpy as np
+
+x = np.linspace(0, 10, 200)
+plt.plot(x, np.sin(x), label="sin")
+plt.title("a title needs a font")
+plt.legend()
+fig, ax = plt.subplots(figsize=(3, 2), dpi=50)
+ax.bar(["a", "b"], [1, 2])
+open("out/table.csv", "w").write("x\\n1\\n")
+""",
+    {"outcome": "ok", "files_note": None},
+)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a well-formed PNG: every chunk's CRC right, IHDR first, IEND last,
+    and the IDAT stream inflating to exactly one filter byte and row per line (8-bit RGBA,
+    as matplotlib's Agg writes). AssertionError otherwise."""
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), data[:8]
+    at, chunks, idat = 8, [], b""
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert zlib.crc32(kind + body) == crc, kind
+        chunks.append(kind)
+        idat += body if kind == b"IDAT" else b""
+        at += 12 + length
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND", chunks
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert (depth, colour) == (8, 6)  # 8-bit RGBA
+    assert len(zlib.decompress(idat)) == height * (1 + 4 * width)
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaExecutor]:
+    """A LambdaExecutor whose function runs python3.13 with the packages layer at /opt."""
+    python = require_lambda_python()  # missing, it fails: never a silent skip
+    with lambda_on_standin(
+        tmp_path_factory.mktemp("deployed"),
+        TIMEOUT_S,
+        timeout_s=function_timeout_s(TIMEOUT_S),
+        max_concurrency=2,
+        python=python,
+        opt=layer_dir(),
+    ) as (executor, _):
+        yield executor
+
+
+@pytest.mark.parametrize("name", [*PACKAGE_CASES, *DEPLOYED_CASES])
+def test_package_case_gives_the_same_outcome_on_lambda_as_deployed(
+    local: LocalExecutor, deployed: LambdaExecutor, name: str
+) -> None:
+    case = PACKAGE_CASES.get(name) or DEPLOYED_CASES[name]
+    request = run_request(case)
+    assert request is not None
+
+    on_local, on_lambda = local.run(request), deployed.run(request)
+
+    expected = {k: v for k, v in case.expect.items() if k in RESULT_FIELDS}
+    for result in (on_local, on_lambda):
+        assert {k: comparable(result, k) for k in expected} == expected, result
+        assert (result.files_note or "").startswith(NOTE_STARTS.get(name, "")), result
+    assert without_timing(on_local) == without_timing(on_lambda)
+
+
+def test_open_figures_come_back_as_the_same_pngs_locally_and_on_lambda_as_deployed(
+    local: LocalExecutor, deployed: LambdaExecutor
+) -> None:
+    request = run_request(FIGURES)
+    assert request is not None
+
+    on_local, on_lambda = local.run(request), deployed.run(request)
+
+    for result in (on_local, on_lambda):
+        assert result.outcome is Outcome.OK and result.files_note is None, result
+        assert [f.name for f in result.files] == ["figure-1.png", "figure-2.png", "table.csv"]
+        assert [png_size(f.data) for f in result.files[:2]] == [(640, 480), (150, 100)]
+        assert result.files[2].data == b"x\n1\n"
+    assert on_local.files == on_lambda.files  # the same fonts, matplotlib and Pillow: see FIGURES
+    assert without_timing(on_local) == without_timing(on_lambda)
