@@ -59,8 +59,12 @@ def test_run_with_bad_json_answers_at_once_and_opens_no_form(stack: Stack) -> No
 
 
 def test_run_without_a_recent_upload_opens_the_form_prefilled(stack: Stack) -> None:
+    from bot.slack.intake.context import WORKING
+
     response = stack.dispatch(sr.slash('run {"a": 1, “b”: 2}'))
-    assert response.status == 200 and response.body == ""
+    # Nothing to show in the ack; on a loaded machine the journal's hold can outlast its budget,
+    # and the ack then says it is working on it (the form opens all the same).
+    assert response.status == 200 and response.body in ("", WORKING)
     call = stack.standin.wait_for("views.open")[0]
     view = call.body["view"]
     assert view["callback_id"] == "job_run_modal"
