@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
@@ -101,6 +103,43 @@ class JobPackages:
             if have != pin.version:
                 wrong.append(f"{pin.name} {pin.version} (installed: {have or 'none'})")
         return wrong
+
+
+# Run by the job environment's Python: matplotlib's font list of the fonts matplotlib ships and
+# no other, written atomically (jobs may be reading the old one) into `out`. Both executors get
+# it (the local job environment's mplconfig, the Lambda layer's copy), so a chart can use the
+# same fonts on both: the host's fonts are left out, as Lambda has none. Entries under
+# matplotlib's data directory are stored relative to it, so the list holds wherever it is.
+_FONT_SCRIPT = """\
+import os, sys
+import matplotlib
+from matplotlib import font_manager
+want, out = sys.argv[1:3]
+if want and matplotlib.__version__ != want:
+    sys.exit(f"matplotlib {matplotlib.__version__} there, {want} pinned")
+data = os.path.join(matplotlib.get_data_path(), "")
+manager = font_manager.FontManager()
+manager.ttflist = [f for f in manager.ttflist if f.fname.startswith(data)]
+manager.afmlist = [f for f in manager.afmlist if f.fname.startswith(data)]
+name = os.path.join(out, f"fontlist-v{font_manager.FontManager.__version__}.json")
+font_manager.json_dump(manager, name + ".new")
+os.replace(name + ".new", name)
+"""
+
+
+def write_font_list(python: str, out: Path, matplotlib_version: str = "") -> bool:
+    """Write matplotlib's font list, of its own fonts only, into the directory `out` with the
+    job environment `python` (whose matplotlib must be `matplotlib_version`, if given);
+    False when it could not (no matplotlib, another version)."""
+    with tempfile.TemporaryDirectory() as config:  # where matplotlib may build its own cache
+        env = {"PATH": os.defpath, "MPLCONFIGDIR": config, "MPLBACKEND": "Agg"}
+        done = subprocess.run(
+            [python, "-I", "-c", _FONT_SCRIPT, matplotlib_version, str(out)],
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+    return done.returncode == 0 and any(out.glob("fontlist-v*.json"))
 
 
 def job_packages(requirements: Path, python: str | None) -> JobPackages:

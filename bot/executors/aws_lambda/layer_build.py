@@ -16,12 +16,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.executors.jobenv import Pin, read_pins
+from bot.executors.jobenv import Pin, read_pins, write_font_list
 
 PYTHON_VERSION = "3.13"  # the runner function's runtime, python3.13
 GLIBC_MINOR = 34  # its OS, Amazon Linux 2023, has glibc 2.34: manylinux_2_17 ... _2_34 fit
@@ -139,45 +138,17 @@ def compile_bytecode(python: str, site: Path) -> None:
     _run(argv, f"compiling the layer's bytecode with {python}")
 
 
-# Run by a Python that has the pinned matplotlib (the local job environment): its font list of
-# the fonts matplotlib ships, which are the same files in every wheel of a version. Those
-# entries are cached relative to matplotlib's data directory, so they hold at /opt/python too;
-# the host's own fonts are left out (Lambda has other ones). `target` names where matplotlib's
-# data will be; the list itself holds only paths relative to it.
-_FONT_SCRIPT = """\
-import os, sys
-import matplotlib
-from matplotlib import font_manager
-want, _target, out = sys.argv[1:4]
-if matplotlib.__version__ != want:
-    sys.exit(f"matplotlib {matplotlib.__version__} there, {want} pinned")
-data = os.path.join(matplotlib.get_data_path(), "")
-manager = font_manager.FontManager()
-manager.ttflist = [f for f in manager.ttflist if f.fname.startswith(data)]
-manager.afmlist = [f for f in manager.afmlist if f.fname.startswith(data)]
-name = f"fontlist-v{font_manager.FontManager.__version__}.json"
-font_manager.json_dump(manager, os.path.join(out, name))
-"""
-
-
 def font_cache(python: str, pins: list[Pin], root: Path) -> bool:
     """Write matplotlib's font list for the layer with `python` (which must have the pinned
-    matplotlib); False, changing nothing, when there is no matplotlib pinned or it differs."""
+    matplotlib: the fonts it ships are the same files in every wheel of a version); False,
+    changing nothing, when there is no matplotlib pinned or it differs. The list is the one
+    the local job environment has (jobenv.write_font_list): matplotlib's own fonts only."""
     pinned = {pin.name.lower(): pin.version for pin in pins}.get("matplotlib")
     if pinned is None:
         return False
     out = root / FONT_CACHE
     out.mkdir(parents=True)
-    target = f"/opt/{SITE}/matplotlib/mpl-data"
-    with tempfile.TemporaryDirectory() as config:
-        env = {"PATH": os.defpath, "MPLCONFIGDIR": config, "MPLBACKEND": "Agg"}
-        done = subprocess.run(
-            [python, "-I", "-c", _FONT_SCRIPT, pinned, target, str(out)],
-            capture_output=True,
-            env=env,
-            check=False,
-        )
-    if done.returncode != 0 or not any(out.iterdir()):
+    if not write_font_list(python, out, pinned):
         shutil.rmtree(out)
         return False
     return True

@@ -352,10 +352,32 @@ open("out/raw.bin", "wb").write(bytes(range(256)) * 4)
         {"outcome": "ok", "files": [entry("a.txt", b"a")]},
         changes={"max_files_out_bytes": 2000},
     ),
+    "a_chart_can_use_the_same_fonts_matplotlib_ships_and_no_other": Case(
+        """\
+import os, matplotlib
+from matplotlib import font_manager
+
+data = os.path.join(matplotlib.get_data_path(), "")
+listed = font_manager.fontManager.ttflist
+print("only matplotlib's:", all(font.fname.startswith(data) for font in listed), len(listed))
+print(sorted({(f.name, f.style, f.weight, os.path.basename(f.fname)) for f in listed}))
+for family in ("sans-serif", "serif", "monospace"):
+    print(os.path.basename(font_manager.findfont(font_manager.FontProperties(family=[family]))))
+""",
+        {"outcome": "ok", "stderr": ""},
+    ),
 }
-# how a case's note starts where the rest names a size (a figure's PNG): the same on both
-NOTE_STARTS = {
-    "a_figure_over_the_byte_limit_is_left_out_with_the_same_note": "left out: figure-1.png (",
+# how a field starts where the rest names what may change with the pins (a PNG's size, the
+# number of fonts matplotlib ships): the rest must still be the same on both
+STARTS = {
+    "a_figure_over_the_byte_limit_is_left_out_with_the_same_note": (
+        "files_note",
+        "left out: figure-1.png (",
+    ),
+    "a_chart_can_use_the_same_fonts_matplotlib_ships_and_no_other": (
+        "stdout",
+        "only matplotlib's: True ",
+    ),
 }
 
 
@@ -428,7 +450,8 @@ def test_package_case_gives_the_same_outcome_on_lambda_as_deployed(
     expected = {k: v for k, v in case.expect.items() if k in RESULT_FIELDS}
     for result in (on_local, on_lambda):
         assert {k: comparable(result, k) for k in expected} == expected, result
-        assert (result.files_note or "").startswith(NOTE_STARTS.get(name, "")), result
+        field, start = STARTS.get(name, ("stdout", ""))
+        assert (getattr(result, field) or "").startswith(start), result
     assert without_timing(on_local) == without_timing(on_lambda)
 
 
