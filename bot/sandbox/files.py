@@ -4,12 +4,14 @@
 Collection trusts nothing in `out/`: only regular files with one link are read (never a
 symbolic link, a hard link, a FIFO or a device), each opened without following links and
 checked again once open; names are cleaned (filenames.py); the count, the total size and an image's
-claimed pixels are capped; every file left out is named in a note.
+claimed pixels are capped; every file left out is named in a note. The files kept must fit, with
+the job's output, in one result of the size Lambda can return, on every executor.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import struct
@@ -23,6 +25,11 @@ MAX_PIXELS = 50_000_000
 _SCAN_LIMIT = 100_000  # entries of out/ looked at; beyond, only "more" is said
 _NOTE_NAMES = 5  # files named in a note before "and N more"
 _PNG = b"\x89PNG\r\n\x1a\n"
+# Lambda refuses synchronous responses above 6 MB (a function error, the result lost); a job's
+# result fits that on every executor, so the same files are kept everywhere. The margin is for
+# what the runtime may escape when it encodes the reply.
+RESPONSE_LIMIT = 6 * 1024 * 1024
+RESPONSE_BUDGET = RESPONSE_LIMIT - 256 * 1024
 
 
 class OutFile(NamedTuple):
@@ -232,7 +239,7 @@ def _collect(out_fd: int, max_files: int, max_bytes: int) -> tuple[list[OutFile]
 
 def attach(response: dict[str, Any], workdir: str, max_files: int, max_bytes: int) -> None:
     """Add the files collected from `workdir`'s out/ to a v1 response, with every note (the
-    job's own, about figures, first)."""
+    job's own, about figures, first), as many as fit in one result (fit_files)."""
     found, notes = collect(workdir, max_files, max_bytes)
     response["files"] = [
         {"name": name, "data": base64.b64encode(data).decode("ascii")} for name, data in found
@@ -240,3 +247,29 @@ def attach(response: dict[str, Any], workdir: str, max_files: int, max_bytes: in
     earlier = response.get("files_note")
     joined = "; ".join([earlier, *notes] if earlier else notes)
     response["files_note"] = joined or None
+    fit_files(response)
+
+
+def encoded_size(response: dict[str, Any]) -> int:
+    """Bytes of a v1 response as JSON."""
+    return len(json.dumps(response, ensure_ascii=False).encode("utf-8", "replace"))
+
+
+def fit_files(response: dict[str, Any], limit: int = RESPONSE_BUDGET) -> int:
+    """Leave out files of a v1 response, the largest first, until it fits in `limit` bytes of
+    JSON (base64 makes 4 MB of files 5.3 MB, and the output counts too), each named in a
+    note; the response's size after."""
+    size = encoded_size(response)
+    kept = sorted(response.get("files") or [], key=lambda entry: len(entry["data"]))
+    dropped = []
+    while kept and size > limit:
+        dropped.append(kept.pop()["name"])  # the largest first
+        response["files"] = [entry for entry in response["files"] if entry in kept]
+        size = encoded_size(response)
+    if dropped:
+        names = ", ".join(dropped)
+        note = f"left out: {names} (with the job's output, over the 6 MB a job's result may hold)"
+        earlier = response.get("files_note")
+        response["files_note"] = f"{earlier}; {note}" if earlier else note
+        size = encoded_size(response)
+    return size

@@ -20,7 +20,7 @@ import stat
 import sys
 from typing import Any
 
-from .. import protocol, reaper
+from .. import files, protocol, reaper
 from ..inside.seccomp import Confinement
 from ..protocol import SandboxUnavailable
 from . import layer, spawn
@@ -31,8 +31,7 @@ from . import probe as probe_job
 MARGIN_S = 1.5
 # Lambda refuses synchronous responses above 6 MB (a function error, the output lost);
 # keep clear of it, since the runtime may escape characters when it encodes the reply
-RESPONSE_LIMIT = 6 * 1024 * 1024
-RESPONSE_BUDGET = RESPONSE_LIMIT - 256 * 1024
+RESPONSE_BUDGET = files.RESPONSE_BUDGET
 SCRATCH = "/tmp"  # noqa: S108 - Lambda's only writable directory, ours alone
 # emptied between jobs too: Lambda has no /dev/shm, but a runtime that has one keeps it warm
 SHARED_MEMORY = "/dev/shm"  # noqa: S108 - emptied, never used
@@ -114,10 +113,6 @@ def empty_dir(root: str) -> list[str]:
         return []
 
 
-def _encoded_size(response: dict[str, Any]) -> int:
-    return len(json.dumps(response, ensure_ascii=False).encode("utf-8", "replace"))
-
-
 def _cut(response: dict[str, Any], field: str, keep: int) -> None:
     text = response[field]
     response[field] = text[:keep]
@@ -129,42 +124,31 @@ def _cut(response: dict[str, Any], field: str, keep: int) -> None:
 
 def fit_response(response: dict[str, Any], limit: int = RESPONSE_BUDGET) -> dict[str, Any]:
     """The response cut to fit Lambda's response limit: files out first (the largest first,
-    each named in a note: base64 makes 4 MB of files 5.3 MB), then output, then the
+    each named in a note, as every executor does: files.fit_files), then output, then the
     traceback.
 
-    Only output that escapes badly (control characters: 6 bytes each), files out near their
-    limit or a raised JOBBOT_MAX_OUTPUT_BYTES can get here. Should a returned result itself
-    be too large, the job becomes an error that says so instead of a lost response.
+    Only output that escapes badly (control characters: 6 bytes each) or a raised
+    JOBBOT_MAX_OUTPUT_BYTES can get past the files. Should a returned result itself be too
+    large, the job becomes an error that says so instead of a lost response.
     """
-    size = _encoded_size(response)
-    if size <= limit:
+    if files.encoded_size(response) <= limit:
         return response
     fitted = dict(response)
-    kept = sorted(fitted.get("files") or [], key=lambda entry: len(entry["data"]))
-    dropped = []
-    while kept and size > limit:
-        dropped.append(kept.pop()["name"])  # the largest first
-        fitted["files"] = [entry for entry in fitted["files"] if entry in kept]
-        size = _encoded_size(fitted)
-    if dropped:
-        note = f"left out: {', '.join(dropped)} (the response from Lambda was too large)"
-        earlier = fitted.get("files_note")
-        fitted["files_note"] = f"{earlier}; {note}" if earlier else note
-        size = _encoded_size(fitted)
-        if size <= limit:
-            return fitted
+    size = files.fit_files(fitted, limit)
+    if size <= limit:
+        return fitted
     for field in sorted(("stdout", "stderr"), key=lambda name: -len(fitted[name])):
         keep = len(fitted[field])
         while keep and size > limit:
             # shrink in proportion to the excess (a little more, to converge in a step or two)
             keep = min(keep - 1, int(keep * limit / size * 0.98))
             _cut(fitted, field, keep)
-            size = _encoded_size(fitted)
+            size = files.encoded_size(fitted)
         if size <= limit:
             return fitted
     if fitted.get("traceback"):
         fitted["traceback"] = "... (traceback dropped: the response was too large)"
-        size = _encoded_size(fitted)
+        size = files.encoded_size(fitted)
         if size <= limit:
             return fitted
     message = (

@@ -112,6 +112,19 @@ FILE_CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"files": [], "files_note": "out is not a directory, so no file was kept"},
         {},
     ),
+    # a result must fit Lambda's 6 MB response, locally too: base64 makes these 4.1 MB of
+    # files 5.5 MB, with the output (and the stdout result, the same again) over the limit
+    "files_out_that_with_the_output_would_not_fit_one_result_are_left_out_largest_first": (
+        "print('x' * 1_000_000)\nopen('out/a.bin', 'wb').write(bytes(2_000_000))\n"
+        "open('out/b.bin', 'wb').write(bytes(2_100_000))\n",
+        {
+            "outcome": "ok",
+            "files": [entry("a.bin", bytes(2_000_000))],
+            "files_note": "left out: b.bin (with the job's output, over the 6 MB a job's result"
+            " may hold)",
+        },
+        {},
+    ),
     "files_out_are_kept_when_the_job_fails": (
         "open('out/partial.txt', 'w').write('so far')\nraise RuntimeError('later')\n",
         {"outcome": "error", "files": [entry("partial.txt", b"so far")]},

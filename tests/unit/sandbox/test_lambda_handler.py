@@ -218,7 +218,7 @@ def test_files_out_too_large_for_the_response_are_dropped_largest_first_with_a_n
 
     assert [entry["name"] for entry in fitted["files"]] == ["small.txt", "mid.csv"]
     assert fitted["files_note"] == (
-        "earlier; left out: big.bin (the response from Lambda was too large)"
+        "earlier; left out: big.bin (with the job's output, over the 6 MB a job's result may hold)"
     )
     assert fitted["stdout"] == "out" and fitted["outcome"] == "ok"
     assert len(json.dumps(fitted).encode()) <= 80_000
