@@ -13,20 +13,28 @@ from typing import Protocol
 
 from bot.core.pacing import Rate
 
+LEASE_S = 1.0  # turns a process took ahead are kept this long at most
+
 
 class Buckets(Protocol):
     """Rate buckets every process shares (the store keeps them: bot/store/pace.py)."""
 
-    def spend_turn(
-        self, bucket: str, rate: Rate, now: float, *, token_sha256: str | None = None
-    ) -> float | None:
-        """0.0 when a turn of `bucket` was spent now; else the seconds until one is free.
-        With `token_sha256`, None when that API token no longer stands (nothing spent)."""
+    def spend_turns(
+        self, bucket: str, rate: Rate, now: float, turns: int, *, token_sha256: str | None = None
+    ) -> tuple[int, float] | None:
+        """Up to `turns` turns of `bucket` spent now: (how many, 0.0), or (0, the seconds
+        until one is free). With `token_sha256`, None when that API token no longer stands
+        (nothing spent)."""
 
 
 class SharedRateLimit:
     """`per_minute` requests per key on average, `burst` at once, counted in buckets that
-    every serve process shares, so that several processes together allow what one does."""
+    every serve process shares, so that several processes together allow what one does.
+
+    A process takes a few turns at once (a second's worth of the rate, at most a quarter of
+    the burst) and spends them within LEASE_S: most requests of a busy key then cost no
+    database write. Turns left unused lapse, so the processes together never allow more than
+    the limit; one may refuse a little early while another holds turns it does not use."""
 
     def __init__(
         self,
@@ -34,19 +42,48 @@ class SharedRateLimit:
         prefix: str,
         per_minute: int,
         burst: int,
+        *,
         clock: Callable[[], float] = time.time,
+        lease_s: float = LEASE_S,
     ) -> None:
         self.buckets = buckets
         self.prefix = prefix
         self.rate = Rate(per_minute / 60.0, burst)
         self.clock = clock
+        self.lease_s = lease_s
+        self.ahead = max(1, min(burst // 4, math.ceil(self.rate.per_s * lease_s)))
+        self._held: dict[str, tuple[int, float]] = {}  # key -> (turns held, until)
+        self._lock = threading.Lock()
 
     def take(self, key: str, token_sha256: str | None = None) -> float | None:
         """Spend one request of `key`: 0 if allowed, else the seconds until one is; None when
-        `token_sha256` was given and that token no longer stands."""
-        return self.buckets.spend_turn(
-            self.prefix + key, self.rate, self.clock(), token_sha256=token_sha256
+        `token_sha256` was given and that token no longer stands (checked whenever turns
+        are taken from the shared bucket: at least every LEASE_S while the key is busy)."""
+        now = self.clock()
+        with self._lock:
+            held, until = self._held.get(key, (0, 0.0))
+            if held > 0 and now < until:
+                self._held[key] = (held - 1, until)
+                return 0.0
+        got = self.buckets.spend_turns(
+            self.prefix + key, self.rate, now, self.ahead, token_sha256=token_sha256
         )
+        if got is None:
+            self.forget(key)
+            return None
+        granted, wait = got
+        if granted == 0:
+            return wait
+        with self._lock:
+            if len(self._held) >= 10000:
+                self._held = {k: v for k, v in self._held.items() if v[1] > now}
+            self._held[key] = (granted - 1, now + self.lease_s)
+        return 0.0
+
+    def forget(self, key: str) -> None:
+        """Drop the turns held for `key` (its token was revoked or replaced here)."""
+        with self._lock:
+            self._held.pop(key, None)
 
 
 class Refusals:

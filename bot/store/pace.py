@@ -60,35 +60,48 @@ def take(conn: Connection, buckets: Sequence[tuple[str, Rate]], now: float, *, w
 
 
 def spend_now(
-    conn: Connection, key: str, rate: Rate, now: float, only_if: ColumnElement[bool] | None
+    conn: Connection,
+    key: str,
+    rate: Rate,
+    now: float,
+    *,
+    only_if: ColumnElement[bool] | None = None,
+    turns: int = 1,
 ) -> bool:
-    """Spend one turn of an existing bucket that has one now, in one statement (no lock
-    read first): True if it was spent. With `only_if`, only while that condition holds. The
-    common case of `spend`; False leaves everything to it."""
-    where = [pace.c.bucket == key, pace.c.tat <= now + rate.tolerance]
+    """Spend `turns` turns of an existing bucket that has them all now, in one statement (no
+    lock read first): True if they were spent. With `only_if`, only while that condition
+    holds. The common case of `spend`; False leaves everything to it."""
+    base = case((pace.c.tat > now, pace.c.tat), else_=now)
+    where = [pace.c.bucket == key, base + (turns - 1) * rate.interval <= now + rate.tolerance]
     if only_if is not None:
         where.append(only_if)
-    after = case((pace.c.tat > now, pace.c.tat), else_=now) + rate.interval
-    return (
-        conn.execute(update(pace).where(*where).values(tat=after, updated_at=utcnow())).rowcount
-        == 1
-    )
+    after = base + turns * rate.interval
+    stmt = update(pace).where(*where).values(tat=after, updated_at=utcnow())
+    return conn.execute(stmt).rowcount == 1
 
 
 def spend(
-    conn: Connection, key: str, rate: Rate, now: float, only_if: ColumnElement[bool] | None
-) -> float | None:
-    """Spend one turn of `key` if it has one now (its burst not used up): 0.0; else nothing
-    is spent and the answer is the seconds until it has one. With `only_if`, only while that
-    condition holds: None when it does not."""
+    conn: Connection,
+    key: str,
+    rate: Rate,
+    now: float,
+    *,
+    only_if: ColumnElement[bool] | None = None,
+    turns: int = 1,
+) -> tuple[int, float] | None:
+    """Spend up to `turns` turns of `key` that it has now (its burst not used up): (how many,
+    0.0); (0, the seconds until it has one) when it has none, nothing spent. With `only_if`,
+    only while that condition holds: None when it does not."""
     if only_if is not None and not conn.execute(select(only_if)).scalar():
         return None
-    tats = _locked(conn, [key])
-    at = pacing.send_at(tats.get(key), now, rate)
-    if at - now > NOW_SLACK_S:
-        return at - now
-    _store(conn, key, pacing.after_send(tats.get(key), now, rate))
-    return 0.0
+    tat = _locked(conn, [key]).get(key)
+    base = now if tat is None else max(tat, now)
+    room = now + rate.tolerance - base
+    if room < -NOW_SLACK_S:
+        return 0, -room
+    granted = min(turns, int(max(room, 0.0) / rate.interval + 1e-9) + 1)
+    _store(conn, key, base + granted * rate.interval)
+    return granted, 0.0
 
 
 def refused(conn: Connection, key: str, rate: Rate, now: float, retry_after: float) -> None:

@@ -267,17 +267,29 @@ class SqlStore:
         it a turn is taken only if it is now (bot/store/pace.py)."""
         return self.db.write(lambda conn: pace.take(conn, buckets, now, wait=wait))
 
+    def spend_turns(
+        self, bucket: str, rate: Rate, now: float, turns: int, *, token_sha256: str | None = None
+    ) -> tuple[int, float] | None:
+        """Spend up to `turns` turns of `bucket` that it has now: (how many, 0.0); or (0, the
+        seconds until it has one), nothing spent. With `token_sha256`, only while that API
+        token stands (not revoked, replaced or expired): None when it does not. One statement
+        when the bucket has them all (bot/store/pace.py)."""
+        only_if = None if token_sha256 is None else accounts.token_stands(token_sha256)
+        if self.db.write_one(
+            lambda conn: pace.spend_now(conn, bucket, rate, now, only_if=only_if, turns=turns)
+        ):
+            return turns, 0.0
+        return self.db.write(
+            lambda conn: pace.spend(conn, bucket, rate, now, only_if=only_if, turns=turns)
+        )
+
     def spend_turn(
         self, bucket: str, rate: Rate, now: float, *, token_sha256: str | None = None
     ) -> float | None:
-        """Spend one turn of `bucket` if it has one now: 0.0; else the seconds until it has
-        one, nothing spent. With `token_sha256`, only while that API token stands (not
-        revoked, replaced or expired): None when it does not. One statement when the bucket
-        has a turn (bot/store/pace.py)."""
-        only_if = None if token_sha256 is None else accounts.token_stands(token_sha256)
-        if self.db.write_one(lambda conn: pace.spend_now(conn, bucket, rate, now, only_if)):
-            return 0.0
-        return self.db.write(lambda conn: pace.spend(conn, bucket, rate, now, only_if))
+        """`spend_turns` of one turn: 0.0 when it was spent, else the seconds until one is
+        free; None when the token given no longer stands."""
+        got = self.spend_turns(bucket, rate, now, 1, token_sha256=token_sha256)
+        return None if got is None else got[1]
 
     def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
         """The service refused a call through `bucket` for `retry_after` seconds."""

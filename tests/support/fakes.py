@@ -698,9 +698,9 @@ class InMemoryStore:
                 self._tats[key] = pacing.after_send(self._tats.get(key), base, rate)
             return at
 
-    def spend_turn(
-        self, bucket: str, rate: Rate, now: float, *, token_sha256: str | None = None
-    ) -> float | None:
+    def spend_turns(
+        self, bucket: str, rate: Rate, now: float, turns: int, *, token_sha256: str | None = None
+    ) -> tuple[int, float] | None:
         """GCRA in memory, while the token stands (bot/store/pace.py)."""
         with self._lock:
             self._check()
@@ -709,11 +709,21 @@ class InMemoryStore:
                 expires = None if found is None else found.expires_at
                 if found is None or (expires is not None and expires <= self.clock.now()):
                     return None
-            at = pacing.send_at(self._tats.get(bucket), now, rate)
-            if at > now:
-                return at - now
-            self._tats[bucket] = pacing.after_send(self._tats.get(bucket), now, rate)
-            return 0.0
+            tat = self._tats.get(bucket)
+            base = now if tat is None else max(tat, now)
+            room = now + rate.tolerance - base
+            if room < 0:
+                return 0, -room
+            granted = min(turns, int(room / rate.interval + 1e-9) + 1)
+            self._tats[bucket] = base + granted * rate.interval
+            return granted, 0.0
+
+    def spend_turn(
+        self, bucket: str, rate: Rate, now: float, *, token_sha256: str | None = None
+    ) -> float | None:
+        """One turn."""
+        got = self.spend_turns(bucket, rate, now, 1, token_sha256=token_sha256)
+        return None if got is None else got[1]
 
     def refused_turn(self, bucket: str, rate: Rate, now: float, retry_after: float) -> None:
         """Empty until Retry-After."""

@@ -42,6 +42,19 @@ def test_a_token_gets_its_burst_then_its_rate() -> None:
     assert retry_after(0.2) == "1" and retry_after(2.1) == "3"
 
 
+def test_a_busy_key_takes_turns_ahead_and_lets_unused_ones_lapse() -> None:
+    clock, store = Clock(), InMemoryStore(FakeClock())
+    limit = SharedRateLimit(store, "t:", per_minute=600, burst=8, clock=clock)  # 2 ahead
+    assert limit.take("1") == 0
+    store.down = True  # the second turn was taken with the first: no store needed
+    assert limit.take("1") == 0
+    store.down = False
+    assert limit.take("1") == 0  # two more taken
+    clock.now += 5.0  # the one held lapses unused, and the bucket has refilled
+    assert [limit.take("1") for _ in range(4)] == [0, 0, 0, 0]
+    assert store.turns_ahead("t:", 0) != []
+
+
 def test_a_revoked_token_spends_nothing_and_says_so() -> None:
     store = InMemoryStore(FakeClock())
     service = JobService(store, FakeClock(), Limits(1000, 100))

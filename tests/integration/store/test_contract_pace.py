@@ -98,3 +98,11 @@ def test_a_turn_spent_for_a_token_needs_the_token_to_stand(store: Any) -> None:
     store.drop_token(alice.id)
     assert store.spend_turn("a:alice", RATE, T0, token_sha256="a" * 64) is None, "revoked"
     assert store.spend_turn("a:alice", RATE, T0) == 0, "one spent before, none since"
+
+
+def test_turns_taken_ahead_are_as_many_as_the_bucket_has_now(store: Any) -> None:
+    assert store.spend_turns("a:ahead", RATE, T0, 5) == (2, 0.0), "the burst of two"
+    none, wait = store.spend_turns("a:ahead", RATE, T0, 5)
+    assert none == 0 and wait == pytest.approx(1.0)
+    assert store.spend_turns("a:ahead", RATE, T0 + 1, 5) == (1, 0.0)
+    assert store.spend_turns("a:fresh", RATE, T0, 2) == (2, 0.0), "one statement, all of them"
