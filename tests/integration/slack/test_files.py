@@ -86,7 +86,8 @@ def test_files_out_are_shared_in_the_jobs_thread_with_one_completion(files_stack
     assert len({u["thread_ts"] for u in uploads}) == 1 and None not in {
         u["thread_ts"] for u in uploads
     }
-    assert thread is None or uploads[0]["thread_ts"] == thread
+    # The job came from a message: its thread is that message.
+    assert thread and uploads[0]["thread_ts"] == thread
     (complete,) = files_stack.standin.calls("files.completeUploadExternal")
     assert "Files from job #" in complete.body["initial_comment"]
     asked = files_stack.standin.calls("files.getUploadURLExternal")
