@@ -19,7 +19,7 @@ import requests
 
 from bench.engine import TRIVIAL, Engine
 from bench.stats import median_range, ms, summary, table
-from bot.api.routes import owns
+from bot.api.spec import owns
 from bot.app.server import HttpServer, Mount, build_web_app
 from bot.app.wiring.surfaces import build_api
 
@@ -36,7 +36,7 @@ class Client:
         service = engine.runtime.service
         self.base = base
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {service.mint_token(engine.actors[0])}"
+        self.session.headers["Authorization"] = f"Bearer {service.tokens.mint(engine.actors[0])}"
 
     def round_trip(self) -> float:
         """POST the job, GET it with ?wait=10: seconds, from the POST to the final answer."""

@@ -1,6 +1,6 @@
-"""Pacing: a token bucket per API token (and one per client address for requests without a
-valid token) shared by every serve process, and a cap on the requests that hold a server
-thread while they wait for a job."""
+"""The API's limits: what it accepts (ApiLimits, from the settings), a token bucket per API
+token (and one per client address for requests without a valid token) shared by every serve
+process, and a cap on the requests that hold a server thread while they wait for a job."""
 
 from __future__ import annotations
 
@@ -9,11 +9,43 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.core.pacing import Rate
 
 LEASE_S = 1.0  # turns a process took ahead are kept this long at most
+WAIT_MARGIN_S = 5.0  # ?wait= may exceed the job timeout by this much (queueing, start-up)
+BODY_OVERHEAD = 64 << 10  # JSON escapes and multipart boundaries around the code and input
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """What the API accepts and how it paces its callers (from the settings)."""
+
+    max_code_bytes: int
+    max_input_bytes: int
+    max_files_in_bytes: int
+    job_timeout_s: float
+    poll_s: float
+    rate_per_minute: int
+    burst: int
+    wait_slots: int  # requests waiting for a job at once, in all
+    waits_per_token: int = 4
+    unauthorized_per_minute: int = 30  # requests without a valid token, per client address
+    unauthorized_burst: int = 10
+
+    @property
+    def max_body(self) -> int:
+        """The largest request body read: twice the code and input (JSON escapes), the data
+        files, and room for the envelope. A bigger one is refused before it is read."""
+        code_and_input = 2 * (self.max_code_bytes + self.max_input_bytes)
+        return code_and_input + self.max_files_in_bytes + BODY_OVERHEAD
+
+    @property
+    def max_wait_s(self) -> float:
+        """The longest ?wait= taken."""
+        return self.job_timeout_s + WAIT_MARGIN_S
 
 
 class Buckets(Protocol):

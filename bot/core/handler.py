@@ -106,9 +106,9 @@ class CommandHandler:
             return Accepted(job, created)
         if isinstance(command, TokenCommand):
             if command.revoke:
-                return TokenRevoked(self.service.revoke_token(actor))
-            token = self.service.mint_token(actor, command.lifetime)
-            stored = self.service.token_of(actor) if command.lifetime else None
+                return TokenRevoked(self.service.tokens.revoke(actor))
+            token = self.service.tokens.mint(actor, command.lifetime)
+            stored = self.service.tokens.of(actor) if command.lifetime else None
             expires = stored.expires_at if stored is not None else None
             return TokenIssued(token, actor.user.id, expires)
         if isinstance(command, HelpCommand):

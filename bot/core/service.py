@@ -7,15 +7,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 from bot.core.datafiles import check_data_files
 from bot.core.inputs import check_file, check_input
 from bot.core.models import (
     Actor,
-    ApiToken,
     FileRole,
     Identity,
     Job,
@@ -26,16 +24,11 @@ from bot.core.models import (
     User,
 )
 from bot.core.ports import Clock, Intake, ServiceStore
-from bot.core.tokens import TokenCheck, new_token, token_hash, well_formed
+from bot.core.tokens import Tokens
 from bot.errors import FileNotFound, Forbidden, JobNotFound, NotCancellable, UserNotFound
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 20
-# A token's user is remembered this long after it was looked up, so that a program's requests
-# cost no read each. Revoking or replacing the token in this process forgets it at once.
-TOKEN_CACHE_S = 10.0
-TOKEN_CACHE_SIZE = 10000
-LAST_USED_EVERY = timedelta(minutes=1)  # a token's last use is recorded to the minute
 
 
 @dataclass(frozen=True)
@@ -81,11 +74,7 @@ class JobService:
         self._intake: Intake | None = None
         self._users: dict[Identity, User] = {}
         self._users_lock = threading.Lock()
-        # API token hash -> (its user, when looked up); the generation guards a lookup that
-        # raced a revocation from filling the cache with the revoked token.
-        self._tokens: dict[str, tuple[ApiToken, float]] = {}
-        self._tokens_generation = 0
-        self._tokens_lock = threading.Lock()
+        self.tokens = Tokens(store, clock, self.actor_of)  # the API's bearer tokens
         # Bumped whenever a job may have become final here, for those waiting on one.
         self._settled = threading.Condition()
         self._generation = 0
@@ -119,98 +108,6 @@ class JobService:
         if user is None:
             raise UserNotFound(f"There is no user #{user_id}.")
         return user
-
-    # --- API tokens -------------------------------------------------------------------
-
-    def mint_token(self, actor: Actor, lifetime: timedelta | None = None) -> str:
-        """A new API token for the actor, replacing theirs; returned once, stored as a hash.
-        With a `lifetime` it stops working that long from now."""
-        token = new_token()
-        expires_at = None if lifetime is None else self.clock.now() + lifetime
-        self.store.set_token(actor.user.id, token_hash(token), expires_at)
-        self._forget_tokens(actor.user.id)
-        log.info(
-            "api token minted",
-            extra={
-                "user_id": actor.user.id,
-                "expires_at": None if expires_at is None else expires_at.isoformat(),
-            },
-        )
-        return token
-
-    def token_of(self, actor: Actor) -> ApiToken | None:
-        """The actor's token as stored (never the token itself), if they have one."""
-        return next((t for t in self.store.tokens() if t.user.id == actor.user.id), None)
-
-    def tokens(self) -> list[ApiToken]:
-        """Every user's token as stored (never the tokens themselves), by user id."""
-        return self.store.tokens()
-
-    def revoke_token(self, actor: Actor) -> bool:
-        """Revoke the actor's API token; False if they had none."""
-        revoked = self.store.drop_token(actor.user.id)
-        self._forget_tokens(actor.user.id)
-        log.info("api token revoked", extra={"user_id": actor.user.id, "had_one": revoked})
-        return revoked
-
-    def authenticate(self, presented: str) -> Actor | None:
-        """The actor a presented API token stands for; None for anything else."""
-        return self.check_token(presented).actor
-
-    def check_token(self, presented: str, *, lookup: bool = True) -> TokenCheck:
-        """What a presented API token stands for. Its record is remembered for
-        TOKEN_CACHE_S, so that a program's requests cost no lookup each: a token replaced or
-        revoked in this process is forgotten at once, one revoked elsewhere is refused by the
-        caller's own check of each request (the API's, in the statement that spends the
-        request's rate turn) or, failing that, once the record is looked up again. Without
-        `lookup`, only a remembered token stands for someone."""
-        if not well_formed(presented):
-            return TokenCheck(None)
-        digest = token_hash(presented)
-        record = self._token_record(digest, lookup)
-        if record is None:
-            return TokenCheck(None, digest)
-        now = self.clock.now()
-        if record.expires_at is not None and record.expires_at <= now:
-            return TokenCheck(None, digest, expired_at=record.expires_at)
-        last = record.last_used_at
-        if last is None or now - last >= LAST_USED_EVERY:
-            self.store.touch_token(digest, now)
-            with self._tokens_lock:
-                cached = self._tokens.get(digest)
-                if cached is not None and cached[0] is record:
-                    self._tokens[digest] = (replace(record, last_used_at=now), cached[1])
-        return TokenCheck(self.actor_of(record.user), digest)
-
-    def forget_token(self, digest: str) -> None:
-        """Forget a remembered token (it was found revoked, replaced or expired)."""
-        with self._tokens_lock:
-            self._tokens.pop(digest, None)
-
-    def _token_record(self, digest: str, lookup: bool) -> ApiToken | None:
-        now = time.monotonic()
-        with self._tokens_lock:
-            cached = self._tokens.get(digest)
-            generation = self._tokens_generation
-        if cached is not None and now - cached[1] < TOKEN_CACHE_S:
-            return cached[0]
-        if not lookup:
-            return None
-        record = self.store.token(digest)
-        with self._tokens_lock:
-            if record is None:
-                self._tokens.pop(digest, None)
-            elif generation == self._tokens_generation:
-                if len(self._tokens) >= TOKEN_CACHE_SIZE:
-                    self._tokens.clear()
-                self._tokens[digest] = (record, now)
-        return record
-
-    def _forget_tokens(self, user_id: int) -> None:
-        """Forget the remembered tokens of a user (theirs was just replaced or revoked)."""
-        with self._tokens_lock:
-            self._tokens_generation += 1
-            self._tokens = {k: v for k, v in self._tokens.items() if v[0].user.id != user_id}
 
     # --- jobs -----------------------------------------------------------------------
 

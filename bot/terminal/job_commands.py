@@ -224,13 +224,13 @@ def cmd_token(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--expires goes with `token create` only.")
     runtime = runtime_for(settings)
     if args.action == "list":
-        print(token_table(runtime.service.tokens()), file=out)
+        print(token_table(runtime.service.tokens.all()), file=out)
         return EXIT_OK
     actor = actor_of(runtime, args)
     name = f"{actor.user.identity.external_id} (user #{actor.user.id})"
     if args.action == "create":
-        token = runtime.service.mint_token(actor, lifetime)
-        stored = runtime.service.token_of(actor)
+        token = runtime.service.tokens.mint(actor, lifetime)
+        stored = runtime.service.tokens.of(actor)
         expiry = (
             f" It expires at {stored.expires_at.isoformat(timespec='seconds')}."
             if stored is not None and stored.expires_at is not None
@@ -242,7 +242,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
             f"any earlier token of this user no longer works.{expiry}",
             file=sys.stderr,
         )
-    elif runtime.service.revoke_token(actor):
+    elif runtime.service.tokens.revoke(actor):
         print(f"The API token of {name} is revoked.", file=out)
     else:
         print(f"{name} had no API token.", file=out)

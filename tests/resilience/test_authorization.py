@@ -244,7 +244,7 @@ def test_the_http_api_shows_and_acts_only_for_the_owner_and_admins(authz: Authz)
     """The same matrix through the HTTP API (real HTTP, waitress, the same runtime), each
     person with their own token: fields Bob may not see are absent, and nothing he is sent
     carries Alice's input or output."""
-    from bot.api.routes import owns
+    from bot.api.spec import owns
     from bot.app.server import HttpServer, Mount, build_web_app
     from bot.app.wiring.surfaces import build_api
     from bot.core.models import Identity
@@ -258,7 +258,7 @@ def test_the_http_api_shows_and_acts_only_for_the_owner_and_admins(authz: Authz)
     server = HttpServer(web, 0, 4, host="127.0.0.1")
     service = runtime.service
     actors = {role: service.actor(Identity("slack", sr.TEAM, u)) for role, u in ACTORS.items()}
-    tokens = {role: service.mint_token(actor) for role, actor in actors.items()}
+    tokens = {role: service.tokens.mint(actor) for role, actor in actors.items()}
     sent_to_bob: list[str] = []
 
     def call(role: str, method: str, path: str) -> tuple[int, str]:

@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.api.jobjson import job_json
-from bot.api.limits import Refusals, SharedRateLimit, WaitSlots, retry_after
+from bot.api.limits import ApiLimits, Refusals, SharedRateLimit, WaitSlots, retry_after
 from bot.api.problems import api_wording
-from bot.api.routes import ApiLimits, JobsApi, owns, spec_text
+from bot.api.routes import JobsApi
+from bot.api.spec import owns, spec_text
 from bot.app.server import Mount, build_web_app
 from bot.core.metrics import Metrics
 from bot.core.models import Identity, Outcome, RunResult
@@ -59,10 +60,10 @@ def test_a_revoked_token_spends_nothing_and_says_so() -> None:
     store = InMemoryStore(FakeClock())
     service = JobService(store, FakeClock(), Limits(1000, 100))
     alice = service.actor(Identity("local", "h", "alice"))
-    digest = service.check_token(service.mint_token(alice)).digest
+    digest = service.tokens.check(service.tokens.mint(alice)).digest
     limit = SharedRateLimit(store, "t:", per_minute=60, burst=1)
     assert limit.take("1", digest) == 0
-    service.revoke_token(alice)
+    service.tokens.revoke(alice)
     assert limit.take("1", digest) is None
 
 
@@ -132,7 +133,7 @@ def test_the_spec_names_every_route_and_method_the_api_serves() -> None:
 def served(store: InMemoryStore) -> tuple[FlaskClient, str]:
     """serve's web app with only the API mounted, on `store`; a test client and a token."""
     service = JobService(store, FakeClock(), Limits(1000, 100))
-    token = service.mint_token(service.actor(Identity("local", "h", "alice")))
+    token = service.tokens.mint(service.actor(Identity("local", "h", "alice")))
     api = JobsApi(service, ApiLimits(1000, 100, 4000, 10, 0.1, 60, 10, 2), Metrics(), store)
     app = build_web_app(lambda: None, Metrics(), [Mount(api.blueprint, owns, api.error)])
     return app.test_client(), token

@@ -26,7 +26,7 @@ def test_a_minted_token_is_kept_only_as_its_hash(
     service: JobService, memory_store: InMemoryStore
 ) -> None:
     alice = service.actor(ALICE)
-    token = service.mint_token(alice)
+    token = service.tokens.mint(alice)
     assert well_formed(token) and token.startswith("jobbot_")
     assert memory_store._tokens == {alice.user.id: token_hash(token)}
     assert token not in repr(memory_store.__dict__)
@@ -34,21 +34,21 @@ def test_a_minted_token_is_kept_only_as_its_hash(
 
 def test_a_token_acts_as_its_user_with_their_rights(service: JobService) -> None:
     alice, admin = service.actor(ALICE), service.actor(ADMIN)
-    assert service.authenticate(service.mint_token(alice)) == alice
-    as_admin = service.authenticate(service.mint_token(admin))
+    assert service.tokens.authenticate(service.tokens.mint(alice)) == alice
+    as_admin = service.tokens.authenticate(service.tokens.mint(admin))
     assert as_admin is not None and as_admin.is_admin
 
 
 def test_a_new_token_ends_the_old_one_and_revoking_ends_both(service: JobService) -> None:
     alice = service.actor(ALICE)
-    first = service.mint_token(alice)
-    second = service.mint_token(alice)
+    first = service.tokens.mint(alice)
+    second = service.tokens.mint(alice)
     assert first != second
-    assert service.authenticate(first) is None
-    assert service.authenticate(second) == alice
-    assert service.revoke_token(alice) is True
-    assert service.authenticate(second) is None
-    assert service.revoke_token(alice) is False
+    assert service.tokens.authenticate(first) is None
+    assert service.tokens.authenticate(second) == alice
+    assert service.tokens.revoke(alice) is True
+    assert service.tokens.authenticate(second) is None
+    assert service.tokens.revoke(alice) is False
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_a_new_token_ends_the_old_one_and_revoking_ends_both(service: JobService
     ],
 )
 def test_anything_but_a_minted_token_is_nobody(service: JobService, presented: str) -> None:
-    service.mint_token(service.actor(ALICE))
-    assert service.authenticate(presented) is None
+    service.tokens.mint(service.actor(ALICE))
+    assert service.tokens.authenticate(presented) is None
 
 
 def test_a_user_looked_up_by_an_unknown_id_is_a_clear_error(service: JobService) -> None:
@@ -113,21 +113,21 @@ def test_a_token_s_user_is_remembered_so_a_request_costs_no_lookup(
     service: JobService, memory_store: InMemoryStore
 ) -> None:
     alice = service.actor(ALICE)
-    token = service.mint_token(alice)
-    assert service.authenticate(token) == alice
+    token = service.tokens.mint(alice)
+    assert service.tokens.authenticate(token) == alice
     memory_store.down = True  # any lookup now fails: the second request needs none
-    assert service.authenticate(token) == alice
+    assert service.tokens.authenticate(token) == alice
 
 
 def test_a_token_replaced_or_revoked_here_is_forgotten_at_once(service: JobService) -> None:
     alice = service.actor(ALICE)
-    first = service.mint_token(alice)
-    assert service.authenticate(first) == alice  # remembered
-    second = service.mint_token(alice)
-    assert service.authenticate(first) is None
-    assert service.authenticate(second) == alice  # remembered too
-    service.revoke_token(alice)
-    assert service.authenticate(second) is None
+    first = service.tokens.mint(alice)
+    assert service.tokens.authenticate(first) == alice  # remembered
+    second = service.tokens.mint(alice)
+    assert service.tokens.authenticate(first) is None
+    assert service.tokens.authenticate(second) == alice  # remembered too
+    service.tokens.revoke(alice)
+    assert service.tokens.authenticate(second) is None
 
 
 def test_a_job_and_its_files_are_read_together_for_its_owner_only(

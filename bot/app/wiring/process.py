@@ -78,7 +78,7 @@ class Process:
             self._open_doors()
 
     def _open_doors(self) -> None:
-        from bot.api.routes import owns as owns_api_path
+        from bot.api.spec import owns as owns_api_path
         from bot.app.server import HttpServer, Mount, build_web_app
 
         settings, runtime, slack = self.settings, self.runtime, self.slack

@@ -48,7 +48,8 @@ def slack_app_for(settings: Settings, runtime: Runtime) -> SlackApp | None:
 
 def build_api(settings: Settings, runtime: Runtime) -> JobsApi:
     """The HTTP API for programs on `runtime`'s service."""
-    from bot.api.routes import ApiLimits, JobsApi
+    from bot.api.limits import ApiLimits
+    from bot.api.routes import JobsApi
 
     limits = ApiLimits(
         max_code_bytes=settings.max_code_bytes,

@@ -73,7 +73,7 @@ class Api:
         service = self.process.runtime.service
         who = name or f"user{next(_names)}"
         actor = service.actor(Identity("local", "api-test", who))
-        return Caller(self, actor, service.mint_token(actor))
+        return Caller(self, actor, service.tokens.mint(actor))
 
     def admin(self) -> Caller:
         """An admin with a fresh token."""

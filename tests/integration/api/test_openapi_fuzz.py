@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from bot.api.routes import spec_text
+from bot.api.spec import spec_text
 from tests.conftest import clean_mariadb
 from tests.integration.api.conftest import Api, Caller, start_api
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from bot.api.routes import spec_text
+from bot.api.spec import spec_text
 from tests.integration.api.conftest import Api, start_api
 
 PROBLEM = "application/problem+json"
@@ -39,14 +39,14 @@ def test_no_token_a_bad_one_and_a_revoked_one_are_401(api: Api) -> None:
         assert "not valid" in is_problem(answer, 401)["detail"]
         assert "input" not in answer.text
     service = api.process.runtime.service
-    service.revoke_token(alice.actor)
+    service.tokens.revoke(alice.actor)
     assert alice.get(f"/api/jobs/{job['id']}").status_code == 401
 
 
 def test_a_new_token_retires_the_old_one(api: Api) -> None:
     alice = api.caller()
     old = alice.token
-    alice.token = api.process.runtime.service.mint_token(alice.actor)
+    alice.token = api.process.runtime.service.tokens.mint(alice.actor)
     assert alice.get("/api/jobs").status_code == 200
     answer = api.request("GET", "/api/jobs", headers={"Authorization": f"Bearer {old}"})
     assert answer.status_code == 401

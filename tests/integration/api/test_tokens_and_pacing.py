@@ -75,7 +75,7 @@ def test_a_token_revoked_through_another_server_is_refused_within_a_second(
     a, b = pair()
     alice = a.caller()
     assert alice.get("/api/jobs").status_code == 200  # a now remembers the token
-    b.process.runtime.service.revoke_token(alice.actor)
+    b.process.runtime.service.tokens.revoke(alice.actor)
 
     # a may still spend a turn it took ahead (for at most LEASE_S), then asks the database
     def refused() -> tuple[requests.Response] | None:
@@ -100,9 +100,9 @@ def test_an_expired_token_is_401_and_says_it_expired(api: Api) -> None:
 def test_a_token_with_a_lifetime_works_until_then_and_records_its_last_use(api: Api) -> None:
     alice = api.caller()
     service = api.process.runtime.service
-    alice.token = service.mint_token(alice.actor, timedelta(days=30))
+    alice.token = service.tokens.mint(alice.actor, timedelta(days=30))
     assert alice.get("/api/jobs").status_code == 200
-    record = service.token_of(alice.actor)
+    record = service.tokens.of(alice.actor)
     assert record is not None and record.expires_at is not None and record.last_used_at
     assert timedelta(days=29) < record.expires_at - datetime.now(UTC) <= timedelta(days=30)
     assert datetime.now(UTC) - record.last_used_at < timedelta(minutes=1)

@@ -24,7 +24,7 @@ def test_a_slash_command_shows_a_new_token_once_to_its_user_alone(stack: Stack) 
     body = json.loads(answer.body)
     assert answer.status == 200 and body.get("response_type", "ephemeral") == "ephemeral"
     [token] = set(TOKEN.findall(answer.body))
-    actor = stack.runtime.service.authenticate(token)
+    actor = stack.runtime.service.tokens.authenticate(token)
     assert actor is not None and actor.user.identity == Identity("slack", sr.TEAM, sr.ALICE)
     with stack.runtime.store.engine.connect() as conn:
         stored = conn.execute(text("SELECT token_sha256 FROM api_tokens")).scalars().all()
@@ -37,9 +37,12 @@ def test_a_new_token_retires_the_old_and_revoke_ends_it(stack: Stack) -> None:
     first = TOKEN.findall(stack.dispatch(sr.slash("token")).body)[0]
     second = TOKEN.findall(stack.dispatch(sr.slash("token")).body)[0]
     service = stack.runtime.service
-    assert service.authenticate(first) is None and service.authenticate(second) is not None
+    assert (
+        service.tokens.authenticate(first) is None
+        and service.tokens.authenticate(second) is not None
+    )
     assert "revoked" in stack.dispatch(sr.slash("token revoke")).body
-    assert service.authenticate(second) is None
+    assert service.tokens.authenticate(second) is None
     assert "no API token" in stack.dispatch(sr.slash("token revoke")).body
 
 
@@ -47,9 +50,9 @@ def test_a_token_asked_for_with_a_lifetime_says_when_it_expires(stack: Stack) ->
     answer = stack.dispatch(sr.slash("token --expires 30d"))
     [token] = set(TOKEN.findall(answer.body))
     assert "It expires at" in answer.body
-    actor = stack.runtime.service.authenticate(token)
+    actor = stack.runtime.service.tokens.authenticate(token)
     assert actor is not None
-    stored = stack.runtime.service.token_of(actor)
+    stored = stack.runtime.service.tokens.of(actor)
     assert stored is not None and stored.expires_at is not None
     assert stored.expires_at.strftime("%Y-%m-%d %H:%M") in answer.body
 
