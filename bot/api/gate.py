@@ -49,19 +49,19 @@ class Gate:
     def __call__(self) -> Response | None:
         """Body cap, query parameters, token and rate; None lets the view run (as g.actor)."""
         request.max_content_length = self.limits.max_body
-        if request.endpoint in OPEN:
-            return None
         size = request.content_length
-        if size is not None and size > self.limits.max_body:
+        if request.endpoint not in OPEN and size is not None and size > self.limits.max_body:
             return problem(
                 413,
                 "too-large",
                 "Too large",
                 f"The request body is {size} bytes; the limit is {self.limits.max_body}.",
             )
-        unknown = self._unknown_query()
+        unknown = self._unknown_query()  # on every route, the spec's too: the API is strict
         if unknown is not None:
             return unknown
+        if request.endpoint in OPEN:
+            return None
         actor = self._authenticate()
         if isinstance(actor, Response):
             return actor
@@ -69,7 +69,8 @@ class Gate:
         return None
 
     def _unknown_query(self) -> Response | None:
-        """400 naming the first query parameter the route's operation does not declare."""
+        """400 naming the first query parameter the route's operation does not declare in the
+        spec (a parameter sent with no value, `?flag`, is one too)."""
         rule = request.url_rule
         path = spec_path(rule.rule) if rule is not None else request.path
         taken = self.query.get((path, request.method), frozenset())

@@ -198,6 +198,33 @@ def test_pages_of_everyone_s_jobs(api: Api) -> None:
     assert alice.get("/api/jobs?page=100000").json() == {"page": 100000, "jobs": [], "next": None}
 
 
+def test_an_unknown_query_parameter_is_400_naming_it_and_known_ones_still_work(
+    api: Api,
+) -> None:
+    alice, before = api.caller(), api.job_count()
+    job = alice.submit()
+    refused = [
+        ("/?page=2&colour=red", "'colour': this route takes page"),
+        ("/?page=1&flag", "'flag': this route takes page"),  # no value is still a parameter
+        (f"/api/jobs/{job['id']}?verbose=1", "'verbose': this route takes wait"),
+        (f"/jobs/{job['id']}?wait=0&full=yes", "'full': this route takes wait"),
+        (f"/api/users/{alice.user_id}/jobs?page=1", "'page': this route takes limit"),
+        ("/api/openapi.json?v=2", "'v': it takes none"),
+    ]
+    for path, named in refused:
+        assert is_problem(alice.get(path), 400)["detail"] == f"Unknown query parameter {named}."
+    posted = alice.post("/api/jobs?dry_run=1", json={"code": "print(1)"})
+    assert is_problem(posted, 400)["detail"] == "Unknown query parameter 'dry_run': it takes none."
+    assert api.job_count() == before + 1  # only the job submitted above
+    assert alice.get("/?page=1").json()["page"] == 1
+    assert alice.get("/api/jobs?page=2").json()["page"] == 2
+    for path in (f"/api/jobs/{job['id']}?wait=0", f"/jobs/{job['id']}?wait=0.1"):
+        waited = alice.get(path)
+        assert waited.status_code == 200 and waited.json()["id"] == job["id"], waited.text
+    assert alice.get(f"/users/{alice.user_id}?limit=1").json()["jobs"][0]["id"] == job["id"]
+    assert api.request("GET", "/api/openapi.json").status_code == 200
+
+
 def test_the_spec_is_served_without_a_token(api: Api) -> None:
     answer = api.request("GET", "/api/openapi.json")
     assert answer.status_code == 200 and answer.json() == json.loads(spec_text())
