@@ -16,6 +16,7 @@ from bot.core.datafiles import is_image
 from bot.core.metrics import Metrics
 from bot.core.models import Job, JobFile
 from bot.core.units import human_bytes
+from bot.slack.budget import POST, UPLOAD
 from bot.slack.formatting import escape, file_label
 from bot.slack.posting import call
 
@@ -54,10 +55,28 @@ class FileShare:
         """Whether there is anything to share or say about the job's files."""
         return bool(files) or bool(job.files_note)
 
-    def share(self, job: Job, channel: str, thread: str | None) -> bool:
-        """Share the job's files (and the note on those left out) in `channel`, under
-        `thread`; False when it has none and nothing to say. Raises CallFailed."""
+    def to_share(self, job: Job) -> list[JobFile] | None:
+        """The job's files, or None when it has none and nothing to say about them (then
+        nothing is shared: no call, no turn in Slack's limits)."""
         files = self.read_files(job.id)
+        return files if self.wanted(job, files) else None
+
+    @staticmethod
+    def method(files: Sequence[JobFile]) -> str:
+        """The call sharing these files makes: an upload, or only a post (for a note)."""
+        return UPLOAD if any(f.data for f in files) else POST
+
+    def share(
+        self,
+        job: Job,
+        channel: str,
+        thread: str | None,
+        files: Sequence[JobFile] | None = None,
+    ) -> bool:
+        """Share the job's files (`files`, read if not given; and the note on those left out)
+        in `channel`, under `thread`; False when it has none and nothing to say. Raises
+        CallFailed."""
+        files = self.read_files(job.id) if files is None else files
         if not self.wanted(job, files):
             return False
         shared = [f for f in files if f.data]  # Slack refuses a length of 0

@@ -298,14 +298,19 @@ class SlackNotifier:
     def _share_files(self, files: FileShare, job: Job, origin: Origin, progress: Progress) -> None:
         """The job's files out in its thread (fileshare.py), at most once, in their turn;
         given up after UPLOAD_TRIES, with a line that says so."""
+        found = files.to_share(job)
+        if found is None:  # most jobs: no turn taken, no note posted
+            progress.set(files="none")
+            return
         tries, channel, thread = self._upload_try(
             origin, progress, "files", f"Files of job #{job.id}"
         )
-        self._turn(progress, UPLOAD, channel, result=True)
+        method = files.method(found)
+        self._turn(progress, method, channel, result=True)
         try:
-            progress.set(files="done" if files.share(job, channel, thread) else "none")
+            progress.set(files="done" if files.share(job, channel, thread, found) else "none")
         except CallFailed as exc:
-            self._refused(exc, UPLOAD, channel)
+            self._refused(exc, method, channel)
             if _retry_upload(exc, tries):
                 raise
             log.warning("files not shared: %s", exc.failure.kind, extra={"job_id": job.id})

@@ -46,6 +46,13 @@ def test_a_fast_job_from_a_message_is_one_thread_reply_on_that_message(stack: St
     assert job_calls(stack) == ["chat.postMessage"], "one call, nothing queued or running"
 
 
+def test_a_job_without_files_takes_no_turn_in_the_upload_buckets(stack: Stack) -> None:
+    run_from_message(stack, 1)
+    stack.wait_final(stack.wait_jobs(1)[0].id)
+    assert stack.runtime.store.turns_ahead("slack:post:", 0.0), "its result took a turn"
+    assert stack.runtime.store.turns_ahead("slack:files.", 0.0) == [], "it shared nothing"
+
+
 def test_a_burst_in_one_channel_is_paced_to_its_limit_without_a_429(stack: Stack) -> None:
     jobs = 9  # the stand-in allows a burst of 5 a channel, then 1 a second
     for n in range(jobs):
