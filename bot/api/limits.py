@@ -4,6 +4,7 @@ process, and a cap on the requests that hold a server thread while they wait for
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -13,8 +14,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.core.pacing import Rate
+from bot.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 LEASE_S = 1.0  # turns a process took ahead are kept this long at most
+STALE_S = 24 * 3600.0  # a bucket full again this long is forgotten (a missing one is full)
+PRUNE_EVERY_S = 600.0  # how often a process forgets the stale buckets of its limits
 WAIT_MARGIN_S = 5.0  # ?wait= may exceed the job timeout by this much (queueing, start-up)
 BODY_OVERHEAD = 64 << 10  # JSON escapes and multipart boundaries around the code and input
 
@@ -58,6 +64,9 @@ class Buckets(Protocol):
         until one is free). With `token_sha256`, None when that API token no longer stands
         (nothing spent)."""
 
+    def forget_turns(self, prefix: str, before: float) -> int:
+        """Delete the buckets under `prefix` whose arrival time is before `before`."""
+
 
 class SharedRateLimit:
     """`per_minute` requests per key on average, `burst` at once, counted in buckets that
@@ -86,12 +95,14 @@ class SharedRateLimit:
         self.ahead = max(1, min(burst // 4, math.ceil(self.rate.per_s * lease_s)))
         self._held: dict[str, tuple[int, float]] = {}  # key -> (turns held, until)
         self._lock = threading.Lock()
+        self._next_prune = 0.0
 
     def take(self, key: str, token_sha256: str | None = None) -> float | None:
         """Spend one request of `key`: 0 if allowed, else the seconds until one is; None when
         `token_sha256` was given and that token no longer stands (checked whenever turns
         are taken from the shared bucket: at least every LEASE_S while the key is busy)."""
         now = self.clock()
+        self._prune_later(now)
         with self._lock:
             held, until = self._held.get(key, (0, 0.0))
             if held > 0 and now < until:
@@ -111,6 +122,23 @@ class SharedRateLimit:
                 self._held = {k: v for k, v in self._held.items() if v[1] > now}
             self._held[key] = (granted - 1, now + self.lease_s)
         return 0.0
+
+    def _prune_later(self, now: float) -> None:
+        """Every PRUNE_EVERY_S, forget this limit's buckets full again for STALE_S (one per
+        token or address ever seen), in a thread of its own: never in a request's way."""
+        with self._lock:
+            if now < self._next_prune:
+                return
+            self._next_prune = now + PRUNE_EVERY_S
+        threading.Thread(target=self.prune, args=(now,), name="api-pace-prune", daemon=True).start()
+
+    def prune(self, now: float) -> int:
+        """Forget this limit's buckets that have been full again for STALE_S; how many."""
+        try:
+            return self.buckets.forget_turns(self.prefix, now - STALE_S)
+        except StoreError as exc:
+            log.info("stale API rate buckets not pruned: %s", exc)
+            return 0
 
     def forget(self, key: str) -> None:
         """Drop the turns held for `key` (its token was revoked or replaced here)."""

@@ -11,7 +11,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.api.jobjson import job_json
-from bot.api.limits import ApiLimits, Refusals, SharedRateLimit, WaitSlots, retry_after
+from bot.api.limits import (
+    STALE_S,
+    ApiLimits,
+    Refusals,
+    SharedRateLimit,
+    WaitSlots,
+    retry_after,
+)
 from bot.api.problems import api_wording
 from bot.api.routes import JobsApi
 from bot.api.spec import owns, spec_text
@@ -19,6 +26,7 @@ from bot.app.server import Mount, build_web_app
 from bot.core.metrics import Metrics
 from bot.core.models import Identity, Outcome, RunResult
 from bot.core.service import JobService, JobView, Limits
+from testbed.waiting import wait_until
 from tests.support.fakes import FakeClock, InMemoryStore
 
 OUTPUT = {"input", "result", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "error"}
@@ -54,6 +62,19 @@ def test_a_busy_key_takes_turns_ahead_and_lets_unused_ones_lapse() -> None:
     clock.now += 5.0  # the one held lapses unused, and the bucket has refilled
     assert [limit.take("1") for _ in range(4)] == [0, 0, 0, 0]
     assert store.turns_ahead("t:", 0) != []
+
+
+def test_stale_buckets_are_pruned_in_the_background_and_live_ones_kept() -> None:
+    clock, store = Clock(), InMemoryStore(FakeClock())
+    limit = SharedRateLimit(store, "t:", per_minute=60, burst=1, clock=clock)
+    other = SharedRateLimit(store, "u:", per_minute=60, burst=1, clock=clock)
+    clock.now = 1000.0
+    assert limit.take("old") == 0 and other.take("kept") == 0
+    clock.now += STALE_S + 60
+    assert limit.take("new") == 0  # the first take past PRUNE_EVERY_S prunes, off the request
+    wait_until(lambda: [k for k, _ in store.turns_ahead("t:", 0)] == ["t:new"], timeout=5)
+    assert [k for k, _ in store.turns_ahead("u:", 0)] == ["u:kept"]  # another limit's rows
+    assert limit.prune(clock.now) == 0  # nothing stale left
 
 
 def test_a_revoked_token_spends_nothing_and_says_so() -> None:
