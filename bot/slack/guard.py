@@ -21,7 +21,7 @@ WINDOW_S = 300  # Slack's own rule: a request signed more than 5 minutes ago is 
 PRUNE_EVERY_S = 60.0
 _LOCAL_MAX = 50_000  # signatures kept in memory while the database cannot remember them
 DOWN_PAUSE_S = 5.0  # after the database failed to remember, ask it again only this much later
-REMEMBER_BUDGET_S = 1.0  # the longest a request waits for the database to remember it
+REMEMBER_BUDGET_S = 0.6  # the longest a request waits for the database to remember it
 
 
 @dataclass(frozen=True)

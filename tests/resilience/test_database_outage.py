@@ -92,13 +92,11 @@ def test_slack_burst_through_a_10_second_database_outage_loses_nothing(
     /healthz goes 503 and back to 200; the same process carries on (no restart)."""
     log = tmp_path / "executions.log"
     with SlackStandIn() as standin:
-        # Short leases (60 s by default) so what the outage left held is taken up soon after.
+        # A short intake lease (60 s by default) so what the outage left journaled is taken up
+        # soon after it. The delivery lease stays at its 60 s: a result posted while the
+        # database was away is recorded once it is back, before another claim could repeat it.
         server = ServeProcess(
-            standin,
-            private_db.url,
-            tmp_path,
-            entry=[str(log), "--delivery-lease", "10"],
-            JOBBOT_INTAKE_LEASE="5",
+            standin, private_db.url, tmp_path, entry=[str(log)], JOBBOT_INTAKE_LEASE="5"
         ).start()
         store = SqlStore(make_engine(private_db.url))
         health = HealthWatch(server)
