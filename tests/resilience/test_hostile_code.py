@@ -97,9 +97,10 @@ class Machine:
         return cls(shutil.disk_usage("/").free // MIB, shutil.disk_usage("/dev/shm").free // MIB)
 
     def assert_kept_by(self, after: Machine) -> None:
-        """Nothing lasting was taken (slack for other processes on the test machine; a disk
-        filler would take GiBs, its private tmpfs allows 64 MiB)."""
-        assert after.root_free_mb > self.root_free_mb - 100, (self, after)
+        """Nothing lasting was taken (slack for other processes on the test machine, such as a
+        parallel test building the Lambda layer, a few hundred MiB; a disk filler would take
+        GiBs, its private tmpfs allows 64 MiB)."""
+        assert after.root_free_mb > self.root_free_mb - 1024, (self, after)
         assert after.shm_free_mb > self.shm_free_mb - 16, (self, after)
 
 
@@ -723,7 +724,9 @@ def test_hostile_output_is_inert_in_every_slack_message(
         if call.api in {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url",
                         "views.publish"}:  # fmt: skip
             shown.append(call.body)
-    assert len(shown) >= 10
+    # at least: both outcomes, both status replies, mine, list and the Home tab (status
+    # messages, and acks that became response_url answers, add to it depending on timing)
+    assert len(shown) >= 7
     everything = []
     for body in shown:
         texts = [str(body.get("text") or "")]

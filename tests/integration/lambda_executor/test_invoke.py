@@ -364,7 +364,9 @@ def test_invokes_in_flight_never_exceed_the_concurrency_setting(standin: LambdaS
 def test_a_brief_squeeze_is_absorbed_by_the_in_process_retries(
     executor: LambdaExecutor, standin: LambdaStandIn
 ) -> None:
-    standin.throttle_for(0.3)  # shorter than the retries' shortest total back-off (0.35 s)
+    # one refused invoke (an account-level squeeze): a window in time would start before the
+    # invoke on a loaded machine and end before it arrives
+    standin.throttle(times=1, reason="ConcurrentInvocationLimitExceeded")
 
     result = executor.run(job("print('through')"))
 
