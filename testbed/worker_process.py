@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from bot.app.config import Settings
@@ -32,7 +32,7 @@ from bot.app.environment import load_settings
 from bot.app.wiring.parts import build_executor, build_store
 from bot.app.wiring.process import Process
 from bot.app.wiring.runtime import Runtime
-from bot.core.dispatcher import Dispatcher
+from bot.core.dispatcher import LEASE_S as DELIVERY_LEASE_S
 from bot.core.models import (
     JobStatus,
     Notification,
@@ -42,7 +42,7 @@ from bot.core.models import (
     RunRequest,
     RunResult,
 )
-from bot.core.ports import Executor, JobStore, Notifier, StartGate
+from bot.core.ports import Executor, JobStore, StartGate
 from bot.errors import CalledOff
 
 CRASH_POINTS = (
@@ -247,26 +247,6 @@ def executor_factory(kind: str, path: str) -> Callable[[Settings], Executor]:
     return build
 
 
-class ShortLeaseRuntime(Runtime):
-    """A Runtime whose dispatcher leases a notification for `delivery_lease_s` instead of the
-    production 60 s (not a setting): a test that waits one out after a crash waits less."""
-
-    def __init__(self, settings: Settings, *, delivery_lease_s: float, **parts: Any) -> None:
-        super().__init__(settings, **parts)
-        self.delivery_lease_s = delivery_lease_s
-
-    def start_dispatcher(self, notifiers: Mapping[str, Notifier]) -> Dispatcher:
-        self.dispatcher = Dispatcher(
-            self.store,
-            notifiers,
-            metrics=self.metrics,
-            poll_interval=max(0.1, self.settings.poll_interval),
-            lease_s=self.delivery_lease_s,
-        )
-        self.dispatcher.start()
-        return self.dispatcher
-
-
 def instrumented_runtime(settings: Settings) -> Runtime:
     """The Runtime of an instrumented process (this one, or testbed.serve_process), from its
     arguments: EXECUTIONS_FILE [--crash-at POINT] [--executor KIND] [--hold-claims FILE]
@@ -282,9 +262,8 @@ def instrumented_runtime(settings: Settings) -> Runtime:
     if args.crash_at or args.hold_claims:
         store = CrashingStore(store, args.crash_at, args.hold_claims)  # type: ignore[assignment]
     parts = {"store": store, "executor_factory": executor_factory(args.executor, args.executions)}
-    if args.delivery_lease is None:
-        return Runtime(settings, **parts)
-    return ShortLeaseRuntime(settings, delivery_lease_s=args.delivery_lease, **parts)
+    lease = args.delivery_lease if args.delivery_lease is not None else DELIVERY_LEASE_S
+    return Runtime(settings, delivery_lease_s=lease, **parts)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from bot.errors import NotifyError, NotifyRetryable, StoreError
 
 log = logging.getLogger(__name__)
 
+LEASE_S = 60.0  # a delivery is its deliverer's this long; then another process may take it
 MAX_ATTEMPTS = 500  # about four hours at the 30 s cap
 SETTLE_MARGIN_S = 5.0  # stop retrying an outbox write this long before the lease runs out
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -42,7 +43,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
         threads: int = 2,
         batch: int = 10,
-        lease_s: float = 60.0,
+        lease_s: float = LEASE_S,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)

@@ -16,6 +16,7 @@ from bot.app.wiring.parts import (
 )
 from bot.core.clock import SystemClock
 from bot.core.commands import CONSOLE_USAGE
+from bot.core.dispatcher import LEASE_S as DELIVERY_LEASE_S
 from bot.core.dispatcher import Dispatcher
 from bot.core.handler import CommandHandler
 from bot.core.metrics import Metrics
@@ -33,8 +34,13 @@ class Runtime:
         settings: Settings,
         store: Store | None = None,
         executor_factory: Callable[[Settings], Executor] | None = None,
+        *,
+        delivery_lease_s: float = DELIVERY_LEASE_S,
     ) -> None:
         self.settings = settings
+        # how long a notification is leased to its deliverer (the crash tests shorten it; it
+        # is not a setting)
+        self.delivery_lease_s = delivery_lease_s
         self.metrics = Metrics()
         self.store = store or build_store(settings)
         self._executor_factory = executor_factory or (lambda s: build_executor(s, self.metrics))
@@ -124,6 +130,7 @@ class Runtime:
             notifiers,
             metrics=self.metrics,
             poll_interval=max(0.1, self.settings.poll_interval),
+            lease_s=self.delivery_lease_s,
         )
         self.dispatcher.start()
         return self.dispatcher
