@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.core.models import Identity, Job, JobStatus
+from bot.core.models import Identity, Job, JobStatus, NotificationEvent
 from bot.slack.formatting import VERBS
 from bot.store import SqlStore
 from testbed import slack_requests as sr
@@ -192,8 +192,12 @@ def settled(store: SqlStore, ids: Iterable[int], timeout: float) -> list[Job]:
         jobs = []
         for job_id in wanted:
             # Events first: a delivery settled after them has its progress in the job read next.
+            # A final job's `finished` notification is committed with its final status, so
+            # waiting for it here keeps a status committed between the two reads from passing.
             events = store.notification_events(job_id)
-            if not events or any(state != "sent" for _, state in events):
+            if all(event != NotificationEvent.FINISHED for event, _ in events):
+                return None
+            if any(state != "sent" for _, state in events):
                 return None
             job = store.get(job_id)
             if job is None or not job.status.is_final:
