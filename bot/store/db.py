@@ -42,10 +42,13 @@ def make_engine(url: str, pool_size: int = 10, autocommit: bool = False) -> Engi
     }
     # No pre-ping: a dropped connection fails its first statement with 2006/2013, the pool is
     # invalidated and Database retries the whole transaction. That saves a round trip per call.
-    # No reset-on-return: every transaction already ends in COMMIT or ROLLBACK.
+    # No reset-on-return: every transaction already ends in COMMIT or ROLLBACK. In autocommit
+    # there is no transaction to end: the ROLLBACK SQLAlchemy sends when a connection closes
+    # would be a round trip for nothing after every statement, so it is skipped.
     return create_engine(
         url,
         isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
+        skip_autocommit_rollback=autocommit,
         pool_reset_on_return=None,
         pool_recycle=3600,
         pool_size=pool_size,
