@@ -311,26 +311,28 @@ class SqlStore:
 
     def first_time(self, key: str) -> bool:
         """Record a dedupe key; True only the first time. The key is recorded with a claim of
-        this call's own: when the answer to the commit is lost and the transaction runs again,
-        the row found is this call's, and the answer is still True."""
+        this call's own: when the answer to its insert (committed by itself) is lost and the
+        insert runs again, the row found is this call's, and the answer is still True."""
         key, claim = key[: memories.KEY_CHARS], memories.new_claim()
-        return self.db.write(lambda conn: memories.first_time(conn, key, claim))
+        return self.db.write_one(lambda conn: memories.first_time(conn, key, claim))
 
     def forget_keys(self, prefix: str, before: datetime) -> int:
         """Delete old dedupe keys with this prefix (a range of the primary key)."""
         return self.db.write(lambda conn: memories.forget_keys(conn, prefix, before))
 
     def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
-        """Journal a request before handling it."""
-        return self.db.write(lambda conn: held.hold(conn, key, kind, payload, lease_s))
+        """Journal a request before handling it (one insert, committed by itself: should its
+        answer be lost, the insert run again finds the request held, and the sweeper takes
+        it up after `lease_s`, as after a lost COMMIT)."""
+        return self.db.write_one(lambda conn: held.hold(conn, key, kind, payload, lease_s))
 
     def claim_held_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
         """Take up held requests whose handler died."""
         return self.db.write(lambda conn: held.claim(conn, limit, lease_s))
 
     def drop_held_request(self, key: str) -> None:
-        """Forget a handled request."""
-        self.db.write(lambda conn: held.drop(conn, key))
+        """Forget a handled request (one delete, committed by itself)."""
+        self.db.write_one(lambda conn: held.drop(conn, key))
 
     def remember_upload(self, upload: Upload) -> None:
         """Remember a shared file."""

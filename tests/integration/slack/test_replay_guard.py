@@ -1,6 +1,6 @@
-"""The replay guard on a real MariaDB connection that dies after the commit: the request
-whose commit answer was lost is retried by the database layer and still passes; a replay of
-it is still refused."""
+"""The replay guard on a real MariaDB connection that dies after the signature's insert (in
+autocommit, its own commit): the request whose answer was lost is retried by the database
+layer and still passes; a replay of it is still refused."""
 
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ def proxy(_mariadb_schema: str) -> Iterator[LossyMySQLProxy]:
         yield lossy
 
 
-def test_a_request_whose_commit_answer_was_lost_is_not_its_own_replay(
+def test_a_request_whose_insert_answer_was_lost_is_not_its_own_replay(
     proxy: LossyMySQLProxy,
 ) -> None:
     store = SqlStore(make_engine(proxy.url))
     guard = RequestGuard(sr.SECRET, store.first_time, keep, remember_budget_s=60)
     request = sr.slash("help")
-    proxy.lose_next_commit_answer()
+    proxy.lose_next_write_answer()
     try:
         assert guard.check(request.headers, request.body.encode()) is None
         assert proxy.lost == 1, "the signature was committed, and the answer to that lost"
@@ -43,11 +43,11 @@ def test_a_request_whose_commit_answer_was_lost_is_not_its_own_replay(
         store.close()
 
 
-def test_a_lost_commit_answer_does_not_turn_a_first_dedupe_key_into_a_second(
+def test_a_lost_insert_answer_does_not_turn_a_first_dedupe_key_into_a_second(
     proxy: LossyMySQLProxy,
 ) -> None:
     store = SqlStore(make_engine(proxy.url))
-    proxy.lose_next_commit_answer()
+    proxy.lose_next_write_answer()
     try:
         assert store.first_time("msg:C0CHAN:1.000001")
         assert proxy.lost == 1
