@@ -91,6 +91,7 @@ class SlackApp:
     intake: Intake
     identity: BotIdentity
     listener_pool: ThreadPoolExecutor
+    ack_pool: ThreadPoolExecutor
     intake_pool: ThreadPoolExecutor
     guard: RequestGuard
     sweeper: Sweeper
@@ -100,10 +101,14 @@ class SlackApp:
         self.sweeper.start()
 
     def close(self) -> None:
-        """Finish scheduled intake work (downloads, submissions) and stop the pools."""
+        """Finish scheduled intake work (downloads, submissions) and stop the pools: the ack
+        pool first, so that a journal hold settling late still hands its work to the intake
+        pool."""
         self.sweeper.stop()
         self.listener_pool.shutdown(wait=True)
+        self.ack_pool.shutdown(wait=True)
         self.intake_pool.shutdown(wait=True)
+        self.guard.close()
 
 
 class _QuietTokenWarning(logging.Filter):
@@ -136,6 +141,8 @@ def build_app(
         max(8, settings.http_threads), thread_name_prefix="slack-listener"
     )
     intake_pool = ThreadPoolExecutor(intake_threads, thread_name_prefix="slack-intake")
+    # One thread per request thread: what an ack waits for never waits for a thread.
+    ack_pool = ThreadPoolExecutor(max(8, settings.http_threads), thread_name_prefix="slack-ack")
 
     def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         return identity.authorize_result(enterprise_id, team_id)
@@ -148,8 +155,11 @@ def build_app(
         signing_secret=settings.slack_signing_secret or "socket-mode",
         authorize=authorize,
         logger=bolt_logger,
-        listener_executor=listener_pool,
-        process_before_response=False,
+        listener_executor=listener_pool,  # lazy listeners only (jobbot has none)
+        # Each listener runs in the request's own thread and returns with its ack: no hand-off
+        # to a listener thread, and no wait for ack() in Bolt's 10 ms polling loop. Listeners
+        # are thin (slow work goes to the intake pool), so nothing slow waits before the answer.
+        process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
     pacer = Pacer(memory, metrics)
@@ -165,6 +175,7 @@ def build_app(
         client,
         memory=memory,
         pool=intake_pool,
+        ack_pool=ack_pool,
         home=home,
         upload_window=settings.upload_window,
         metrics=metrics,
@@ -186,10 +197,16 @@ def build_app(
     def forget(prefix: str, older_than_s: float) -> int:
         return memory.forget_keys(prefix, service.clock.now() - timedelta(seconds=older_than_s))
 
-    guard = RequestGuard(settings.slack_signing_secret, memory.first_time, forget, metrics=metrics)
+    guard = RequestGuard(
+        settings.slack_signing_secret,
+        memory.first_time,
+        forget,
+        metrics=metrics,
+        threads=max(8, settings.http_threads),
+    )
     sweeper = Sweeper(
         lambda: memory.claim_held_requests(10, settings.intake_lease),
         intake.take_up,
         interval_s=min(SWEEP_INTERVAL_S, settings.intake_lease / 2),
     )
-    return SlackApp(app, intake, identity, listener_pool, intake_pool, guard, sweeper)
+    return SlackApp(app, intake, identity, listener_pool, ack_pool, intake_pool, guard, sweeper)

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +66,12 @@ class RequestGuard:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         remember_budget_s: float = REMEMBER_BUDGET_S,
+        threads: int = 8,
     ) -> None:
         self._budget = remember_budget_s
+        # The database is asked on these threads, so that a request waits for it no longer
+        # than the budget (a thread started per request costs more than the insert itself).
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="replay-memory")
         self._secret = signing_secret.encode()
         self._remember = remember
         self._forget = forget
@@ -136,22 +141,17 @@ class RequestGuard:
 
     def _ask(self, key: str) -> bool:
         """`remember(key)`, waited for at most the budget (it goes on in the background)."""
-        answer: list[bool | BaseException] = []
-        done = threading.Event()
+        answer = self._pool.submit(self._remember, key)
+        try:
+            return answer.result(timeout=self._budget)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the database did not answer within {self._budget:g} s"
+            ) from None
 
-        def run() -> None:
-            try:
-                answer.append(self._remember(key))
-            except BaseException as exc:  # handed to the request's thread
-                answer.append(exc)
-            done.set()
-
-        threading.Thread(target=run, name="replay-memory", daemon=True).start()
-        if not done.wait(self._budget):
-            raise StoreUnavailable(f"the database did not answer within {self._budget:g} s")
-        if isinstance(answer[0], BaseException):
-            raise answer[0]
-        return answer[0]
+    def close(self) -> None:
+        """Stop the threads that ask the database (a call under way finishes by itself)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _prune_later(self, now: float) -> None:
         """Once a minute, forget signatures too old to be replayed (off the request path)."""

@@ -1,6 +1,6 @@
 """IntakeContext: what every Slack entry point works with (the service, the adapter's memory,
-the intake pool, private answers) and the steps they share: who the actor is, a reply within
-the ack's budget, and a file's download and submission."""
+the intake and ack pools, private answers) and the steps they share: who the actor is, a reply
+within the ack's budget, and a file's download and submission."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ class IntakeContext:
         *,
         memory: SlackMemory,
         pool: Executor,
+        ack_pool: Executor,
         home: HomePublisher,
         upload_window: float,
         reply_budget: float = 2.0,
@@ -107,7 +108,10 @@ class IntakeContext:
         self.fetcher = fetcher
         self.answerer = answerer
         self.client = client
-        self.pool = pool
+        self.pool = pool  # work after the ack (downloads, submissions, answers)
+        # Work an ack waits for (a reply, a journal hold) under its budget: never queued
+        # behind the intake pool's downloads and submissions.
+        self.ack_pool = ack_pool
         self.home = home
         self.upload_window = upload_window
         self.reply_budget = reply_budget
@@ -168,7 +172,7 @@ class IntakeContext:
     def within_budget(self, asker: Asker, compute: Callable[[], Reply]) -> dict[str, Any]:
         """The ack body for a reply computed in time; else a holding text, with the real
         reply sent through the response_url when it is ready."""
-        future = self.pool.submit(self.reply, compute)
+        future = self.ack_pool.submit(self.reply, compute)
         try:
             return future.result(timeout=self.reply_budget).as_kwargs()
         except TimeoutError:

@@ -100,7 +100,9 @@ class Journal:
             # this request too (a second task scheduled by the first would be refused).
             context.later(lambda: self._hold_then_work(key, kind, payload, work, where))
             return Held.PENDING
-        hold = context.pool.submit(context.memory.hold_request, key, kind, payload, self.lease_s)
+        hold = context.ack_pool.submit(
+            context.memory.hold_request, key, kind, payload, self.lease_s
+        )
 
         def settle(done: Future[bool]) -> None:
             try:
