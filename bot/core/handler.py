@@ -75,8 +75,8 @@ class CommandHandler:
         if isinstance(command, RunCommand):
             return run(command)
         if isinstance(command, StatusCommand):
-            view = self.service.view(actor, command.job_id)
-            return Detail(view.job, view.full, tuple(self.service.listed_files(view)))
+            view, files = self.service.view_with_files(actor, command.job_id)
+            return Detail(view.job, view.full, tuple(files))
         if isinstance(command, MineCommand):
             jobs = self.service.mine(actor, command.limit)
             return Listing(
