@@ -54,28 +54,60 @@ def _once(fn: Callable[[], bool]) -> Callable[[], bool]:
 
 
 def _pass_gate(sock: socket.socket, start: Callable[[], bool]) -> None:
-    """Call the start gate while the supervisor sets the job's process up, and tell it the
-    answer (the code waits for it). A "no" (or a gate that raised) leaves nothing run."""
+    """Call the start gate while the supervisor sets the job's process up; return on a yes.
+    A "no" (or a gate that raised) is told the supervisor, and leaves nothing run."""
     go = False
     try:
         go = start()
     finally:
-        try:
-            frames.send(sock, {"go": go}, _after(ACK_TIMEOUT_S))
-            sent = True
-        except OSError:
-            sent = False
-        if not go and sent:
-            # let the supervisor put the prepared process down and answer before we go
-            deadline = _after(ACK_TIMEOUT_S)
-            with contextlib.suppress(OSError):
-                while (frame := frames.recv(sock, RESPONSE_LIMIT, deadline)) is not None:
-                    if "ack" not in frame:
-                        break
+        if not go:
+            _call_off(sock)
     if not go:
         raise SandboxCalledOff("the run was called off before it started")
-    if not sent:  # the code is held until "go": without it, nothing ran
+
+
+def _call_off(sock: socket.socket) -> None:
+    """Tell the supervisor "no", and let it put the prepared process down and answer
+    before we go (the go pipe it may have sent us is closed unused)."""
+    with contextlib.suppress(OSError):
+        frames.send(sock, {"go": False}, _after(ACK_TIMEOUT_S))
+        deadline = _after(ACK_TIMEOUT_S)
+        while True:
+            frame, fds = frames.recv_fds(sock, RESPONSE_LIMIT, deadline)
+            for fd in fds:
+                os.close(fd)
+            if frame is None or ("ack" not in frame and "ready" not in frame):
+                break
+
+
+def _start_code(sock: socket.socket) -> dict[str, Any] | None:
+    """After the gate's yes: start the job's code. Once the job is delivered its
+    supervisor sends the job process's go pipe; one byte on it starts the code (one
+    hand-off less than through the supervisor), which the supervisor is told next. The
+    supervisor's answer instead, if it could not set the job up: nothing ran."""
+    try:
+        frame, fds = frames.recv_fds(sock, RESPONSE_LIMIT, _after(ACK_TIMEOUT_S))
+    except OSError as exc:  # the code cannot start without the go we hold
+        raise SandboxUnavailable(f"the job supervisor is gone: {exc}") from exc
+    if not isinstance(frame, dict):
+        for fd in fds:
+            os.close(fd)
         raise SandboxUnavailable("the job supervisor is gone")
+    if "ready" not in frame or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        return frame
+    try:
+        os.write(fds[0], frames.GO)
+    except OSError:
+        pass  # the job's process died setting up: its supervisor reports the crash
+    finally:
+        os.close(fds[0])
+    try:  # from here on the code may run
+        frames.send(sock, {"go": True}, _after(ACK_TIMEOUT_S))
+    except OSError as exc:
+        raise SandboxFailed(f"the job supervisor is gone: {exc}") from exc
+    return None
 
 
 class _Stops:
@@ -260,10 +292,13 @@ class ZygoteClient:
                 raise SandboxUnavailable(f"the zygote did not take the job: {exc}") from exc
             if ack is None:
                 raise SandboxUnavailable("the zygote closed the job connection")
+            reply = _start_code(ours) if start is not None else None
             if isinstance(job_id, int):
                 self._stops.reachable(job_id, ours)
             try:
-                reply = frames.recv(ours, RESPONSE_LIMIT, time.monotonic() + timeout_s + GRACE_S)
+                if reply is None:
+                    deadline = time.monotonic() + timeout_s + GRACE_S
+                    reply = frames.recv(ours, RESPONSE_LIMIT, deadline)
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     os.kill(int(ack["ack"]), signal.SIGKILL)

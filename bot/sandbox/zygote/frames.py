@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import array
 import json
+import os
 import socket
 import struct
 import time
 from typing import Any
 
-_HEADER = struct.Struct(">Q")
+_HEADER = struct.Struct(">Q")  # 8 bytes
+GO = b"1"  # on a prepared job process's go pipe, after its request: the code may start
 
 
 class FrameError(OSError):
@@ -70,3 +73,60 @@ def recv(sock: socket.socket, limit: int, deadline: float) -> Any:
         return json.loads(data)
     except ValueError as exc:
         raise FrameError(f"a frame is not JSON: {exc}") from exc
+
+
+def send_fd(sock: socket.socket, obj: Any, fd: int, deadline: float) -> None:
+    """Send one JSON frame with a file descriptor on its first byte (SCM_RIGHTS)."""
+    frame = encode(obj)
+    sock.settimeout(_left(deadline))
+    try:
+        sent = socket.send_fds(sock, [frame], [fd])
+        if sent < len(frame):
+            sock.sendall(frame[sent:])
+    except TimeoutError as exc:
+        raise FrameError("timed out sending a frame") from exc
+
+
+def recv_fds(sock: socket.socket, limit: int, deadline: float) -> tuple[Any, list[int]]:
+    """The next frame's object and the descriptors sent with it (close-on-exec; the
+    caller's to close), or (None, []) if the peer closed the connection first."""
+    sock.settimeout(_left(deadline))
+    fds = array.array("i")
+    try:  # (socket.recv_fds drops its flags: no close-on-exec)
+        head, ancillary, _, _ = sock.recvmsg(
+            _HEADER.size, socket.CMSG_SPACE(4 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
+    except TimeoutError as exc:
+        raise FrameError("timed out waiting for a frame") from exc
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return _rest_of_frame(sock, head, list(fds), limit, deadline)
+
+
+def _rest_of_frame(
+    sock: socket.socket, head: bytes, fds: list[int], limit: int, deadline: float
+) -> tuple[Any, list[int]]:
+    """The frame whose first bytes are `head`, with `fds`; they are closed if it fails."""
+    try:
+        if not head:
+            if fds:
+                raise FrameError("descriptors without a frame")
+            return None, []
+        rest = _exactly(sock, _HEADER.size - len(head), deadline) if len(head) < 8 else b""
+        if rest is None:
+            raise FrameError("the connection closed in the middle of a frame")
+        (size,) = _HEADER.unpack(head + rest)
+        if size > limit:
+            raise FrameError(f"a frame of {size} bytes is over the limit of {limit}")
+        data = _exactly(sock, size, deadline) if size else b""
+        if data is None:
+            raise FrameError("the connection closed in the middle of a frame")
+        try:
+            return json.loads(data), fds
+        except ValueError as exc:
+            raise FrameError(f"a frame is not JSON: {exc}") from exc
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise

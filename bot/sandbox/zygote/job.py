@@ -3,6 +3,7 @@ over), the start gate, supervision, and cleanup before the answer."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -44,7 +45,7 @@ def serve(
         return
     # from here on the executor knows the job was received, so a silence means "may have run"
     frames.send(sock, {"ack": os.getpid()}, time.monotonic() + READ_TIMEOUT_S)
-    gate = (lambda: _await_go(sock)) if frame.get("gated") else None
+    gate = functools.partial(_await_go, sock) if frame.get("gated") else None
     try:
         request = protocol.parse_request(frame.get("request"))
     except protocol.ProtocolError as exc:
@@ -70,9 +71,13 @@ def serve(
             raise
 
 
-def _await_go(sock: socket.socket) -> bool:
-    """The executor's start gate: True only for an explicit go."""
+def _await_go(sock: socket.socket, go_fd: int) -> bool:
+    """The executor's start gate, once the job is delivered: the job process's go pipe goes
+    to the executor, which starts the code itself when its gate said yes (one hand-off
+    less than through this process), then says so. True only for an explicit go; on
+    anything else the job's process is put down, whether it got the go or not."""
     try:
+        frames.send_fd(sock, {"ready": True}, go_fd, time.monotonic() + READ_TIMEOUT_S)
         frame = frames.recv(sock, 4096, time.monotonic() + GO_TIMEOUT_S)
     except OSError:
         return False
@@ -102,28 +107,30 @@ def _start(
     prepared: Prepared,
     request: Request,
     slot: SlotConfig,
-    gate: Callable[[], bool] | None,
+    gate: Callable[[int], bool] | None,
     in_slot: bool,
 ) -> int:
     """Deliver the job and, once the gate says yes, let its code run; the slot's OOM kills
-    before it. On a no the prepared process is put down (SandboxCalledOff): nothing ran."""
+    before it. The gate gets the job process's go pipe and starts the code itself; without
+    a gate, this process starts it. On a no the prepared process is put down
+    (SandboxCalledOff): nothing ran."""
     try:
         oom_before = deliver(prepared, request, slot, in_slot)
-        go = gate is None or gate()
+        go = gate is None or gate(prepared.go_w)
     except BaseException:
         prepared.discard()
         raise
     if not go:
         prepared.discard()
         raise SandboxCalledOff("the run was called off before it started")
-    release(prepared, request)
+    release(prepared, go=gate is None)
     return oom_before
 
 
 def run(
     request: Request,
     slot: SlotConfig,
-    gate: Callable[[], bool] | None = None,
+    gate: Callable[[int], bool] | None = None,
     stop_fd: int | None = None,
     *,
     in_slot: bool = False,
@@ -132,8 +139,9 @@ def run(
     """Run one job in this supervisor process and return its v1 response.
 
     The job's process is `prepared` (a spare) or prepared now. With a `gate`, the user
-    code starts only once `gate()` said yes; on a no the process is killed
-    (SandboxCalledOff): nothing of the user's ran. `stop_fd` turning readable while the job
+    code starts only once `gate(go_fd)` said yes, having written the go on the job
+    process's `go_fd` itself; on a no the process is killed (SandboxCalledOff): nothing of
+    the user's ran. `stop_fd` turning readable while the job
     runs stops it (outcome "cancelled"). With a private /tmp nothing is left to clean once
     the job's processes are gone: the mounts go with this process's mount namespace when it
     exits, after the answer.

@@ -1,14 +1,17 @@
 """A job's process before its code runs: its slot, the process forked and specialised before
-the request is known (still root, waiting on a pipe), and how the request reaches it.
+the request is known (still root, waiting on a pipe), and how the request and the go reach it.
 
 Preparing needs nothing of the job, so a slot template keeps one prepared ahead (a spare,
-slots.py) and a job's start costs only the delivery: its file, its input, the go.
+slots.py) and a job's start costs only the delivery: its file, its input and the request
+(which the process reads and takes its limits from while the start gate runs), then the go:
+one byte on the same pipe, which the executor may write itself (job.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -18,9 +21,10 @@ from ..fds import high, unlinked_file
 from ..inside import runner
 from ..limits import MIB, Limits, set_child_subreaper
 from ..protocol import Request, SandboxUnavailable
-from . import cgroups, mounts, specialise
+from . import cgroups, frames, mounts, specialise
 
 RECORD_FD = 3  # in the job's process: 0 stdin, 1 stdout, 2 stderr, 3 the record
+_LENGTH = struct.Struct(">Q")  # the request's length, before it on the pipe
 SANDBOX_MEMORY = 32 * MIB  # pages the supervisors and slot templates may touch in a slot
 
 
@@ -48,7 +52,7 @@ class Prepared:
     out_r: int
     err_r: int
     rec_r: int
-    go_w: int  # the request goes here; closed without one, the process exits
+    go_w: int  # the request, then the go, go here; closed without them, the process exits
 
     def discard(self) -> None:
         """Put the process down unused and close our ends."""
@@ -127,8 +131,9 @@ def prepare(slot: SlotConfig, *, in_slot: bool) -> Prepared:
 
 def deliver(prepared: Prepared, request: Request, slot: SlotConfig, in_slot: bool) -> int:
     """Put the job's file, data files (read-only, beside an empty out/) and input in place
-    and its memory limit on the slot, before the
-    go; the OOM kills of the slot so far. SandboxUnavailable if that fails."""
+    and its memory limit on the slot, and hand the request to the job's process, which
+    takes its limits from it and waits, still root, for the go (`release`); the OOM kills
+    of the slot so far. SandboxUnavailable if that fails: nothing of the job ran."""
     try:
         path = os.path.join(prepared.workdir, request.file_name)
         with open(path, "w", encoding="utf-8") as fh:
@@ -142,38 +147,52 @@ def deliver(prepared: Prepared, request: Request, slot: SlotConfig, in_slot: boo
             view = view[os.pwrite(prepared.stdin, view, len(data) - len(view)) :]
         if in_slot:
             clear_slot(slot, slot.uid)
-        if slot.cgroup is None:
-            return 0
-        slot.cgroup.set_memory(memory_limit(request, slot, in_slot))
-        return slot.cgroup.oom_kills()
+        oom_before = 0
+        if slot.cgroup is not None:
+            slot.cgroup.set_memory(memory_limit(request, slot, in_slot))
+            oom_before = slot.cgroup.oom_kills()
+        data = json.dumps(request.to_dict()).encode("utf-8")
+        _write_all(prepared.go_w, _LENGTH.pack(len(data)) + data)
+        return oom_before
     except OSError as exc:  # nothing of the job ran yet
         raise SandboxUnavailable(f"job setup failed: {exc}") from exc
 
 
-def release(prepared: Prepared, request: Request) -> None:
-    """Hand the request to the job's process: from here on its code runs."""
-    data = json.dumps(request.to_dict()).encode("utf-8")
+def release(prepared: Prepared, *, go: bool) -> None:
+    """Close our ends once the job's code may start; with `go`, start it ourselves (else
+    the executor did, on its copy of the go pipe). A job process that died in its set-up
+    is not started: its supervision reports the crash."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(prepared.go_w, view) :]
+        if go:
+            os.write(prepared.go_w, frames.GO)
+    except OSError:
+        pass
     finally:
         os.close(prepared.go_w)
         os.close(prepared.stdin)
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """`size` bytes, or fewer if the pipe closed first."""
+    chunks, got = [], 0
+    while got < size and (chunk := os.read(fd, min(size - got, 1 << 20))):
         chunks.append(chunk)
+        got += len(chunk)
     return b"".join(chunks)
 
 
 def _child(
     job: specialise.Slot, workdir: str, fds: dict[int, int], ready: int, go: int
 ) -> NoReturn:
-    """In the forked child: get ready, wait for the request (a closed pipe instead: exit
-    without running anything), become the job and run the user code."""
+    """In the forked child: get ready, wait for the request and take its limits, wait for
+    the go (a closed pipe instead of either: exit without running anything), become the
+    job and run the user code."""
     try:
         specialise.become_ready(job, workdir, fds, {ready, go})
         os.write(ready, b"1")
@@ -184,12 +203,16 @@ def _child(
         finally:
             os._exit(121)
     try:
-        data = _read_all(go)
-        os.close(go)
-        if not data:
+        header = _read_exactly(go, _LENGTH.size)
+        if len(header) < _LENGTH.size:
+            os._exit(0)  # put down unused: nothing of the user's ran
+        (size,) = _LENGTH.unpack(header)
+        request = protocol.parse_request(json.loads(_read_exactly(go, size)))
+        specialise.take_request(request, job)
+        if os.read(go, 1) != frames.GO:
             os._exit(0)  # called off: nothing of the user's ran
-        request = protocol.parse_request(json.loads(data))
-        specialise.become_job(request, job)
+        os.close(go)
+        specialise.become_job(job)
     except BaseException:
         os._exit(121)  # the supervisor reports a crash: no record
     runner.execute(request, RECORD_FD)

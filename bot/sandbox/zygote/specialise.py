@@ -18,8 +18,10 @@ job's process existed; everything that needs root comes before the privileges go
                5. working directory and an allow-list environment
                6. randomness re-seeded (nothing forked from the template may repeat)
                   -- ready: it waits, still root, for its request (jobprocess.py) --
-               7. privileges dropped: the slot's uid and gid, no groups, no_new_privs
-               8. a seccomp filter would come last; the local executor installs none
+               7. the request's own rlimits (CPU time, the address-space backstop)
+                  -- it waits, still root, for the go: the start gate's yes --
+               8. privileges dropped: the slot's uid and gid, no groups, no_new_privs
+               9. a seccomp filter would come last; the local executor installs none
 """
 
 from __future__ import annotations
@@ -105,11 +107,15 @@ def become_ready(slot: Slot, workdir: str, fds: dict[int, int], keep: set[int]) 
     reseed()
 
 
-def become_job(request: Request, slot: Slot) -> None:
-    """The request's own limits (CPU time, the address-space backstop), then step 7:
-    privileges dropped for good, and death with the supervisor."""
+def take_request(request: Request, slot: Slot) -> None:
+    """Step 7: the request's own limits (CPU time, the address-space backstop), taken while
+    the start gate runs."""
     memory_cgroup = slot.cgroup is not None and slot.cgroup.memory_dir is not None
     apply_job_rlimits(address_space(request, memory_cgroup), request.timeout_s)
+
+
+def become_job(slot: Slot) -> None:
+    """Step 8, after the go: privileges dropped for good, and death with the supervisor."""
     if slot.uid is not None:
         drop_privileges(slot.uid, slot.uid)
     else:
