@@ -247,7 +247,8 @@ def attach(response: dict[str, Any], workdir: str, max_files: int, max_bytes: in
     earlier = response.get("files_note")
     joined = "; ".join([earlier, *notes] if earlier else notes)
     response["files_note"] = joined or None
-    fit_files(response)
+    if found:  # without files nothing can be left out
+        fit_files(response)
 
 
 def encoded_size(response: dict[str, Any]) -> int:

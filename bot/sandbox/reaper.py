@@ -125,7 +125,8 @@ def sweep_own(
         for pid in victims:
             kill(pid)
         gone = reap_all()
-        if gone and (cgroup_procs is None or not cgroup_procs()):
+        # with nothing of the job found, none of it is left to start another process
+        if gone and (cgroup_procs is None or not victims or not cgroup_procs()):
             return True
         if time.monotonic() > deadline:
             return False

@@ -181,6 +181,7 @@ def _fork_spare(
 
 def _wait_for_job(sock: socket.socket, index: int, config: list[jobprocess.SlotConfig]) -> None:
     prepared = jobprocess.prepare(config[index], in_slot=True)
+    job.warm_up(prepared, config[index])
     _, fds, _, _ = socket.recv_fds(sock, 16, 1)
     sock.close()
     if not fds:
