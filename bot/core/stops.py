@@ -81,14 +81,24 @@ class RunStops:
         self._now.set()
 
     def loop(self) -> None:
-        """While runs are in flight, poll the store for stops asked for them (a thread)."""
+        """While runs are in flight, poll the store for stops asked for them (a thread).
+        The first look comes one interval after runs appear, as every next one (at once on
+        `check_now`): most runs are over by then, and a look as a run starts would compete
+        with its start for the database and this process."""
         failures = 0
+        idle = True
         while not self._closed.is_set():
             with self._cond:
                 ids = [i for i, f in self._flights.items() if not f.stop_wanted]
                 if not ids:
+                    idle = True
                     self._cond.wait(timeout=self._poll_interval)
                     continue
+            if idle:
+                idle = False
+                self._now.wait(jittered(self._poll_interval))
+                self._now.clear()
+                continue
             try:
                 wanted = self.store.stop_requests(ids)
                 failures = 0
