@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 
 from bot.core.models import HeldRequest
-from bot.store.queue import insert_ignore
+from bot.store import statements
 from bot.store.tables import held_requests
 from bot.store.types import utcnow
 
@@ -20,11 +20,10 @@ def hold(conn: Connection, key: str, kind: str, payload: Mapping[str, Any], leas
         "request_key": key[:191],
         "kind": kind,
         "payload": json.dumps(dict(payload), ensure_ascii=False, separators=(",", ":")),
-        "attempts": 0,
-        "lease_expires_at": utcnow(lease_s),
-        "created_at": utcnow(),
+        "b_lease_s": float(lease_s),
     }
-    return insert_ignore(conn, held_requests, values) == 1
+    hold_it = statements.hold_request(conn.dialect.name == "sqlite")
+    return conn.execute(hold_it, values).rowcount == 1
 
 
 def claim(conn: Connection, limit: int, lease_s: float) -> list[HeldRequest]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select
 
 from bot.core.models import Upload
-from bot.store.queue import insert_ignore
+from bot.store import statements
 from bot.store.rows import to_upload
 from bot.store.tables import dedupe_keys, uploads
 from bot.store.types import utcnow
@@ -21,8 +21,8 @@ KEY_CHARS = 191  # the indexed length of a dedupe key
 def first_time(conn: Connection, key: str, claim: str) -> bool:
     """Record a dedupe key with this call's `claim`; True when the row is this call's (new
     now, or written by this same call in a transaction that was run again)."""
-    values = {"dedupe_key": key, "created_at": utcnow(), "claim": claim}
-    if insert_ignore(conn, dedupe_keys, values) == 1:
+    remember = statements.remember_key(conn.dialect.name == "sqlite")
+    if conn.execute(remember, {"dedupe_key": key, "claim": claim}).rowcount == 1:
         return True
     mine = select(dedupe_keys.c.claim).where(dedupe_keys.c.dedupe_key == key)
     return conn.execute(mine).scalar() == claim

@@ -29,7 +29,14 @@ from bot.core.models import (
     NotificationEvent,
 )
 from bot.store.rows import CLAIM_COLUMNS, job_select
-from bot.store.tables import NotificationState, jobs, notifications, users
+from bot.store.tables import (
+    NotificationState,
+    dedupe_keys,
+    held_requests,
+    jobs,
+    notifications,
+    users,
+)
 from bot.store.types import UTCDateTime, utcnow
 
 
@@ -246,6 +253,27 @@ def notify_from_job(sqlite: bool, event: NotificationEvent, *, delayed: bool = F
         insert(notifications).from_select(
             ["job_id", "event", "route", "state", "attempts", "next_attempt_at", "created_at"],
             source,
+        ),
+        sqlite,
+    )
+
+
+@functools.cache
+def remember_key(sqlite: bool) -> Insert:
+    """INSERT a dedupe key unless it is taken (the replay guard's, on every Slack request); the
+    key and its claim come as parameters."""
+    return ignoring_duplicates(insert(dedupe_keys).values(created_at=utcnow()), sqlite)
+
+
+@functools.cache
+def hold_request(sqlite: bool) -> Insert:
+    """INSERT a request into the intake journal unless its key is held (every `/job run`,
+    before its ack); key, kind and payload come as parameters, the lease as `b_lease_s`."""
+    return ignoring_duplicates(
+        insert(held_requests).values(
+            attempts=0,
+            lease_expires_at=utcnow(bindparam("b_lease_s", type_=Float())),
+            created_at=utcnow(),
         ),
         sqlite,
     )
