@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, insert, select
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
 
 from bot.core.datafiles import media_type
 from bot.core.models import FileRole, Job, JobFile, StoredFile
@@ -61,15 +61,16 @@ def list_files(conn: Connection, job_id: int, role: FileRole | None) -> list[Sto
 
 @functools.cache
 def _job_and_file_count() -> Select[Any]:
-    """A job's row with how many files it has (an index range of the files' primary key)."""
+    """A job's row with how many files it has (an index range of the files' primary key), the
+    job's id as `b_id`: built once (every `/job status` and API read of a job runs it)."""
     count = select(func.count()).where(job_files.c.job_id == jobs.c.id).scalar_subquery()
-    return job_select().add_columns(count.label("file_count"))
+    return job_select().add_columns(count.label("file_count")).where(jobs.c.id == bindparam("b_id"))
 
 
 def job_with_files(conn: Connection, job_id: int) -> tuple[Job, list[StoredFile]] | None:
     """A full job row and its files without their content: one statement for a job that has
     none (most), a second only for one that has some."""
-    row = conn.execute(_job_and_file_count().where(jobs.c.id == job_id)).mappings().first()
+    row = conn.execute(_job_and_file_count(), {"b_id": job_id}).mappings().first()
     if row is None:
         return None
     return to_job(row), list_files(conn, job_id, None) if row["file_count"] else []

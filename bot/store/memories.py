@@ -3,11 +3,13 @@ files users shared. The intake journal is bot/store/held.py."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Select, bindparam, insert, select
 
 from bot.core.models import Upload
 from bot.store import statements
@@ -56,20 +58,26 @@ def remember_upload(conn: Connection, upload: Upload) -> None:
     conn.execute(insert(uploads).values(**values))
 
 
+@functools.cache
+def _latest_upload() -> Select[Any]:
+    """The newest upload of `b_user` in `b_channel` since `b_since`: built once (every
+    `/job run` without a file runs it)."""
+    return (
+        select(uploads)
+        .where(
+            uploads.c.user_id == bindparam("b_user"),
+            uploads.c.channel == bindparam("b_channel"),
+            uploads.c.created_at >= bindparam("b_since"),
+        )
+        .order_by(uploads.c.created_at.desc(), uploads.c.id.desc())
+        .limit(1)
+    )
+
+
 def latest_upload(conn: Connection, user_id: int, channel: str, since: datetime) -> Upload | None:
     """The newest upload of a user in a conversation since a time."""
-    row = (
-        conn.execute(
-            select(uploads)
-            .where(
-                uploads.c.user_id == user_id,
-                uploads.c.channel == channel,
-                uploads.c.created_at >= since,
-            )
-            .order_by(uploads.c.created_at.desc(), uploads.c.id.desc())
-            .limit(1)
-        )
-        .mappings()
-        .first()
+    found = conn.execute(
+        _latest_upload(), {"b_user": user_id, "b_channel": channel, "b_since": since}
     )
+    row = found.mappings().first()
     return None if row is None else to_upload(row)
