@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from bot.core.backoff import FULL_JITTER, backoff, jittered, standard_backoff
 from bot.core.metrics import Metrics
-from bot.core.models import Notification, NotificationEvent
+from bot.core.models import Job, Notification, NotificationEvent
 from bot.core.ports import Notifier, OutboxStore
 from bot.errors import NotifyError, NotifyRetryable, StoreError
 
@@ -55,6 +56,9 @@ class Dispatcher:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._next_due: float | None = None  # monotonic time a held delivery is due
+        # Leased to this process as they were written (take): delivered before any claim.
+        self._handed: deque[tuple[Notification, Job, float]] = deque()
+        self._writes = 0  # how many times the outbox was written to (wake); under _lock
         self._stopping = threading.Event()
         self._workers: list[threading.Thread] = []
 
@@ -67,6 +71,17 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Something was just written to the outbox."""
+        with self._lock:
+            self._writes += 1
+        self._wake.set()
+
+    def take(self, notification: Notification, job: Job) -> None:
+        """A notification leased to this process as it was written (a job's result recorded
+        here, Outbox.hand_results), with the job as it was then: delivered next, without a
+        claim or a read of the job. Its lease began in the commit just made, a few
+        milliseconds ago: far inside SETTLE_MARGIN_S."""
+        with self._lock:
+            self._handed.append((notification, job, time.monotonic() + self.lease_s))
         self._wake.set()
 
     def due_in(self, delay: float) -> None:
@@ -81,7 +96,23 @@ class Dispatcher:
             thread.join(timeout=grace_s)
 
     def run_once(self) -> int:
-        """Deliver one batch of due notifications; returns how many were handled."""
+        """Deliver what was handed to this process, then one batch of due notifications;
+        returns how many were claimed."""
+        self._deliver_handed()
+        return self._claim_once()
+
+    def _deliver_handed(self) -> int:
+        """Deliver the notifications handed over (take); how many."""
+        count = 0
+        while True:
+            with self._lock:
+                if not self._handed:
+                    return count
+                notification, job, leased_until = self._handed.popleft()
+            self._deliver(notification, leased_until, job)
+            count += 1
+
+    def _claim_once(self) -> int:
         leased_until = time.monotonic() + self.lease_s
         try:
             batch = self.store.claim_notifications(list(self.notifiers), self.batch, self.lease_s)
@@ -93,17 +124,26 @@ class Dispatcher:
         return len(batch)
 
     def _loop(self) -> None:
+        claim, seen = True, -1
         while not self._stopping.is_set():
             self._wake.clear()
-            if self.run_once() > 0:
+            self._deliver_handed()
+            with self._lock:
+                written, seen = self._writes != seen, self._writes
+            if (claim or written) and self._claim_once() > 0:
                 # Delivering one event can make the job's next event due; look again now
                 # rather than after a poll (threads share the wake-up, so one may be missed).
+                claim = True
                 continue
-            self._wait()
+            # A wake-up for a handed notification alone claims nothing: the outbox holds
+            # nothing new for it (a result is a job's last event).
+            claim = not self._wait()
         # A last pass so completions of a graceful stop still go out.
         self.run_once()
 
-    def _deliver(self, notification: Notification, leased_until: float) -> None:
+    def _deliver(
+        self, notification: Notification, leased_until: float, job: Job | None = None
+    ) -> None:
         extra: dict[str, object] = {
             "job_id": notification.job_id,
             "event": notification.event.value,
@@ -111,7 +151,8 @@ class Dispatcher:
         }
         notifier = self.notifiers[notification.route]
         try:
-            job = self.store.get(notification.job_id)
+            if job is None:
+                job = self.store.get(notification.job_id)
             if job is None:
                 self.store.fail_notification(notification, "the job no longer exists")
                 return
@@ -190,14 +231,15 @@ class Dispatcher:
             if self._next_due is None or at < self._next_due:
                 self._next_due = at
 
-    def _wait(self) -> None:
-        """Until woken, the next held delivery is due, or the poll interval passed."""
+    def _wait(self) -> bool:
+        """Until woken, the next held delivery is due, or the poll interval passed; True
+        when woken."""
         timeout = jittered(self.poll_interval)
         with self._lock:
             if self._next_due is not None:
                 timeout = min(timeout, max(0.0, self._next_due - time.monotonic()))
                 self._next_due = None
-        self._wake.wait(timeout)
+        return self._wake.wait(timeout)
 
     def _settle(
         self, write: Callable[[], bool], leased_until: float, extra: dict[str, object]

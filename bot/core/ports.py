@@ -150,6 +150,17 @@ class Outbox(Protocol):
         """Lease due notifications for these routes; never one whose job has an earlier
         undelivered notification."""
 
+    def hand_results(
+        self,
+        routes: Sequence[str],
+        lease_s: float,
+        to: Callable[[Notification, Job], None] | None,
+    ) -> None:
+        """Lease the `finished` entry of a job of `routes` as its result is recorded here
+        (JobQueue.finish), as claim_notifications would (never past an earlier undelivered
+        entry of the job), and hand it with the job to `to` after the commit; a lease not
+        settled runs out and the entry is claimed as usual. `to` None: hand nothing."""
+
     def complete_notification(
         self, notification: Notification, origin_update: Mapping[str, Any] | None = None
     ) -> bool:

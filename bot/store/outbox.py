@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, select, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    exists,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
-from bot.core.models import Notification, NotificationEvent
-from bot.store.rows import dump_json
+from bot.core.models import Job, Notification, NotificationEvent
+from bot.store.rows import dump_json, job_select, to_job
 from bot.store.tables import NotificationState, jobs, notifications
 from bot.store.types import utcnow
 
@@ -75,6 +88,94 @@ def claim(
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class ResultLease:
+    """A lease on a job's `finished` entry, taken as the result is recorded (for these
+    routes only); `token` is drawn once, so a transaction run again finds its own lease."""
+
+    routes: tuple[str, ...]
+    lease_s: float
+    token: str
+
+
+def lease_result(
+    conn: Connection, job_id: int, lease: ResultLease
+) -> tuple[Notification, Job] | None:
+    """In the transaction that recorded the job's result: lease its `finished` entry as a
+    claim would (the same lease, fence and attempt count), and read the job as it now is, so
+    the process that recorded it can deliver it at once; None when a claim could not take it
+    either (another route; an earlier entry of the job still undelivered, i.e. a progress
+    message being delivered right now): the outbox then delivers it as usual."""
+    params = {
+        "b_job": job_id,
+        "b_token": lease.token,
+        "b_lease_s": lease.lease_s,
+        "b_routes": list(lease.routes),
+    }
+    if conn.execute(_lease_result(), params).rowcount != 1:
+        return None
+    row = conn.execute(_leased_job(), params).mappings().first()
+    if row is None:  # pragma: no cover - the row was just updated in this transaction
+        return None
+    leased = Notification(
+        id=row["lease_id"],
+        job_id=job_id,
+        event=NotificationEvent.FINISHED,
+        route=row["lease_route"],
+        attempts=row["lease_attempts"],
+        token=lease.token,
+    )
+    return leased, to_job(row)
+
+
+@functools.cache
+def _lease_result() -> Update:
+    earlier = aliased(notifications, name="p")
+    blocked = exists().where(
+        earlier.c.job_id == bindparam("b_job"),
+        earlier.c.id < notifications.c.id,
+        earlier.c.state == PENDING,
+    )
+    return (
+        update(notifications)
+        .where(
+            notifications.c.job_id == bindparam("b_job"),
+            notifications.c.event == NotificationEvent.FINISHED,
+            notifications.c.state == PENDING,
+            notifications.c.claim_token.is_(None),
+            notifications.c.route.in_(bindparam("b_routes", expanding=True)),
+            ~blocked,
+        )
+        .values(
+            claim_token=bindparam("b_token"),
+            lease_expires_at=utcnow(bindparam("b_lease_s", type_=Float())),
+            attempts=notifications.c.attempts + 1,
+        )
+    )
+
+
+@functools.cache
+def _leased_job() -> Select[Any]:
+    """The job with its leased `finished` entry, in one read."""
+    return (
+        job_select()
+        .add_columns(
+            notifications.c.id.label("lease_id"),
+            notifications.c.route.label("lease_route"),
+            notifications.c.attempts.label("lease_attempts"),
+        )
+        .join(
+            notifications,
+            and_(
+                notifications.c.job_id == jobs.c.id,
+                notifications.c.event == NotificationEvent.FINISHED,
+                notifications.c.claim_token == bindparam("b_token"),
+            ),
+        )
+        .where(jobs.c.id == bindparam("b_job"))
+    )
 
 
 def _owned(notification: Notification) -> Any:

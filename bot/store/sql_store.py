@@ -8,7 +8,7 @@ pace, held (the intake journal) and memories (dedupe keys, uploads)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,9 @@ class SqlStore:
         self.engine = engine
         # Progress (queued, started) is told no sooner than this after a job was accepted.
         self.quiet_s = quiet_s
+        # Where results recorded here are handed, leased (hand_results); None: nowhere.
+        self._handoff: tuple[tuple[str, ...], float, Callable[[Notification, Job], None]] | None
+        self._handoff = None
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -177,14 +180,31 @@ class SqlStore:
 
     def finish(self, job_id: int, token: str, result: RunResult, *, routed: bool = True) -> bool:
         """Record the outcome exactly once (one statement, committed by itself, for a job
-        without a notification route or files out)."""
+        without a notification route or files out). With a hand-off (hand_results), the
+        `finished` entry is leased in the same transaction and handed over after the commit."""
+        handoff = self._handoff if routed else None
+        if handoff is None:
 
-        def record(conn: Connection) -> bool:
-            return queue.finish(conn, job_id, token, result, routed=routed)
+            def record(conn: Connection) -> bool:
+                return queue.finish(conn, job_id, token, result, routed=routed)
 
-        return (
-            self.db.write_one(record) if not routed and not result.files else self.db.write(record)
-        )
+            return (
+                self.db.write_one(record)
+                if not routed and not result.files
+                else self.db.write(record)
+            )
+        routes, lease_s, to = handoff
+        lease = outbox.ResultLease(routes, lease_s, secrets.token_hex(16))
+
+        def record_leased(conn: Connection) -> tuple[bool, tuple[Notification, Job] | None]:
+            if not queue.finish(conn, job_id, token, result, routed=True):
+                return False, None
+            return True, outbox.lease_result(conn, job_id, lease)
+
+        recorded, leased = self.db.write(record_leased)
+        if leased is not None:
+            to(*leased)
+        return recorded
 
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Settle jobs whose lease expired."""
@@ -237,6 +257,17 @@ class SqlStore:
     ) -> list[Notification]:
         """Lease due notifications for these routes."""
         return self.db.write(lambda conn: outbox.claim(conn, routes, limit, lease_s))
+
+    def hand_results(
+        self,
+        routes: Sequence[str],
+        lease_s: float,
+        to: Callable[[Notification, Job], None] | None,
+    ) -> None:
+        """From now on, the `finished` entry of a job of `routes` whose result this store
+        records (finish) is leased for `lease_s` as it is written and handed to `to`, with the
+        job, after the commit; `to` None stops it."""
+        self._handoff = (tuple(routes), lease_s, to) if routes and to is not None else None
 
     def complete_notification(
         self, notification: Notification, origin_update: Mapping[str, Any] | None = None

@@ -102,6 +102,8 @@ class InMemoryStore:
         self._files: list[StoredFile] = []
         self._file_data: dict[tuple[int, FileRole, str], bytes] = {}
         self.migrated = False
+        self._handoff: tuple[tuple[str, ...], float, Callable[[Notification, Job], None]] | None
+        self._handoff = None
 
     def _check(self) -> None:
         if self.down:
@@ -511,7 +513,41 @@ class InMemoryStore:
             )
             self._add_files(job_id, FileRole.OUT, result.files)
             self._note(job_id, job.notify_route, NotificationEvent.FINISHED)
-            return True
+            leased = self._lease_result(job_id) if routed else None
+        if leased is not None and self._handoff is not None:
+            self._handoff[2](leased, self._jobs[job_id])
+        return True
+
+    def _lease_result(self, job_id: int) -> Notification | None:
+        """The hand-off's lease of a result entry, as a claim would take it."""
+        if self._handoff is None:
+            return None
+        routes, lease_s, _ = self._handoff
+        for note in self._notes:
+            if note.job_id != job_id or note.event is not NotificationEvent.FINISHED:
+                continue
+            if note.state != "pending" or note.token is not None or note.route not in routes:
+                return None
+            if any(
+                p.job_id == job_id and p.id < note.id and p.state == "pending" for p in self._notes
+            ):
+                return None
+            note.token = secrets.token_hex(16)
+            note.lease_expires_at = self._now(lease_s)
+            note.attempts += 1
+            return Notification(
+                note.id, note.job_id, note.event, note.route, note.attempts, note.token
+            )
+        return None
+
+    def hand_results(
+        self,
+        routes: Sequence[str],
+        lease_s: float,
+        to: Callable[[Notification, Job], None] | None,
+    ) -> None:
+        """Lease results recorded here and hand them to `to` (bot/store/outbox.py)."""
+        self._handoff = (tuple(routes), lease_s, to) if routes and to is not None else None
 
     def recover_expired(self, limit: int = 100) -> Recovery:
         """Requeue the never-invoked, interrupt the invoked."""

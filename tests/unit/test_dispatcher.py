@@ -197,3 +197,33 @@ def test_a_delivery_is_recorded_once_the_database_is_back_so_it_is_not_posted_ag
         NotificationEvent.FINISHED,
     ]
     assert all(state == "sent" for _, state in store.notification_events(job_id))
+
+
+def test_a_result_handed_over_is_delivered_at_once_without_a_wake_up(
+    memory_store: InMemoryStore,
+) -> None:
+    job_id, token = running_job(memory_store)
+    notifier = RecordingNotifier()
+    # No poll within the test: only what is handed over, or a wake-up, is delivered.
+    dispatcher = Dispatcher(memory_store, {"r": notifier}, poll_interval=3600)
+    drain(dispatcher)  # the job's progress
+    memory_store.hand_results(["r"], 30, dispatcher.take)
+    dispatcher.start()
+    try:
+        finish(memory_store, job_id, token)
+        wait_until(
+            lambda: (
+                memory_store.notification_events(job_id)[-1] == (NotificationEvent.FINISHED, "sent")
+            ),
+            timeout=5,
+            message="the handed result delivered",
+        )
+    finally:
+        dispatcher.stop()
+    assert [e for e, _, _ in notifier.delivered] == [
+        NotificationEvent.QUEUED,
+        NotificationEvent.STARTED,
+        NotificationEvent.FINISHED,
+    ]
+    job = memory_store.get(job_id)
+    assert job is not None and job.origin["finished_seen"] is True

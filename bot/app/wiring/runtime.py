@@ -3,6 +3,7 @@ and the outbox dispatcher), with the callbacks that tie them together, and its s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 
 from bot.app.config import Settings
@@ -20,7 +21,7 @@ from bot.core.dispatcher import LEASE_S as DELIVERY_LEASE_S
 from bot.core.dispatcher import Dispatcher
 from bot.core.handler import CommandHandler
 from bot.core.metrics import Metrics
-from bot.core.models import Job, JobStatus
+from bot.core.models import Job, JobStatus, Notification
 from bot.core.ports import Executor, Notifier
 from bot.core.service import JobService
 from bot.core.worker import WorkerPool
@@ -47,6 +48,8 @@ class Runtime:
         self.executor: Executor | None = None
         self.pool: WorkerPool | None = None
         self.dispatcher: Dispatcher | None = None
+        # set on a job thread whose result was just handed to this process's dispatcher
+        self._handed_here = threading.local()
         self.service = JobService(
             self.store,
             SystemClock(),
@@ -86,8 +89,17 @@ class Runtime:
 
     def _on_settled(self) -> None:
         self.service.settled()
-        if self.dispatcher is not None:
+        handed = getattr(self._handed_here, "job", None) is not None
+        self._handed_here.job = None
+        if self.dispatcher is not None and not handed:
             self.dispatcher.wake()
+
+    def _hand(self, notification: Notification, job: Job) -> None:
+        """A result recorded on this thread was leased to this process's dispatcher: it
+        delivers it now, and the outbox need not be woken for it (_on_settled, next)."""
+        if self.dispatcher is not None:
+            self._handed_here.job = job.id
+            self.dispatcher.take(notification, job)
 
     def _register_gauges(self) -> None:
         def by_status() -> list[tuple[tuple[tuple[str, str], ...], float]]:
@@ -133,6 +145,9 @@ class Runtime:
             lease_s=self.delivery_lease_s,
         )
         self.dispatcher.start()
+        # The results of jobs run here go straight to it, leased as they are recorded: no
+        # wake-up, claim or read of the job between a result and its delivery.
+        self.store.hand_results(list(notifiers), self.delivery_lease_s, self._hand)
         return self.dispatcher
 
     def stop_claiming(self) -> None:
@@ -152,6 +167,7 @@ class Runtime:
         if self.pool is not None:
             drained = self.pool.stop(grace)
         if self.dispatcher is not None:
+            self.store.hand_results((), 0.0, None)  # later results: the outbox, as usual
             self.dispatcher.stop()
         if self.executor is not None:
             self.executor.close()
