@@ -3,9 +3,11 @@ or mark a bucket empty after a refusal. The arithmetic is bot/core/pacing.py."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, delete, select, update
+from sqlalchemy import ColumnElement, Connection, TextClause, case, delete, select, text, update
 
 from bot.core import pacing
 from bot.core.pacing import Rate
@@ -57,6 +59,40 @@ def take(conn: Connection, buckets: Sequence[tuple[str, Rate]], now: float, *, w
     for i, (key, rate) in enumerate(buckets):
         _store(conn, key, pacing.after_send(tats.get(key), at if i == 0 else now, rate))
     return at
+
+
+def take_now(
+    conn: Connection, buckets: Sequence[tuple[str, Rate]], now: float, *, wait: bool
+) -> bool:
+    """The common case of `take`, on MySQL/MariaDB, in one statement (autocommit: no lock
+    read, no COMMIT of its own): the call's turn in every bucket at once, only if it is now
+    in each (with `wait` False, only if the first bucket is full), so it never takes a turn
+    `take` would not give now; True if taken. False leaves everything to `take` (a turn not
+    now, a bucket not yet written, SQLite)."""
+    keys = [key for key, _ in buckets]
+    if conn.dialect.name == "sqlite" or not keys or len(set(keys)) != len(keys):
+        return False
+    params: dict[str, Any] = {"now": now, "limit": now + NOW_SLACK_S}
+    for i, (key, rate) in enumerate(buckets):
+        full = not wait and i == 0
+        params[f"k{i}"] = key
+        params[f"i{i}"] = rate.interval
+        params[f"t{i}"] = 0.0 if full else rate.tolerance
+    return conn.execute(_take_now(len(keys)), params).rowcount == len(keys)
+
+
+@functools.cache
+def _take_now(count: int) -> TextClause:
+    """UPDATE pace t0 JOIN pace t1 ...: each bucket's row moved on by one turn, all or none."""
+    tables = " JOIN ".join(f"pace AS t{i}" for i in range(count))
+    sets = ", ".join(
+        f"t{i}.tat = GREATEST(t{i}.tat, :now) + :i{i}, t{i}.updated_at = UTC_TIMESTAMP(6)"
+        for i in range(count)
+    )
+    where = " AND ".join(
+        f"t{i}.bucket = :k{i} AND t{i}.tat - :t{i} <= :limit" for i in range(count)
+    )
+    return text(f"UPDATE {tables} SET {sets} WHERE {where}")  # noqa: S608 - no values inlined
 
 
 def spend_now(

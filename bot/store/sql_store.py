@@ -295,7 +295,13 @@ class SqlStore:
 
     def take_turn(self, buckets: Sequence[tuple[str, Rate]], now: float, *, wait: bool) -> float:
         """When a call through these buckets may go; with `wait` that turn is reserved, without
-        it a turn is taken only if it is now (bot/store/pace.py)."""
+        it a turn is taken only if it is now (bot/store/pace.py). A turn that is now in
+        every bucket is taken in one statement; the rest in a transaction that locks them. A
+        statement run again after a lost answer spends a second turn: never one too few."""
+        if not self.db.is_sqlite and self.db.write_one(
+            lambda conn: pace.take_now(conn, buckets, now, wait=wait)
+        ):
+            return now
         return self.db.write(lambda conn: pace.take(conn, buckets, now, wait=wait))
 
     def spend_turns(

@@ -48,6 +48,17 @@ def test_a_call_through_two_buckets_waits_for_the_fuller_and_takes_from_both(sto
     assert store.take_turn([workspace], T0, wait=True) == pytest.approx(T0 + 1)
 
 
+def test_a_call_through_two_buckets_takes_a_turn_of_both_or_of_neither(store: Any) -> None:
+    channel, workspace = ("b:post:C1", RATE), ("b:post:*", Rate(1.0, 1))
+    assert store.take_turn([channel], T0 - 10, wait=True) == T0 - 10  # full again by T0
+    assert store.take_turn([workspace], T0, wait=True) == T0  # empty until T0 + 1
+    assert store.take_turn([channel, workspace], T0, wait=False) == pytest.approx(T0 + 1)
+    assert store.take_turn([channel], T0, wait=False) == T0, "the channel is still full"
+    assert store.take_turn([channel, workspace], T0 + 2, wait=True) == T0 + 2
+    assert store.take_turn([workspace], T0 + 2, wait=True) == pytest.approx(T0 + 3), "taken"
+    assert store.take_turn([channel], T0 + 2, wait=False) == pytest.approx(T0 + 3), "both"
+
+
 def test_a_refusal_empties_the_bucket_until_retry_after(store: Any) -> None:
     store.refused_turn("b:one", RATE, T0, 30.0)
     assert store.take_turn([("b:one", RATE)], T0, wait=False) == pytest.approx(T0 + 31)
