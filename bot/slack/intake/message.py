@@ -108,6 +108,27 @@ class MessageIntake:
     def _handle(
         self, team: str, event: Mapping[str, Any], is_request: bool, chatter_ok: bool
     ) -> None:
+        """A request's .py files are remembered once it was handled (its job stored): the
+        write is not on the way to the job's result. A failed write propagates, so that a
+        journaled request is kept and taken up again (its job is not stored twice)."""
+        uploads: list[Upload] = []
+        try:
+            self._answer(team, event, is_request, chatter_ok, uploads)
+        finally:
+            if is_request:
+                for upload in uploads:
+                    self.context.memory.remember_upload(upload)
+
+    def _answer(
+        self,
+        team: str,
+        event: Mapping[str, Any],
+        is_request: bool,
+        chatter_ok: bool,
+        uploads: list[Upload],
+    ) -> None:
+        """Handle the message; the .py files shared in it go to `uploads`, remembered now
+        when the message is no request."""
         context, asker = self.context, Asker.from_message(team, event)
         channel = str(asker.channel)
         key = keys.message(channel, asker.thread_ts)
@@ -115,20 +136,22 @@ class MessageIntake:
         try:
             actor = context.actor(asker)
             files = [context.fetcher.resolve(f) for f in files]  # Slack Connect stubs
-            for file in files:
-                if file.is_python:
-                    context.memory.remember_upload(
-                        Upload(
-                            actor.user.id,
-                            channel,
-                            file.id,
-                            file.name,
-                            file.size or 0,
-                            file.meta(),
-                            context.service.clock.now(),
-                        )
-                    )
+            uploads += [
+                Upload(
+                    actor.user.id,
+                    channel,
+                    file.id,
+                    file.name,
+                    file.size or 0,
+                    file.meta(),
+                    context.service.clock.now(),
+                )
+                for file in files
+                if file.is_python
+            ]
             if not is_request:
+                for upload in uploads:
+                    context.memory.remember_upload(upload)
                 return
             text = _MENTION.sub(" ", str(event.get("text") or "")).strip()
             found = _code_in(text, chatter_ok)

@@ -258,3 +258,14 @@ def test_cancel_a_waiting_job_or_stop_a_running_one_of_your_own(stack: Stack) ->
     assert "cancelled" in told and "stopped on request while it ran" in told
     again = message_text(json.loads(stack.dispatch(sr.slash(f"cancel {running.id}")).body))
     assert "already finished (cancelled)" in again
+
+
+def test_a_file_attached_to_a_run_is_remembered_for_the_next_command(stack: Stack) -> None:
+    file = stack.standin.add_file("soma.py", CODE)
+    stack.dispatch(sr.event(sr.file_message('<@U0BOT> run {"a": 1, "b": 2}', [file])))
+    first = stack.wait_final(stack.wait_jobs(1)[0].id)
+    assert first.result == 3
+    assert stack.wait_upload().file_id == file["id"]
+    assert stack.dispatch(sr.slash('run {"a": 2, "b": 2}')).status == 200
+    second = stack.wait_final(max(j.id for j in stack.wait_jobs(2)))
+    assert second.result == 4 and second.file_name == "soma.py"
