@@ -100,7 +100,8 @@ class Terminal:
         os.close(slave)
         self.screen = b""
         self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         while True:
@@ -146,6 +147,9 @@ class Terminal:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=30)
+        # the reader ends on EIO once the console's end of the terminal is closed; closing
+        # ours first would hand it EBADF instead
+        self._reader.join(timeout=30)
         os.close(self.master)
 
 
@@ -174,6 +178,9 @@ def test_a_second_ctrl_c_quits_at_once_stopping_the_running_job(tmp_path: Path) 
         term.wait_for("jobbot> ")
         term.type('/job run examples/slow.py {"seconds": 100}\r')
         queued = term.wait_for("Job #1 queued: slow.py")
+        # Ctrl-C at the prompt: the console is back at it once the prompt follows the reply
+        # (a Ctrl-C while it still writes the reply is a quit, not a first Ctrl-C).
+        term.wait_for("jobbot> ", after=queued)
         wait_until(lambda: term.job(1) is JobStatus.RUNNING, message="the job running")
         term.process.send_signal(signal.SIGINT)
         term.wait_for("Waiting for 1 job(s) to finish (Ctrl-C leaves them queued)", after=queued)
