@@ -63,6 +63,11 @@ def recv(sock: socket.socket, limit: int, deadline: float) -> Any:
     header = _exactly(sock, _HEADER.size, deadline)
     if header is None:
         return None
+    return _body(sock, header, limit, deadline)
+
+
+def _body(sock: socket.socket, header: bytes, limit: int, deadline: float) -> Any:
+    """The object of the frame whose header is `header`, read after it."""
     (size,) = _HEADER.unpack(header)
     if size > limit:
         raise FrameError(f"a frame of {size} bytes is over the limit of {limit}")
@@ -116,16 +121,7 @@ def _rest_of_frame(
         rest = _exactly(sock, _HEADER.size - len(head), deadline) if len(head) < 8 else b""
         if rest is None:
             raise FrameError("the connection closed in the middle of a frame")
-        (size,) = _HEADER.unpack(head + rest)
-        if size > limit:
-            raise FrameError(f"a frame of {size} bytes is over the limit of {limit}")
-        data = _exactly(sock, size, deadline) if size else b""
-        if data is None:
-            raise FrameError("the connection closed in the middle of a frame")
-        try:
-            return json.loads(data), fds
-        except ValueError as exc:
-            raise FrameError(f"a frame is not JSON: {exc}") from exc
+        return _body(sock, head + rest, limit, deadline), fds
     except BaseException:
         for fd in fds:
             os.close(fd)
