@@ -53,6 +53,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         job_python()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the most tests marked slow first, the others in their usual order: the
+    whole suite hands out files to its processes in this order (scripts/test: `--dist loadfile
+    --no-loadscope-reorder`), so the long files start at once and the short ones fill in
+    around them, instead of one long file running alone at the end."""
+    slow: dict[str, int] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        slow[path] = slow.get(path, 0) + (item.get_closest_marker("slow") is not None)
+    first = {path: n for n, path in enumerate(slow)}
+    items.sort(key=lambda item: (-slow[p := item.nodeid.split("::", 1)[0]], first[p]))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_leftover_processes_at_exit() -> Iterator[None]:
     """Kill whatever a module- or session-scoped fixture left running."""

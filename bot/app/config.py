@@ -212,6 +212,14 @@ class Settings:
         low=1,
         high=86400,
     )
+    socket_ping_s: float = setting(
+        "JOBBOT_SOCKET_PING_S",
+        "3",
+        "Socket Mode: seconds between pings; a connection that died silently is noticed after "
+        "4 unanswered pings and opened anew",
+        low=0.2,
+        high=60,
+    )
     upload_window: float = setting(
         "JOBBOT_UPLOAD_WINDOW",
         "900",

@@ -22,6 +22,8 @@ from testbed.socket_mode_standin import SocketModeStandIn
 from testbed.waiting import wait_until
 from tests.e2e.people import SOMA, Answer, Person
 
+pytestmark = pytest.mark.slow  # each test waits out a reconnection (seconds)
+
 
 @pytest.fixture
 def sockets() -> Iterator[SocketModeStandIn]:
@@ -51,6 +53,8 @@ def server(
         SLACK_APP_TOKEN=standin.app_token,
         SLACK_SIGNING_SECRET="",
         JOBBOT_JOB_TIMEOUT="5",
+        # a dropped connection is noticed after 4 unanswered pings: 2 s here instead of 12 s
+        JOBBOT_SOCKET_PING_S="0.5",
     ).start()
     sockets.wait_connected()
     yield process

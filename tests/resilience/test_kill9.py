@@ -30,6 +30,10 @@ JOBS = 3
 # reached by exactly one job (the oldest) and the others are still waiting.
 CRASHER = {"JOBBOT_JOB_TIMEOUT": "2", "JOBBOT_LEASE_MARGIN": "1", "JOBBOT_WORKERS": "1"}
 SURVIVOR = {"JOBBOT_JOB_TIMEOUT": "2", "JOBBOT_LEASE_MARGIN": "1", "JOBBOT_WORKERS": "2"}
+# The crasher's delivery lease: a result recorded before the kill (after-result) is leased to
+# the crasher in the very transaction that stores it, and the survivor may deliver it only when
+# that lease has run out (60 s in production; 3 s here, so the test does not wait a minute).
+CRASHER_DELIVERY = ["--delivery-lease", "3"]
 POINTS = [
     # point, what becomes of the job at the point, how often its code ran in all
     ("before-claim", JobStatus.DONE, 1),  # still waiting: the survivor runs it
@@ -100,7 +104,7 @@ def test_kill_9_of_serve_at_each_point_then_a_worker_finishes_and_tells_each_own
         standin,
         mariadb_url,
         tmp_path,
-        entry=[str(log), "--crash-at", point, "--hold-claims", str(hold)],
+        entry=[str(log), "--crash-at", point, "--hold-claims", str(hold), *CRASHER_DELIVERY],
         **CRASHER,
     ).start()
     try:
@@ -144,7 +148,7 @@ def test_kill_9_of_worker_at_each_point_then_serve_finishes_and_tells_each_owner
             1,
             mariadb_url,
             log,
-            ["--crash-at", point, "--hold-claims", str(hold_worker)],
+            ["--crash-at", point, "--hold-claims", str(hold_worker), *CRASHER_DELIVERY],
             env={**CRASHER, **slack_env(standin)},
         )
         ids = submit_jobs(server, standin, mariadb_store)

@@ -108,7 +108,12 @@ class Process:
             from bot.slack.socket import start_socket_mode
 
             self._doors.append(
-                start_socket_mode(slack.app, settings.slack_app_token, runtime.metrics)
+                start_socket_mode(
+                    slack.app,
+                    settings.slack_app_token,
+                    runtime.metrics,
+                    settings.socket_ping_s,
+                )
             )
             mode = "socket"
         log.info(
