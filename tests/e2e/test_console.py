@@ -79,6 +79,14 @@ def test_run_without_json_hints_at_the_input_after_a_name_error(tmp_path: Path) 
     assert 'Hint: no input was given; pass one like {"n": 1}' in status.stdout
 
 
+# The system calls a thread blocked waiting for terminal input is in, by machine: read,
+# poll, select, pselect6, ppoll.
+WAITING_FOR_INPUT = {
+    "x86_64": {"0", "7", "23", "270", "271"},
+    "aarch64": {"63", "72", "73"},
+}.get(os.uname().machine, set())
+
+
 class Terminal:
     """The console on a pseudo-terminal, as a person at a keyboard has it (readline on)."""
 
@@ -126,11 +134,14 @@ class Terminal:
 
     def wait_for(self, text: str, after: int = 0, timeout: float = 60) -> int:
         """Wait until `text` is shown past position `after`; the position just past it."""
-        found = wait_until(
-            lambda: (at := self.shown().find(text, after)) >= 0 and at + 1,
-            timeout=timeout,
-            message=repr(text),
-        )
+        try:
+            found = wait_until(
+                lambda: (at := self.shown().find(text, after)) >= 0 and at + 1,
+                timeout=timeout,
+                message=repr(text),
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the terminal shows:\n{self.shown()[-2000:]}") from None
         return found - 1 + len(text)
 
     def job(self, job_id: int) -> JobStatus:
@@ -142,6 +153,21 @@ class Terminal:
             return job.status
         finally:
             store.close()
+
+    def reading(self) -> bool:
+        """Whether the console's main thread is blocked waiting for a key (readline's select).
+
+        A Ctrl-C sent between the prompt being drawn and that wait starting is lost until the
+        next key (CPython's readline checks for signals only when its select is interrupted),
+        as it would be for a person whose Ctrl-C came at that very instant; a test that means
+        "Ctrl-C at the prompt" waits for this first."""
+        pid = self.process.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/syscall") as f:
+                number = f.read().split()[0]
+        except (OSError, IndexError):
+            return False
+        return number in WAITING_FOR_INPUT
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -182,6 +208,7 @@ def test_a_second_ctrl_c_quits_at_once_stopping_the_running_job(tmp_path: Path) 
         # (a Ctrl-C while it still writes the reply is a quit, not a first Ctrl-C).
         term.wait_for("jobbot> ", after=queued)
         wait_until(lambda: term.job(1) is JobStatus.RUNNING, message="the job running")
+        wait_until(term.reading, message="the console waiting for a key")
         term.process.send_signal(signal.SIGINT)
         term.wait_for("Waiting for 1 job(s) to finish (Ctrl-C leaves them queued)", after=queued)
         term.process.send_signal(signal.SIGINT)
