@@ -44,6 +44,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_console(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """The interactive console. Ctrl-C at the prompt leaves it once this session's jobs have
     finished; a second Ctrl-C leaves at once, waiting for nothing."""
+    # Ctrl-C is how a person leaves the console (below). A process started in the background
+    # of a non-interactive shell (`nohup`, `cmd &` in a script) inherits SIGINT ignored, and
+    # Python then leaves it ignored: the console at a terminal would not answer Ctrl-C at all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     route = local_route()
     screen = Screen(out)
     write = screen.write

@@ -90,13 +90,16 @@ WAITING_FOR_INPUT = {
 class Terminal:
     """The console on a pseudo-terminal, as a person at a keyboard has it (readline on)."""
 
-    def __init__(self, tmp_path: Path, **settings: str) -> None:
+    def __init__(self, tmp_path: Path, *, sigint_ignored: bool = False, **settings: str) -> None:
         self.database = f"sqlite:///{tmp_path / 'jobbot.db'}"
         env = clean_env(DATABASE_URL=self.database, PYTHONPATH=str(ROOT), TERM="xterm", **settings)
         self.master, slave = pty.openpty()
         self.process = track(
             subprocess.Popen(
-                [sys.executable, "-m", "bot", "console"],
+                # as a shell script's background command starts it: SIGINT ignored, inherited
+                ["sh", "-c", 'trap "" INT; exec "$0" -m bot console', sys.executable]
+                if sigint_ignored
+                else [sys.executable, "-m", "bot", "console"],
                 cwd=ROOT,
                 env=env,
                 stdin=slave,
@@ -193,6 +196,17 @@ def test_a_notice_arriving_while_you_type_redraws_the_prompt_and_your_line(
         term.type("us 1\r")  # the half-typed line was kept: this completes it
         term.wait_for("Job #1  slow.py  done", after=notice)
         term.type("exit\r")
+        assert term.process.wait(timeout=60) == 0
+    finally:
+        term.close()
+
+
+def test_ctrl_c_leaves_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    term = Terminal(tmp_path, sigint_ignored=True)
+    try:
+        term.wait_for("jobbot> ")
+        wait_until(term.reading, message="the console waiting for a key")
+        term.process.send_signal(signal.SIGINT)
         assert term.process.wait(timeout=60) == 0
     finally:
         term.close()
