@@ -32,11 +32,10 @@ class TimedSocketModeHandler(SocketModeHandler):
 # The built-in client notices a connection that died without a close frame (a network drop)
 # only when pongs stop coming: after 4 ping intervals. Bolt's default of 10 s left the app deaf
 # for 40-60 s; JOBBOT_SOCKET_PING_S's default of 3 s makes it about 12 s. A ping is a few bytes.
-PING_INTERVAL_S = 3.0
 
 
 def start_socket_mode(
-    app: App, app_token: str, metrics: Metrics | None, ping_interval_s: float = PING_INTERVAL_S
+    app: App, app_token: str, metrics: Metrics | None, ping_interval_s: float
 ) -> TimedSocketModeHandler:
     """Connect to Slack over Socket Mode (returns at once; the client runs in threads). A
     dropped connection or Slack's `disconnect` envelope is followed by a new one."""

@@ -20,10 +20,12 @@ def unfrozen() -> Iterator[None]:
 
 
 def test_what_is_alive_once_up_leaves_the_collectors_sight(unfrozen: None) -> None:
-    kept = [object() for _ in range(1000)]
+    kept = [[n] for n in range(1000)]  # lists: objects the collector tracks
+    assert any(o is kept[0] for o in gc.get_objects())
     tracked_before = len(gc.get_objects())
     settle_heap()
     assert gc.get_freeze_count() >= len(kept)
+    assert not any(o is kept[0] for o in gc.get_objects()), "a survivor is frozen"
     assert len(gc.get_objects()) < tracked_before - len(kept), "the survivors are frozen"
 
 
