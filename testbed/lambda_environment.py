@@ -209,11 +209,29 @@ def forward(pairs: list[list[int]], relay: socket.socket) -> None:
 
 
 def run_runtime(config: dict) -> int:
-    """Start the runtime as the unprivileged uid, be its init, and return its exit status."""
+    """Start the runtime as the unprivileged uid, be its init, and return its exit status.
+
+    As root, the runtime gets a user namespace of its own whose only uid and gid (the
+    runtime's) map to the same ids on the host. The kernel counts RLIMIT_NPROC per user
+    namespace and uid, so this environment's runtime counts only its own threads, as in a
+    microVM of its own; without it every environment on the machine shared one count for
+    uid 993, and a job's thread limit (set from the threads it sees in its own /proc) was
+    used up by other environments' threads."""
+    own_userns = os.getuid() != config["uid"]
+    ready, mapped = os.pipe(), os.pipe()
     runtime = os.fork()
     if runtime == 0:
         try:
-            if os.getuid() != config["uid"]:  # root: drop to the runtime's uid for good
+            os.close(ready[0])
+            os.close(mapped[1])
+            if own_userns:
+                _check(_libc.unshare(CLONE_NEWUSER), "unshare")
+                os.write(ready[1], b"u")
+                if os.read(mapped[0], 1) != b"m":
+                    raise OSError("the user namespace's ids were not mapped")
+            os.close(ready[1])
+            os.close(mapped[0])
+            if own_userns:  # root: drop to the runtime's uid for good
                 os.setgroups([])
             os.setresgid(config["gid"], config["gid"], config["gid"])
             os.setresuid(config["uid"], config["uid"], config["uid"])
@@ -222,6 +240,15 @@ def run_runtime(config: dict) -> int:
         except BaseException as exc:
             print(f"lambda environment: cannot start the runtime: {exc!r}", file=sys.stderr)
         os._exit(127)
+    os.close(ready[1])
+    os.close(mapped[0])
+    if own_userns and os.read(ready[0], 1) == b"u":
+        for name, base in (("uid_map", config["uid"]), ("gid_map", config["gid"])):
+            with open(f"/proc/{runtime}/{name}", "w") as fh:
+                fh.write(f"{base} {base} 1")
+        os.write(mapped[1], b"m")
+    os.close(ready[0])
+    os.close(mapped[1])
     while True:  # init: reap whatever gets re-parented here until the runtime is gone
         pid, status = os.wait()
         if pid == runtime:

@@ -293,6 +293,51 @@ def test_the_user_namespace_path_a_non_root_run_takes_works_too(
     assert body["stdout"] == "993 ['993']\n"  # uid 993 inside, mapped, not the host's root
 
 
+# Threads of the Lambda uid elsewhere on the host: another environment's runtime and its jobs.
+HOLD_THREADS = """\
+import os, sys, threading
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setresgid(993, 993, 993)
+    os.setresuid(993, 993, 993)
+for _ in range(int(sys.argv[1])):
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_environment_counts_only_its_own_threads_against_the_uids_process_limit() -> None:
+    """On Lambda the runtime's uid runs nothing outside its own microVM; here many environments
+    share one host, so each must count RLIMIT_NPROC on its own (the sandbox sets a job's limit
+    from the threads it sees in its own /proc). With 200 threads of the same uid held elsewhere
+    on the host, a job still starts its 8 threads."""
+    code = (
+        "import threading\nthreads = [threading.Thread(target=print) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n[t.join() for t in threads]\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_THREADS, "200"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        try:
+            with LambdaStandIn(timeout_s=10, max_concurrency=1) as standin:
+                response = client(standin).invoke(
+                    FunctionName=standin.function_name,
+                    Payload=json.dumps(protocol.request_body(job(code))),
+                    TenantId="anyone",
+                )
+                body = json.loads(response["Payload"].read())
+        finally:
+            holder.communicate()  # closing stdin ends it
+
+    assert body["outcome"] == "ok", (body, standin.logs())
+    assert body["stdout"] == "\n" * 8
+
+
 # In a process whose own seccomp filter refuses unshare (as a machine without unprivileged user
 # namespaces would), the stand-in's check must refuse, loudly.
 NO_USER_NAMESPACES = """\
