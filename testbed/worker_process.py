@@ -19,6 +19,7 @@ Settings come from the environment, exactly as for `python -m bot worker`.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -268,6 +269,7 @@ def instrumented_runtime(settings: Settings) -> Runtime:
 
 def main() -> None:
     """`python -m bot worker` on the instrumented Runtime."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a test's view of a hang
     settings = load_settings(env_file=None)
     runtime = instrumented_runtime(settings)
     runtime.migrate()

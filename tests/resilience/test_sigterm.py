@@ -5,6 +5,7 @@ for other processes — nothing is lost."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -44,9 +45,9 @@ def test_sigterm_drains_running_jobs_and_keeps_the_rest_queued(
     )
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
-    worker.communicate(timeout=TIMEOUT_S + 10)
+    _, err = exit_or_dump(worker, TIMEOUT_S + 10)
     elapsed = time.monotonic() - started
-    assert worker.returncode == 0
+    assert worker.returncode == 0, err
     assert elapsed <= TIMEOUT_S + 5
     counts = mariadb_store.count_by_status()
     assert counts[JobStatus.RUNNING] == 0, "running jobs finished before the exit"
@@ -64,6 +65,21 @@ def test_sigterm_drains_running_jobs_and_keeps_the_rest_queued(
     runs = executions(log)
     assert sorted(runs) == sorted(ids)
     assert max(runs.values()) == 1
+
+
+def exit_or_dump(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """The worker's output once it exits; if it has not within `timeout`, fail with every
+    thread's stack (faulthandler on SIGUSR1) and its log."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        try:  # faulthandler writes at once; read it while the process hangs on
+            process.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        _, err = process.communicate(timeout=30)
+        pytest.fail(f"the worker had not exited {timeout} s after SIGTERM:\n{err}")
 
 
 SLOW = "import time\n\n\ndef main(n):\n    time.sleep(3)\n    return n + 1\n"
