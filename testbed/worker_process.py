@@ -30,6 +30,7 @@ from typing import Any
 
 from bot.app.config import Settings
 from bot.app.environment import load_settings
+from bot.app.shutdown import StopRequest
 from bot.app.wiring.parts import build_executor, build_store
 from bot.app.wiring.process import Process
 from bot.app.wiring.runtime import Runtime
@@ -273,9 +274,7 @@ def main() -> None:
     settings = load_settings(env_file=None)
     runtime = instrumented_runtime(settings)
     runtime.migrate()
-    stop = threading.Event()  # a SIGTERM right after "ready" still stops it cleanly
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopRequest()  # a SIGTERM right after "ready" still stops it cleanly
     print("ready", flush=True)  # migrated; a crash point may fire as soon as work starts
     process = Process(settings, runtime, slack=True)  # as `worker` composes it
     process.start()

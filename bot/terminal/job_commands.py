@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from bot.app.config import Settings
+from bot.app.shutdown import wait_in_main
 from bot.app.wiring.parts import local_identity, local_route
 from bot.app.wiring.process import Process
 from bot.app.wiring.runtime import Runtime
@@ -71,7 +72,7 @@ def _wait_for(
                 file=sys.stderr,
                 flush=True,
             )
-        done.wait()
+        wait_in_main(done)  # Ctrl-C is acted on even if its signal is missed
     except KeyboardInterrupt:
         print("interrupted; the job stays queued", file=sys.stderr)
         return 130
