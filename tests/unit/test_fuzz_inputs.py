@@ -18,6 +18,7 @@ from bot.core.commands import (
     RerunCommand,
     RunCommand,
     StatusCommand,
+    TokenCommand,
     parse_command,
 )
 from bot.core.inputs import check_file, check_input
@@ -34,7 +35,7 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-verbs = st.sampled_from(["run", "status", "mine", "list", "cancel", "rerun", "help", "", "RUN"])
+verbs = st.sampled_from(["run", "status", "mine", "list", "cancel", "rerun", "token", "help", "", "RUN"])
 
 
 VERB_CLASSES: dict[str, type[Command]] = {
@@ -44,6 +45,7 @@ VERB_CLASSES: dict[str, type[Command]] = {
     "list": ListCommand,
     "cancel": CancelCommand,
     "rerun": RerunCommand,
+    "token": TokenCommand,
     **dict.fromkeys(("", "help", "-h", "--help", "?"), HelpCommand),
 }
 
