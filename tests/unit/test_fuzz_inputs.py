@@ -35,7 +35,9 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-verbs = st.sampled_from(["run", "status", "mine", "list", "cancel", "rerun", "token", "help", "", "RUN"])
+verbs = st.sampled_from(
+    ["run", "status", "mine", "list", "cancel", "rerun", "token", "help", "", "RUN"]
+)
 
 
 VERB_CLASSES: dict[str, type[Command]] = {
