@@ -274,6 +274,17 @@ def test_a_cold_start_init_is_not_counted_into_the_timeout(pool: ThreadPoolExecu
         assert remaining_ms > 0  # the invoke phase began when the event was handed out
 
 
+def run_in_a_new_standin(code: str) -> tuple[Any, str]:
+    """(the decoded answer, the environments' logs) of one job on a stand-in of its own."""
+    with LambdaStandIn(timeout_s=10, max_concurrency=1) as standin:
+        response = client(standin).invoke(
+            FunctionName=standin.function_name,
+            Payload=json.dumps(protocol.request_body(job(code))),
+            TenantId="anyone",
+        )
+        return json.loads(response["Payload"].read()), standin.logs()
+
+
 def test_the_user_namespace_path_a_non_root_run_takes_works_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -281,15 +292,9 @@ def test_the_user_namespace_path_a_non_root_run_takes_works_too(
     993 to the caller, after a check that refuses to start, saying why, where it cannot."""
     monkeypatch.setenv("JOBBOT_STANDIN_USERNS", "1")
     code = "import os\nprint(os.getuid(), open('/proc/self/uid_map').read().split()[:1])\n"
-    with LambdaStandIn(timeout_s=10, max_concurrency=1) as standin:
-        response = client(standin).invoke(
-            FunctionName=standin.function_name,
-            Payload=json.dumps(protocol.request_body(job(code))),
-            TenantId="anyone",
-        )
-        body = json.loads(response["Payload"].read())
+    body, logs = run_in_a_new_standin(code)
 
-    assert body["outcome"] == "ok", standin.logs()
+    assert body["outcome"] == "ok", logs
     assert body["stdout"] == "993 ['993']\n"  # uid 993 inside, mapped, not the host's root
 
 
@@ -324,17 +329,11 @@ def test_an_environment_counts_only_its_own_threads_against_the_uids_process_lim
     ) as holder:
         assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
         try:
-            with LambdaStandIn(timeout_s=10, max_concurrency=1) as standin:
-                response = client(standin).invoke(
-                    FunctionName=standin.function_name,
-                    Payload=json.dumps(protocol.request_body(job(code))),
-                    TenantId="anyone",
-                )
-                body = json.loads(response["Payload"].read())
+            body, logs = run_in_a_new_standin(code)
         finally:
             holder.communicate()  # closing stdin ends it
 
-    assert body["outcome"] == "ok", (body, standin.logs())
+    assert body["outcome"] == "ok", (body, logs)
     assert body["stdout"] == "\n" * 8
 
 
