@@ -18,6 +18,10 @@ from testbed.slack_ledger import Told, assert_told_once, told_all
 from testbed.slack_standin import SlackStandIn
 
 JOBS = 60  # six processes contend for them; told at Slack's paced rate (8 posts/s at most)
+# Jobs of a few milliseconds left the two serves' own slots (a serve runs a job it receives
+# when a slot is free) free often enough that a worker could find none waiting: 0.3 s each
+# keeps jobs waiting for every process.
+CODE = "import time\n\n\ndef main(n):\n    time.sleep(0.3)\n    return n * n\n"
 
 
 @pytest.mark.mariadb
@@ -37,6 +41,7 @@ def test_four_workers_and_two_serves_run_60_slack_jobs_each_exactly_once(
             serves=2,
             via_slack=True,
             timeout=300,
+            code=CODE,
         )
         check(result)
         pids = {line.split()[1] for line in (tmp_path / "executions.log").read_text().splitlines()}
