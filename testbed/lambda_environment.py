@@ -217,21 +217,16 @@ def run_runtime(config: dict) -> int:
     microVM of its own; without it every environment on the machine shared one count for
     uid 993, and a job's thread limit (set from the threads it sees in its own /proc) was
     used up by other environments' threads."""
-    own_userns = os.getuid() != config["uid"]
-    ready, mapped = os.pipe(), os.pipe()
+    own_userns = os.getuid() != config["uid"]  # root: the runtime drops to its uid for good
+    ready, mapped = os.pipe(), os.pipe()  # the user namespace's handshake (as root)
     runtime = os.fork()
     if runtime == 0:
         try:
-            os.close(ready[0])
-            os.close(mapped[1])
             if own_userns:
                 _check(_libc.unshare(CLONE_NEWUSER), "unshare")
                 os.write(ready[1], b"u")
                 if os.read(mapped[0], 1) != b"m":
                     raise OSError("the user namespace's ids were not mapped")
-            os.close(ready[1])
-            os.close(mapped[0])
-            if own_userns:  # root: drop to the runtime's uid for good
                 os.setgroups([])
             os.setresgid(config["gid"], config["gid"], config["gid"])
             os.setresuid(config["uid"], config["uid"], config["uid"])
@@ -240,15 +235,14 @@ def run_runtime(config: dict) -> int:
         except BaseException as exc:
             print(f"lambda environment: cannot start the runtime: {exc!r}", file=sys.stderr)
         os._exit(127)
-    os.close(ready[1])
-    os.close(mapped[0])
+    os.close(ready[1])  # a runtime that dies before it asks leaves us end-of-file
     if own_userns and os.read(ready[0], 1) == b"u":
         for name, base in (("uid_map", config["uid"]), ("gid_map", config["gid"])):
             with open(f"/proc/{runtime}/{name}", "w") as fh:
                 fh.write(f"{base} {base} 1")
         os.write(mapped[1], b"m")
-    os.close(ready[0])
-    os.close(mapped[1])
+    for fd in (ready[0], mapped[0], mapped[1]):
+        os.close(fd)
     while True:  # init: reap whatever gets re-parented here until the runtime is gone
         pid, status = os.wait()
         if pid == runtime:
