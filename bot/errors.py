@@ -16,6 +16,7 @@
     └── InfraError              our own infrastructure failed; never the user's fault
         ├── StoreError          the database failed: nothing was saved
         │   └── StoreUnavailable    ... and looks transient (connection lost, deadlock)
+        │       └── StoreOutcomeUnknown ... after a write was sent: it may have been saved
         ├── ExecutorError       the executor failed before or while running a job
         │   └── ExecutorUnavailable the run never started: safe to try again
         │       ├── CalledOff   ... because the job is no longer ours (its start gate said no)
@@ -114,6 +115,11 @@ class StoreError(InfraError):
 
 class StoreUnavailable(StoreError):
     """The database is unreachable or busy; the operation may succeed if retried."""
+
+
+class StoreOutcomeUnknown(StoreUnavailable):
+    """The database stopped answering after a write was sent (its answer was lost, and every
+    retry failed): the write may have been saved. Never tell the person "nothing was saved"."""
 
 
 class ExecutorError(InfraError):

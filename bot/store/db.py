@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +12,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.core.backoff import FULL_JITTER, backoff
-from bot.errors import StoreError, StoreUnavailable
+from bot.errors import StoreError, StoreOutcomeUnknown, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -24,6 +25,9 @@ T = TypeVar("T")
 # deadlock, lock wait timeout, MariaDB's ER_CHECKREAD, and lost or refused connections.
 RETRYABLE_MYSQL = {1213, 1205, 1020, 2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 DISCONNECT_MYSQL = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
+# The connection died while a statement or COMMIT was under way (not before it was sent, and
+# not a refusal to connect): the server may have done it, and the answer is what was lost.
+LOST_MID_STATEMENT_MYSQL = {2013, 2055, 4031}
 
 
 def make_engine(url: str, pool_size: int = 10, autocommit: bool = False) -> Engine:
@@ -45,7 +49,7 @@ def make_engine(url: str, pool_size: int = 10, autocommit: bool = False) -> Engi
     # No reset-on-return: every transaction already ends in COMMIT or ROLLBACK. In autocommit
     # there is no transaction to end: the ROLLBACK SQLAlchemy sends when a connection closes
     # would be a round trip for nothing after every statement, so it is skipped.
-    return create_engine(
+    engine = create_engine(
         url,
         isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
         skip_autocommit_rollback=autocommit,
@@ -56,6 +60,22 @@ def make_engine(url: str, pool_size: int = 10, autocommit: bool = False) -> Engi
         pool_timeout=5,
         connect_args=connect_args,
     )
+    event.listen(engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_conn: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """A pooled connection the server has closed (say it stopped or restarted) is replaced
+    before a statement is sent on it, at the cost of one poll, not a round trip: an idle MySQL
+    connection has nothing to read unless its server closed it (or sent why it did). So a
+    connection lost under a statement means the server may have run it (LOST_MID_STATEMENT)."""
+    sock = getattr(dbapi_conn, "_sock", None)
+    if sock is None:
+        raise DisconnectionError("the connection is closed")
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection")
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -113,6 +133,13 @@ def is_transient(exc: DBAPIError) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+def _lost_mid_statement(exc: DBAPIError) -> bool:
+    """Whether the connection died with a statement (or COMMIT) sent and its answer not
+    read: the server may have done it. A connection found closed before anything was sent
+    fails at checkout instead (_refuse_closed), and a write PyMySQL could not send is 2006."""
+    return mysql_error_code(exc) in LOST_MID_STATEMENT_MYSQL
+
+
 class Database:
     """Runs functions inside short transactions, retrying transient failures with back-off
     and translating driver errors into StoreError / StoreUnavailable."""
@@ -159,25 +186,36 @@ class Database:
     def _run(
         self, fn: Callable[[Connection], T], immediate: bool, engine: Engine | None = None
     ) -> T:
+        # Whether an attempt of this write lost its connection once its changes may have been
+        # committed (a statement in autocommit, or the COMMIT): if every attempt fails, the
+        # caller must not be told that nothing was saved (StoreOutcomeUnknown).
+        maybe_written = False
         for attempt in range(1, self.attempts + 1):
+            committing = False
             try:
                 if engine is not None:
                     with engine.connect() as conn:
+                        committing = immediate  # each statement commits itself
                         return fn(conn)
                 with self.engine.connect() as raw:
                     conn = raw
                     if self.is_sqlite and immediate:
                         conn = raw.execution_options(sqlite_immediate=True)
                     with conn.begin():
-                        return fn(conn)
+                        result = fn(conn)
+                        committing = immediate  # the COMMIT, as the block ends
+                    return result
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise StoreError(f"database error: {type(exc.orig).__name__}") from exc
+                maybe_written = maybe_written or (committing and _lost_mid_statement(exc))
                 if attempt == self.attempts:
-                    raise StoreUnavailable(
-                        f"database unavailable: {type(exc.orig).__name__} "
-                        f"({mysql_error_code(exc) or 'n/a'})"
-                    ) from exc
+                    what = f"{type(exc.orig).__name__} ({mysql_error_code(exc) or 'n/a'})"
+                    if maybe_written:
+                        raise StoreOutcomeUnknown(
+                            f"database unavailable after a write was sent: {what}"
+                        ) from exc
+                    raise StoreUnavailable(f"database unavailable: {what}") from exc
                 log.debug("transient database error, retrying", extra={"attempt": attempt})
                 # about 0.8 s in all over five attempts
                 time.sleep(backoff(attempt, first=0.1, cap=0.5, jitter=FULL_JITTER))

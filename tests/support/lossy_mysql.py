@@ -67,7 +67,7 @@ class _Link:
                     verb = body[1:].lstrip()[:8].upper()
                     if verb.startswith(WRITES):
                         wrote = True
-                        if self.owner.take_loss(write=True):
+                        if self.owner.take_loss(write=True, statement=body[1:]):
                             self.lose_next_answer.set()
                     elif verb.startswith((b"COMMIT", b"ROLLBACK")):
                         if verb.startswith(b"COMMIT") and wrote and self.owner.take_loss():
@@ -102,6 +102,9 @@ class LossyMySQLProxy:
         self._lock = threading.Lock()
         self._losses_wanted = 0
         self._write_losses_wanted = 0
+        self._write_losses_matching = b""
+        self._down_after_loss = False
+        self.down = threading.Event()  # set: every link is cut and connections are refused
         self.lost = 0  # COMMIT answers lost so far
         self._links: list[_Link] = []
         threading.Thread(target=self._accept, name="lossy-mysql", daemon=True).start()
@@ -113,21 +116,39 @@ class LossyMySQLProxy:
         url = self._upstream_url.set(host="127.0.0.1", port=port)
         return url.render_as_string(hide_password=False)
 
-    def lose_next_commit_answer(self) -> None:
-        """The next COMMIT (on any connection) is committed, and its answer lost."""
+    def lose_next_commit_answer(self, then_down: bool = False) -> None:
+        """The next COMMIT (on any connection) is committed, and its answer lost (then, with
+        `then_down`, the database goes away: go_down)."""
         with self._lock:
             self._losses_wanted += 1
+            self._down_after_loss = then_down
 
-    def lose_next_write_answer(self) -> None:
-        """The next INSERT, UPDATE or DELETE (on any connection) is run, and its answer lost:
-        with autocommit, it is committed."""
+    def lose_next_write_answer(self, matching: bytes = b"", then_down: bool = False) -> None:
+        """The next INSERT, UPDATE or DELETE (on any connection; whose text holds `matching`)
+        is run, and its answer lost: with autocommit, it is committed. With `then_down` the
+        database then goes away (go_down) as the answer is lost: every retry fails."""
         with self._lock:
             self._write_losses_wanted += 1
+            self._write_losses_matching = matching
+            self._down_after_loss = then_down
 
-    def take_loss(self, write: bool = False) -> bool:
+    def go_down(self) -> None:
+        """As if the server stopped: every link is cut, and new connections are closed as
+        soon as they are accepted, until come_back()."""
+        self.down.set()
+        with self._lock:
+            links, self._links = list(self._links), []
+        for link in links:
+            link.close()
+
+    def come_back(self) -> None:
+        """Accept connections again."""
+        self.down.clear()
+
+    def take_loss(self, write: bool = False, statement: bytes = b"") -> bool:
         with self._lock:
             if write:
-                if not self._write_losses_wanted:
+                if not self._write_losses_wanted or self._write_losses_matching not in statement:
                     return False
                 self._write_losses_wanted -= 1
                 return True
@@ -139,6 +160,9 @@ class LossyMySQLProxy:
     def lost_one(self) -> None:
         with self._lock:
             self.lost += 1
+            down, self._down_after_loss = self._down_after_loss, False
+        if down:
+            self.go_down()
 
     def close(self) -> None:
         """Stop listening and cut every link."""
@@ -160,6 +184,9 @@ class LossyMySQLProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.down.is_set():
+                client.close()
+                continue
             link = _Link(self, client)
             with self._lock:
                 self._links.append(link)

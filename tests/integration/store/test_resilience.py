@@ -1,4 +1,5 @@
-"""The store rides over dropped connections and reports a real outage as StoreUnavailable."""
+"""The store rides over dropped connections and reports a real outage as StoreUnavailable,
+or as StoreOutcomeUnknown when a write reached the server before it went away."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.core.models import Identity, JobStatus, NewJob, Outcome, RunResult
-from bot.errors import StoreUnavailable
+from bot.errors import StoreOutcomeUnknown, StoreUnavailable
 from bot.store import SqlStore, make_engine
+from bot.store.db import Database
 from tests.support.lossy_mysql import LossyMySQLProxy
 
 
@@ -76,3 +78,91 @@ def test_a_job_without_a_route_whose_start_and_result_answers_were_lost_is_recor
     assert stored is not None and stored.status is JobStatus.DONE and stored.result == 8
     assert stored.attempts == 1 and stored.invoked_at is not None
     assert mariadb_store.notification_events(job.id) == []
+
+
+def held_keys(store: SqlStore) -> list[str]:
+    """The keys of every held request (all taken up: their leases were 0.01 s)."""
+    return sorted(r.key for r in store.claim_held_requests(100, 60))
+
+
+@pytest.mark.mariadb
+def test_a_write_whose_answer_was_lost_as_the_database_went_away_may_have_been_saved(
+    mariadb_store: SqlStore, proxy: LossyMySQLProxy
+) -> None:
+    """The insert committed and its answer was lost, then every retry found the database
+    gone: not "unavailable" (nothing saved) but "outcome unknown", and it was saved."""
+    store = SqlStore(make_engine(proxy.url))
+    try:
+        store.ping()
+        proxy.lose_next_write_answer(matching=b"held_requests", then_down=True)
+        with pytest.raises(StoreOutcomeUnknown):
+            store.hold_request("cmd:T:lost", "command", {}, 0.01)
+        assert proxy.lost == 1 and proxy.down.is_set()
+    finally:
+        store.close()
+    assert held_keys(mariadb_store) == ["cmd:T:lost"]
+
+
+@pytest.mark.mariadb
+def test_a_transaction_whose_commit_answer_was_lost_as_the_database_went_away_may_have_been_saved(
+    mariadb_store: SqlStore, proxy: LossyMySQLProxy
+) -> None:
+    database = Database(make_engine(proxy.url))
+    insert = text(
+        "INSERT INTO held_requests (request_key, kind, payload, attempts, lease_expires_at,"
+        " created_at) VALUES ('cmd:T:tx', 'command', '{}', 0, UTC_TIMESTAMP(), UTC_TIMESTAMP())"
+    )
+    try:
+        proxy.lose_next_commit_answer(then_down=True)
+        with pytest.raises(StoreOutcomeUnknown):
+            database.write(lambda conn: conn.execute(insert))
+        assert proxy.lost == 1
+    finally:
+        database.dispose()
+    assert held_keys(mariadb_store) == ["cmd:T:tx"]
+
+
+@pytest.mark.mariadb
+def test_a_database_gone_before_anything_was_sent_is_unavailable_and_nothing_is_saved(
+    mariadb_store: SqlStore, proxy: LossyMySQLProxy
+) -> None:
+    """Pooled connections the server closed are found closed before a statement goes out on
+    them (not after it, which would make every write in an outage "may have been saved")."""
+    store = SqlStore(make_engine(proxy.url))
+    try:
+        store.ping()
+        store.hold_request("cmd:T:warm", "command", {}, 0.01)  # a pooled autocommit connection
+        proxy.go_down()
+        with pytest.raises(StoreUnavailable) as raised:
+            store.hold_request("cmd:T:never", "command", {}, 0.01)
+        assert not isinstance(raised.value, StoreOutcomeUnknown)
+        with pytest.raises(StoreUnavailable) as raised:
+            store.db.write(lambda conn: conn.execute(text("DELETE FROM held_requests")))
+        assert not isinstance(raised.value, StoreOutcomeUnknown)
+        proxy.come_back()
+        assert store.hold_request("cmd:T:after", "command", {}, 0.01)  # the same store, back
+    finally:
+        store.close()
+    assert held_keys(mariadb_store) == ["cmd:T:after", "cmd:T:warm"]
+
+
+@pytest.mark.mariadb
+def test_a_transaction_cut_before_its_commit_is_unavailable_and_nothing_is_saved(
+    mariadb_store: SqlStore, proxy: LossyMySQLProxy
+) -> None:
+    """A statement's answer lost inside a transaction: the server rolls it back with the
+    connection, so nothing was saved and the person may be told so."""
+    database = Database(make_engine(proxy.url))
+    insert = text(
+        "INSERT INTO held_requests (request_key, kind, payload, attempts, lease_expires_at,"
+        " created_at) VALUES ('cmd:T:cut', 'command', '{}', 0, UTC_TIMESTAMP(), UTC_TIMESTAMP())"
+    )
+    try:
+        proxy.lose_next_write_answer(matching=b"held_requests", then_down=True)
+        with pytest.raises(StoreUnavailable) as raised:
+            database.write(lambda conn: conn.execute(insert))
+        assert not isinstance(raised.value, StoreOutcomeUnknown)
+        assert proxy.lost == 1
+    finally:
+        database.dispose()
+    assert held_keys(mariadb_store) == []
