@@ -25,12 +25,17 @@ from bot.core.datafiles import media_type
 from bot.core.metrics import Metrics
 from bot.core.models import Actor, Job
 from bot.core.service import PAGE_SIZE, JobService, JobView
-from bot.errors import StoreError, UserError
+from bot.errors import StoreError, StoreOutcomeUnknown, UserError
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 100000
 UNAVAILABLE = (
     "jobbot is temporarily unavailable (database unreachable). Nothing was saved; try again."
+)
+MAYBE_SAVED = (
+    "jobbot's database stopped answering after the request reached it, so it may have been "
+    "saved. Send it again with the same Idempotency-Key to find out safely (the job it made, "
+    "if any, is answered), or list your jobs."
 )
 
 
@@ -98,7 +103,8 @@ class JobsApi:
 
     def _store_error(self, exc: StoreError) -> Response:
         log.warning("api request failed: database", extra={"error": exc.message})
-        return problem(503, "unavailable", "Unavailable", UNAVAILABLE, {"Retry-After": "5"})
+        said = MAYBE_SAVED if isinstance(exc, StoreOutcomeUnknown) else UNAVAILABLE
+        return problem(503, "unavailable", "Unavailable", said, {"Retry-After": "5"})
 
     def error(self, exc: HTTPException) -> Response:
         """An HTTP error under the API's paths (no such route, wrong method, too large, a

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.core.models import Actor, Job, JobStatus, StoredFile
+from bot.errors import StoreError, StoreOutcomeUnknown
 
 
 @dataclass(frozen=True)
@@ -101,3 +102,16 @@ Reply = Accepted | Detail | Listing | Cancelled | TokenIssued | TokenRevoked | H
 UNAVAILABLE = Problem(
     "jobbot is temporarily unavailable (database unreachable). Nothing was saved; try again."
 )
+
+# ... and when the database stopped answering after the request was sent to it
+# (StoreOutcomeUnknown): it may have been saved, and a second try could make a second job.
+MAYBE_SAVED = Problem(
+    "jobbot's database stopped answering while your request was being saved, so it may have "
+    "been saved: if it was, it runs once the database is back, and you hear about it as usual "
+    "(`/job mine` lists it then). Check that before sending it again."
+)
+
+
+def unavailable(exc: StoreError) -> Problem:
+    """What to tell a person whose request the database failed under."""
+    return MAYBE_SAVED if isinstance(exc, StoreOutcomeUnknown) else UNAVAILABLE

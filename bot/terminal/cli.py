@@ -12,8 +12,8 @@ from typing import TextIO
 from bot.app import logs
 from bot.app.config import Settings
 from bot.app.environment import load_settings
-from bot.core.replies import Problem
-from bot.errors import ConfigError, InfraError, UserError
+from bot.core.replies import MAYBE_SAVED, Problem
+from bot.errors import ConfigError, InfraError, StoreOutcomeUnknown, UserError
 from bot.terminal.exits import EXIT_BAD_INPUT, EXIT_UNAVAILABLE
 from bot.terminal.job_commands import (
     cmd_cancel,
@@ -140,6 +140,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         return EXIT_BAD_INPUT
     except InfraError as exc:  # the database (or the executor) failed: "database unavailable: …"
         print(f"jobbot: {exc.message}", file=sys.stderr)
+        if isinstance(exc, StoreOutcomeUnknown):
+            print(render(Problem(cli_wording(MAYBE_SAVED.message))), file=sys.stderr)
         return EXIT_UNAVAILABLE
 
 

@@ -13,7 +13,7 @@ from bot.core.commands import RunCommand, parse_command
 from bot.core.handler import CommandHandler
 from bot.core.models import Actor, Job, JobFile, NotificationEvent
 from bot.core.ports import OutboxStore
-from bot.core.replies import UNAVAILABLE, Accepted, Problem, Reply
+from bot.core.replies import Accepted, Problem, Reply, unavailable
 from bot.errors import InvalidFile, StoreError, UsageError, UserError
 from bot.terminal.outfiles import read_data_file, save_files, saved_lines
 from bot.terminal.textview import finished_line, render
@@ -107,8 +107,8 @@ class Console:
             )
         except UserError as exc:
             return Problem(exc.message)
-        except StoreError:
-            return UNAVAILABLE
+        except StoreError as exc:
+            return unavailable(exc)
         if isinstance(reply, Accepted):
             self.submitted.append(reply.job.id)
         return reply

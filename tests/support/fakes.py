@@ -40,7 +40,7 @@ from bot.core.models import (
 )
 from bot.core.pacing import Rate
 from bot.core.ports import Clock, Recovery, StartGate
-from bot.errors import CalledOff, NotifyRetryable, StoreUnavailable
+from bot.errors import CalledOff, NotifyRetryable, StoreOutcomeUnknown, StoreUnavailable
 
 
 class FakeClock:
@@ -79,12 +79,14 @@ class _Note:
 
 class InMemoryStore:
     """Core's JobStore and the Slack adapter's SlackMemory in memory, one lock for everything;
-    `down` simulates an outage."""
+    `down` simulates an outage; `answer_lost` one that began as a job was submitted: the job
+    is stored, and the submitter hears StoreOutcomeUnknown."""
 
     def __init__(self, clock: Clock, *, quiet_s: float = 0.0) -> None:
         self.clock = clock
         self.quiet_s = quiet_s
         self.down = False
+        self.answer_lost = False
         self._note_ids = itertools.count(1)
         self._tats: dict[str, float] = {}
         self._lock = threading.RLock()
@@ -237,6 +239,8 @@ class InMemoryStore:
                 self._keys[new.idempotency_key] = job.id
             self._add_files(job.id, FileRole.IN, new.files)
             self._note(job.id, new.notify_route, NotificationEvent.QUEUED)
+            if self.answer_lost:
+                raise StoreOutcomeUnknown("database unavailable after a write was sent (simulated)")
             return job, True
 
     def submit_claimed(

@@ -177,6 +177,11 @@ def test_a_crash_and_a_database_outage_are_problems_too(caplog: pytest.LogCaptur
     down = client.get("/api/jobs/1", headers=auth)
     assert (down.status_code, down.headers["Retry-After"]) == (503, "5")
     assert "Nothing was saved" in down.get_json()["detail"]
+    store.down, store.answer_lost = False, True
+    lost = client.post("/api/jobs", json={"code": "print(1)"}, headers=auth)
+    assert (lost.status_code, lost.headers["Retry-After"]) == (503, "5")
+    assert "may have been saved" in lost.get_json()["detail"]
+    assert "Nothing was saved" not in lost.get_json()["detail"]
     elsewhere = client.get("/not-the-api")
     assert (elsewhere.status_code, elsewhere.data) == (404, b"not found\n")  # not the API's
 

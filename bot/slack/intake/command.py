@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.core.commands import RunCommand, parse_command
 from bot.core.models import HeldRequest
-from bot.core.replies import UNAVAILABLE
+from bot.core.replies import MAYBE_SAVED, UNAVAILABLE
 from bot.errors import StoreError, UsageError, UserError
 from bot.slack import keys
 from bot.slack.formatting import unescape
@@ -71,6 +71,8 @@ class CommandIntake:
         )
         if held is Held.DOWN:
             return render(UNAVAILABLE).as_kwargs()
+        if held is Held.UNKNOWN:
+            return render(MAYBE_SAVED).as_kwargs()
         return {"text": WORKING} if held is Held.PENDING else {}
 
     def _redo(self, request: HeldRequest) -> bool:

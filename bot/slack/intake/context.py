@@ -20,7 +20,7 @@ from bot.core.handler import CommandHandler
 from bot.core.inputs import check_input
 from bot.core.metrics import Metrics
 from bot.core.models import Actor, Identity, Upload
-from bot.core.replies import UNAVAILABLE, Reply
+from bot.core.replies import Reply, unavailable
 from bot.core.service import JobService
 from bot.errors import StoreError, UpstreamUnavailable, UsageError, UserError
 from bot.slack.answers import Answerer, Where
@@ -64,7 +64,8 @@ def journaled() -> Iterator[list[StoreError]]:
 def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
     """What to tell the person whose request could not be done: their mistake as it is
     worded; Slack not answering as its advice (try again later), and a database failure as
-    UNAVAILABLE, or as KEPT for a journaled request (the causes go to the log, not to them)."""
+    UNAVAILABLE (MAYBE_SAVED if it may have been saved), or as KEPT for a journaled request
+    (the causes go to the log, not to them)."""
     if isinstance(exc, UserError):
         return exc.message
     if isinstance(exc, UpstreamUnavailable):
@@ -75,7 +76,7 @@ def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
     if kept is not None:
         kept.append(exc)
         return KEPT
-    return UNAVAILABLE.message
+    return unavailable(exc).message
 
 
 def no_run(command: RunCommand) -> Reply:

@@ -32,6 +32,12 @@ from bot.slack.views import (
     INPUT_BLOCK,
 )
 
+# MAYBE_SAVED, short enough for a form field's error.
+MAYBE_SUBMITTED = (
+    "jobbot's database stopped answering while saving this, so it may have been saved: "
+    "check `/job mine` before you submit it again."
+)
+
 
 def first_line(message: str, limit: int = 150) -> str:
     """The first line of a message, short enough for a form field's error."""
@@ -100,6 +106,8 @@ class FormIntake:
                 "response_action": "errors",
                 "errors": {INPUT_BLOCK: first_line(UNAVAILABLE.message)},
             }
+        if held is Held.UNKNOWN:
+            return {"response_action": "errors", "errors": {INPUT_BLOCK: MAYBE_SUBMITTED}}
         return {}
 
     def _redo(self, request: HeldRequest) -> bool:

@@ -13,8 +13,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from bot.core.models import HeldRequest
-from bot.core.replies import UNAVAILABLE
-from bot.errors import StoreError
+from bot.core.replies import unavailable
+from bot.errors import StoreError, StoreOutcomeUnknown
 from bot.slack.answers import Where
 from bot.slack.intake.context import OOPS, IntakeContext, journaled
 from bot.slack.uploads import SlackFile
@@ -41,6 +41,7 @@ class Held(enum.Enum):
 
     HELD = "held"  # recorded: the work is under way
     DOWN = "down"  # the database refused: nothing was saved
+    UNKNOWN = "unknown"  # it stopped answering once the record was sent: it may be held
     PENDING = "pending"  # not known yet: the work (or a private answer) follows
 
 
@@ -90,9 +91,11 @@ class Journal:
 
         With a `budget` (the request is not acknowledged yet) the hold is waited for that
         long: HELD, or DOWN (the database refused: nothing was saved, say so in the ack), or
-        PENDING (no answer in time: ack "working on it"; the work follows the hold, or the
-        person is told privately that nothing was saved). Without one (already acknowledged)
-        it is PENDING, and if the hold fails the work runs unjournaled and says what it can.
+        UNKNOWN (it stopped answering once the record was sent: the request may be held, and
+        if so the sweeper takes it up when the database is back; say it may have been saved),
+        or PENDING (no answer in time: ack "working on it"; the work follows the hold, or the
+        person is told privately what became of it). Without one (already acknowledged) it is
+        PENDING, and if the hold fails the work runs unjournaled and says what it can.
         """
         context = self.context
         if budget is None:
@@ -109,7 +112,7 @@ class Journal:
                 fresh = done.result()
             except StoreError as exc:
                 log.warning("request not journaled: %s", exc)
-                context.tell(where, UNAVAILABLE.message)
+                context.tell(where, unavailable(exc).message)
                 return
             except Exception:
                 log.exception("journal hold failed")
@@ -122,7 +125,7 @@ class Journal:
             hold.result(timeout=budget)
         except StoreError as exc:
             log.warning("request not journaled: %s", exc)
-            return Held.DOWN
+            return Held.UNKNOWN if isinstance(exc, StoreOutcomeUnknown) else Held.DOWN
         except TimeoutError:
             hold.add_done_callback(settle)
             return Held.PENDING

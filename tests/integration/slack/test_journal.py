@@ -5,6 +5,8 @@ process that dies before finishing it does not lose it — another process's swe
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,10 +14,15 @@ import pytest
 from bot.core.models import Job, JobStatus
 from bot.slack.intake.journal import HeldKind
 from bot.slack.intake.request import Asker
+from bot.store import SqlStore, make_engine
 from testbed import slack_requests as sr
+from testbed.slack_standin import SlackStandIn, message_text
 from testbed.waiting import wait_until
-from tests.integration.slack.conftest import Stack
+from tests.integration.slack.conftest import Stack, running_stack
 from tests.integration.slack.test_flows import CODE, share
+from tests.support.fake_jobs import scripted
+from tests.support.fakes import FakeExecutor
+from tests.support.lossy_mysql import LossyMySQLProxy
 
 
 @pytest.fixture
@@ -126,3 +133,44 @@ def test_a_handled_command_leaves_nothing_in_the_journal(stack: Stack) -> None:
     wait_until(lambda: stack.runtime.store.claim_held_requests(10, 60) == [], timeout=5)
     assert stack.slack.sweeper.sweep() == 0
     assert len(stack.jobs()) == 1
+
+
+@pytest.fixture
+def proxy(_mariadb_schema: str) -> Iterator[LossyMySQLProxy]:
+    with LossyMySQLProxy(_mariadb_schema) as lossy:
+        yield lossy
+
+
+@pytest.mark.mariadb
+def test_a_command_held_as_the_database_went_away_is_never_told_nothing_was_saved(
+    standin: SlackStandIn, mariadb_store: SqlStore, proxy: LossyMySQLProxy
+) -> None:
+    """The journal's insert committed, its answer was lost and the database was gone for
+    every retry: the person is told it may have been saved (in the ack, or privately if the
+    hold outlasted the ack's budget), and once the database is back it runs, once."""
+    store = SqlStore(make_engine(proxy.url))
+    executor = FakeExecutor(scripted)
+    with running_stack(standin, store, executor, JOBBOT_INTAKE_LEASE="1") as stack:
+        share(stack)
+        proxy.lose_next_write_answer(matching=b"held_requests", then_down=True)
+        url = standin.response_url()
+        ack = stack.dispatch(sr.slash('run {"a": 2, "b": 5}', response_url=url))
+        assert ack.status == 200
+
+        def told() -> list[str]:
+            # (an ack of text alone, "Working on it…", is that text; Bolt sends JSON otherwise)
+            plain = not ack.body.startswith("{")
+            said = [ack.body if plain else message_text(json.loads(ack.body))]
+            said += [message_text(c.body) for c in standin.calls("response_url")]
+            return [t for t in said if t and "Working on it" not in t]
+
+        answers = wait_until(told, timeout=10, message="the person told what became of it")
+        assert proxy.lost == 1
+        assert len(answers) == 1 and "may have been saved" in answers[0], answers
+        proxy.come_back()
+        assert swept(stack) == 1
+        job = one_job(stack)
+        assert job.status is JobStatus.DONE and job.result == 7
+        assert not any("Nothing was saved" in t for t in told())
+    assert len(store.list_all(10)) == 1
+    store.close()
