@@ -12,7 +12,6 @@ import hmac
 import http.client
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from bot.app.server import Mount, build_web_app
+from bot.app.server import HttpServer, Mount, build_web_app
 from bot.core.models import Identity
 from bot.slack.app import SlackApp, build_app
 from bot.slack.clients import web_client
@@ -50,13 +49,9 @@ class Server:
     """The web app of `serve` on a real waitress server, in this process."""
 
     def __init__(self, app: Flask) -> None:
-        import waitress
-
         self.app = app
-        self._server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        self.port = int(self._server.effective_port)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
+        self._server = HttpServer(app, 0, 4, host="127.0.0.1")
+        self.port = self._server.port
 
     def post(self, body: bytes, headers: dict[str, str], path: str = "/slack/events") -> Answer:
         """POST raw bytes with exactly these headers."""
@@ -74,13 +69,7 @@ class Server:
 
     def close(self) -> None:
         """Stop serving, the way `serve` does on SIGTERM."""
-        import waitress.wasyncore
-
-        server = self._server
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
-        # a one-socket server keeps its socket map in `_map` (`map` is the multi-socket one's)
-        server.trigger.pull_trigger(lambda: waitress.wasyncore.close_all(server._map))
-        self._thread.join(timeout=5)
+        self._server.close()
 
 
 def signed_bytes(body: bytes, content_type: str, timestamp: int | None = None) -> dict[str, str]:
