@@ -35,11 +35,17 @@ class PrivateMariaDB:
         self.dir = Path(tempfile.mkdtemp(prefix="jobbot-mariadb-"))
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        # A temporary directory of its own: a starting server deletes every `#sql*` file in
+        # its tmpdir, and in the shared /tmp those include the temporary tables of the
+        # suite's MariaDB, whose queries then fail ("Error on delete of '/tmp/#sql-...'").
+        self.tmp.mkdir()
         shutil.chown(self.dir, "mysql", "mysql") if os.geteuid() == 0 else None
+        shutil.chown(self.tmp, "mysql", "mysql") if os.geteuid() == 0 else None
         done = subprocess.run(
             [
                 INSTALL_DB,
                 f"--datadir={self.dir / 'data'}",
+                f"--tmpdir={self.tmp}",  # passed on to the server it bootstraps
                 f"--auth-root-authentication-method={'socket' if root_by_socket else 'normal'}",
                 "--skip-test-db",
                 *(["--user=mysql"] if os.geteuid() == 0 else []),
@@ -50,6 +56,11 @@ class PrivateMariaDB:
         )
         if done.returncode != 0:
             raise RuntimeError(f"mariadb-install-db failed: {done.stderr.decode()[-2000:]}")
+
+    @property
+    def tmp(self) -> Path:
+        """The server's temporary directory (`--tmpdir`)."""
+        return self.dir / "tmp"
 
     @property
     def socket(self) -> Path:
@@ -69,6 +80,7 @@ class PrivateMariaDB:
             "--no-defaults",
             f"--datadir={self.dir / 'data'}",
             f"--port={self.port}",
+            f"--tmpdir={self.tmp}",
             "--bind-address=127.0.0.1",
             f"--socket={self.socket}",
             f"--pid-file={self.dir / 'mysqld.pid'}",
