@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from slack_bolt.response import BoltResponse
 
 from bot.core.models import Job, JobStatus
 from bot.slack.intake.journal import HeldKind
@@ -141,9 +142,24 @@ def proxy(_mariadb_schema: str) -> Iterator[LossyMySQLProxy]:
         yield lossy
 
 
+def told_privately(standin: SlackStandIn, ack: BoltResponse) -> list[str]:
+    """What the person was told: the ack (a message, or a form's field errors), and what went
+    to them alone later (their response_url, an ephemeral message); "Working on it…" aside."""
+    said = []
+    if ack.body.startswith("{"):
+        body = json.loads(ack.body)
+        said += list(body.get("errors", {}).values()) if "errors" in body else [message_text(body)]
+    else:  # an ack of text alone is that text
+        said.append(ack.body)
+    said += [message_text(c.body) for c in standin.calls("response_url")]
+    said += [message_text(c.body) for c in standin.calls("chat.postEphemeral")]
+    return [t for t in said if t and "Working on it" not in t]
+
+
 @pytest.mark.mariadb
-def test_a_command_held_as_the_database_went_away_is_never_told_nothing_was_saved(
-    standin: SlackStandIn, mariadb_store: SqlStore, proxy: LossyMySQLProxy
+@pytest.mark.parametrize("entry", ["command", "form"])
+def test_a_request_held_as_the_database_went_away_is_never_told_nothing_was_saved(
+    standin: SlackStandIn, mariadb_store: SqlStore, proxy: LossyMySQLProxy, entry: str
 ) -> None:
     """The journal's insert committed, its answer was lost and the database was gone for
     every retry: the person is told it may have been saved (in the ack, or privately if the
@@ -151,26 +167,25 @@ def test_a_command_held_as_the_database_went_away_is_never_told_nothing_was_save
     store = SqlStore(make_engine(proxy.url))
     executor = FakeExecutor(scripted)
     with running_stack(standin, store, executor, JOBBOT_INTAKE_LEASE="1") as stack:
-        share(stack)
+        if entry == "command":
+            share(stack)
+            request = sr.slash('run {"a": 2, "b": 5}', response_url=standin.response_url())
+        else:
+            file = standin.add_file("soma.py", CODE)
+            request = sr.interactive(sr.view_submission(file, '{"a": 2, "b": 5}'))
+            store.ping()
         proxy.lose_next_write_answer(matching=b"held_requests", then_down=True)
-        url = standin.response_url()
-        ack = stack.dispatch(sr.slash('run {"a": 2, "b": 5}', response_url=url))
+        ack = stack.dispatch(request)
         assert ack.status == 200
-
-        def told() -> list[str]:
-            # (an ack of text alone, "Working on it…", is that text; Bolt sends JSON otherwise)
-            plain = not ack.body.startswith("{")
-            said = [ack.body if plain else message_text(json.loads(ack.body))]
-            said += [message_text(c.body) for c in standin.calls("response_url")]
-            return [t for t in said if t and "Working on it" not in t]
-
-        answers = wait_until(told, timeout=10, message="the person told what became of it")
+        answers = wait_until(
+            lambda: told_privately(standin, ack), timeout=10, message="the person told"
+        )
         assert proxy.lost == 1
         assert len(answers) == 1 and "may have been saved" in answers[0], answers
         proxy.come_back()
         assert swept(stack) == 1
         job = one_job(stack)
         assert job.status is JobStatus.DONE and job.result == 7
-        assert not any("Nothing was saved" in t for t in told())
+        assert not any("Nothing was saved" in t for t in told_privately(standin, ack))
     assert len(store.list_all(10)) == 1
     store.close()
