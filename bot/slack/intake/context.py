@@ -20,7 +20,7 @@ from bot.core.handler import CommandHandler
 from bot.core.inputs import check_input
 from bot.core.metrics import Metrics
 from bot.core.models import Actor, Identity, Upload
-from bot.core.replies import Reply, unavailable
+from bot.core.replies import MAYBE_SAVED, Reply, unavailable
 from bot.core.service import JobService
 from bot.errors import StoreError, UpstreamUnavailable, UsageError, UserError
 from bot.slack.answers import Answerer, Where
@@ -47,6 +47,10 @@ KEPT = (
 # the journal (the sweeper takes it up when the database is back), so the person must not be
 # told "nothing was saved". A refusal for that reason is recorded here.
 _journaled: ContextVar[list[StoreError] | None] = ContextVar("journaled", default=None)
+# Set while the work of a request whose journal record may or may not have been saved is done
+# (the database stopped answering as it was sent): a database failure is then answered
+# MAYBE_SAVED, as the sweeper takes the request up later if it was saved.
+_maybe_journaled: ContextVar[list[StoreError] | None] = ContextVar("maybe", default=None)
 
 
 @contextmanager
@@ -61,11 +65,23 @@ def journaled() -> Iterator[list[StoreError]]:
         _journaled.reset(token)
 
 
+@contextmanager
+def maybe_journaled() -> Iterator[list[StoreError]]:
+    """Mark the work done inside as that of a request that may be in the journal; yields
+    the database failures refused under it."""
+    failed: list[StoreError] = []
+    token = _maybe_journaled.set(failed)
+    try:
+        yield failed
+    finally:
+        _maybe_journaled.reset(token)
+
+
 def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
     """What to tell the person whose request could not be done: their mistake as it is
     worded; Slack not answering as its advice (try again later), and a database failure as
-    UNAVAILABLE (MAYBE_SAVED if it may have been saved), or as KEPT for a journaled request
-    (the causes go to the log, not to them)."""
+    UNAVAILABLE (MAYBE_SAVED if it, or the request's journal record, may have been saved), or
+    as KEPT for a journaled request (the causes go to the log, not to them)."""
     if isinstance(exc, UserError):
         return exc.message
     if isinstance(exc, UpstreamUnavailable):
@@ -76,6 +92,10 @@ def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
     if kept is not None:
         kept.append(exc)
         return KEPT
+    maybe = _maybe_journaled.get()
+    if maybe is not None:
+        maybe.append(exc)
+        return MAYBE_SAVED.message
     return unavailable(exc).message
 
 

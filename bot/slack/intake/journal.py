@@ -16,7 +16,7 @@ from bot.core.models import HeldRequest
 from bot.core.replies import unavailable
 from bot.errors import StoreError, StoreOutcomeUnknown
 from bot.slack.answers import Where
-from bot.slack.intake.context import OOPS, IntakeContext, journaled
+from bot.slack.intake.context import OOPS, IntakeContext, journaled, maybe_journaled
 from bot.slack.uploads import SlackFile
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,19 @@ class Journal:
         where: Where,
     ) -> None:
         """On the intake pool: journal an acknowledged request, then handle it (unjournaled,
-        saying what it can, when the database refused the hold)."""
+        saying what it can, when the database refused the hold). When the hold may have been
+        saved, the work is done all the same: if it gets through, the record (if any) is
+        dropped, else the person hears it may have been saved (the sweeper takes it up if so;
+        the job's idempotency key makes a second go harmless)."""
         try:
             fresh = self.context.memory.hold_request(key, kind, payload, self.lease_s)
+        except StoreOutcomeUnknown as exc:
+            log.warning("request perhaps journaled: %s", exc)
+            with maybe_journaled() as failed:
+                work()
+            if not failed:
+                self._drop(key)
+            return
         except StoreError as exc:
             log.warning("request not journaled: %s", exc)
             work()

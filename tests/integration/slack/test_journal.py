@@ -153,11 +153,14 @@ def told_privately(standin: SlackStandIn, ack: BoltResponse) -> list[str]:
         said.append(ack.body)
     said += [message_text(c.body) for c in standin.calls("response_url")]
     said += [message_text(c.body) for c in standin.calls("chat.postEphemeral")]
+    said += [  # a message's answer is a reply in its thread
+        message_text(c.body) for c in standin.calls("chat.postMessage") if "database" in str(c.body)
+    ]
     return [t for t in said if t and "Working on it" not in t]
 
 
 @pytest.mark.mariadb
-@pytest.mark.parametrize("entry", ["command", "form"])
+@pytest.mark.parametrize("entry", ["command", "form", "message"])
 def test_a_request_held_as_the_database_went_away_is_never_told_nothing_was_saved(
     standin: SlackStandIn, mariadb_store: SqlStore, proxy: LossyMySQLProxy, entry: str
 ) -> None:
@@ -170,9 +173,14 @@ def test_a_request_held_as_the_database_went_away_is_never_told_nothing_was_save
         if entry == "command":
             share(stack)
             request = sr.slash('run {"a": 2, "b": 5}', response_url=standin.response_url())
-        else:
+        elif entry == "form":
             file = standin.add_file("soma.py", CODE)
             request = sr.interactive(sr.view_submission(file, '{"a": 2, "b": 5}'))
+            store.ping()
+        else:  # acknowledged at once: held, then worked on, after the ack
+            file = standin.add_file("soma.py", CODE)
+            im = {"channel": "D0ALICE", "channel_type": "im"}
+            request = sr.event(sr.file_message('run {"a": 2, "b": 5}', [file], **im))
             store.ping()
         proxy.lose_next_write_answer(matching=b"held_requests", then_down=True)
         ack = stack.dispatch(request)
