@@ -13,9 +13,19 @@ from bot.store import statements
 from bot.store.tables import held_requests
 from bot.store.types import utcnow
 
+# A mark, unique to one hold_request call, kept in the payload: an insert whose answer was lost
+# and that is run again finds its own row, and that call's request is still its to handle.
+MARK = "_hold"
+
+
+def mark(payload: Mapping[str, Any], token: str) -> dict[str, Any]:
+    """The payload with one hold's mark."""
+    return {**payload, MARK: token}
+
 
 def hold(conn: Connection, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
-    """Insert unless the key is held already."""
+    """Insert unless the key is held already; True also when it is held by this very hold (its
+    mark: the first insert went through and its answer was lost)."""
     values = {
         "request_key": key[:191],
         "kind": kind,
@@ -23,7 +33,14 @@ def hold(conn: Connection, key: str, kind: str, payload: Mapping[str, Any], leas
         "b_lease_s": float(lease_s),
     }
     hold_it = statements.hold_request(conn.dialect.name == "sqlite")
-    return conn.execute(hold_it, values).rowcount == 1
+    if conn.execute(hold_it, values).rowcount == 1:
+        return True
+    if MARK not in payload:
+        return False
+    held = conn.execute(
+        select(held_requests.c.payload).where(held_requests.c.request_key == values["request_key"])
+    ).scalar()
+    return held is not None and json.loads(held).get(MARK) == payload[MARK]
 
 
 def claim(conn: Connection, limit: int, lease_s: float) -> list[HeldRequest]:
@@ -49,12 +66,17 @@ def claim(conn: Connection, limit: int, lease_s: float) -> list[HeldRequest]:
         HeldRequest(
             key=row["request_key"],
             kind=row["kind"],
-            payload=json.loads(row["payload"]),
+            payload=_unmarked(json.loads(row["payload"])),
             attempts=row["attempts"] + 1,
             created_at=row["created_at"],
         )
         for row in rows
     ]
+
+
+def _unmarked(payload: dict[str, Any]) -> dict[str, Any]:
+    payload.pop(MARK, None)
+    return payload
 
 
 def drop(conn: Connection, key: str) -> None:

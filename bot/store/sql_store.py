@@ -359,9 +359,10 @@ class SqlStore:
 
     def hold_request(self, key: str, kind: str, payload: Mapping[str, Any], lease_s: float) -> bool:
         """Journal a request before handling it (one insert, committed by itself: should its
-        answer be lost, the insert run again finds the request held, and the sweeper takes
-        it up after `lease_s`, as after a lost COMMIT)."""
-        return self.db.write_one(lambda conn: held.hold(conn, key, kind, payload, lease_s))
+        answer be lost, the insert run again finds the request held by this call's own mark,
+        and the request is still this caller's to handle; held by another, False)."""
+        marked = held.mark(payload, secrets.token_hex(8))  # the same for each retry of this call
+        return self.db.write_one(lambda conn: held.hold(conn, key, kind, marked, lease_s))
 
     def claim_held_requests(self, limit: int, lease_s: float) -> list[HeldRequest]:
         """Take up held requests whose handler died."""

@@ -166,3 +166,20 @@ def test_a_transaction_cut_before_its_commit_is_unavailable_and_nothing_is_saved
     finally:
         database.dispose()
     assert held_keys(mariadb_store) == []
+
+
+@pytest.mark.mariadb
+def test_a_hold_whose_answer_was_lost_is_still_its_callers_to_handle(
+    mariadb_store: SqlStore, proxy: LossyMySQLProxy
+) -> None:
+    """The journal's insert went through and its answer was lost; run again, it finds the
+    request held by this very call (not by a second delivery of it), so the request is worked
+    on now rather than left to the sweeper after its lease."""
+    store = SqlStore(make_engine(proxy.url))
+    try:
+        proxy.lose_next_write_answer(matching=b"held_requests")
+        assert store.hold_request("cmd:T:once", "command", {"n": 1}, 60) is True
+        assert proxy.lost == 1
+        assert store.hold_request("cmd:T:once", "command", {"n": 1}, 60) is False  # a redelivery
+    finally:
+        store.close()
