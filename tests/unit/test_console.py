@@ -21,12 +21,17 @@ def console(store: InMemoryStore, clock: FakeClock) -> Console:
     return Console(CommandHandler(service, CONSOLE_USAGE), actor, "local:test", store)
 
 
+def a_script(tmp_path: Path) -> Path:
+    script = tmp_path / "a.py"
+    script.write_text("print(1)\n")
+    return script
+
+
 def test_a_database_outage_is_answered_nothing_was_saved_try_again(
     memory_store: InMemoryStore, fake_clock: FakeClock, tmp_path: Path
 ) -> None:
     terminal = console(memory_store, fake_clock)
-    script = tmp_path / "a.py"
-    script.write_text("print(1)\n")
+    script = a_script(tmp_path)
     memory_store.down = True
 
     assert terminal.reply("/job status 1") == UNAVAILABLE
@@ -40,8 +45,7 @@ def test_a_run_whose_answer_was_lost_in_an_outage_is_never_answered_nothing_was_
     memory_store: InMemoryStore, fake_clock: FakeClock, tmp_path: Path
 ) -> None:
     terminal = console(memory_store, fake_clock)
-    script = tmp_path / "a.py"
-    script.write_text("print(1)\n")
+    script = a_script(tmp_path)
     memory_store.answer_lost = True
 
     assert terminal.reply(f"/job run {script}") == MAYBE_SAVED

@@ -4,6 +4,7 @@ within the ack's budget, and a file's download and submission."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
@@ -43,38 +44,34 @@ KEPT = (
     "the database is back: no need to send it again."
 )
 
-# Set while a journaled request is worked on: a database failure then leaves the request in
-# the journal (the sweeper takes it up when the database is back), so the person must not be
-# told "nothing was saved". A refusal for that reason is recorded here.
-_journaled: ContextVar[list[StoreError] | None] = ContextVar("journaled", default=None)
-# Set while the work of a request whose journal record may or may not have been saved is done
-# (the database stopped answering as it was sent): a database failure is then answered
-# MAYBE_SAVED, as the sweeper takes the request up later if it was saved.
-_maybe_journaled: ContextVar[list[StoreError] | None] = ContextVar("maybe", default=None)
+# Set while the work of a request that is in the journal, or may be, is done: a database
+# failure then leaves the request to the sweeper (it takes it up when the database is back,
+# if it is held), so the person must not be told "nothing was saved" but what to say here
+# (KEPT, or MAYBE_SAVED when the record's own write may not have been saved); such a refusal
+# is recorded in the list.
+_journal: ContextVar[tuple[str, list[StoreError]] | None] = ContextVar("journal", default=None)
 
 
 @contextmanager
-def journaled() -> Iterator[list[StoreError]]:
-    """Mark the work done inside as that of a journaled request; yields the database
-    failures refused under it (non-empty: the request must stay in the journal)."""
-    kept: list[StoreError] = []
-    token = _journaled.set(kept)
-    try:
-        yield kept
-    finally:
-        _journaled.reset(token)
-
-
-@contextmanager
-def maybe_journaled() -> Iterator[list[StoreError]]:
-    """Mark the work done inside as that of a request that may be in the journal; yields
-    the database failures refused under it."""
+def _answering(answer: str) -> Iterator[list[StoreError]]:
     failed: list[StoreError] = []
-    token = _maybe_journaled.set(failed)
+    token = _journal.set((answer, failed))
     try:
         yield failed
     finally:
-        _maybe_journaled.reset(token)
+        _journal.reset(token)
+
+
+def journaled() -> contextlib.AbstractContextManager[list[StoreError]]:
+    """Mark the work done inside as that of a journaled request; yields the database
+    failures refused under it (non-empty: the request must stay in the journal)."""
+    return _answering(KEPT)
+
+
+def maybe_journaled() -> contextlib.AbstractContextManager[list[StoreError]]:
+    """Mark the work done inside as that of a request that may be in the journal; yields
+    the database failures refused under it."""
+    return _answering(MAYBE_SAVED.message)
 
 
 def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
@@ -88,14 +85,11 @@ def refusal(exc: UserError | StoreError | UpstreamUnavailable) -> str:
         log.warning("slack did not answer under a slack request: %s", exc)
         return exc.advice
     log.warning("database failed under a slack request: %s", exc)
-    kept = _journaled.get()
-    if kept is not None:
-        kept.append(exc)
-        return KEPT
-    maybe = _maybe_journaled.get()
-    if maybe is not None:
-        maybe.append(exc)
-        return MAYBE_SAVED.message
+    journal = _journal.get()
+    if journal is not None:
+        answer, failed = journal
+        failed.append(exc)
+        return answer
     return unavailable(exc).message
 
 
