@@ -265,6 +265,13 @@ class SlackStandIn:
         with self.state.lock:
             self.state.faults.setdefault(api, []).append(Fault(**fault))
 
+    def inject_only(self, api: str, **fault: Any) -> None:
+        """The faults of every API replaced by this one, at once: no call answers normally in
+        between, as one between clear_faults() and inject() could."""
+        with self.state.lock:
+            self.state.faults.clear()
+            self.state.faults[api] = [Fault(**fault)]
+
     def hold(self, api: str) -> threading.Event:
         """Keep every call of `api` ("file": downloads) waiting until the returned event is
         set, then answer it as usual (a download is recorded on arrival, so a test sees it
