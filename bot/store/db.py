@@ -207,7 +207,12 @@ class Database:
                     return result
             except DBAPIError as exc:
                 if not is_transient(exc):
-                    raise StoreError(f"database error: {type(exc.orig).__name__}") from exc
+                    what = type(exc.orig).__name__
+                    if maybe_written:  # say, a duplicate key: the first attempt's own row
+                        raise StoreOutcomeUnknown(
+                            f"database error after a write was sent: {what}"
+                        ) from exc
+                    raise StoreError(f"database error: {what}") from exc
                 maybe_written = maybe_written or (committing and _lost_mid_statement(exc))
                 if attempt == self.attempts:
                     what = f"{type(exc.orig).__name__} ({mysql_error_code(exc) or 'n/a'})"

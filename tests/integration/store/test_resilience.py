@@ -183,3 +183,24 @@ def test_a_hold_whose_answer_was_lost_is_still_its_callers_to_handle(
         assert store.hold_request("cmd:T:once", "command", {"n": 1}, 60) is False  # a redelivery
     finally:
         store.close()
+
+
+@pytest.mark.mariadb
+def test_a_retry_that_finds_its_own_lost_commit_is_of_unknown_outcome_not_an_error(
+    mariadb_store: SqlStore, proxy: LossyMySQLProxy
+) -> None:
+    """An unfenced insert whose COMMIT answer was lost: run again, it meets its own row (a
+    duplicate key). That is no reason to say nothing was saved."""
+    database = Database(make_engine(proxy.url))
+    insert = text(
+        "INSERT INTO held_requests (request_key, kind, payload, attempts, lease_expires_at,"
+        " created_at) VALUES ('cmd:T:dup', 'command', '{}', 0, UTC_TIMESTAMP(), UTC_TIMESTAMP())"
+    )
+    try:
+        proxy.lose_next_commit_answer()
+        with pytest.raises(StoreOutcomeUnknown):
+            database.write(lambda conn: conn.execute(insert))
+        assert proxy.lost == 1
+    finally:
+        database.dispose()
+    assert held_keys(mariadb_store) == ["cmd:T:dup"]
