@@ -84,6 +84,7 @@ class _Connection:
         self.send_lock = threading.Lock()
         self.open = True
         self.greeted = False  # the handshake is done and `hello` was sent
+        self.deaf = False  # about to be cut: what the app sends on it is lost, as in a drop
 
     def send(self, opcode: int, data: bytes) -> None:
         with self.send_lock:
@@ -109,7 +110,7 @@ class _Connection:
                 elif opcode == CLOSE:
                     self.send(CLOSE, data[:2])
                     return
-                elif opcode == TEXT:
+                elif opcode == TEXT and not self.deaf:
                     self.owner._acked(json.loads(data))
         except (OSError, ConnectionError, ValueError):
             return
@@ -243,7 +244,7 @@ class SocketModeStandIn:
 
     def _live(self, after: int = 0) -> _Connection | None:
         """The newest open, greeted connection past the first `after` (lock held)."""
-        live = [c for c in self._connections[after:] if c.open and c.greeted]
+        live = [c for c in self._connections[after:] if c.open and c.greeted and not c.deaf]
         return live[-1] if live else None
 
     def live_count(self) -> int:
@@ -283,18 +284,21 @@ class SocketModeStandIn:
             "retry_attempt": retry_attempt,
             "retry_reason": "timeout" if retry_attempt else "",
         }
-        connection = self._send(envelope)
+        connection = self._send(envelope, deaf=cut_before_ack)
         assert connection is not None, "no Socket Mode connection"
         if cut_before_ack:
             connection.cut()
         return envelope_id
 
-    def _send(self, envelope: dict[str, Any]) -> _Connection | None:
-        """Send an envelope on the newest connection (None if there is none)."""
+    def _send(self, envelope: dict[str, Any], deaf: bool = False) -> _Connection | None:
+        """Send an envelope on the newest connection (None if there is none); `deaf`: that
+        connection is about to be cut, and an ack the app sends before the cut is lost (else
+        a fast app could ack before it, and nothing would be sent again)."""
         with self._lock:
             connection = self._live()
             if connection is None:
                 return None
+            connection.deaf = connection.deaf or deaf
             number = self._connections.index(connection) + 1
             envelope_id = str(envelope["envelope_id"])
             self.sent[envelope_id] = time.time()
